@@ -1,0 +1,171 @@
+"""The in-memory recording: :class:`Signal` and its :class:`Annotations`."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+__all__ = ["Signal", "Annotations"]
+
+
+@dataclass(frozen=True)
+class Annotations:
+    """Events attached to a recording, in seconds from the recording's start.
+
+    Attributes
+    ----------
+    onset_s : np.ndarray [shape=(n_events,), dtype=float64]
+        Event onsets in seconds.
+    duration_s : np.ndarray [shape=(n_events,), dtype=float64]
+        Event durations in seconds (0 for point events such as beats).
+    labels : list of str [length n_events]
+        Event labels: WFDB beat symbols (``"N"``, ``"V"``, ``"+"`` ...), EDF+ texts (``"T0"``),
+        segment names (``"S1"``, ``"systole"`` ...).
+    aux : list of str [length n_events]
+        Extra text per event (WFDB ``aux_note`` such as ``"(AFIB"``), empty strings otherwise.
+    source : str
+        Where the annotations came from, e.g. ``"100.atr"`` or ``"edf+"``.
+    """
+
+    onset_s: np.ndarray
+    duration_s: np.ndarray
+    labels: list[str]
+    aux: list[str] = field(default_factory=list)
+    source: str = ""
+
+    def __post_init__(self):
+        onset = np.asarray(self.onset_s, dtype=np.float64).reshape(-1)
+        duration = np.asarray(self.duration_s, dtype=np.float64).reshape(-1)
+        if duration.size == 1 and onset.size != 1:
+            duration = np.full_like(onset, duration.item())
+        labels = [str(x) for x in self.labels]
+        aux = [str(x) for x in self.aux] if self.aux else [""] * onset.size
+        if not (onset.size == duration.size == len(labels) == len(aux)):
+            raise ValueError(
+                f"Annotations: onset_s ({onset.size}), duration_s ({duration.size}), labels "
+                f"({len(labels)}) and aux ({len(aux)}) must have the same length"
+            )
+        object.__setattr__(self, "onset_s", onset)
+        object.__setattr__(self, "duration_s", duration)
+        object.__setattr__(self, "labels", labels)
+        object.__setattr__(self, "aux", aux)
+
+    def __len__(self) -> int:
+        return self.onset_s.size
+
+    def samples(self, fs: float) -> np.ndarray:
+        """Onsets as sample indices at sampling rate ``fs`` (rounded to the nearest sample)."""
+        return np.round(self.onset_s * fs).astype(np.int64)
+
+    def select(self, mask) -> Annotations:
+        """Return the events where ``mask`` (boolean array or index array) selects them."""
+        idx = np.arange(len(self))[mask]
+        return Annotations(
+            self.onset_s[idx], self.duration_s[idx], [self.labels[i] for i in idx],
+            [self.aux[i] for i in idx], self.source,
+        )
+
+    def crop(self, start_s: float, end_s: float) -> Annotations:
+        """Events whose onset lies in ``[start_s, end_s)``, re-referenced to ``start_s``."""
+        keep = (self.onset_s >= start_s) & (self.onset_s < end_s)
+        sub = self.select(keep)
+        return replace(sub, onset_s=sub.onset_s - start_s)
+
+    @classmethod
+    def empty(cls, source: str = "") -> Annotations:
+        return cls(np.zeros(0), np.zeros(0), [], [], source)
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A multichannel recording held in memory.
+
+    Attributes
+    ----------
+    data : np.ndarray [shape=(channels, samples), dtype=float32]
+        The samples, time on the last axis, in physical units where the format gives them
+        (mV for ECG, uV for EEG, full scale [-1, 1] for audio).
+    fs : float > 0
+        Sampling rate in Hz.
+    channels : list of str [length channels]
+        Channel names.
+    units : list of str [length channels]
+        Physical unit of each channel (``""`` when unknown, ``"FS"`` for audio full scale).
+    start_time : datetime.datetime or None
+        Wall-clock time of the first sample, when the format records it.
+    annotations : Annotations or None
+        Events stored with the recording (WFDB annotation files, EDF+ annotations).
+    path : str or None
+        The file the signal was read from.
+    """
+
+    data: np.ndarray
+    fs: float
+    channels: list[str]
+    units: list[str]
+    start_time: _dt.datetime | None = None
+    annotations: Annotations | None = None
+    path: str | None = None
+
+    def __post_init__(self):
+        data = np.asarray(self.data)
+        if data.ndim == 1:
+            data = data[None, :]
+        if data.ndim != 2:
+            raise ValueError(f"Signal.data must have shape (channels, samples), got {data.shape}")
+        object.__setattr__(self, "data", data)
+        object.__setattr__(self, "fs", float(self.fs))
+        if len(self.channels) != data.shape[0] or len(self.units) != data.shape[0]:
+            raise ValueError(
+                f"Signal: {data.shape[0]} channels in data but {len(self.channels)} names and "
+                f"{len(self.units)} units"
+            )
+
+    @property
+    def n_channels(self) -> int:
+        return self.data.shape[0]
+
+    @property
+    def n_samples(self) -> int:
+        return self.data.shape[1]
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples / self.fs
+
+    def channel(self, name_or_index: str | int) -> np.ndarray:
+        """One channel's samples ``[shape=(samples,)]``, by name or index."""
+        if isinstance(name_or_index, str):
+            if name_or_index not in self.channels:
+                raise KeyError(f"{self.path or 'signal'}: no channel {name_or_index!r}; "
+                               f"channels are {self.channels}")
+            name_or_index = self.channels.index(name_or_index)
+        return self.data[name_or_index]
+
+    def pick(self, channels) -> Signal:
+        """A signal with only the given channels (names or indices), in that order."""
+        idx = [self.channels.index(c) if isinstance(c, str) else int(c) for c in channels]
+        return replace(self, data=self.data[idx], channels=[self.channels[i] for i in idx],
+                       units=[self.units[i] for i in idx])
+
+    def crop(self, start_s: float = 0.0, end_s: float | None = None) -> Signal:
+        """The part of the signal in ``[start_s, end_s)`` seconds; annotations follow."""
+        a = max(0, int(round(start_s * self.fs)))
+        b = self.n_samples if end_s is None else min(self.n_samples, int(round(end_s * self.fs)))
+        ann = None
+        if self.annotations is not None:
+            ann = self.annotations.crop(a / self.fs, b / self.fs)
+        start = None
+        if self.start_time is not None:
+            start = self.start_time + _dt.timedelta(seconds=a / self.fs)
+        return replace(self, data=self.data[:, a:b], start_time=start, annotations=ann)
+
+    def summary(self) -> str:
+        """One line: path, channels, sampling rate, duration, units, annotation count."""
+        units = ",".join(sorted(set(u for u in self.units if u))) or "-"
+        ann = f"{len(self.annotations)} annotations" if self.annotations is not None else "-"
+        chans = ",".join(self.channels[:4]) + (",..." if self.n_channels > 4 else "")
+        return (f"{self.path or '<memory>'}  {self.n_channels} ch [{chans}]  {self.fs:g} Hz  "
+                f"{self.duration_s:.2f} s  {self.n_samples} samples  units {units}  {ann}")
