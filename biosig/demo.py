@@ -82,8 +82,8 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 def _lung_cycles(path: Path):
     txt = path.with_suffix(".txt")
     if txt.exists():
-        from biosig.features import read_cycle_table
-        return read_cycle_table(txt)
+        from biosig.manifests import read_icbhi_cycles
+        return read_icbhi_cycles(txt).intervals()
     return None
 
 
@@ -102,13 +102,14 @@ def run_demo(out_dir="runs/demo", *, data_root=None, max_per_modality: int = 3,
         Ignore real data and use the built-in synthetic signals.
     console : rich.console.Console, optional
     """
+    from rich.console import Console
+    from rich.progress import Progress
+
     import biosig
     from biosig.datasets import data_root as find_root
     from biosig.features import extract_features
     from biosig.plot import plot_signal
     from biosig.synth import synth_signal
-    from rich.console import Console
-    from rich.progress import Progress
 
     console = console or Console(stderr=True)
     out = Path(out_dir)

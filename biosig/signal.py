@@ -59,6 +59,10 @@ class Annotations:
         """Onsets as sample indices at sampling rate ``fs`` (rounded to the nearest sample)."""
         return np.round(self.onset_s * fs).astype(np.int64)
 
+    def intervals(self) -> np.ndarray:
+        """Events as ``[start_s, end_s]`` rows ``[shape=(n_events, 2)]``."""
+        return np.stack([self.onset_s, self.onset_s + self.duration_s], axis=1)
+
     def select(self, mask) -> Annotations:
         """Return the events where ``mask`` (boolean array or index array) selects them."""
         idx = np.arange(len(self))[mask]

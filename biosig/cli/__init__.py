@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     from biosig.errors import BiosigError
     _register()
     try:
-        app(args=argv, standalone_mode=False)
+        # with standalone_mode=False click returns a typer.Exit's code instead of exiting
+        rv = app(args=argv, standalone_mode=False)
     except BiosigError as exc:
         print(f"biosig: error: {exc}", file=sys.stderr)
         return 2
@@ -52,4 +53,4 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()
             return exc.exit_code
         raise
-    return 0
+    return rv if isinstance(rv, int) else 0

@@ -1,0 +1,93 @@
+"""Private helpers: numpy/torch in, the same kind out; argument checks."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+__all__ = ["as_tensor", "restore", "check_fs", "check_positive_int", "make_window"]
+
+
+def as_tensor(signal, *, device=None, name: str = "signal") -> tuple[torch.Tensor, bool]:
+    """Return ``signal`` as a floating tensor on ``device`` and whether it came in as numpy.
+
+    float64 stays float64 (for tight comparisons with references); any other real dtype becomes
+    float32.
+    """
+    if isinstance(signal, torch.Tensor):
+        x = signal
+        if x.is_complex():
+            raise TypeError(f"{name}: complex input is not supported, got dtype {x.dtype}")
+        if not x.is_floating_point():
+            x = x.to(torch.float32)
+        elif x.dtype not in (torch.float32, torch.float64):
+            x = x.to(torch.float32)
+        was_numpy = False
+    else:
+        arr = np.asarray(signal)
+        if arr.dtype.kind not in "fiub":
+            raise TypeError(f"{name}: expected a real numeric array, got dtype {arr.dtype}")
+        arr = arr.astype(np.float64 if arr.dtype == np.float64 else np.float32, copy=False)
+        x = torch.from_numpy(np.ascontiguousarray(arr))
+        was_numpy = True
+    if x.ndim == 0:
+        raise ValueError(f"{name}: expected an array of shape (..., n_samples), got a scalar")
+    if x.shape[-1] == 0:
+        raise ValueError(f"{name}: has 0 samples on its last (time) axis, shape {tuple(x.shape)}")
+    if device is not None:
+        x = x.to(device)
+    return x, was_numpy
+
+
+def restore(x: torch.Tensor, was_numpy: bool):
+    """Give back numpy when the caller passed numpy, else the tensor."""
+    if was_numpy:
+        return x.detach().cpu().numpy()
+    return x
+
+
+def check_fs(fs, *, name: str = "fs") -> float:
+    try:
+        value = float(fs)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} is {fs!r}, expected a positive number of Hz") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} is {value:g}, expected a positive finite number of Hz")
+    return value
+
+
+def check_positive_int(value, *, name: str) -> int:
+    if isinstance(value, bool) or int(value) != value or int(value) <= 0:
+        raise ValueError(f"{name} is {value!r}, expected a positive integer")
+    return int(value)
+
+
+_WINDOWS = {
+    "hann": torch.hann_window,
+    "hamming": torch.hamming_window,
+    "blackman": torch.blackman_window,
+    "boxcar": lambda n, **kw: torch.ones(n, **kw),
+}
+
+
+def make_window(window, win_length: int, *, dtype=torch.float32, device=None) -> torch.Tensor:
+    """A periodic window of ``win_length`` samples (``scipy.signal.get_window``, fftbins=True).
+
+    ``window`` is a name (``"hann"``, ``"hamming"``, ``"blackman"``, ``"boxcar"``) or an array of
+    ``win_length`` values.
+    """
+    if isinstance(window, str):
+        try:
+            make = _WINDOWS[window]
+        except KeyError:
+            raise ValueError(f"window is {window!r}, expected one of {sorted(_WINDOWS)} or an "
+                             f"array of win_length={win_length} values") from None
+        if window == "boxcar":
+            return make(win_length, dtype=dtype, device=device)
+        return make(win_length, periodic=True, dtype=dtype, device=device)
+    w = torch.as_tensor(np.asarray(window) if not isinstance(window, torch.Tensor) else window)
+    if w.ndim != 1 or w.shape[0] != win_length:
+        raise ValueError(f"window has shape {tuple(w.shape)}, expected ({win_length},)")
+    return w.to(dtype=dtype, device=device)

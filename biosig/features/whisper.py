@@ -1,0 +1,114 @@
+"""The Whisper log-mel front-end (OpenAI Whisper, Hugging Face ``WhisperFeatureExtractor``).
+
+:func:`whisper_log_mel` is the one function the Whisper fine-tuning recipe, the dictation module
+and the ``speech`` feature preset share.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+
+from biosig.features._tensor import as_tensor, restore
+from biosig.features.spectral import _stft, mel_filterbank
+
+__all__ = ["whisper_log_mel", "whisper_mel_filters", "pad_or_trim", "WHISPER_FS", "WHISPER_N_FFT",
+           "WHISPER_HOP_LENGTH", "WHISPER_CHUNK_S", "WHISPER_N_SAMPLES", "WHISPER_N_FRAMES"]
+
+WHISPER_FS = 16000
+WHISPER_N_FFT = 400
+WHISPER_HOP_LENGTH = 160
+WHISPER_CHUNK_S = 30
+WHISPER_N_SAMPLES = WHISPER_CHUNK_S * WHISPER_FS           # 480000
+WHISPER_N_FRAMES = WHISPER_N_SAMPLES // WHISPER_HOP_LENGTH  # 3000
+
+
+def whisper_mel_filters(n_mels: int = 80) -> np.ndarray:
+    """Whisper's mel filters ``[shape=(n_mels, 201), dtype=float32]``.
+
+    The same as Whisper's ``mel_filters.npz``: ``librosa.filters.mel(sr=16000, n_fft=400,
+    n_mels=n_mels)`` (Slaney scale and normalisation).
+    """
+    return _whisper_filters(n_mels).copy()
+
+
+@functools.lru_cache(maxsize=2)
+def _whisper_filters(n_mels: int) -> np.ndarray:
+    if n_mels not in (80, 128):
+        raise ValueError(f"n_mels is {n_mels!r}, expected 80 (Whisper tiny..large-v2) or 128 "
+                         f"(large-v3)")
+    return mel_filterbank(fs=WHISPER_FS, n_fft=WHISPER_N_FFT, n_mels=n_mels)
+
+
+def pad_or_trim(signal, n_samples: int = WHISPER_N_SAMPLES):
+    """Zero-pad or cut the last axis to ``n_samples`` (numpy or tensor, same kind back)."""
+    x, was_numpy = as_tensor(signal)
+    n = x.shape[-1]
+    if n > n_samples:
+        x = x[..., :n_samples]
+    elif n < n_samples:
+        x = torch.nn.functional.pad(x, (0, n_samples - n))
+    return restore(x, was_numpy)
+
+
+def _whisper_log_mel(x: torch.Tensor, window: torch.Tensor, mel_basis: torch.Tensor,
+                     pad_to_30s: bool) -> torch.Tensor:
+    if pad_to_30s:
+        n = x.shape[-1]
+        if n > WHISPER_N_SAMPLES:
+            x = x[..., :WHISPER_N_SAMPLES]
+        elif n < WHISPER_N_SAMPLES:
+            x = torch.nn.functional.pad(x, (0, WHISPER_N_SAMPLES - n))
+    spec = _stft(x, window, WHISPER_N_FFT, WHISPER_HOP_LENGTH, True, "reflect")
+    power = spec[..., :-1].abs().square()                       # drop the last frame
+    log_spec = torch.clamp(torch.matmul(mel_basis, power), min=1e-10).log10()
+    peak = torch.amax(log_spec, dim=(-2, -1), keepdim=True)
+    log_spec = torch.maximum(log_spec, peak - 8.0)
+    return (log_spec + 4.0) / 4.0
+
+
+def whisper_log_mel(signal, *, fs: float, n_mels: int = 80, pad_to_30s: bool = True,
+                    device=None):
+    """Whisper's log-mel spectrogram of 16 kHz audio.
+
+    ``n_fft=400`` (25 ms periodic Hann), ``hop_length=160`` (10 ms), centred frames with reflect
+    padding, power spectrum without the last frame, Slaney mel filters, ``log10(max(mel,
+    1e-10))``, floored at 8 below each item's maximum, then ``(x + 4) / 4``.
+
+    Parameters
+    ----------
+    signal : array [shape=(..., n_samples)]
+        Audio at 16 kHz in full scale [-1, 1], time last; any leading batch axes.
+    fs : float
+        Sampling rate in Hz; must be 16000 (resample first, e.g. ``biosig.load(path,
+        target_fs=16000)``).
+    n_mels : {80, 128}
+        80 for Whisper tiny to large-v2, 128 for large-v3.
+    pad_to_30s : bool
+        Zero-pad or cut the audio to 30 s first (480000 samples) so the result has exactly
+        3000 frames, as ``WhisperFeatureExtractor`` does by default; otherwise
+        ``n_samples // 160`` frames.
+    device : str or torch.device, optional
+        Where to compute.
+
+    Returns
+    -------
+    array [shape=(..., n_mels, n_frames), dtype=float32 (float64 for float64 input)]
+
+    References
+    ----------
+    Radford, A. et al. Robust speech recognition via large-scale weak supervision. ICML 2023
+    (``whisper/audio.py: log_mel_spectrogram``).
+    """
+    if float(fs) != WHISPER_FS:
+        raise ValueError(f"fs is {float(fs):g} Hz, expected {WHISPER_FS} Hz for Whisper; resample "
+                         f"first (biosig.load(path, target_fs=16000) or biosig.dsp.resample)")
+    x, was_numpy = as_tensor(signal, device=device)
+    if not pad_to_30s and x.shape[-1] <= WHISPER_N_FFT // 2:
+        raise ValueError(f"signal has {x.shape[-1]} samples, expected more than "
+                         f"{WHISPER_N_FFT // 2} (or pass pad_to_30s=True)")
+    window = torch.hann_window(WHISPER_N_FFT, periodic=True, dtype=x.dtype, device=x.device)
+    fb = torch.tensor(_whisper_filters(n_mels), dtype=x.dtype, device=x.device)
+    return restore(_whisper_log_mel(x, window, fb, bool(pad_to_30s)), was_numpy)

@@ -1,0 +1,79 @@
+"""Helpers shared by the corpus builders: header metadata, relative paths, the root hint."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from biosig.errors import InputError, ManifestError
+from biosig.manifests.schema import Record
+
+log = logging.getLogger("biosig.manifests")
+
+__all__ = ["corpus_root", "root_hint", "relpath", "make_record", "read_info", "warn_missing",
+           "log"]
+
+
+def corpus_root(root, corpus: str) -> Path:
+    """``root`` as a Path, checked to be a folder (ManifestError naming it otherwise)."""
+    p = Path(os.fspath(root)).expanduser()
+    if not p.is_dir():
+        raise ManifestError(f"{p}: {corpus} corpus root is not a folder")
+    return p
+
+
+def root_hint(root: Path) -> str | None:
+    """``root`` relative to the biosig data root, POSIX-style, or None if it lies outside."""
+    from biosig.datasets import data_root
+    dr = data_root()
+    if dr is None:
+        return None
+    try:
+        rel = root.resolve().relative_to(dr.resolve())
+    except ValueError:
+        return None
+    return rel.as_posix() or "."
+
+
+def relpath(path: Path, root: Path) -> str:
+    """``path`` relative to ``root``, POSIX-style (both as given, not resolved)."""
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+def make_record(file: Path, root: Path, *, id: str, corpus: str, modality: str,
+                subject: str | None, labels: dict, hint: str | None,
+                source_fs: float | None = None, start_s: float | None = None,
+                end_s: float | None = None, rec_info=None, **extra) -> Record:
+    """A Record for ``file`` with fs/num_samples/channels from :func:`biosig.info` (header only).
+
+    ``duration_s`` is the segment's when ``start_s``/``end_s`` are given, else the file's.
+    ``rec_info`` reuses a header already read (several segments of one file).
+    """
+    if rec_info is None:
+        rec_info = read_info(file, corpus=corpus, source_fs=source_fs)
+    if start_s is not None:
+        duration_s = round(end_s - start_s, 6)
+    else:
+        duration_s = round(rec_info.n_samples / rec_info.fs, 6)
+    return Record(id=id, path=relpath(file, root), modality=modality, fs=rec_info.fs,
+                  num_samples=rec_info.n_samples, duration_s=duration_s,
+                  channels=list(rec_info.channels), subject=subject, labels=labels,
+                  start_s=start_s, end_s=end_s, corpus=corpus, root=hint,
+                  source_fs=source_fs, **extra)
+
+
+def read_info(file: Path, *, corpus: str, source_fs: float | None = None):
+    """:func:`biosig.info` with errors re-raised as ManifestError naming the corpus and file."""
+    from biosig.io import info
+    try:
+        return info(file, source_fs=source_fs)
+    except InputError as exc:
+        raise ManifestError(f"{corpus}: {exc}") from exc
+
+
+def warn_missing(corpus: str, missing: list[str], what: str) -> None:
+    """Log one warning for listed recordings whose files are absent (e.g. a partial copy)."""
+    if missing:
+        log.warning("%s: %d %s not found, skipped (first: %s)", corpus, len(missing), what,
+                    missing[0])

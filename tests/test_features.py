@@ -1,0 +1,336 @@
+"""biosig.features spectral functions: librosa, Whisper and Kaldi compatibility, batch
+consistency, known answers, modules, devices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import biosig.features as bf
+from biosig.features import transforms
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+SPEECH = "speech/librispeech_test_clean_mini/test-clean/1089/134686/1089-134686-0000.flac"
+
+
+@pytest.fixture(scope="module")
+def speech(data_root):
+    import soundfile as sf
+    y, fs = sf.read(data_root / SPEECH, dtype="float32")
+    assert fs == 16000
+    return y[: 4 * fs]          # 4 s keeps the module fast
+
+
+@pytest.fixture(scope="module")
+def librosa():
+    return pytest.importorskip("librosa")
+
+
+def _noise(shape, seed=0, dtype=np.float32):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+# ------------------------------------------------------------------------------------------
+# librosa compatibility (float64 in: tight; float32 in: float32 rounding)
+
+@pytest.mark.parametrize("n_fft,hop,win,pad_mode", [
+    (512, 128, None, "constant"), (512, 128, None, "reflect"), (400, 160, 256, "reflect"),
+    (255, 64, None, "constant"),
+])
+def test_stft_matches_librosa(librosa, speech, n_fft, hop, win, pad_mode):
+    y = speech.astype(np.float64)
+    ref = librosa.stft(y, n_fft=n_fft, hop_length=hop, win_length=win, pad_mode=pad_mode)
+    ours = bf.stft(y, n_fft=n_fft, hop_length=hop, win_length=win, pad_mode=pad_mode)
+    assert ours.shape == ref.shape
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-9 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("window", ["hamming", "blackman"])
+def test_stft_windows_match_librosa(librosa, speech, window):
+    y = speech[:8000].astype(np.float64)
+    ref = librosa.stft(y, n_fft=256, hop_length=64, window=window)
+    np.testing.assert_allclose(bf.stft(y, n_fft=256, hop_length=64, window=window), ref,
+                               atol=1e-9 * np.abs(ref).max())
+
+
+def test_center_false_matches_librosa(librosa, speech):
+    y = speech[:8000].astype(np.float64)
+    ref = np.abs(librosa.stft(y, n_fft=256, hop_length=100, center=False)) ** 2
+    ours = bf.spectrogram(y, n_fft=256, hop_length=100, center=False)
+    np.testing.assert_allclose(ours, ref, atol=1e-9 * ref.max())
+
+
+@pytest.mark.parametrize("fs,n_fft,n_mels,fmin,fmax,htk", [
+    (16000, 400, 80, 0.0, None, False), (16000, 400, 128, 0.0, None, False),
+    (4000, 256, 64, 25.0, 1000.0, False), (8000, 512, 40, 20.0, 3800.0, True),
+    (173.61, 256, 20, 0.5, 45.0, False),
+])
+def test_mel_filterbank_matches_librosa(librosa, fs, n_fft, n_mels, fmin, fmax, htk):
+    ref = librosa.filters.mel(sr=fs, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax,
+                              htk=htk, dtype=np.float64)
+    ours = bf.mel_filterbank(fs=fs, n_fft=n_fft, n_mels=n_mels, fmin_hz=fmin, fmax_hz=fmax,
+                             htk=htk)
+    np.testing.assert_allclose(ours, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_mel_filterbank_matches_torchaudio():
+    import torchaudio.functional as AF
+    ref = AF.melscale_fbanks(257, 0.0, 8000.0, 64, 16000, norm="slaney", mel_scale="slaney")
+    ours = bf.mel_filterbank(fs=16000, n_fft=512, n_mels=64)
+    np.testing.assert_allclose(ours.T, ref.numpy(), atol=1e-6)
+
+
+def test_mel_and_log_mel_match_librosa(librosa, speech):
+    y = speech.astype(np.float64)
+    kw = dict(n_fft=512, hop_length=128, n_mels=64)
+    ref = librosa.feature.melspectrogram(y=y, sr=16000, fmin=20.0, fmax=7600.0, **kw)
+    ours = bf.mel_spectrogram(y, fs=16000, fmin_hz=20.0, fmax_hz=7600.0, **kw)
+    np.testing.assert_allclose(ours, ref, rtol=1e-7, atol=1e-10 * ref.max())
+    ref_db = librosa.power_to_db(ref, ref=1.0, amin=1e-10, top_db=80.0)
+    ours_db = bf.log_mel_spectrogram(y, fs=16000, fmin_hz=20.0, fmax_hz=7600.0, **kw)
+    np.testing.assert_allclose(ours_db, ref_db, atol=1e-6)
+    # float32 in, float32 out: the same within float32 rounding of the dB values
+    ours32 = bf.log_mel_spectrogram(speech, fs=16000, fmin_hz=20.0, fmax_hz=7600.0, **kw)
+    assert ours32.dtype == np.float32
+    assert np.abs(ours32 - ref_db).max() < 2e-3
+
+
+def test_power_to_db_ref_max_matches_librosa(librosa):
+    s = np.abs(_noise((40, 30), dtype=np.float64)) ** 2
+    np.testing.assert_allclose(bf.power_to_db(s, ref="max", top_db=60.0),
+                               librosa.power_to_db(s, ref=np.max, top_db=60.0), atol=1e-10)
+    np.testing.assert_allclose(bf.power_to_db(s, ref=0.5, top_db=None),
+                               librosa.power_to_db(s, ref=0.5, top_db=None), atol=1e-10)
+
+
+@pytest.mark.parametrize("lifter", [0.0, 22.0])
+def test_mfcc_matches_librosa(librosa, speech, lifter):
+    y = speech.astype(np.float64)
+    kw = dict(n_fft=512, hop_length=160, n_mels=40)
+    ref = librosa.feature.mfcc(y=y, sr=16000, n_mfcc=13, lifter=lifter, **kw)
+    ours = bf.mfcc(y, fs=16000, n_mfcc=13, lifter=lifter, **kw)
+    assert ours.shape == ref.shape
+    np.testing.assert_allclose(ours, ref, atol=1e-6 * np.abs(ref).max())
+
+
+def test_deltas_match_librosa_inside(librosa, speech):
+    c = bf.mfcc(speech.astype(np.float64), fs=16000, n_mfcc=13, n_fft=512, hop_length=160)
+    ref = librosa.feature.delta(c, width=9, order=1)
+    ours = bf.deltas(c, width=9)
+    np.testing.assert_allclose(ours[:, 4:-4], ref[:, 4:-4], atol=1e-9)   # edges differ
+    # order 2 is the regression applied twice (HTK / Kaldi)
+    np.testing.assert_allclose(bf.deltas(c, width=9, order=2), bf.deltas(ours, width=9),
+                               atol=1e-12)
+
+
+def test_welch_matches_scipy():
+    import scipy.signal
+    x = _noise((3, 5000), dtype=np.float64)
+    for nper, nover in [(256, None), (500, 100), (257, None)]:
+        f_ref, p_ref = scipy.signal.welch(x, fs=250.0, nperseg=nper, noverlap=nover)
+        spec = bf.welch(x, fs=250.0, segment_length=nper, overlap=nover)
+        np.testing.assert_allclose(spec.freqs_hz, f_ref)
+        np.testing.assert_allclose(spec.psd, p_ref, rtol=1e-10, atol=1e-14)
+
+
+# ------------------------------------------------------------------------------------------
+# Whisper and Kaldi front-ends
+
+@pytest.fixture(scope="module")
+def whisper_extractors():
+    tf = pytest.importorskip("transformers")
+    return {n: tf.WhisperFeatureExtractor(feature_size=n) for n in (80, 128)}
+
+
+@pytest.mark.parametrize("n_mels", [80, 128])
+def test_whisper_log_mel_matches_hf_numpy(whisper_extractors, speech, n_mels):
+    fe = whisper_extractors[n_mels]
+    # transformers' numpy path (float64 inside), unpadded and padded to 30 s
+    ref = fe._np_extract_fbank_features(speech[None].astype(np.float32), "cpu")[0]
+    ours = bf.whisper_log_mel(speech, fs=16000, n_mels=n_mels, pad_to_30s=False)
+    assert ours.shape == ref.shape == (n_mels, speech.size // 160)
+    assert np.abs(ours - ref).max() < 5e-5
+    ours64 = bf.whisper_log_mel(speech.astype(np.float64), fs=16000, n_mels=n_mels,
+                                pad_to_30s=False)
+    assert np.abs(ours64 - ref).max() < 1e-6        # ref is rounded to float32 at the end
+    ours30 = bf.whisper_log_mel(speech, fs=16000, n_mels=n_mels)
+    assert ours30.shape == (n_mels, 3000)
+    if n_mels == 80:     # the numpy path loops over frames in Python: once is enough
+        ref30 = fe._np_extract_fbank_features(bf.pad_or_trim(speech)[None], "cpu")[0]
+        assert np.abs(ours30 - ref30).max() < 5e-5
+    # and the extractor's default call (torch path when torch is installed)
+    call = fe(speech, sampling_rate=16000, return_tensors="np").input_features[0]
+    assert np.abs(ours30 - call).max() < 5e-5
+
+
+def test_whisper_filters_equal_hf(whisper_extractors):
+    for n, fe in whisper_extractors.items():
+        np.testing.assert_allclose(bf.whisper_mel_filters(n), fe.mel_filters.T, atol=1e-12)
+
+
+def test_whisper_rejects_wrong_rate_and_mels(speech):
+    with pytest.raises(ValueError, match="fs is 8000 Hz, expected 16000 Hz"):
+        bf.whisper_log_mel(speech, fs=8000)
+    with pytest.raises(ValueError, match="n_mels is 64"):
+        bf.whisper_log_mel(speech, fs=16000, n_mels=64)
+
+
+def test_whisper_trims_long_audio():
+    x = _noise(16000 * 31)
+    out = bf.whisper_log_mel(x, fs=16000)
+    assert out.shape == (80, 3000)
+    np.testing.assert_allclose(out, bf.whisper_log_mel(x[: 16000 * 30], fs=16000), atol=1e-6)
+
+
+def test_kaldi_fbank_equals_torchaudio_per_channel(speech):
+    import torchaudio.compliance.kaldi as kaldi
+    x = np.stack([speech[:16000], speech[16000:32000] * 0.5, speech[32000:48000]]) * 32768
+    batch = np.stack([x, x[::-1]])                                   # (2, 3, n)
+    ours = bf.kaldi_fbank(batch, fs=16000, num_mel_bins=40)
+    assert ours.shape == (2, 3, 40, 98)
+    for b in range(2):
+        for c in range(3):
+            ref = kaldi.fbank(torch.from_numpy(batch[b, c][None].copy()),
+                              sample_frequency=16000, num_mel_bins=40, dither=0.0)
+            np.testing.assert_array_equal(ours[b, c], ref.numpy().T)
+
+
+# ------------------------------------------------------------------------------------------
+# Batch consistency, modules, devices
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_batch_equals_one_by_one(device):
+    x = torch.from_numpy(_noise((2, 3, 6000))).to(device)
+    fns = {
+        "stft": lambda s: bf.stft(s, n_fft=256, hop_length=64),
+        "log_mel": lambda s: bf.log_mel_spectrogram(s, fs=8000, n_fft=256, hop_length=64,
+                                                    n_mels=40),
+        "mfcc": lambda s: bf.mfcc(s, fs=8000, n_fft=256, hop_length=64, n_mels=40),
+        "whisper": lambda s: bf.whisper_log_mel(s, fs=16000, pad_to_30s=False),
+        "band_powers": lambda s: bf.band_powers(s, fs=200.0).relative,
+    }
+    for name, fn in fns.items():
+        batched = fn(x)
+        assert batched.device.type == device, name
+        for i in range(2):
+            for j in range(3):
+                torch.testing.assert_close(batched[i, j], fn(x[i, j]), rtol=1e-5, atol=1e-4,
+                                           msg=name)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_modules_equal_functions(device):
+    x = torch.from_numpy(_noise((2, 4000))).to(device)
+    kw = dict(n_fft=256, hop_length=100, n_mels=32, fmin_hz=20.0)
+    pairs = [
+        (transforms.Spectrogram(n_fft=256, hop_length=100),
+         bf.spectrogram(x, n_fft=256, hop_length=100)),
+        (transforms.MelSpectrogram(fs=8000, **kw), bf.mel_spectrogram(x, fs=8000, **kw)),
+        (transforms.LogMelSpectrogram(fs=8000, **kw), bf.log_mel_spectrogram(x, fs=8000, **kw)),
+        (transforms.MFCC(fs=8000, n_mfcc=13, **kw), bf.mfcc(x, fs=8000, n_mfcc=13, **kw)),
+        (transforms.WhisperLogMel(pad_to_30s=False),
+         bf.whisper_log_mel(x, fs=16000, pad_to_30s=False)),
+    ]
+    for module, expected in pairs:
+        module = module.to(device)
+        assert all(b.device.type == device for b in module.buffers())
+        torch.testing.assert_close(module(x), expected, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_equals_cpu():
+    x = _noise((2, 16000))
+    cpu = bf.log_mel_spectrogram(x, fs=16000, n_fft=512, hop_length=160, n_mels=64)
+    gpu = bf.log_mel_spectrogram(x, fs=16000, n_fft=512, hop_length=160, n_mels=64,
+                                 device="cuda")
+    assert isinstance(gpu, np.ndarray)
+    np.testing.assert_allclose(gpu, cpu, atol=1e-3)
+    np.testing.assert_allclose(bf.whisper_log_mel(x, fs=16000, device="cuda"),
+                               bf.whisper_log_mel(x, fs=16000), atol=1e-4)
+
+
+def test_numpy_in_numpy_out_tensor_in_tensor_out():
+    x = _noise(4000)
+    assert isinstance(bf.mfcc(x, fs=8000, n_fft=256), np.ndarray)
+    out = bf.mfcc(torch.from_numpy(x), fs=8000, n_fft=256)
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float32
+    assert bf.mfcc(x.astype(np.float64), fs=8000, n_fft=256).dtype == np.float64
+    assert bf.spectrogram(np.arange(3000), n_fft=64).dtype == np.float32   # ints -> float32
+
+
+# ------------------------------------------------------------------------------------------
+# Known answers
+
+@pytest.mark.parametrize("fs,n_fft,f_hz", [(8000, 512, 1000.0), (360, 256, 12.0),
+                                          (173.61, 256, 10.0)])
+def test_sine_peaks_in_its_bin(fs, n_fft, f_hz):
+    t = np.arange(int(10 * fs)) / fs
+    spec = bf.spectrogram(np.sin(2 * np.pi * f_hz * t), n_fft=n_fft, hop_length=n_fft // 4)
+    freqs = bf.fft_frequencies(fs=fs, n_fft=n_fft)
+    peak = freqs[np.argmax(spec[:, spec.shape[1] // 2])]
+    assert abs(peak - f_hz) <= fs / n_fft / 2
+
+
+def test_sine_energy_in_mel_band_containing_it():
+    fs, f_hz = 16000, 1500.0
+    t = np.arange(fs) / fs
+    mel = bf.mel_spectrogram(np.sin(2 * np.pi * f_hz * t), fs=fs, n_fft=1024, hop_length=256,
+                             n_mels=40)
+    centres = bf.mel_frequencies(42, fmin_hz=0.0, fmax_hz=fs / 2)[1:-1]
+    best = np.argmax(mel[:, mel.shape[1] // 2])
+    assert abs(centres[best] - f_hz) < np.diff(centres)[best]
+
+
+def test_welch_sine_power():
+    fs = 200.0
+    t = np.arange(int(60 * fs)) / fs
+    amp = 3.0
+    spec = bf.welch(amp * np.sin(2 * np.pi * 10.0 * t), fs=fs, segment_length=400)
+    df = spec.freqs_hz[1]
+    assert spec.freqs_hz[np.argmax(spec.psd)] == pytest.approx(10.0)
+    assert spec.psd.sum() * df == pytest.approx(amp ** 2 / 2, rel=1e-3)   # Parseval
+
+
+def test_band_powers_alpha_sine():
+    fs = 173.61
+    t = np.arange(4097) / fs
+    x = np.sin(2 * np.pi * 10.0 * t) + 0.05 * _noise(t.size, dtype=np.float64)
+    bp = bf.band_powers(x, fs=fs)
+    assert bp.names == ["delta", "theta", "alpha", "beta", "gamma"]
+    assert bp.relative[2] > 0.95
+    assert bp.relative.sum() == pytest.approx(1.0)
+    assert bp.absolute[2] == pytest.approx(0.5, rel=0.05)
+
+
+def test_band_powers_caps_at_nyquist_and_rejects_bands_above():
+    x = _noise(2000, dtype=np.float64)
+    bp = bf.band_powers(x, fs=80.0)
+    assert bp.bands_hz["gamma"][1] == pytest.approx(40.0)
+    with pytest.raises(ValueError, match="band 'hi' starts at 50 Hz"):
+        bf.band_powers(x, fs=80.0, bands_hz={"hi": (50.0, 60.0)})
+
+
+# ------------------------------------------------------------------------------------------
+# Errors
+
+def test_argument_errors_name_the_argument():
+    x = _noise(1000)
+    with pytest.raises(ValueError, match="n_fft is 0, expected a positive integer"):
+        bf.stft(x, n_fft=0)
+    with pytest.raises(ValueError, match="win_length is 512, expected at most n_fft=256"):
+        bf.stft(x, n_fft=256, win_length=512)
+    with pytest.raises(ValueError, match="fs is -1"):
+        bf.mel_spectrogram(x, fs=-1)
+    with pytest.raises(ValueError, match="window is 'kaiser'"):
+        bf.stft(x, n_fft=256, window="kaiser")
+    with pytest.raises(ValueError, match="too short for pad_mode='reflect'"):
+        bf.stft(x[:100], n_fft=256, pad_mode="reflect")
+    with pytest.raises(ValueError, match="has 0 samples"):
+        bf.spectrogram(np.zeros((2, 0)), n_fft=16)
+    with pytest.raises(ValueError, match="n_mfcc is 50, expected at most n_mels=40"):
+        bf.mfcc(x, fs=8000, n_fft=256, n_mels=40, n_mfcc=50)
+    with pytest.raises(ValueError, match="width is 4"):
+        bf.deltas(np.zeros((3, 10)), width=4)
+    with pytest.raises(TypeError, match="expected a real numeric array"):
+        bf.stft(np.array(["a", "b"]), n_fft=4)
