@@ -7,8 +7,10 @@ Outputs under ``out_dir`` (default ``runs/demo``):
 - ``features_<modality>.csv`` -- one row per recording, the preset's summary features;
 - ``recordings.csv`` -- what was loaded (or why not), one row per recording.
 
-Further stages (ECG batch scoring, dictation) are added by :func:`run_demo` when their modules
-are installed.
+- ``qrs/`` -- the ECG stage: every WFDB record of MIT-BIH under the data root (or three
+  simulated records with known beats) batch-scored with :func:`biosig.ecg.score_qrs`
+  (``<record>.qrs`` annotations, ``scores.csv``, ``errors.csv``) and evaluated beat by beat
+  against the reference ``.atr`` (:func:`biosig.ecg.evaluate_qrs`: ``qrs_evaluation.json/.csv``).
 """
 
 from __future__ import annotations
@@ -165,4 +167,32 @@ def run_demo(out_dir="runs/demo", *, data_root=None, max_per_modality: int = 3,
     console.print(table)
     console.print(f"features: {', '.join(str(p) for p in result.tables)}")
     console.print(f"plots: {out / 'plots'} ({len(result.plots)} PNG)")
+    result.extra["qrs"] = run_qrs_stage(out / "qrs", root, console=console)
     return result
+
+
+def run_qrs_stage(out_dir: Path, root: Path | None, *, console, jobs: int | None = None):
+    """Batch-score the MIT-BIH records under ``root`` (or simulated ones) and print the EC57
+    evaluation table; returns the :class:`~biosig.ecg.QrsEvaluation`."""
+    from biosig.ecg import ecg_simulate, evaluate_qrs, score_qrs, write_wfdb_record
+    mitdb = root / "ecg" / "mitdb" if root is not None else None
+    if mitdb is not None and any(mitdb.glob("*.hea")):
+        records = mitdb
+        what = f"MIT-BIH records in {mitdb}"
+    else:
+        records = out_dir / "simulated"
+        records.mkdir(parents=True, exist_ok=True)
+        for i, (hr, pvc) in enumerate(((62.0, 0.0), (80.0, 0.1), (105.0, 0.05))):
+            sim = ecg_simulate(duration_s=120.0, fs=360.0, heart_rate_bpm=hr, pvc_fraction=pvc,
+                               seed=i)
+            write_wfdb_record(records, f"sim{i}", sim.signal, fs=360.0, beats=sim.r_peaks,
+                              labels=sim.labels)
+        what = "3 simulated records (no MIT-BIH data found)"
+    detections = out_dir / "detections"
+    jobs = jobs or min(2, os.cpu_count() or 1)
+    console.print(f"[bold]ECG[/]: batch QRS detection over {what} -> {detections}")
+    summary = score_qrs(records, detections, jobs=jobs, progress=True)
+    console.print(str(summary))
+    evaluation = evaluate_qrs(records, detections, out_dir=out_dir)
+    console.print(evaluation.format_table())
+    return evaluation

@@ -22,29 +22,13 @@ def _gauss(t, centre, width):
 
 
 def synth_ecg(duration_s: float = 30.0, *, fs: float = 360.0, hr_bpm: float = 72.0,
-              noise: float = 0.02, seed: int = 0) -> Signal:
-    """ECG-like lead with P, QRS and T waves at a jittered heart rate; R peaks are annotated
-    as ``"N"`` beats (times in seconds)."""
-    rng = np.random.default_rng(seed)
-    n = int(round(duration_s * fs))
-    t = np.arange(n) / fs
-    rr = 60.0 / hr_bpm
-    beats = []
-    r = 0.4
-    while r < duration_s - 0.4:
-        beats.append(r)
-        r += rr * (1 + 0.03 * rng.standard_normal())
-    x = np.zeros(n)
-    for b in beats:
-        x += 0.15 * _gauss(t, b - 0.18, 0.025)      # P
-        x -= 0.12 * _gauss(t, b - 0.03, 0.008)      # Q
-        x += 1.20 * _gauss(t, b, 0.010)             # R
-        x -= 0.25 * _gauss(t, b + 0.03, 0.010)      # S
-        x += 0.30 * _gauss(t, b + 0.25, 0.045)      # T
-    x += 0.1 * np.sin(2 * np.pi * 0.25 * t) + noise * rng.standard_normal(n)
-    beats = np.asarray(beats)
-    ann = Annotations(beats, np.zeros_like(beats), ["N"] * beats.size, [], "synthetic")
-    return Signal(x[None].astype(np.float32), fs, ["ECG"], ["mV"], None, ann, None)
+              seed: int = 0) -> Signal:
+    """:func:`biosig.ecg.ecg_simulate` as a :class:`Signal` whose annotations are the beats."""
+    from biosig.ecg.simulate import ecg_simulate
+    sim = ecg_simulate(duration_s=duration_s, fs=fs, heart_rate_bpm=hr_bpm, seed=seed)
+    onset = sim.r_peaks / fs
+    ann = Annotations(onset, np.zeros_like(onset), list(sim.labels), [], "synthetic")
+    return Signal(sim.signal[None], fs, ["ECG"], ["mV"], None, ann, None)
 
 
 def synth_pcg(duration_s: float = 10.0, *, fs: float = 4000.0, hr_bpm: float = 75.0,
@@ -152,7 +136,8 @@ def synth_signal(modality: str, *, seed: int = 0) -> Signal:
         t = np.arange(int(3 * fs)) / fs
         f0 = 120 + 30 * np.sin(2 * np.pi * 0.5 * t)
         phase = 2 * np.pi * np.cumsum(f0) / fs
-        x = sum(np.sin(k * phase) / k for k in range(1, 20)) * (0.5 + 0.5 * np.sin(2 * np.pi * 2 * t))
+        harmonics = sum(np.sin(k * phase) / k for k in range(1, 20))
+        x = harmonics * (0.5 + 0.5 * np.sin(2 * np.pi * 2 * t))
         return Signal((0.3 * x / np.abs(x).max())[None].astype(np.float32), fs, ["audio"],
                       ["FS"], None, None, None)
     raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")

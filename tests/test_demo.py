@@ -38,6 +38,11 @@ def test_demo_synthetic_writes_plots_and_tables(tmp_path):
     assert alpha and sum(alpha) > sum(beta)  # the synthetic EEG carries a 10 Hz rhythm
     with open(out / "recordings.csv") as f:
         assert all(r["status"] == "ok" for r in csv.DictReader(f))
+    # ECG stage on simulated records with known beats
+    with open(out / "qrs" / "qrs_evaluation.csv") as f:
+        rows = {r["record"]: r for r in csv.DictReader(f)}
+    assert {"sim0", "sim1", "sim2"} <= set(rows)
+    assert float(rows["gross"]["se"]) > 0.99 and float(rows["gross"]["ppv"]) > 0.99
 
 
 def test_demo_on_real_data(tmp_path, data_root):

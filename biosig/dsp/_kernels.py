@@ -67,6 +67,23 @@ def _section8(buf, start, m, step, b0, b1, b2, a1, a2, z):
     z[1, 4] = q4; z[1, 5] = q5; z[1, 6] = q6; z[1, 7] = q7  # noqa: E702
 
 
+@njit(cache=True)
+def _run_sections1(sos, buf, z, start, m, step):
+    """All sections over ``m`` samples of the 1-D ``buf`` (a lone channel), sample by sample
+    (sections of one sample overlap in the pipeline); ``z`` (n_sec, 2) is the state."""
+    n_sec = sos.shape[0]
+    t = start
+    for _ in range(m):
+        x = buf[t]
+        for s in range(n_sec):
+            y = sos[s, 0] * x + z[s, 0]
+            z[s, 0] = sos[s, 1] * x - sos[s, 4] * y + z[s, 1]
+            z[s, 1] = sos[s, 2] * x - sos[s, 5] * y
+            x = y
+        buf[t] = x
+        t += step
+
+
 @njit(cache=True, inline="always")
 def _run_sections(sos, buf, z, start, m, step):
     """All sections over ``m`` rows from ``start`` by ``step``, tile by tile; ``z`` (n_sec, 2, 8)."""
@@ -88,6 +105,13 @@ def sosfilt_2d(sos, x, zi):
     n_sig, n = x.shape
     n_sec = sos.shape[0]
     y = np.empty_like(x)
+    if n_sig == 1:  # a lone channel: scalar recursion, no idle lanes
+        row = x[0].copy()
+        z1 = zi[0].copy()
+        _run_sections1(sos, row, z1, 0, n, 1)
+        y[0] = row
+        zi[0] = z1
+        return y
     n_blocks = (n_sig + LANES - 1) // LANES
     for blk in prange(n_blocks):
         c0 = blk * LANES
@@ -160,6 +184,21 @@ def sosfiltfilt_2d(sos, x, zi_unit, padlen, mode):
     n_sec = sos.shape[0]
     n_ext = n + 2 * padlen
     y = np.empty_like(x)
+    if n_sig == 1:  # a lone channel: scalar recursion, no idle lanes
+        ext = np.empty((n_ext, 1))
+        _fill_extended(x, 0, 1, ext, 0, n_ext, padlen, mode)
+        buf1 = ext.reshape(n_ext)
+        z1 = np.empty((n_sec, 2))
+        for s in range(n_sec):
+            z1[s, 0] = zi_unit[s, 0] * buf1[0]
+            z1[s, 1] = zi_unit[s, 1] * buf1[0]
+        _run_sections1(sos, buf1, z1, 0, n_ext, 1)
+        for s in range(n_sec):
+            z1[s, 0] = zi_unit[s, 0] * buf1[n_ext - 1]
+            z1[s, 1] = zi_unit[s, 1] * buf1[n_ext - 1]
+        _run_sections1(sos, buf1, z1, n_ext - 1, n_ext, -1)
+        y[0] = buf1[padlen:padlen + n]
+        return y
     n_blocks = (n_sig + LANES - 1) // LANES
     for blk in prange(n_blocks):
         c0 = blk * LANES
