@@ -41,11 +41,11 @@ import math
 import os
 import shutil
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from biosig import fileio
 from biosig.errors import ConfigError, InputError
 
 __all__ = ["BatchItem", "BatchSummary", "run_batch", "iter_inputs", "count_inputs",
@@ -254,17 +254,8 @@ def atomic_path(out_dir, relpath: str):
     on error it is removed and the destination is left untouched.
     """
     out_dir = Path(out_dir)
-    dest = out_dir / relpath
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = out_dir / PARTIAL_DIR
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_dir / f"{uuid.uuid4().hex}-{dest.name}"
-    try:
+    with fileio.atomic_path(out_dir / relpath, tmp_dir=out_dir / PARTIAL_DIR) as tmp:
         yield tmp
-        os.replace(tmp, dest)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 def _fmt(v) -> str:
@@ -406,7 +397,16 @@ class _LocalPool:
                                          mp_context=multiprocessing.get_context("spawn"))
 
     def submit(self, fn, *args):
-        return self._pool.submit(fn, *args)
+        from concurrent.futures import Future
+        from concurrent.futures.process import BrokenProcessPool
+        try:
+            return self._pool.submit(fn, *args)
+        except BrokenProcessPool as exc:
+            # a worker died since the last result was read: report this task like the ones in
+            # flight, so that the caller re-runs all of them one at a time
+            fut = Future()
+            fut.set_exception(exc)
+            return fut
 
     def result(self, fut):
         """The task's result, or ``None`` when the pool broke (a worker died)."""

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from biosig.errors import ConfigError
+from biosig.fileio import atomic_path
 from biosig.signal import Annotations, Signal
 
 __all__ = ["plot_signal"]
@@ -185,12 +186,6 @@ def plot_signal(signal: Signal, out_png, *, start_s: float | None = None,
     axes[-1].set_xlim(start, end)
 
     out = Path(os.fspath(out_png))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}{out.suffix or '.png'}")
-    try:
+    with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png")
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return out

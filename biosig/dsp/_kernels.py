@@ -86,7 +86,9 @@ def _run_sections1(sos, buf, z, start, m, step):
 
 @njit(cache=True, inline="always")
 def _run_sections(sos, buf, z, start, m, step):
-    """All sections over ``m`` rows from ``start`` by ``step``, tile by tile; ``z`` (n_sec, 2, 8)."""
+    """All sections over ``m`` rows from ``start`` by ``step``, tile by tile.
+
+    ``z`` (n_sec, 2, 8) is the state."""
     n_sec = sos.shape[0]
     done = 0
     while done < m:

@@ -30,7 +30,7 @@ def _as_2d(signal, name="signal"):
     """float64 C-contiguous (n_sig, n) view of ``signal`` and a function restoring shape/dtype."""
     x = np.asarray(signal)
     if x.ndim == 0:
-        raise InputError(None, f"expected an array with time on the last axis, got a scalar",
+        raise InputError(None, "expected an array with time on the last axis, got a scalar",
                          what=name)
     if x.dtype.kind not in "fiub":
         raise InputError(None, f"expected a real-valued array, got dtype {x.dtype}", what=name)

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from biosig.errors import ConfigError, InputError
+from biosig.fileio import write_text_atomic
 
 __all__ = ["BEAT_LABELS", "BeatCounts", "RecordScore", "QrsEvaluation", "match_beats",
            "compare_beats", "evaluate_qrs"]
@@ -235,7 +236,7 @@ class QrsEvaluation:
         w.writeheader()
         for row in rows:
             w.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
-        return _atomic_write_text(Path(path), buf.getvalue())
+        return write_text_atomic(Path(path), buf.getvalue())
 
     def to_json(self, path) -> Path:
         """Write :meth:`to_dict` as JSON (atomically; NaN as null) and return the path."""
@@ -247,7 +248,7 @@ class QrsEvaluation:
             if isinstance(o, list):
                 return [clean(v) for v in o]
             return o
-        return _atomic_write_text(Path(path), json.dumps(clean(self.to_dict()), indent=2) + "\n")
+        return write_text_atomic(Path(path), json.dumps(clean(self.to_dict()), indent=2) + "\n")
 
     def format_table(self) -> str:
         """The per-record table with gross and average lines, percentages, as text."""
@@ -272,17 +273,6 @@ class QrsEvaluation:
             lines.append(f"not scored (no test annotations): {', '.join(self.missing[:10])}"
                          + (" ..." if len(self.missing) > 10 else ""))
         return "\n".join(lines)
-
-
-def _atomic_write_text(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
 
 
 def _check_ext(ext: str, name: str) -> str:

@@ -39,6 +39,7 @@ import numpy as np
 
 from biosig.errors import ConfigError, InputError
 from biosig.features.spectral import EEG_BANDS_HZ
+from biosig.fileio import atomic_path
 
 __all__ = [
     "FeatureSet", "PCGConfig", "LungConfig", "CoughConfig", "SpeechConfig", "ECGConfig",
@@ -353,14 +354,8 @@ class FeatureSet:
         path = Path(os.fspath(path))
         if "__meta__" in self.arrays:
             raise ValueError("FeatureSet: '__meta__' is reserved and cannot name an array")
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
-            with open(tmp, "wb") as f:
-                np.savez(f, __meta__=np.array(json.dumps(self.metadata())), **self.arrays)
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, __meta__=np.array(json.dumps(self.metadata())), **self.arrays)
         return path
 
 

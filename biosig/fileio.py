@@ -1,0 +1,53 @@
+"""Writing finished outputs atomically: a reader sees the old file or the whole new one, never
+half of one, and an interrupted job leaves no partial file behind."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["atomic_path", "write_text_atomic"]
+
+
+@contextlib.contextmanager
+def atomic_path(path, *, tmp_dir=None) -> Iterator[Path]:
+    """Yield a temporary file path; on success move it onto ``path`` with ``os.replace``.
+
+    The temporary file keeps ``path``'s suffix (so writers that infer the format from it, such
+    as matplotlib and numpy, behave) and lies in ``tmp_dir`` (default: ``path``'s folder; it
+    must be on the same file system for the rename to be atomic). On error it is removed and
+    ``path`` is left untouched.
+
+    Examples
+    --------
+    >>> with atomic_path("out/plot.png") as tmp:     # doctest: +SKIP
+    ...     fig.savefig(tmp)
+    """
+    path = Path(os.fspath(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tmp_dir) if tmp_dir is not None else path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}",
+                                dir=folder)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def write_text_atomic(path, text: str, *, encoding: str = "utf-8", fsync: bool = True) -> Path:
+    """Write ``text`` to ``path`` atomically (flushed to disk first with ``fsync``)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding=encoding) as f:
+            f.write(text)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+    return Path(os.fspath(path))
