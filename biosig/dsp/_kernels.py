@@ -141,35 +141,81 @@ def sosfilt_2d(sos, x, zi):
 
 
 @njit(cache=True, inline="always")
-def _fill_extended(x, c0, w, buf, e0, m, padlen, mode):
-    """Write extended-signal samples ``e0 .. e0 + m`` of rows ``c0 .. c0 + w`` of ``x`` into
-    ``buf[e0:e0 + m, :w]`` (``mode`` 1: odd extension, 2: even, 3: constant)."""
+def _ext_value(x, r, e, padlen, mode):
+    """Sample ``e`` of row ``r`` of ``x`` extended by ``padlen`` samples at both ends
+    (``mode`` 1: odd extension, 2: even, 3: constant)."""
     n = x.shape[1]
+    if e < padlen:
+        if mode == 3:
+            return x[r, 0]
+        v = x[r, padlen - e]
+        return 2.0 * x[r, 0] - v if mode == 1 else v
+    if e < padlen + n:
+        return x[r, e - padlen]
+    i = e - padlen - n
+    if mode == 3:
+        return x[r, n - 1]
+    v = x[r, n - 2 - i]
+    return 2.0 * x[r, n - 1] - v if mode == 1 else v
+
+
+@njit(cache=True, inline="always")
+def _fill_extended(x, c0, w, buf, e0, m, padlen, mode):
+    """``buf[e0:e0 + m, :w]`` = extended samples ``e0 .. e0 + m`` of rows ``c0 .. c0 + w``
+    (used by the lone-channel path)."""
     for e in range(e0, e0 + m):
+        for k in range(w):
+            buf[e, k] = _ext_value(x, c0 + k, e, padlen, mode)
+
+
+@njit(cache=True, inline="always")
+def _tile_from_x(x, c0, w, tile, a, m, padlen, mode):
+    """``tile[:m, :w]`` = extended samples ``a .. a + m`` of rows ``c0 .. c0 + w``."""
+    n = x.shape[1]
+    lo = max(a, padlen)
+    hi = min(a + m, padlen + n)
+    for e in range(a, min(lo, a + m)):
+        for k in range(w):
+            tile[e - a, k] = _ext_value(x, c0 + k, e, padlen, mode)
+    for e in range(lo, hi):  # time outer, lanes inner: 8 read streams, contiguous writes
+        for k in range(w):
+            tile[e - a, k] = x[c0 + k, e - padlen]
+    for e in range(max(hi, a), a + m):
+        for k in range(w):
+            tile[e - a, k] = _ext_value(x, c0 + k, e, padlen, mode)
+
+
+@njit(cache=True, inline="always")
+def _tile_store(tile, a, m, y, c0, w, ends, padlen):
+    """Store ``tile[:m]`` as extended samples ``a .. a + m``: the padding into ``ends``
+    (2 * padlen, LANES), the signal into rows ``c0 .. c0 + w`` of ``y``."""
+    n = y.shape[1]
+    for e in range(a, a + m):
         if e < padlen:
-            i = e
-            for k in range(w):
-                x0 = x[c0 + k, 0]
-                if mode == 3:
-                    buf[e, k] = x0
-                elif mode == 1:
-                    buf[e, k] = 2.0 * x0 - x[c0 + k, padlen - i]
-                else:
-                    buf[e, k] = x[c0 + k, padlen - i]
+            for k in range(LANES):
+                ends[e, k] = tile[e - a, k]
         elif e < padlen + n:
-            t = e - padlen
             for k in range(w):
-                buf[e, k] = x[c0 + k, t]
+                y[c0 + k, e - padlen] = tile[e - a, k]
         else:
-            i = e - padlen - n
+            for k in range(LANES):
+                ends[e - n, k] = tile[e - a, k]
+
+
+@njit(cache=True, inline="always")
+def _tile_load(tile, a, m, y, c0, w, ends, padlen):
+    """Inverse of :func:`_tile_store`."""
+    n = y.shape[1]
+    for e in range(a, a + m):
+        if e < padlen:
+            for k in range(LANES):
+                tile[e - a, k] = ends[e, k]
+        elif e < padlen + n:
             for k in range(w):
-                xn = x[c0 + k, n - 1]
-                if mode == 3:
-                    buf[e, k] = xn
-                elif mode == 1:
-                    buf[e, k] = 2.0 * xn - x[c0 + k, n - 2 - i]
-                else:
-                    buf[e, k] = x[c0 + k, n - 2 - i]
+                tile[e - a, k] = y[c0 + k, e - padlen]
+        else:
+            for k in range(LANES):
+                tile[e - a, k] = ends[e - n, k]
 
 
 @njit(cache=True, parallel=True)
@@ -178,9 +224,9 @@ def sosfiltfilt_2d(sos, x, zi_unit, padlen, mode):
 
     The signal is extended by ``padlen`` samples at both ends (``mode`` 1: odd extension,
     2: even, 3: constant), filtered forward from the steady state ``zi_unit * first``, then
-    backward from ``zi_unit * last``, and trimmed. Filling the extension is fused with the
-    forward pass and writing the output with the backward pass, tile by tile, so the
-    intermediate buffer is streamed through memory twice instead of four times.
+    backward from ``zi_unit * last``, and trimmed. The forward result is kept in the output
+    array itself (the padding in a small side buffer) and every pass goes through one
+    cache-resident tile, so memory sees: read input, write output, read and write output.
     """
     n_sig, n = x.shape
     n_sec = sos.shape[0]
@@ -205,33 +251,32 @@ def sosfiltfilt_2d(sos, x, zi_unit, padlen, mode):
     for blk in prange(n_blocks):
         c0 = blk * LANES
         w = min(LANES, n_sig - c0)
-        buf = np.zeros((n_ext, LANES))
+        tile = np.zeros((TILE, LANES))
+        ends = np.zeros((max(1, 2 * padlen), LANES))
         z = np.zeros((n_sec, 2, LANES))
-        _fill_extended(x, c0, w, buf, 0, 1, padlen, mode)
-        for k in range(LANES):
-            first = buf[0, k]
+        for k in range(w):
+            first = _ext_value(x, c0 + k, 0, padlen, mode)
             for s in range(n_sec):
                 z[s, 0, k] = zi_unit[s, 0] * first
                 z[s, 1, k] = zi_unit[s, 1] * first
-        for a in range(0, n_ext, TILE):
+        for a in range(0, n_ext, TILE):  # forward
             m = min(TILE, n_ext - a)
-            _fill_extended(x, c0, w, buf, a, m, padlen, mode)
-            _run_sections(sos, buf, z, a, m, 1)
+            _tile_from_x(x, c0, w, tile, a, m, padlen, mode)
+            _run_sections(sos, tile, z, 0, m, 1)
+            _tile_store(tile, a, m, y, c0, w, ends, padlen)
+        last_tile = tile[(n_ext - 1) % TILE]  # the forward result's last sample
         for k in range(LANES):
-            last = buf[n_ext - 1, k]
+            last = last_tile[k]
             for s in range(n_sec):
                 z[s, 0, k] = zi_unit[s, 0] * last
                 z[s, 1, k] = zi_unit[s, 1] * last
         b = n_ext
-        while b > 0:
+        while b > 0:  # backward
             m = min(TILE, b)
             a = b - m
-            _run_sections(sos, buf, z, b - 1, m, -1)
-            lo = max(a, padlen)
-            hi = min(b, padlen + n)
-            for e in range(lo, hi):
-                for k in range(w):
-                    y[c0 + k, e - padlen] = buf[e, k]
+            _tile_load(tile, a, m, y, c0, w, ends, padlen)
+            _run_sections(sos, tile, z, m - 1, m, -1)
+            _tile_store(tile, a, m, y, c0, w, ends, padlen)
             b = a
     return y
 
