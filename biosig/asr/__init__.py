@@ -1,0 +1,33 @@
+"""Clinical dictation: Whisper transcription of files and a streaming dictation engine.
+
+- :func:`load_model` -- a Whisper model (local directory or hub name) behind one interface,
+  run by faster-whisper (CTranslate2: int8/float16/float32) or transformers (PyTorch).
+- :func:`transcribe` / :func:`transcribe_file` -- whole recordings with word timestamps, VAD
+  and medical-vocabulary biasing; :func:`format_transcript` writes txt/json/srt/vtt.
+- :class:`DictationEngine` -- streaming: rolling buffer, local-agreement commits, VAD
+  endpoints, bounded latency; :func:`simulate_stream` runs it on an honest simulated clock.
+- :func:`apply_commands` / :class:`CommandTable` -- spoken commands ("period", "new
+  paragraph", "scratch that").
+- :mod:`biosig.asr.metrics` -- normaliser, WER/CER, term recall, latency statistics;
+  :mod:`biosig.asr.evaluate` -- manifest evaluation; :mod:`biosig.asr.synth` -- synthesized
+  dictation audio.
+
+Heavy libraries (faster-whisper, ctranslate2, transformers, torch, jiwer) are imported only
+when used.
+"""
+
+from biosig.asr.audio import ASR_FS, load_audio, prepare_audio
+from biosig.asr.commands import CommandTable, apply_commands
+from biosig.asr.metrics import error_rates, latency_stats, normalize_text, term_recall
+from biosig.asr.models import AsrModel, DecodeOptions, load_model, packaged_model_dir
+from biosig.asr.streaming import DictationEngine, StreamingConfig, StreamRun, simulate_stream
+from biosig.asr.transcribe import format_transcript, transcribe, transcribe_file
+from biosig.asr.types import Segment, StreamEvent, Transcript, Word
+
+__all__ = [
+    "ASR_FS", "load_audio", "prepare_audio", "CommandTable", "apply_commands", "error_rates",
+    "latency_stats", "normalize_text", "term_recall", "AsrModel", "DecodeOptions", "load_model",
+    "packaged_model_dir", "DictationEngine", "StreamingConfig", "StreamRun", "simulate_stream",
+    "format_transcript", "transcribe", "transcribe_file", "Segment", "StreamEvent",
+    "Transcript", "Word",
+]

@@ -1,0 +1,60 @@
+"""Audio for speech recognition: mono float32 at 16 kHz, loaded through :func:`biosig.load`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from biosig.errors import InputError
+
+__all__ = ["ASR_FS", "load_audio", "prepare_audio"]
+
+#: Sampling rate Whisper models expect, in Hz.
+ASR_FS = 16000
+
+
+def prepare_audio(signal, *, fs: float, what: str = "audio") -> np.ndarray:
+    """Turn an array into the mono float32 16 kHz signal the recognisers take.
+
+    Parameters
+    ----------
+    signal : np.ndarray [shape=(n_samples,) or (channels, n_samples)]
+        Audio in [-1, 1]; channels are averaged.
+    fs : float > 0
+        Sampling rate of ``signal`` in Hz; resampled to 16 kHz when different.
+    what : str
+        Name used in error messages.
+
+    Returns
+    -------
+    np.ndarray [shape=(n,), dtype=float32]
+    """
+    x = np.asarray(signal, dtype=np.float32)
+    if x.ndim == 2:
+        x = x.mean(axis=0)
+    elif x.ndim != 1:
+        raise InputError(None, f"expected shape (n_samples,) or (channels, n_samples), got "
+                               f"{x.shape}", what=what)
+    if not np.isfinite(x).all():
+        raise InputError(None, "contains NaN or infinite samples", what=what)
+    if fs <= 0:
+        raise InputError(None, f"sampling rate must be > 0 Hz, got {fs}", what=what)
+    if fs != ASR_FS and x.size:
+        from biosig.dsp import resample
+        x = resample(x, fs=float(fs), target_fs=float(ASR_FS)).astype(np.float32)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def load_audio(path) -> np.ndarray:
+    """Load a recording as mono float32 at 16 kHz (channels averaged).
+
+    Silent recordings are accepted (they transcribe to nothing); empty, corrupt or missing files
+    raise :class:`~biosig.errors.InputError` with a one-line message naming the file.
+
+    Returns
+    -------
+    np.ndarray [shape=(n,), dtype=float32]
+    """
+    import biosig
+    sig = biosig.load(path, target_fs=ASR_FS, annotations=None, allow_silent=True)
+    x = sig.data.mean(axis=0) if sig.data.shape[0] > 1 else sig.data[0]
+    return np.ascontiguousarray(x, dtype=np.float32)

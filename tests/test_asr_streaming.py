@@ -1,0 +1,185 @@
+"""The streaming engine's logic with a scripted recogniser (no Whisper): local agreement,
+bounded buffer, merged pending audio, silence skipping, events and the simulated clock."""
+
+import numpy as np
+import pytest
+
+from biosig.asr import ASR_FS, DictationEngine, StreamingConfig, simulate_stream
+from biosig.asr.models import AsrModel, DecodeResult
+from biosig.asr.types import Segment, Word
+from biosig.errors import ConfigError
+
+# A "speaker" saying one word every 0.5 s: word k spans [0.5 k, 0.5 k + 0.4].
+SCRIPT = [(f" w{k}", 0.5 * k, 0.5 * k + 0.4) for k in range(40)]
+
+
+class ScriptedModel(AsrModel):
+    """Returns the script's words that lie fully inside the buffer; the word cut by the
+    buffer end is returned with a wrong spelling (unstable, like a real recogniser)."""
+
+    backend = "scripted"
+    name = "scripted"
+
+    def __init__(self, offsets):
+        self.offsets = offsets  # list, one element per engine: absolute start of the buffer
+        self.calls = []
+
+    def decode(self, audio, options=None):
+        start = self.offsets[0]()
+        end = start + audio.size / ASR_FS
+        self.calls.append((start, end, options.initial_prompt if options else None))
+        groups = {}
+        for k, (text, a, b) in enumerate(SCRIPT):  # segments of 4 words, like sentences
+            if a >= start - 1e-9 and b <= end + 1e-9:
+                groups.setdefault(k // 4, []).append(Word(text, a - start, b - start))
+            elif a < end < b and a >= start:
+                groups.setdefault(k // 4, []).append(Word(text + "x", a - start, end - start))
+        segs = [Segment("".join(w.text for w in ws), ws[0].start_s, ws[-1].end_s, tuple(ws))
+                for _, ws in sorted(groups.items())]
+        return DecodeResult(segs, "en", 0.0)
+
+
+def make_engine(**cfg):
+    holder = []
+    model = ScriptedModel(holder)
+    eng = DictationEngine(model, StreamingConfig(vad=False, **cfg))
+    holder.append(lambda: eng._buf_start / ASR_FS)
+    return eng, model
+
+
+def noise(seconds):
+    return (np.random.default_rng(0).standard_normal(int(seconds * ASR_FS)) * 0.1
+            ).astype(np.float32)
+
+
+def test_local_agreement_commits_after_two_agreeing_decodes():
+    eng, _ = make_engine(agreement=2)
+    eng.push(noise(1.0))
+    ev1 = eng.step(now=1.0)
+    assert [e.type for e in ev1] == ["partial"]          # first hypothesis: nothing agreed
+    eng.push(noise(1.0))
+    ev2 = eng.step(now=2.0)
+    finals = [e for e in ev2 if e.type == "final"]
+    assert finals and finals[0].text == "w0 w1"          # w0, w1 in both hypotheses
+    assert eng.commit_times == [2.0, 2.0]
+
+
+def test_agreement_one_commits_immediately_even_unstable_words():
+    eng, _ = make_engine(agreement=1)
+    eng.push(noise(1.2))
+    eng.step(now=1.2)
+    assert eng.text == "w0 w1 w2x"      # the word cut by the buffer end is committed as is
+    eng.push(noise(0.8))
+    eng.finish(now=2.5)
+    assert eng.text == "w0 w1 w2x w3"   # and is not repeated afterwards
+
+
+def test_simulated_stream_commits_everything_in_order_with_monotonic_events():
+    eng, model = make_engine()
+    audio = noise(20.2)
+    run = simulate_stream(eng, audio, chunk_s=1.0)
+    assert run.text == " ".join(w[0].strip() for w in SCRIPT)
+    finals = [e for e in run.events if e.type == "final"]
+    times = [e.emitted_at for e in run.events]
+    assert times == sorted(times)
+    starts = [e.start for e in finals]
+    assert starts == sorted(starts)
+    for e in run.events:
+        d = e.to_dict()
+        assert set(d) == {"type", "text", "start", "end", "emitted_at"}
+        assert d["type"] in ("partial", "final") and d["start"] <= d["end"]
+    # every word is committed after it ends, at most a few chunks later
+    lat = np.array(run.commit_times_s) - np.array([w.end_s for w in run.words])
+    assert (lat > 0).all() and lat.max() < 3.5
+    # the buffer was trimmed: no decode ever saw more than max_buffer_s + a chunk
+    assert max(b - a for a, b, _ in model.calls) <= eng.config.max_buffer_s + 1.0
+    # committed text before the buffer is fed back as the prompt
+    assert any(p and p.startswith("w") for _, _, p in model.calls)
+
+
+def test_pending_audio_is_merged_not_queued():
+    eng, model = make_engine()
+    for _ in range(5):          # five chunks arrive while the decoder is busy elsewhere
+        eng.push(noise(1.0))
+    eng.step(now=5.0)
+    assert len(model.calls) == 1   # one decode over all of it
+    assert model.calls[0][1] - model.calls[0][0] == pytest.approx(5.0)
+
+
+def test_min_chunk_gates_decoding():
+    eng, model = make_engine(min_chunk_s=0.5)
+    eng.push(noise(0.2))
+    assert eng.step() == [] and model.calls == []
+
+
+def test_silence_is_skipped_with_vad():
+    holder = []
+    model = ScriptedModel(holder)
+    eng = DictationEngine(model, StreamingConfig(vad=True))
+    holder.append(lambda: eng._buf_start / ASR_FS)
+    for _ in range(5):
+        eng.push(np.zeros(ASR_FS, np.float32))
+        eng.step()
+    eng.finish()
+    assert model.calls == [] and eng.text == ""
+    assert eng.buffer_s <= 0.5     # the silence was dropped
+
+
+def test_document_applies_commands():
+    class Fixed(AsrModel):
+        def decode(self, audio, options=None):
+            ws = [Word(t, 0.1 * i, 0.1 * i + 0.05) for i, t in
+                  enumerate([" stable", " period", " new", " paragraph", " plan"])]
+            return DecodeResult([Segment("", 0, 1, tuple(ws))], "en", 0.0)
+    eng = DictationEngine(Fixed(), StreamingConfig(vad=False))
+    eng.push(noise(1.0))
+    eng.finish()
+    assert eng.text == "stable period new paragraph plan"
+    assert eng.document == "Stable.\n\nPlan"
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError, match="unknown key.*'agreemnt'"):
+        StreamingConfig.from_dict({"agreemnt": 2})
+    with pytest.raises(ConfigError, match="agreement: expected >= 1"):
+        StreamingConfig.from_dict({"agreement": 0})
+    with pytest.raises(ConfigError, match="chunk_s"):
+        simulate_stream(make_engine()[0], noise(1.0), chunk_s=0)
+
+
+def test_stdin_pcm_reader(monkeypatch):
+    import io
+    import sys
+
+    from biosig.cli.asr_cmds import _stdin_chunks
+    pcm = (np.arange(-8000, 8000, dtype=np.int16)).tobytes() + b"\x01"  # odd trailing byte
+    monkeypatch.setattr(sys, "stdin", type("S", (), {"buffer": io.BytesIO(pcm)})())
+    chunks = list(_stdin_chunks(0.25))
+    x = np.concatenate(chunks)
+    assert x.size == 16000 and [c.size for c in chunks[:3]] == [4000] * 3
+    assert x[0] == pytest.approx(-8000 / 32768) and x.dtype == np.float32
+
+
+def test_run_live_merges_queued_chunks_and_finishes():
+    import time as _time
+
+    from biosig.cli.asr_cmds import run_live
+    eng, model = make_engine()
+    slow_decode = model.decode
+
+    def decode(audio, options=None):      # a decoder slower than the chunks arrive
+        _time.sleep(0.3)
+        return slow_decode(audio, options)
+
+    model.decode = decode
+
+    def source():
+        for _ in range(6):
+            yield noise(0.5)
+            _time.sleep(0.05)
+
+    events = []
+    run_live(eng, source(), events.append)
+    assert eng.finished and eng.audio_s == pytest.approx(3.0)
+    assert eng.text.split()[:4] == ["w0", "w1", "w2", "w3"]
+    assert len(model.calls) < 6   # chunks queued during a decode were decoded together

@@ -1,0 +1,92 @@
+"""Synthesized dictation: phrase readers, TTS rendering, manifest lines and held-out splits."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from biosig.asr.synth import (
+    VOICES,
+    Phrase,
+    dictation_phrases,
+    read_phrases,
+    render,
+    split_held_out,
+    synth_dictation,
+)
+from biosig.errors import ConfigError, InputError
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
+                                  reason="espeak-ng not installed (apt-get install espeak-ng)")
+needs_festival = pytest.mark.skipif(shutil.which("text2wave") is None,
+                                    reason="festival not installed (apt-get install festival "
+                                           "festvox-kallpc16k)")
+
+
+def test_builtin_dictation_phrases_have_documents_and_terms():
+    ph = dictation_phrases()
+    assert len(ph) >= 10 and len({p.id for p in ph}) == len(ph)
+    assert all(p.document and p.terms for p in ph)
+    assert all(t.lower() in p.text for p in ph for t in p.terms)
+    assert any("\n\n" in p.document for p in ph)
+
+
+def test_read_phrases_formats(tmp_path, data_root):
+    csv_phrases = read_phrases(data_root / "speech" / "medical_speech_text" / "phrases.csv",
+                               limit=5)
+    assert len(csv_phrases) == 5 and all(p.text for p in csv_phrases)
+    txt = tmp_path / "p.txt"
+    txt.write_text("first phrase\n\nsecond phrase\nfirst phrase\n")
+    assert [p.text for p in read_phrases(txt)] == ["first phrase", "second phrase"]
+    js = tmp_path / "p.jsonl"
+    js.write_text(json.dumps({"id": "a", "text": "x y", "terms": ["x"]}) + "\n")
+    assert read_phrases(js) == [Phrase("a", "x y", None, ("x",), "p.jsonl")]
+    notes = data_root / "speech" / "primock57_text" / "notes"
+    assert read_phrases(notes, limit=2)[0].text
+    with pytest.raises(InputError, match="nope.txt: no such file"):
+        read_phrases(tmp_path / "nope.txt")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    with pytest.raises(InputError, match="bad.csv: CSV needs a 'phrase' or 'text' column"):
+        read_phrases(bad)
+
+
+def test_unknown_voice_is_an_error():
+    with pytest.raises(ConfigError, match="voice 'robot'"):
+        render("hello", "robot")
+
+
+@needs_espeak
+def test_synth_writes_audio_and_manifest_and_resumes(tmp_path):
+    from biosig.manifests import read_manifest
+    phrases = dictation_phrases()[:2]
+    res = synth_dictation(phrases, tmp_path, voices=["espeak-en-us", "espeak-en-gb-m3"],
+                          noise_snr_db=20.0, long_form_s=5.0, progress=False)
+    recs = list(read_manifest(res.manifest))
+    assert res.n_written == 4 and len(recs) == 4
+    import soundfile as sf
+    for r in recs:
+        x, fs = sf.read(tmp_path / r.path)
+        assert fs == 16000 and x.ndim == 1 and r.num_samples == x.size
+        assert r.subject == r.labels["voice"] and r.labels["noise_snr_db"] == 20.0
+        assert r.text in {p.text for p in phrases}
+        assert 0.01 < np.sqrt(np.mean(x ** 2)) < 0.9
+    assert res.long_form and (tmp_path / "long_form.jsonl").is_file()
+    again = synth_dictation(phrases, tmp_path, voices=["espeak-en-us", "espeak-en-gb-m3"],
+                            progress=False)
+    assert again.n_written == 0 and again.n_skipped == 4
+    train, test = split_held_out(recs, test_voices=["espeak-en-gb-m3"],
+                                 test_phrases=[phrases[1].id])
+    assert [r.id for r in test] == [f"espeak-en-gb-m3--{phrases[1].id}"]
+    assert [r.id for r in train] == [f"espeak-en-us--{phrases[0].id}"]
+
+
+@needs_festival
+def test_festival_voice_renders_16k():
+    x = render("blood pressure is normal", "festival-kal-diphone")
+    assert x.dtype == np.float32 and 0.5 < x.size / 16000 < 5
+
+
+def test_voice_table_names_engines():
+    assert {e for e, _ in VOICES.values()} == {"espeak-ng", "festival"}
