@@ -79,12 +79,10 @@ def _stft(x: torch.Tensor, window: torch.Tensor, n_fft: int, hop_length: int, ce
 
 
 def _power(spec: torch.Tensor, power: float) -> torch.Tensor:
+    if power == 2.0:  # |z|^2 = re^2 + im^2: no square root (|z| costs more than the STFT)
+        return spec.real.square() + spec.imag.square()
     mag = spec.abs()
-    if power == 1.0:
-        return mag
-    if power == 2.0:
-        return mag.square()
-    return mag.pow(power)
+    return mag if power == 1.0 else mag.pow(power)
 
 
 def stft(signal, *, n_fft: int = 2048, hop_length: int | None = None,
