@@ -478,7 +478,7 @@ def run_batch(source, func: Callable[[BatchItem, str], dict], out_dir, *,
               columns: Sequence[str], pattern: str = "*.hea", select=None, jobs: int = 1,
               executor: str = "local", scheduler: str | None = None, progress: bool = True,
               retry_errors: bool = False, max_in_flight: int | None = None,
-              description: str = "scoring") -> BatchSummary:
+              description: str = "scoring", scores_name: str = SCORES_NAME) -> BatchSummary:
     """Apply ``func`` to every record of ``source``, resumably; see the module docstring.
 
     Parameters
@@ -510,6 +510,8 @@ def run_batch(source, func: Callable[[BatchItem, str], dict], out_dir, *,
         Records submitted but not yet written (default: 4 per worker).
     description : str
         Progress-bar label.
+    scores_name : str
+        File name of the results table in ``out_dir`` (default ``scores.csv``).
 
     Returns
     -------
@@ -529,7 +531,7 @@ def run_batch(source, func: Callable[[BatchItem, str], dict], out_dir, *,
     out = Path(os.fspath(out_dir))
     out.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out / PARTIAL_DIR, ignore_errors=True)  # leftovers of a killed run
-    scores = _RowFile(out / SCORES_NAME, columns)
+    scores = _RowFile(out / scores_name, columns)
     errors = _RowFile(out / ERRORS_NAME, ERROR_COLUMNS)
     try:
         if retry_errors and errors.keys:
@@ -588,4 +590,4 @@ def run_batch(source, func: Callable[[BatchItem, str], dict], out_dir, *,
         errors.close()
     shutil.rmtree(out / PARTIAL_DIR, ignore_errors=True)
     return BatchSummary(str(out), n_inputs, n_skipped, n_ok, n_failed,
-                        time.perf_counter() - t0, str(out / SCORES_NAME), str(out / ERRORS_NAME))
+                        time.perf_counter() - t0, str(out / scores_name), str(out / ERRORS_NAME))

@@ -1,0 +1,133 @@
+"""``biosig train``, ``biosig score model`` and ``biosig explain``: thin wrappers over
+:mod:`biosig.train`; heavy imports (torch) happen inside the commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from biosig.cli._app import app, score_app
+
+
+@app.command("train")
+def train_cmd(
+    config: Annotated[Path, typer.Argument(help="Recipe YAML, e.g. "
+                                                "recipes/ecg_af_cinc2017/config.yaml.")],
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a config value: key.sub=value (value parsed as YAML); "
+                      "repeatable.")] = None,
+    profile: Annotated[str | None, typer.Option(
+        "--profile", help="Apply a named set of overrides from the file's `profiles` "
+                          "(e.g. smoke).")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue the latest run of this recipe (or --run-id) from "
+                         "last.pt.")] = False,
+    run_id: Annotated[str | None, typer.Option(
+        "--run-id", help="Name of the run folder under <output_dir>/<recipe>/ "
+                         "(default: UTC time).")] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress",
+                                           help="Progress bar on stderr.")] = True,
+    check: Annotated[bool, typer.Option(
+        "--check", help="Only validate the config and print it resolved.")] = False,
+) -> None:
+    """Train and evaluate a recipe; writes runs/<recipe>/<run-id>/ (see biosig.train.engine).
+
+    Under torchrun (`torchrun --nproc_per_node N -m biosig train ...`) it trains with
+    DistributedDataParallel; only rank 0 writes.
+    """
+    import json
+
+    from biosig.train.config import config_to_dict, load_config
+    cfg = load_config(config, overrides=list(set_ or []), profile=profile)
+    if check:
+        import yaml
+        typer.echo(yaml.safe_dump(config_to_dict(cfg), sort_keys=False).rstrip())
+        return
+    import torch
+
+    from biosig.train.engine import dist_info, run
+    try:
+        result = run(cfg, resume=resume, run_id=run_id, progress=progress)
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    if dist_info().is_main:
+        m = result.report.get("metrics", {})
+        flat = {k: (v.get("mean") if isinstance(v, dict) and "mean" in v else v)
+                for k, v in m.items() if isinstance(v, (float, int, dict))
+                and not (isinstance(v, dict) and "mean" not in v)}
+        typer.echo(f"run: {result.run_dir}")
+        typer.echo(json.dumps({k: (round(v, 4) if isinstance(v, float) else v)
+                               for k, v in flat.items()}))
+
+
+@score_app.command("model")
+def score_model_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder (runs/<recipe>/<run-id>).")],
+    input: Annotated[Path, typer.Argument(help="Folder (searched recursively), .jsonl "
+                                               "manifest, or file listing record paths.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder: predictions.csv, "
+                                                    "errors.csv (answers.txt for CinC 2017).")],
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help="best or last.")] = "best",
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    pattern: Annotated[str | None, typer.Option(
+        "--pattern", help="File pattern for folders (default: as in the run's "
+                          "manifest).")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Local worker processes.")] = 1,
+    executor: Annotated[str, typer.Option("--executor", help="local or dask.")] = "local",
+    scheduler: Annotated[str | None, typer.Option(
+        "--scheduler", help="Dask scheduler address (with --executor dask).")] = None,
+    embeddings: Annotated[bool, typer.Option(
+        "--embeddings", help="Also write embeddings/<record>.npy (x-vector runs).")] = False,
+    retry_errors: Annotated[bool, typer.Option(
+        "--retry-errors", help="Process the records listed in errors.csv again.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress",
+                                           help="Progress bar on stderr.")] = True,
+) -> None:
+    """Class probabilities for every record with a trained model; resumable."""
+    if checkpoint not in ("best", "last"):
+        from biosig.errors import ConfigError
+        raise ConfigError(f"--checkpoint is {checkpoint!r}, expected best or last")
+    from biosig.train.inference import score_model
+    summary = score_model(run_dir, input, out, checkpoint=checkpoint, device=device,
+                          pattern=pattern, jobs=jobs, executor=executor, scheduler=scheduler,
+                          progress=progress, retry_errors=retry_errors, embeddings=embeddings)
+    typer.echo(str(summary))
+
+
+@app.command("explain")
+def explain_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder (runs/<recipe>/<run-id>).")],
+    record: Annotated[Path, typer.Argument(help="A recording file (or WFDB record).")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="PNG to write (default: RUN_DIR/explain/<record>.png).")] = None,
+    target: Annotated[str | None, typer.Option(
+        "--target", help="Class to explain (default: the predicted one).")] = None,
+    start_s: Annotated[float | None, typer.Option("--start-s", help="Segment start (s).")] = None,
+    end_s: Annotated[float | None, typer.Option("--end-s", help="Segment end (s).")] = None,
+    source_fs: Annotated[float | None, typer.Option(
+        "--source-fs", help="Sampling rate for formats that store none.")] = None,
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help="best or last.")] = "best",
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+) -> None:
+    """Grad-CAM heat map of a prediction over the input spectrogram, as PNG."""
+    from biosig.errors import ConfigError
+    from biosig.train.inference import grad_cam, load_run, load_waveform, plot_grad_cam
+    if (start_s is None) != (end_s is None):
+        raise ConfigError("--start-s and --end-s go together")
+    run = load_run(run_dir, checkpoint=checkpoint, device=device)
+    tgt = None
+    if target is not None:
+        if target not in run.classes:
+            raise ConfigError(f"--target is {target!r}, expected one of {run.classes}")
+        tgt = run.classes.index(target)
+    x = load_waveform(run, record, start_s=start_s, end_s=end_s, source_fs=source_fs)
+    cam = grad_cam(run, x, target=tgt)
+    dest = out if out is not None else Path(run_dir) / "explain" / f"{Path(record).stem}.png"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    plot_grad_cam(cam, run.classes, dest, hop_s=run.frontend.hop / run.frontend.fs,
+                  title=f"{Path(record).name}: {run.cfg.features.kind}")
+    probs = ", ".join(f"{c} {p:.3f}" for c, p in zip(run.classes, cam.probs))
+    typer.echo(f"{dest}  ({cam.method}; {probs})")

@@ -1,0 +1,345 @@
+"""Typed training configuration: YAML -> pydantic models; unknown keys and wrong types are
+:class:`~biosig.errors.ConfigError` naming the key; ``key.sub=value`` overrides.
+
+A recipe's ``config.yaml`` holds the sections below and, under ``profiles``, named sets of
+overrides (``profiles.smoke`` makes a run small enough for CI). :func:`load_config` applies a
+profile, then the ``--set`` overrides, then validates the whole.
+
+Nothing in a config runs code: values are plain YAML scalars, lists and mappings, and the model
+family is chosen by ``model.name`` (a typo there is an error, not a silent default).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from biosig.errors import ConfigError
+
+__all__ = ["TrainConfig", "DataConfig", "FeatureConfig", "CRNNConfig", "TDNNConfig",
+           "LSTMConfig", "OptimConfig", "LoopConfig", "AugmentConfig", "EvalConfig", "CVConfig",
+           "load_config", "validate_config", "apply_overrides", "parse_override",
+           "config_to_dict", "CHALLENGES"]
+
+#: Challenge scores that ``eval.challenge`` can name.
+CHALLENGES = ("none", "physionet2022", "physionet2016", "icbhi2017", "cinc2017")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
+
+
+class DataConfig(_Strict):
+    """Which records, which label, which windows."""
+
+    manifest: str
+    root: str | None = None                       # corpus root (default: manifest's `root`)
+    label: str                                    # key in the record's `labels`
+    classes: list[str] = Field(min_length=2)      # class names, index order
+    label_map: dict[str, str] = {}                # raw label (as text) -> class name
+    filter: dict[str, str | int | float | bool] = {}  # field or labels.x -> required value
+    splits: Literal["manifest", "auto"] = "manifest"
+    group_by: str = "subject"                     # record field grouping patients in splits
+    valid_frac: float = 0.1
+    test_frac: float = 0.2
+    split_seed: int = 0
+    target_fs: float = Field(gt=0)
+    channel: int | Literal["mean"] = 0           # channel index, or the mean of all
+    window_s: float = Field(gt=0)
+    eval_windows: Literal["center", "all"] = "all"
+    max_eval_windows: int = Field(default=8, ge=1)
+    balance: Literal["none", "weights", "sampler"] = "weights"
+    cache: bool = True
+    num_workers: int = Field(default=0, ge=0)
+    limit_per_split: int | None = Field(default=None, ge=1)
+
+
+class FeatureConfig(_Strict):
+    """Front-end computed on the training device (see :mod:`biosig.features`)."""
+
+    kind: Literal["log_mel", "mfcc", "log_spectrogram", "kaldi_fbank", "frames"] = "log_mel"
+    window_s: float = Field(default=0.064, gt=0)
+    hop_s: float = Field(default=0.016, gt=0)
+    n_mels: int = Field(default=64, ge=1)
+    n_mfcc: int = Field(default=20, ge=1)
+    fmin_hz: float = Field(default=0.0, ge=0)
+    fmax_hz: float | None = None
+    top_db: float | None = 80.0
+    normalize: Literal["none", "instance", "cmvn"] = "instance"  # cmvn: per bin over time
+
+
+class CRNNConfig(_Strict):
+    name: Literal["crnn"]
+    channels: list[int] = [32, 64, 128]
+    pool_time: list[int] = [2, 2, 1]
+    gru_hidden: int = 64
+    gru_layers: int = 1
+    dropout: float = 0.2
+
+
+class TDNNConfig(_Strict):
+    name: Literal["tdnn"]
+    channels: list[int] = [512, 512, 512, 512, 1500]
+    kernel_sizes: list[int] = [5, 3, 3, 1, 1]
+    dilations: list[int] = [1, 2, 3, 1, 1]
+    embedding_dim: int = 512
+    dropout: float = 0.0
+
+
+class LSTMConfig(_Strict):
+    name: Literal["lstm"]
+    hidden: int = 64
+    layers: int = 2
+    dropout: float = 0.2
+
+
+ModelConfig = Annotated[CRNNConfig | TDNNConfig | LSTMConfig, Field(discriminator="name")]
+
+
+class OptimConfig(_Strict):
+    optimizer: Literal["adam", "adamw", "sgd"] = "adamw"
+    lr: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=1e-4, ge=0)
+    momentum: float = 0.9
+    scheduler: Literal["none", "cosine", "plateau"] = "cosine"
+
+
+class LoopConfig(_Strict):
+    epochs: int = Field(default=50, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    grad_clip_norm: float | None = 5.0
+    amp: bool = True                              # mixed precision (CUDA only)
+    patience: int | None = Field(default=10, ge=1)  # early stopping; null disables
+    monitor: str = "macro_f1"                     # validation metric, higher is better
+    max_steps_per_epoch: int | None = Field(default=None, ge=1)
+
+
+class AugmentConfig(_Strict):
+    """Training-time augmentation; every switch is an explicit number (0 disables)."""
+
+    time_shift_s: float = Field(default=0.0, ge=0)     # random circular shift, up to +-
+    gain_db: float = Field(default=0.0, ge=0)          # random gain, up to +-
+    noise_prob: float = Field(default=0.0, ge=0, le=1)  # chance of additive white noise
+    noise_snr_db: list[float] = [10.0, 30.0]           # SNR range of that noise
+    freq_masks: int = Field(default=0, ge=0)           # SpecAugment
+    freq_mask_width: int = Field(default=8, ge=1)
+    time_masks: int = Field(default=0, ge=0)
+    time_mask_width: int = Field(default=10, ge=1)
+    mixup_alpha: float = Field(default=0.0, ge=0)      # 0 disables mixup
+
+
+class EvalConfig(_Strict):
+    challenge: Literal["none", "physionet2022", "physionet2016", "icbhi2017", "cinc2017"] = \
+        "none"
+    positive_class: str | None = None            # for binary ROC/PR curves and Se/Sp
+    normal_class: str | None = None              # ICBHI: the normal cycle class
+    class_weights: list[float] | None = None     # PhysioNet 2022 weights by class index
+    aggregate_by: str | None = None              # e.g. subject: score patients, not records
+    n_bootstrap: int = Field(default=200, ge=1)
+    bootstrap_level: float = Field(default=0.95, gt=0, lt=1)
+
+
+class CVConfig(_Strict):
+    folds: int = Field(default=0, ge=0)          # 0: one train/valid/test run; K >= 3: K-fold
+
+
+class TrainConfig(_Strict):
+    """The whole training configuration of one recipe."""
+
+    recipe: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = 0
+    device: str = "auto"                          # auto | cpu | cuda | cuda:N
+    output_dir: str = "runs"
+    data: DataConfig
+    features: FeatureConfig = FeatureConfig()
+    model: ModelConfig
+    optim: OptimConfig = OptimConfig()
+    train: LoopConfig = LoopConfig()
+    augment: AugmentConfig = AugmentConfig()
+    eval: EvalConfig = EvalConfig()
+    cv: CVConfig = CVConfig()
+
+    @model_validator(mode="after")
+    def _cross_checks(self):
+        c = self.data.classes
+        if len(set(c)) != len(c):
+            raise ValueError(f"data.classes has duplicates: {c}")
+        for key in ("positive_class", "normal_class"):
+            v = getattr(self.eval, key)
+            if v is not None and v not in c:
+                raise ValueError(f"eval.{key} is {v!r}, expected one of data.classes {c}")
+        if self.eval.class_weights is not None and len(self.eval.class_weights) != len(c):
+            raise ValueError(f"eval.class_weights has {len(self.eval.class_weights)} values, "
+                             f"expected {len(c)} (one per class)")
+        if self.eval.challenge == "physionet2022" and self.eval.class_weights is None:
+            raise ValueError("eval.class_weights is required when eval.challenge is "
+                             "physionet2022 (e.g. [5, 3, 1] for Present, Unknown, Absent)")
+        if self.eval.challenge == "cinc2017" and not {"N", "A", "O"} <= set(c):
+            raise ValueError(f"eval.challenge cinc2017 needs classes N, A, O; got {c}")
+        if self.eval.challenge == "icbhi2017" and self.eval.normal_class is None:
+            raise ValueError("eval.normal_class is required when eval.challenge is icbhi2017")
+        if self.eval.challenge == "physionet2016" and (len(c) != 2 or
+                                                      self.eval.positive_class is None):
+            raise ValueError("eval.challenge physionet2016 needs two classes and "
+                             "eval.positive_class (the abnormal class)")
+        if self.cv.folds in (1, 2):
+            raise ValueError(f"cv.folds is {self.cv.folds}, expected 0 (off) or at least 3")
+        if self.data.valid_frac + self.data.test_frac >= 1:
+            raise ValueError("data.valid_frac + data.test_frac must be below 1")
+        if len(self.augment.noise_snr_db) != 2:
+            raise ValueError("augment.noise_snr_db must be [low, high]")
+        if self.features.hop_s > self.features.window_s:
+            raise ValueError("features.hop_s must not exceed features.window_s")
+        if self.features.window_s >= self.data.window_s:
+            raise ValueError("features.window_s must be shorter than data.window_s")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ValueError(f"device is {self.device!r}, expected auto, cpu, cuda or cuda:N")
+        return self
+
+
+# ------------------------------------------------------------------------------ loading
+
+def _format_errors(exc: ValidationError, source: str) -> str:
+    parts = []
+    for err in exc.errors():
+        path = [str(x) for x in err["loc"]]
+        if len(path) > 1 and path[0] == "model" and path[1] in ("crnn", "tdnn", "lstm"):
+            del path[1]                      # the union's tag is not a key of the file
+        loc = ".".join(path)
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "missing required key"
+        elif "input" in err and err["type"] not in ("value_error",):
+            msg = f"{msg} (got {err['input']!r})"
+        if err["type"] == "value_error":
+            msg = msg.removeprefix("Value error, ")
+            parts.append(msg)
+        else:
+            parts.append(f"key {loc!r}: {msg}" if loc else msg)
+    return f"{source}: " + "; ".join(parts)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"train.epochs=3"`` -> ``("train.epochs", 3)``; the value is parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected key.sub=value")
+    key, _, raw = text.partition("=")
+    key = key.strip()
+    if not key or any(not p for p in key.split(".")):
+        raise ConfigError(f"--set {text!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text!r}: value is not valid YAML ({exc.problem})") from None
+    return key, value
+
+
+def apply_overrides(data: dict, overrides: dict[str, Any] | list[str], *,
+                    source: str = "--set") -> dict:
+    """Return a copy of ``data`` with dotted keys set (``{"train.epochs": 3}`` or
+    ``["train.epochs=3"]``). Setting a whole section replaces it; unknown keys are caught
+    later by validation."""
+    out = copy.deepcopy(data)
+    items = ([parse_override(t) for t in overrides] if isinstance(overrides, list)
+             else list(overrides.items()))
+    for key, value in items:
+        parts = key.split(".")
+        node = out
+        for i, p in enumerate(parts[:-1]):
+            nxt = node.get(p)
+            if nxt is None:
+                nxt = node[p] = {}
+            elif not isinstance(nxt, dict):
+                raise ConfigError(f"{source}: key {'.'.join(parts[:i + 1])!r} is "
+                                  f"{type(nxt).__name__}, cannot set {key!r} inside it")
+            node = nxt
+        node[parts[-1]] = value
+    return out
+
+
+def validate_config(data: dict, *, source: str = "config") -> TrainConfig:
+    """Validate a parsed mapping into a :class:`TrainConfig` (``ConfigError`` naming keys)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got "
+                          f"{type(data).__name__}")
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, source)) from None
+
+
+def load_config(path, *, overrides: list[str] | None = None, profile: str | None = None,
+                ) -> TrainConfig:
+    """Read a recipe YAML, apply ``profiles[profile]`` and ``--set`` overrides, validate.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The YAML file.
+    overrides : list of str, optional
+        ``key.sub=value`` strings (values parsed as YAML).
+    profile : str, optional
+        Name of a set of overrides under the file's ``profiles`` key (e.g. ``"smoke"``).
+
+    Returns
+    -------
+    TrainConfig
+        Relative ``data.manifest``/``data.root`` paths are resolved against the current
+        folder, else against the config's folder and its parents.
+    """
+    p = Path(os.fspath(path))
+    if not p.is_file():
+        raise ConfigError(f"{p}: config file not found")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: invalid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping at the top level")
+    profiles = data.pop("profiles", None) or {}
+    if not isinstance(profiles, dict):
+        raise ConfigError(f"{p}: key 'profiles' must map names to overrides")
+    if profile is not None:
+        if profile not in profiles:
+            raise ConfigError(f"{p}: profile {profile!r} not found (have: "
+                              f"{', '.join(profiles) or 'none'})")
+        prof = profiles[profile]
+        if not isinstance(prof, dict):
+            raise ConfigError(f"{p}: profiles.{profile} must map dotted keys to values")
+        data = apply_overrides(data, prof, source=f"{p}: profiles.{profile}")
+    if overrides:
+        data = apply_overrides(data, list(overrides))
+    cfg = validate_config(data, source=str(p))
+    for attr in ("manifest", "root"):
+        v = getattr(cfg.data, attr)
+        if v is not None:
+            setattr(cfg.data, attr, str(_resolve(v, p.parent)))
+    return cfg
+
+
+def profiles_of(path) -> dict[str, dict]:
+    """The ``profiles`` mapping of a recipe YAML (empty when none)."""
+    data = yaml.safe_load(Path(os.fspath(path)).read_text(encoding="utf-8")) or {}
+    return data.get("profiles") or {}
+
+
+def _resolve(value: str, base: Path) -> Path:
+    q = Path(value).expanduser()
+    if q.is_absolute() or q.exists():
+        return q.resolve() if q.exists() else q
+    for d in (base, *base.resolve().parents):
+        if (d / q).exists():
+            return (d / q).resolve()
+    return q
+
+
+def config_to_dict(cfg: TrainConfig) -> dict:
+    """Plain, YAML-ready mapping of a config (the resolved config saved in a run folder)."""
+    return cfg.model_dump(mode="json")

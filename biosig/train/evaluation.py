@@ -1,0 +1,166 @@
+"""Metrics of a trained model on a split, the way the recipes report them."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from biosig import metrics as M
+
+__all__ = ["compute_metrics", "metrics_with_ci", "embedding_eer", "metric_names",
+           "aggregate_by_group"]
+
+
+def _positive(cfg) -> int | None:
+    c = cfg.data.classes
+    if cfg.eval.positive_class is not None:
+        return c.index(cfg.eval.positive_class)
+    return 1 if len(c) == 2 else None
+
+
+def _metric_fns(cfg) -> dict:
+    """name -> f(targets, probs) for every scalar the report gives."""
+    classes = list(cfg.data.classes)
+    k = len(classes)
+    pos = _positive(cfg)
+
+    def pred(p):
+        return np.argmax(p, axis=1)
+
+    fns = {
+        "accuracy": lambda t, p: M.classification_report(t, pred(p), n_classes=k).accuracy,
+        "macro_f1": lambda t, p: M.classification_report(t, pred(p), n_classes=k).macro_f1,
+        "macro_sensitivity": lambda t, p: M.classification_report(
+            t, pred(p), n_classes=k).macro_sensitivity,
+        "macro_specificity": lambda t, p: M.classification_report(
+            t, pred(p), n_classes=k).macro_specificity,
+        "kappa": lambda t, p: M.cohen_kappa(t, pred(p), n_classes=k),
+        "roc_auc": (lambda t, p: M.roc_auc((t == pos).astype(int), p[:, pos])) if pos is not None
+        else (lambda t, p: M.roc_auc_ovr(t, p)),
+        "pr_auc": (lambda t, p: M.pr_auc((t == pos).astype(int), p[:, pos])) if pos is not None
+        else (lambda t, p: float(np.nanmean([M.pr_auc((t == c).astype(int), p[:, c])
+                                             if (t == c).any() else np.nan
+                                             for c in range(k)]))
+              if any((t == c).any() for c in range(k)) else float("nan")),
+    }
+    if pos is not None:
+        for name in ("sensitivity", "specificity", "ppv", "npv", "f1"):
+            fns[name] = (lambda t, p, name=name: getattr(
+                M.classification_report(t, pred(p), n_classes=k), name)[pos])
+    ch = cfg.eval.challenge
+    if ch == "physionet2022":
+        w = cfg.eval.class_weights
+        fns["weighted_accuracy"] = lambda t, p: M.physionet2022_weighted_accuracy(
+            t, pred(p), weights=w)
+    elif ch == "physionet2016":
+        fns["macc"] = lambda t, p: M.physionet2016_macc((t == pos).astype(int),
+                                                        (pred(p) == pos).astype(int))
+    elif ch == "icbhi2017":
+        normal = classes.index(cfg.eval.normal_class)
+        fns["icbhi_score"] = lambda t, p: M.icbhi_score(t, pred(p), normal_class=normal).score
+        fns["icbhi_sensitivity"] = lambda t, p: M.icbhi_score(
+            t, pred(p), normal_class=normal).sensitivity
+        fns["icbhi_specificity"] = lambda t, p: M.icbhi_score(
+            t, pred(p), normal_class=normal).specificity
+    elif ch == "cinc2017":
+        fns["cinc2017_f1"] = lambda t, p: M.cinc2017_f1(t, pred(p), classes=classes)
+    return fns
+
+
+def metric_names(cfg) -> list[str]:
+    """Names of the scalar metrics a run of ``cfg`` reports (valid ``train.monitor`` values)."""
+    return list(_metric_fns(cfg))
+
+
+def aggregate_by_group(probs, targets, groups) -> tuple[np.ndarray, np.ndarray, list]:
+    """Mean class probabilities per group (e.g. per patient over their recordings).
+
+    Parameters
+    ----------
+    probs : array [shape=(n_items, n_classes)]
+    targets : array of int [shape=(n_items,)]
+    groups : sequence [n_items]
+        Group of each item; groups are returned in order of first appearance.
+
+    Returns
+    -------
+    (probs (n_groups, n_classes), targets (n_groups,), group names)
+        A group's target is its most common item target (ties: the lowest index).
+    """
+    p = np.asarray(probs, dtype=float)
+    t = np.asarray(targets, dtype=np.int64)
+    order: dict = {}
+    for g in groups:
+        order.setdefault(g, len(order))
+    idx = np.array([order[g] for g in groups], dtype=np.int64)
+    n = len(order)
+    gp = np.zeros((n, p.shape[1]))
+    np.add.at(gp, idx, p)
+    gp /= np.bincount(idx, minlength=n)[:, None]
+    votes = np.zeros((n, p.shape[1]), dtype=np.int64)
+    np.add.at(votes, (idx, t), 1)
+    return gp, votes.argmax(1), list(order)
+
+
+def compute_metrics(targets, probs, cfg) -> dict:
+    """Scalar metrics, per-class report and confusion matrix of ``probs`` against ``targets``.
+
+    Parameters
+    ----------
+    targets : array of int [shape=(n_items,)]
+    probs : array of float [shape=(n_items, n_classes)]
+    cfg : TrainConfig
+
+    Returns
+    -------
+    dict
+        ``name -> float`` for every scalar (NaN where undefined, e.g. ROC-AUC with one class),
+        plus ``per_class`` (sensitivity, specificity, PPV, NPV, F1, support by class name)
+        and ``confusion`` (rows true, columns predicted).
+    """
+    t = np.asarray(targets, dtype=np.int64)
+    p = np.asarray(probs, dtype=float)
+    out = {name: float(fn(t, p)) for name, fn in _metric_fns(cfg).items()}
+    rep = M.classification_report(t, np.argmax(p, axis=1), n_classes=len(cfg.data.classes))
+    out["per_class"] = {c: {"sensitivity": rep.sensitivity[i], "specificity":
+                            rep.specificity[i], "ppv": rep.ppv[i], "npv": rep.npv[i],
+                            "f1": rep.f1[i], "support": rep.support[i]}
+                        for i, c in enumerate(cfg.data.classes)}
+    out["confusion"] = rep.confusion
+    return out
+
+
+def metrics_with_ci(targets, probs, cfg) -> dict:
+    """:func:`compute_metrics` plus a bootstrap CI (``eval.n_bootstrap`` resamples of the
+    items) for every scalar: ``{"name": {"estimate", "low", "high", ...}}`` under ``"ci"``."""
+    out = compute_metrics(targets, probs, cfg)
+    t = np.asarray(targets, dtype=np.int64)
+    p = np.asarray(probs, dtype=float)
+    ci = {}
+    for name, fn in _metric_fns(cfg).items():
+        r = M.bootstrap_ci(fn, t, p, n_bootstrap=cfg.eval.n_bootstrap,
+                           level=cfg.eval.bootstrap_level, seed=cfg.seed)
+        ci[name] = r.to_dict()
+    out["ci"] = ci
+    return out
+
+
+def embedding_eer(embeddings, targets) -> float:
+    """EER of cosine-similarity trials between all pairs of items (target = same class).
+
+    Parameters
+    ----------
+    embeddings : array [shape=(n_items, dim)]
+    targets : array of int [shape=(n_items,)]
+    """
+    e = np.asarray(embeddings, dtype=float)
+    e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+    t = np.asarray(targets)
+    i, j = np.triu_indices(len(t), k=1)
+    if i.size == 0:
+        return math.nan
+    same = (t[i] == t[j]).astype(int)
+    if same.min() == same.max():
+        return math.nan
+    return M.eer(same, np.einsum("nd,nd->n", e[i], e[j]))

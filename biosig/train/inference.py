@@ -1,0 +1,309 @@
+"""Using a trained run: load it, predict class probabilities for recordings, extract
+embeddings (x-vectors), explain a prediction with Grad-CAM, and batch-score with the generic
+runner (:func:`score_model`, behind ``biosig score model``)."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from biosig.errors import ConfigError, InputError, ManifestError
+from biosig.fileio import write_text_atomic
+
+__all__ = ["LoadedRun", "load_run", "load_waveform", "predict_waveform", "embed_waveform",
+           "GradCam", "grad_cam", "plot_grad_cam", "score_model", "ScoreModelSummary"]
+
+
+@dataclass
+class LoadedRun:
+    """A trained model with its front-end and config, ready for inference."""
+
+    run_dir: Path
+    cfg: object
+    model: torch.nn.Module
+    frontend: torch.nn.Module
+    classes: list[str]
+    device: torch.device
+
+
+def load_run(run_dir, *, checkpoint: str = "best", device: str = "auto") -> LoadedRun:
+    """Load ``RUN_DIR/<checkpoint>.pt`` with the run's resolved ``config.yaml``.
+
+    Parameters
+    ----------
+    run_dir : str or PathLike
+        A run folder written by :func:`biosig.train.train` (for a K-fold run: one ``fold-k``).
+    checkpoint : {"best", "last"}
+    device : str
+        ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+    """
+    import yaml
+
+    from biosig.models import build_model
+    from biosig.train.config import validate_config
+    from biosig.train.data import FrontEnd
+    from biosig.train.engine import pick_device
+    rd = Path(os.fspath(run_dir))
+    ck_path = rd / f"{checkpoint}.pt"
+    if not ck_path.is_file():
+        hint = " (a K-fold run: pass one of its fold-k folders)" if (rd / "fold-0").is_dir() \
+            else ""
+        raise InputError(ck_path, f"checkpoint not found{hint}")
+    cfg = validate_config(yaml.safe_load((rd / "config.yaml").read_text(encoding="utf-8")),
+                          source=str(rd / "config.yaml"))
+    dev = pick_device(device)
+    ck = torch.load(ck_path, map_location="cpu", weights_only=False)
+    frontend = FrontEnd(cfg.features, fs=cfg.data.target_fs).to(dev)
+    model = build_model(cfg.model, n_features=frontend.n_features,
+                        n_classes=len(cfg.data.classes))
+    model.load_state_dict(ck["model"])
+    model.to(dev).eval()
+    return LoadedRun(rd, cfg, model, frontend, list(cfg.data.classes), dev)
+
+
+def load_waveform(run: LoadedRun, path, *, start_s: float | None = None,
+                  end_s: float | None = None, source_fs: float | None = None) -> np.ndarray:
+    """Load a recording the way the run's training data was loaded: ``(n_samples,)`` float32 at
+    ``data.target_fs``, the configured channel, cropped to ``[start_s, end_s)`` if given."""
+    from biosig.io import load
+    d = run.cfg.data
+    sig = load(path, target_fs=d.target_fs, source_fs=source_fs, annotations=None)
+    if start_s is not None:
+        sig = sig.crop(start_s, end_s)
+    if d.channel == "mean":
+        return sig.data.mean(axis=0).astype(np.float32)
+    if d.channel >= sig.data.shape[0]:
+        raise InputError(path, f"data.channel is {d.channel} but the recording has "
+                               f"{sig.data.shape[0]} channel(s)")
+    return np.ascontiguousarray(sig.data[d.channel], dtype=np.float32)
+
+
+def _windows(run: LoadedRun, x: np.ndarray) -> torch.Tensor:
+    from biosig.train.data import eval_windows
+    d = run.cfg.data
+    n = int(round(d.window_s * d.target_fs))
+    w = eval_windows(x, n, mode=d.eval_windows, max_windows=d.max_eval_windows)
+    return torch.from_numpy(w).to(run.device)                # (n_windows, n_samples)
+
+
+@torch.no_grad()
+def predict_waveform(run: LoadedRun, x: np.ndarray) -> np.ndarray:
+    """Class probabilities ``(n_classes,)`` of one signal, averaged over its windows."""
+    feats = run.frontend(_windows(run, x))
+    return torch.softmax(run.model(feats).float(), -1).mean(0).cpu().numpy()
+
+
+@torch.no_grad()
+def embed_waveform(run: LoadedRun, x: np.ndarray) -> np.ndarray:
+    """The model's segment embedding ``(dim,)`` (x-vector), averaged over windows."""
+    if not hasattr(run.model, "embed"):
+        raise ConfigError(f"{run.run_dir}: model {run.cfg.model.name!r} has no embeddings "
+                          f"(use a tdnn model)")
+    return run.model.embed(run.frontend(_windows(run, x))).float().mean(0).cpu().numpy()
+
+
+# ---------------------------------------------------------------------------- Grad-CAM
+
+@dataclass
+class GradCam:
+    """``features`` (n_features, n_frames) of the explained window, ``heat`` (n_features,
+    n_frames) in [0, 1], the explained class index ``target``, ``probs`` (n_classes,) and
+    ``method`` ("grad-cam" or "saliency" for models without conv layers)."""
+
+    features: np.ndarray
+    heat: np.ndarray
+    target: int
+    probs: np.ndarray
+    method: str
+
+
+def grad_cam(run: LoadedRun, x: np.ndarray, *, target: int | None = None,
+             window: int | None = None) -> GradCam:
+    """Grad-CAM (Selvaraju et al., ICCV 2017) over the input features of one window.
+
+    The class score's gradients, averaged over the last conv layer's positions, weight its
+    feature maps; the ReLU of the sum is upsampled to the input's (feature, frame) grid. For
+    models without a conv layer (BiLSTM) the map is the input-gradient saliency ``|d y / d X|``.
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(n_samples,)]
+        The signal at ``data.target_fs``.
+    target : int, optional
+        Class index to explain (default: the predicted class).
+    window : int, optional
+        Which evaluation window (default: the one with the highest target probability).
+    """
+    model = run.model
+    with torch.no_grad():
+        feats_all = run.frontend(_windows(run, x))              # (n_windows, F, T)
+        p_all = torch.softmax(model(feats_all).float(), -1)
+    probs = p_all.mean(0).cpu().numpy()
+    tgt = int(np.argmax(probs)) if target is None else int(target)
+    if not 0 <= tgt < len(run.classes):
+        raise ConfigError(f"target is {tgt}, expected a class index below {len(run.classes)}")
+    w = int(torch.argmax(p_all[:, tgt]).item()) if window is None else int(window)
+    feats = feats_all[w:w + 1].clone().requires_grad_(True)     # (1, F, T)
+    acts: dict = {}
+    layer = model.cam_layer() if hasattr(model, "cam_layer") else None
+    handle = None
+    if layer is not None:
+        def hook(_m, _i, out):
+            out.retain_grad()
+            acts["a"] = out
+        handle = layer.register_forward_hook(hook)
+    try:
+        with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
+            score = model(feats)[0, tgt]
+            model.zero_grad(set_to_none=True)
+            score.backward()
+    finally:
+        if handle is not None:
+            handle.remove()
+    F, T = feats.shape[1:]
+    if layer is not None:
+        a, g = acts["a"].detach(), acts["a"].grad.detach()
+        if a.ndim == 4:                                      # (1, C, F', T')
+            cam = torch.relu((g.mean(dim=(2, 3), keepdim=True) * a).sum(1, keepdim=True))
+            cam = torch.nn.functional.interpolate(cam, size=(F, T), mode="bilinear",
+                                                  align_corners=False)[0, 0]
+        else:                                                # (1, C, T')
+            cam = torch.relu((g.mean(dim=2, keepdim=True) * a).sum(1, keepdim=True))
+            cam = torch.nn.functional.interpolate(cam, size=T, mode="linear",
+                                                  align_corners=False)[0, 0]
+            cam = cam[None, :].expand(F, T)
+        method = "grad-cam"
+    else:
+        cam = feats.grad[0].abs()
+        method = "saliency"
+    cam = cam.cpu().numpy().astype(float)
+    rng = cam.max() - cam.min()
+    heat = (cam - cam.min()) / rng if rng > 0 else np.zeros_like(cam)
+    return GradCam(feats.detach()[0].cpu().numpy(), heat, tgt, probs, method)
+
+
+def plot_grad_cam(cam: GradCam, classes, path, *, hop_s: float, title: str = "") -> None:
+    """PNG: the input features, and the heat map over them."""
+    from biosig.train.plots import _figure, _save
+    plt = _figure()
+    F, T = cam.features.shape
+    extent = (0, T * hop_s, 0, F)
+    fig, (a, b) = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
+    a.imshow(cam.features, origin="lower", aspect="auto", extent=extent, cmap="magma")
+    a.set_ylabel("feature bin"), a.set_title(title or "input features")
+    b.imshow(cam.features, origin="lower", aspect="auto", extent=extent, cmap="gray")
+    b.imshow(cam.heat, origin="lower", aspect="auto", extent=extent, cmap="jet", alpha=0.45,
+             vmin=0, vmax=1)
+    b.set_xlabel("time in window (s)"), b.set_ylabel("feature bin")
+    b.set_title(f"{cam.method}: class {classes[cam.target]} "
+                f"(p = {cam.probs[cam.target]:.2f})")
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- scoring
+
+_RUNS: dict = {}
+
+
+def _cached_run(run_dir: str, checkpoint: str, device: str) -> LoadedRun:
+    key = (run_dir, checkpoint, device)
+    if key not in _RUNS:
+        _RUNS[key] = load_run(run_dir, checkpoint=checkpoint, device=device)
+    return _RUNS[key]
+
+
+def _score_one(item, out_dir: str, *, run_dir: str, checkpoint: str, device: str,
+               embeddings: bool) -> dict:
+    run = _cached_run(run_dir, checkpoint, device)
+    m = item.meta
+    x = load_waveform(run, item.path, start_s=m.get("start_s"), end_s=m.get("end_s"),
+                      source_fs=m.get("source_fs"))
+    if x.size == 0:
+        raise InputError(item.path, "the recording (segment) holds no samples")
+    probs = predict_waveform(run, x)
+    row = {f"p_{c}": f"{p:.6f}" for c, p in zip(run.classes, probs)}
+    row["label"] = run.classes[int(np.argmax(probs))]
+    if embeddings:
+        from biosig.batch import atomic_path
+        with atomic_path(out_dir, f"embeddings/{item.key}.npy") as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, embed_waveform(run, x))
+    return row
+
+
+@dataclass(frozen=True)
+class ScoreModelSummary:
+    """The batch summary plus the files written."""
+
+    batch: object
+    predictions_csv: str
+    answers_txt: str | None
+
+    def __str__(self) -> str:
+        extra = f", {self.answers_txt}" if self.answers_txt else ""
+        return f"{self.batch}\nwritten: {self.predictions_csv}{extra}"
+
+
+def _default_pattern(cfg) -> str:
+    from biosig.manifests import read_manifest
+    try:
+        for rec in read_manifest(cfg.data.manifest, check_ids=False):
+            suffix = Path(rec.path).suffix
+            return f"*{suffix}" if suffix else "*"
+    except (ManifestError, OSError) as exc:
+        raise ConfigError(f"--pattern not given and the run's manifest {cfg.data.manifest} "
+                          f"cannot tell it ({exc}); pass --pattern") from None
+    return "*"
+
+
+def score_model(run_dir, source, out_dir, *, checkpoint: str = "best", device: str = "auto",
+                pattern: str | None = None, jobs: int = 1, executor: str = "local",
+                scheduler: str | None = None, progress: bool = True,
+                retry_errors: bool = False, embeddings: bool = False) -> ScoreModelSummary:
+    """Class probabilities for every record of ``source`` with a trained run.
+
+    Runs :func:`biosig.batch.run_batch` (resumable, ``errors.csv`` rows, progress bar,
+    ``--jobs``/Dask) with ``predictions.csv`` (``record, p_<class>..., label``) as its results
+    table, then writes, for CinC 2017 runs, the challenge's ``answers.txt`` (``record,label``
+    per line) atomically.
+
+    Parameters
+    ----------
+    run_dir : str or PathLike
+    source : str or PathLike
+        Folder, ``.jsonl`` manifest or record list (see :func:`biosig.batch.iter_inputs`).
+    out_dir : str or PathLike
+    pattern : str, optional
+        File pattern for folders (default: the suffix of the run's manifest paths).
+    embeddings : bool
+        Also write ``embeddings/<record>.npy`` (TDNN/x-vector runs).
+    """
+    from biosig.batch import run_batch
+    run = load_run(run_dir, checkpoint=checkpoint, device=device)   # fail early, in-process
+    if embeddings and not hasattr(run.model, "embed"):
+        raise ConfigError(f"--embeddings: model {run.cfg.model.name!r} has no embeddings")
+    func = functools.partial(_score_one, run_dir=str(Path(run_dir).resolve()),
+                             checkpoint=checkpoint, device=device, embeddings=embeddings)
+    columns = ["record", *[f"p_{c}" for c in run.classes], "label"]
+    summary = run_batch(source, func, out_dir, columns=columns,
+                        pattern=pattern or _default_pattern(run.cfg), jobs=jobs,
+                        executor=executor, scheduler=scheduler, progress=progress,
+                        retry_errors=retry_errors, description="scoring",
+                        scores_name="predictions.csv")
+    out = Path(out_dir)
+    pred = out / "predictions.csv"
+    answers = None
+    if run.cfg.eval.challenge == "cinc2017":
+        answers = out / "answers.txt"
+        with open(pred, newline="", encoding="utf-8") as f:
+            rows = [(Path(r["record"]).name, r["label"]) for r in csv.DictReader(f)]
+        write_text_atomic(answers, "".join(f"{r},{lab}\n" for r, lab in rows))
+    return ScoreModelSummary(summary, str(pred), str(answers) if answers else None)
