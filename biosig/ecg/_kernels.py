@@ -62,6 +62,19 @@ def _local_slope(slope, i, half):
 
 
 @njit(cache=True)
+def _push_rr(rr_buf, n_rr, rr):
+    """Add an RR interval (samples) to the ring of the last 8; return the new count and the
+    mean of the intervals held."""
+    rr_buf[n_rr % 8] = rr
+    n_rr += 1
+    m = min(n_rr, 8)
+    total = 0.0
+    for q in range(m):
+        total += rr_buf[q]
+    return n_rr, total / m
+
+
+@njit(cache=True)
 def detect_kernel(mwi, slope, refractory, twave, slope_half, init_len, searchback_factor,
                   twave_ratio):
     """Adaptive-threshold peak classification of the integrated energy (Pan & Tompkins 1985,
@@ -151,14 +164,7 @@ def detect_kernel(mwi, slope, refractory, twave, slope_half, init_len, searchbac
                 break
             k = c_idx[best]
             spk = 0.25 * c_amp[best] + 0.75 * spk
-            rr = k - last
-            rr_buf[n_rr % 8] = rr
-            n_rr += 1
-            m = min(n_rr, 8)
-            rr_avg = 0.0
-            for q in range(m):
-                rr_avg += rr_buf[q]
-            rr_avg /= m
+            n_rr, rr_avg = _push_rr(rr_buf, n_rr, k - last)
             out[nq] = k
             nq += 1
             last = k
@@ -195,14 +201,7 @@ def detect_kernel(mwi, slope, refractory, twave, slope_half, init_len, searchbac
             else:
                 spk = 0.125 * a + 0.875 * spk
                 if last >= 0:
-                    rr = i - last
-                    rr_buf[n_rr % 8] = rr
-                    n_rr += 1
-                    m = min(n_rr, 8)
-                    rr_avg = 0.0
-                    for q in range(m):
-                        rr_avg += rr_buf[q]
-                    rr_avg /= m
+                    n_rr, rr_avg = _push_rr(rr_buf, n_rr, i - last)
                 out[nq] = i
                 nq += 1
                 last = i
