@@ -7,7 +7,15 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-__all__ = ["Signal", "Annotations"]
+__all__ = ["Signal", "Annotations", "summary_fields"]
+
+
+def summary_fields(channels, fs: float, n_samples: int, units) -> str:
+    """The shared part of one-line recording summaries: channels, rate, duration, units."""
+    names = ",".join(channels[:4]) + (",..." if len(channels) > 4 else "")
+    unit_set = ",".join(sorted(set(u for u in units if u))) or "-"
+    return (f"{len(channels)} ch [{names}]  {fs:g} Hz  {n_samples / fs:.2f} s  "
+            f"{n_samples} samples  units {unit_set}")
 
 
 @dataclass(frozen=True)
@@ -168,8 +176,6 @@ class Signal:
 
     def summary(self) -> str:
         """One line: path, channels, sampling rate, duration, units, annotation count."""
-        units = ",".join(sorted(set(u for u in self.units if u))) or "-"
         ann = f"{len(self.annotations)} annotations" if self.annotations is not None else "-"
-        chans = ",".join(self.channels[:4]) + (",..." if self.n_channels > 4 else "")
-        return (f"{self.path or '<memory>'}  {self.n_channels} ch [{chans}]  {self.fs:g} Hz  "
-                f"{self.duration_s:.2f} s  {self.n_samples} samples  units {units}  {ann}")
+        return (f"{self.path or '<memory>'}  "
+                f"{summary_fields(self.channels, self.fs, self.n_samples, self.units)}  {ann}")

@@ -17,7 +17,6 @@ import csv
 import hashlib
 import json
 import logging
-import os
 import shutil
 import subprocess
 import tempfile
@@ -28,6 +27,7 @@ import numpy as np
 
 from biosig.asr.audio import ASR_FS
 from biosig.errors import ConfigError, InputError
+from biosig.fileio import atomic_path
 
 __all__ = ["VOICES", "Phrase", "read_phrases", "dictation_phrases", "render", "synth_dictation",
            "concatenate_long_form", "split_held_out"]
@@ -230,9 +230,8 @@ def _add_noise(x: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.nda
 
 def _write_wav(path: Path, x: np.ndarray) -> None:
     import soundfile as sf
-    tmp = path.with_name(path.stem + ".tmp.wav")
-    sf.write(str(tmp), x, ASR_FS, subtype="PCM_16")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), x, ASR_FS, subtype="PCM_16")
 
 
 @dataclass

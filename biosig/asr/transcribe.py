@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -15,6 +14,7 @@ from biosig.asr.audio import ASR_FS, load_audio, prepare_audio
 from biosig.asr.models import AsrModel, DecodeOptions
 from biosig.asr.types import Transcript
 from biosig.errors import ConfigError
+from biosig.fileio import write_text_atomic
 
 __all__ = ["transcribe", "transcribe_file", "speech_windows", "format_transcript",
            "write_transcript", "FORMATS", "DEFAULT_OPTIONS"]
@@ -176,9 +176,5 @@ def format_transcript(tr: Transcript, fmt: str) -> str:
 
 def write_transcript(tr: Transcript, path, fmt: str) -> Path:
     """Write atomically (temporary file in the same folder, then rename)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(format_transcript(tr, fmt), encoding="utf-8")
-    os.replace(tmp, p)
+    p = write_text_atomic(path, format_transcript(tr, fmt))
     return p

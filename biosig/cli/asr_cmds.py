@@ -254,7 +254,7 @@ def dictate_cmd(
     threads: Threads = 0,
 ) -> None:
     """Streaming dictation: events as JSON lines while audio comes in, then the document."""
-    from biosig.asr import ASR_FS, CommandTable, DictationEngine, load_audio, simulate_stream
+    from biosig.asr import CommandTable, DictationEngine, load_audio, simulate_stream
     from biosig.errors import ConfigError
     if sum([file is not None, mic, stdin]) != 1:
         raise ConfigError("dictate: give exactly one of --file AUDIO, --mic, --stdin")
@@ -285,7 +285,6 @@ def dictate_cmd(
     finally:
         if events is not None:
             fh.close()
-    _ = ASR_FS
     sys.stdout.write((engine.text if raw else engine.document).rstrip("\n") + "\n")
 
 
@@ -314,8 +313,6 @@ def eval_cmd(
 ) -> None:
     """WER/CER (normalised: case, punctuation, numbers), term recall, RTF and, with
     --streaming, commit latency (mean/p50/p90/max) and last-word delay. Writes JSON."""
-    import os
-
     from biosig.asr import DecodeOptions
     from biosig.asr.evaluate import evaluate_manifest
     prompt, hot = _vocab(vocab)
@@ -329,10 +326,8 @@ def eval_cmd(
     if out is None:
         sys.stdout.write(text)
     else:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out)
+        from biosig.fileio import write_text_atomic
+        write_text_atomic(out, text)
         summary = f"WER {rep.wer:.2%}  CER {rep.cer:.2%}  RTF {rep.rtf:.2f}"
         if rep.latency:
             summary += (f"  latency mean {rep.latency['mean_s']:.2f} s p90 "

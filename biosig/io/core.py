@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from biosig.errors import InputError
-from biosig.signal import Annotations, Signal
+from biosig.signal import Annotations, Signal, summary_fields
 
 __all__ = ["load", "info", "RecordingInfo", "read_annotations", "supported_extensions",
            "validate_signal"]
@@ -72,10 +72,9 @@ class RecordingInfo:
         return self.n_samples / self.fs
 
     def summary(self) -> str:
-        chans = ",".join(self.channels[:4]) + (",..." if self.n_channels > 4 else "")
-        units = ",".join(sorted(set(u for u in self.units if u))) or "-"
-        return (f"{self.path}  {self.format}  {self.n_channels} ch [{chans}]  {self.fs:g} Hz  "
-                f"{self.duration_s:.2f} s  {self.n_samples} samples  units {units}")
+        """One line: path, format, channels, sampling rate, duration, units."""
+        return (f"{self.path}  {self.format}  "
+                f"{summary_fields(self.channels, self.fs, self.n_samples, self.units)}")
 
 
 def _resolve(path) -> tuple[Path, str]:
