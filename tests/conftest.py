@@ -47,3 +47,45 @@ def whisper_model(whisper_model_dir):
     """The Whisper base loaded once (faster-whisper, int8, 2 threads)."""
     from biosig.asr import load_model
     return load_model(str(whisper_model_dir), compute_type="int8", cpu_threads=2)
+
+
+@pytest.fixture(scope="session")
+def hf_base_dir(whisper_model_dir, tmp_path_factory) -> Path:
+    """The Whisper base imported into transformers format once per session."""
+    from biosig.asr.convert import import_ct2_whisper
+    out = tmp_path_factory.mktemp("whisper_base_hf") / "model"
+    import_ct2_whisper(whisper_model_dir, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper_dir(hf_base_dir, tmp_path_factory) -> Path:
+    """A tiny randomly initialised Whisper (2+2 layers, d_model 64) with the real tokenizer,
+    saved in transformers format."""
+    import torch
+    from transformers import (
+        GenerationConfig,
+        WhisperConfig,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+    )
+    torch.manual_seed(0)
+    processor = WhisperProcessor.from_pretrained(hf_base_dir)
+    base = WhisperConfig.from_pretrained(hf_base_dir)
+    cfg = WhisperConfig(
+        vocab_size=len(processor.tokenizer), num_mel_bins=80, d_model=64, encoder_layers=2,
+        decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4,
+        encoder_ffn_dim=128, decoder_ffn_dim=128, max_source_positions=1500,
+        max_target_positions=448, pad_token_id=base.pad_token_id,
+        bos_token_id=base.bos_token_id, eos_token_id=base.eos_token_id,
+        decoder_start_token_id=base.decoder_start_token_id,
+        suppress_tokens=base.suppress_tokens, begin_suppress_tokens=base.begin_suppress_tokens)
+    model = WhisperForConditionalGeneration(cfg)
+    gen = GenerationConfig.from_pretrained(hf_base_dir)
+    gen.alignment_heads = [[1, 0], [1, 1]]
+    model.generation_config = gen
+    out = tmp_path_factory.mktemp("tiny_whisper") / "model"
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    gen.save_pretrained(out)
+    return out

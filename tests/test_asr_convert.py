@@ -48,13 +48,6 @@ def ct2_base_dir(whisper_model_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
-def hf_base_dir(ct2_base_dir, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("whisper_base_hf") / "model"
-    import_ct2_whisper(ct2_base_dir, out)
-    return out
-
-
-@pytest.fixture(scope="session")
 def speech_clips(data_root) -> list[Path]:
     speech = data_root / "speech"
     clips = sorted((speech / "librispeech_test_clean_mini").rglob("*.flac"))

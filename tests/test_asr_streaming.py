@@ -183,3 +183,26 @@ def test_run_live_merges_queued_chunks_and_finishes():
     assert eng.finished and eng.audio_s == pytest.approx(3.0)
     assert eng.text.split()[:4] == ["w0", "w1", "w2", "w3"]
     assert len(model.calls) < 6   # chunks queued during a decode were decoded together
+
+
+class _UnsureModel(ScriptedModel):
+    """The scripted words, with word w2 uncertain (probability 0.3)."""
+
+    def decode(self, audio, options=None):
+        res = super().decode(audio, options)
+        segs = [Segment(s.text, s.start_s, s.end_s, tuple(
+            Word(w.text, w.start_s, w.end_s, 0.3 if w.text.strip() == "w2" else 1.0)
+            for w in s.words)) for s in res.segments]
+        return DecodeResult(segs, "en", 0.0)
+
+
+def test_stable_margin_commits_on_first_sighting_unless_unsure():
+    for min_p, expected in ((0.0, "w0 w1 w2 w3"), (0.5, "w0 w1")):
+        holder = []
+        model = _UnsureModel(holder)
+        eng = DictationEngine(model, StreamingConfig(vad=False, stable_margin_s=0.5,
+                                                     stable_min_probability=min_p))
+        holder.append(lambda eng=eng: eng._buf_start / ASR_FS)
+        eng.push(noise(2.5))
+        eng.step(now=2.5)   # first decode: words ending by 2.0 s are deep enough
+        assert eng.text == expected

@@ -109,6 +109,9 @@ class StreamingConfig:
         the end of the buffer: with that much audio after them their transcription no longer
         depends on what comes next. This matters when decoding is slower than the chunks
         (merged audio puts new words deep in the buffer); ``None`` is pure local agreement.
+    stable_min_probability : float
+        Words committed by the stable margin must also have at least this decoder probability
+        (Whisper's word probability); a less certain word waits for agreement.
     """
 
     language: str | None = "en"
@@ -128,6 +131,7 @@ class StreamingConfig:
     audio_ctx_pad_s: float | None = None
     max_tokens_per_s: float = 8.0
     stable_margin_s: float | None = 1.5
+    stable_min_probability: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict, *, source: str = "streaming") -> StreamingConfig:
@@ -359,7 +363,8 @@ class DictationEngine:
             n_commit = self._agreed(hyp)
             if cfg.stable_margin_s is not None:
                 deep = 0
-                while deep < len(hyp) and hyp[deep].end_s <= end_s - cfg.stable_margin_s:
+                while (deep < len(hyp) and hyp[deep].end_s <= end_s - cfg.stable_margin_s
+                       and hyp[deep].probability >= cfg.stable_min_probability):
                     deep += 1
                 n_commit = max(n_commit, deep)
             if n_commit == 0 and self.buffer_s > cfg.max_buffer_s:

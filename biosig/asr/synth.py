@@ -29,8 +29,9 @@ from biosig.asr.audio import ASR_FS
 from biosig.errors import ConfigError, InputError
 from biosig.fileio import atomic_path
 
-__all__ = ["VOICES", "Phrase", "read_phrases", "dictation_phrases", "render", "synth_dictation",
-           "concatenate_long_form", "split_held_out"]
+__all__ = ["VOICES", "Phrase", "read_phrases", "dictation_phrases", "generated_dictation",
+           "render", "synth_dictation", "concatenate_long_form", "split_held_out",
+           "write_held_out_split"]
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,129 @@ def dictation_phrases() -> list[Phrase]:
             for i, (t, terms) in enumerate(_DICTATION)]
 
 
+# Vocabulary for generated dictation: (spoken form, is a medical term). Drug doses are spoken
+# in words, as dictated.
+_DRUGS = ["metformin", "lisinopril", "atorvastatin", "amlodipine", "bisoprolol", "apixaban",
+          "rivaroxaban", "warfarin", "furosemide", "ramipril", "omeprazole", "levothyroxine",
+          "salbutamol", "amoxicillin", "clarithromycin", "doxycycline", "prednisolone",
+          "paracetamol", "ibuprofen", "sertraline", "citalopram", "gabapentin", "empagliflozin",
+          "spironolactone", "clopidogrel", "tamsulosin", "allopurinol", "simvastatin",
+          "lansoprazole", "nitrofurantoin", "co amoxiclav", "digoxin", "edoxaban", "sitagliptin",
+          "beclometasone", "montelukast", "bendroflumethiazide", "candesartan", "metoprolol",
+          "ceftriaxone"]
+_DOSES = ["two point five", "five", "ten", "twenty", "twenty five", "forty", "fifty",
+          "one hundred", "two hundred fifty", "five hundred"]
+_FREQ = ["once daily", "twice daily", "three times daily", "at night", "as needed",
+         "every eight hours"]
+_CONDITIONS = ["hypertension", "type two diabetes", "atrial fibrillation", "heart failure",
+               "chronic kidney disease", "asthma", "chronic obstructive pulmonary disease",
+               "hypothyroidism", "osteoarthritis", "gastro oesophageal reflux disease",
+               "pulmonary embolism", "deep vein thrombosis", "community acquired pneumonia",
+               "urinary tract infection", "cellulitis", "angina", "myocardial infarction",
+               "transient ischaemic attack", "migraine", "gout", "anaemia", "sepsis",
+               "hyperlipidaemia", "depression", "obstructive sleep apnoea"]
+_SYMPTOMS = ["chest pain", "shortness of breath", "palpitations", "dizziness", "syncope",
+             "productive cough", "haemoptysis", "orthopnoea", "ankle swelling", "fever",
+             "night sweats", "weight loss", "abdominal pain", "nausea", "vomiting",
+             "dysuria", "headache", "photophobia", "fatigue", "wheeze", "pleuritic pain",
+             "back pain", "joint pain", "diarrhoea", "confusion"]
+_TESTS = ["electrocardiogram", "echocardiogram", "chest x ray", "full blood count",
+          "renal function", "liver function tests", "troponin", "d dimer", "urinalysis",
+          "computed tomography pulmonary angiogram", "spirometry", "thyroid function tests",
+          "haemoglobin a one c", "lipid profile", "blood cultures"]
+_FINDINGS = ["sinus rhythm", "sinus tachycardia", "atrial fibrillation with a rapid ventricular "
+             "response", "left ventricular hypertrophy", "bilateral pleural effusions",
+             "cardiomegaly", "right lower lobe consolidation", "a raised white cell count",
+             "an acute kidney injury", "mildly impaired left ventricular function",
+             "no acute abnormality", "st elevation in the inferior leads",
+             "a normocytic anaemia", "raised inflammatory markers"]
+_EXAM = ["the abdomen is soft and non tender", "heart sounds are normal with no murmurs",
+         "there are bibasal crackles", "there is a pansystolic murmur at the apex",
+         "there is pitting oedema to the mid shins", "the chest is clear on auscultation",
+         "there is an expiratory wheeze throughout", "the jugular venous pressure is raised",
+         "there is tenderness in the right iliac fossa", "the calves are soft and non tender",
+         "pupils are equal and reactive to light", "there is no focal neurology"]
+_PEOPLE = ["the patient is a {age} year old {sex}", "this {age} year old {sex}",
+           "a {age} year old {sex} known to the practice"]
+_AGES = ["thirty four", "forty one", "fifty two", "fifty eight", "sixty three",
+         "sixty seven", "seventy two", "seventy nine", "eighty one", "eighty six"]
+_SEXES = ["man", "woman", "gentleman", "lady", "retired teacher", "smoker"]
+_ALLERGY_REACTIONS = ["a rash", "anaphylaxis", "swelling of the lips", "nausea"]
+_WEEKS = ["one", "two", "three", "four", "six", "twelve"]
+
+_TEMPLATES = [
+    ("{person} presents with {symptom} and {symptom2} period",),
+    ("{person} with a history of {cond} presents with {symptom} period",),
+    ("past medical history colon {cond} comma {cond2} and {cond3} period new line",),
+    ("current medications colon {drug} {dose} milligrams {freq} comma {drug2} {dose2} "
+     "milligrams {freq2} period",),
+    ("plan colon start {drug} {dose} milligrams {freq} and repeat the {test} in {weeks} weeks "
+     "period",),
+    ("the {test} shows {finding} period new paragraph impression colon {cond} period",),
+    ("allergies colon {drug} causes {reaction} period",),
+    ("on examination {exam} period {exam2} period",),
+    ("is the patient still taking {drug} question mark please check with the pharmacy "
+     "period",),
+    ("assessment colon {cond} period scratch that assessment colon {cond2} period",),
+    ("{symptom} for {weeks} weeks comma worse on exertion period no {symptom2} period",),
+    ("stop {drug} and switch to {drug2} {dose} milligrams {freq} period new line",),
+    ("request {test} and {test2} period review in {weeks} weeks period",),
+    ("impression colon {cond} complicated by {cond2} period new paragraph",),
+    ("{exam} period the {test} shows {finding} period",),
+]
+
+
+def generated_dictation(n: int, *, seed: int = 0) -> list[Phrase]:
+    """``n`` clinical dictation sentences built from templates and a vocabulary of drugs,
+    conditions, symptoms, tests and findings, with spoken commands ("period", "comma",
+    "new paragraph", "scratch that", ...). Seeded and reproducible; ids ``gen-<seed>-<k>``.
+
+    Different sentences reuse the same vocabulary, as one clinic's dictations do, so a model
+    fine-tuned on some sentences can be scored on others (held-out phrases) for WER and for
+    recall of the medical terms (``Phrase.terms``: the drugs, conditions, symptoms, tests and
+    findings spoken).
+    """
+    import re
+
+    from biosig.asr.commands import apply_commands
+    rng = np.random.default_rng(seed)
+    pools = {"drug": _DRUGS, "dose": _DOSES, "freq": _FREQ, "cond": _CONDITIONS,
+             "symptom": _SYMPTOMS, "test": _TESTS, "finding": _FINDINGS, "exam": _EXAM,
+             "reaction": _ALLERGY_REACTIONS, "weeks": _WEEKS}
+    term_pools = {"drug", "cond", "symptom", "test", "finding"}
+    out: list[Phrase] = []
+    seen: set[str] = set()
+    tries = 0
+    while len(out) < n:
+        tries += 1
+        if tries > 50 * n + 1000:
+            raise ConfigError(f"generated_dictation: cannot make {n} distinct sentences")
+        (template,) = _TEMPLATES[int(rng.integers(len(_TEMPLATES)))]
+        used: dict[str, list[str]] = {}
+        terms: list[str] = []
+
+        def fill(m: re.Match, used=used, terms=terms) -> str:
+            key = m.group(1)
+            if key == "person":
+                return str(rng.choice(_PEOPLE)).format(age=rng.choice(_AGES),
+                                                       sex=rng.choice(_SEXES))
+            base = key.rstrip("0123456789")
+            choices = [c for c in pools[base] if c not in used.get(base, [])]
+            v = str(choices[int(rng.integers(len(choices)))])
+            used.setdefault(base, []).append(v)
+            if base in term_pools:
+                terms.append(v)
+            return v
+
+        text = re.sub(r"\{(\w+)\}", fill, template)
+        if text in seen:
+            continue
+        seen.add(text)
+        out.append(Phrase(f"gen-{seed}-{len(out):04d}", text, apply_commands(text.split()),
+                          tuple(dict.fromkeys(terms)), "generated-dictation"))
+    return out
+
+
 def _pid(prefix: str, text: str) -> str:
     return f"{prefix}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:8]}"
 
@@ -119,10 +243,19 @@ def read_phrases(path, *, limit: int | None = None) -> list[Phrase]:
     Accepted: ``.txt`` (one phrase per line), ``.csv`` (a ``phrase`` or ``text`` column, e.g.
     ``medical_speech_text/phrases.csv``), ``.jsonl`` (``text`` and optional ``id``, ``terms``,
     ``document``), a PriMock57 note ``.json`` (its ``presenting_complaint``) or a folder of
-    them, and the word ``builtin`` for :func:`dictation_phrases`.
+    them, the word ``builtin`` for :func:`dictation_phrases` and ``generated:N[:SEED]`` for
+    :func:`generated_dictation`.
     """
     if str(path) == "builtin":
         return dictation_phrases()[:limit]
+    if str(path).startswith("generated:"):
+        parts = str(path).split(":")
+        try:
+            n, seed = int(parts[1]), int(parts[2]) if len(parts) > 2 else 0
+        except (ValueError, IndexError):
+            raise ConfigError(f"texts {path!r}: expected generated:N or generated:N:SEED") \
+                from None
+        return generated_dictation(n, seed=seed)[:limit]
     p = Path(path)
     if p.is_dir():
         out = []
@@ -368,3 +501,38 @@ def split_held_out(records, *, test_voices=(), test_phrases=()):
         elif v not in tv and p not in tp:
             train.append(r)
     return train, test
+
+
+def write_held_out_split(manifest, *, test_voices, test_phrases=None, test_phrase_frac=None,
+                         seed: int = 0) -> tuple[Path, Path, int, int]:
+    """Write ``train.jsonl`` and ``test.jsonl`` beside ``manifest`` (:func:`split_held_out`).
+
+    Test phrases are ``test_phrases`` (ids) or a seeded ``test_phrase_frac`` of the phrase ids.
+    Lines keep the manifest's relative paths (same folder).
+
+    Returns
+    -------
+    (train_path, test_path, n_train, n_test)
+    """
+    from biosig.manifests import ManifestWriter, read_manifest
+    man = Path(manifest)
+    recs = list(read_manifest(man))
+    unknown = set(test_voices) - {r.labels.get("voice") for r in recs}
+    if unknown:
+        raise ConfigError(f"--test-voices: {sorted(unknown)} not in {man}")
+    if test_phrases is None:
+        if not test_phrase_frac or not 0 < test_phrase_frac < 1:
+            raise ConfigError(f"--test-phrase-frac is {test_phrase_frac!r}, expected a number "
+                              "between 0 and 1")
+        ids = sorted({r.labels.get("phrase_id") for r in recs})
+        rng = np.random.default_rng(seed)
+        k = max(1, round(test_phrase_frac * len(ids)))
+        test_phrases = [ids[i] for i in rng.permutation(len(ids))[:k]]
+    train, test = split_held_out(recs, test_voices=test_voices, test_phrases=test_phrases)
+    paths = []
+    for name, rows in (("train.jsonl", train), ("test.jsonl", test)):
+        with ManifestWriter(man.parent / name, overwrite=True) as w:
+            for r in rows:
+                w.write(r)
+        paths.append(man.parent / name)
+    return paths[0], paths[1], len(train), len(test)

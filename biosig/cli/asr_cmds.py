@@ -352,12 +352,26 @@ def synth_dictation_cmd(
         "--long-form-s", help="Also concatenate each voice's phrases into ~N s recordings.")
     ] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    test_voices: Annotated[str | None, typer.Option(
+        "--test-voices", help="Comma-separated voices held out for testing: also write "
+                              "train.jsonl / test.jsonl with no voice or phrase on both "
+                              "sides.")] = None,
+    test_phrase_frac: Annotated[float, typer.Option(
+        "--test-phrase-frac", help="Fraction of phrases held out (with --test-voices).")] = 0.2,
 ) -> None:
-    """Render clinical text with several TTS voices into 16 kHz WAV plus manifest.jsonl."""
-    from biosig.asr.synth import read_phrases, synth_dictation
+    """Render clinical text with several TTS voices into 16 kHz WAV plus manifest.jsonl.
+
+    TEXTS may also be generated:N[:SEED], N templated clinical dictation sentences.
+    """
+    from biosig.asr.synth import read_phrases, synth_dictation, write_held_out_split
     phrases = read_phrases(texts, limit=limit)
     vs = [v.strip() for v in voices.split(",") if v.strip()] if voices else None
     res = synth_dictation(phrases, out, voices=vs, noise_snr_db=noise_snr_db,
                           long_form_s=long_form_s, seed=seed)
     print(f"{res.manifest}: {res.n_written} written, {res.n_skipped} already there"
           + (f"; {len(res.long_form)} long-form recordings" if res.long_form else ""))
+    if test_voices:
+        tv = [v.strip() for v in test_voices.split(",") if v.strip()]
+        tr, te, ntr, nte = write_held_out_split(res.manifest, test_voices=tv,
+                                                test_phrase_frac=test_phrase_frac, seed=seed)
+        print(f"{tr}: {ntr} lines (other voices, other phrases); {te}: {nte} lines")

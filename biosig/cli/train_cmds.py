@@ -47,7 +47,11 @@ def train_cmd(
         return
     import torch
 
+    from biosig.train.config import WhisperTrainConfig
     from biosig.train.engine import dist_info, run
+    if isinstance(cfg, WhisperTrainConfig):
+        _train_whisper(cfg, resume=resume, run_id=run_id, progress=progress)
+        return
     try:
         result = run(cfg, resume=resume, run_id=run_id, progress=progress)
     finally:
@@ -61,6 +65,38 @@ def train_cmd(
         typer.echo(f"run: {result.run_dir}")
         typer.echo(json.dumps({k: (round(v, 4) if isinstance(v, float) else v)
                                for k, v in flat.items()}))
+
+
+def _train_whisper(cfg, *, resume: bool, run_id: str | None, progress: bool) -> None:
+    import json
+
+    import torch
+
+    from biosig.train.engine import dist_info, latest_run_dir
+    from biosig.train.whisper import train_whisper
+    run_dir = None
+    if run_id is not None:
+        from pathlib import Path as _P
+        run_dir = _P(cfg.output_dir) / cfg.recipe / run_id
+    elif resume:
+        run_dir = latest_run_dir(cfg)
+    if resume and (run_dir is None or not (run_dir / "last.pt").is_file()):
+        from biosig.errors import ConfigError
+        raise ConfigError(f"--resume: no last.pt in {run_dir}")
+    try:
+        result = train_whisper(cfg, run_dir=run_dir, resume=resume, progress=progress)
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    if dist_info().is_main:
+        r = result.report
+        summary = {"best_epoch": r.get("best_epoch"),
+                   "valid_wer_start": (r.get("valid_start") or {}).get("wer"),
+                   "valid_wer": (r.get("valid") or {}).get("wer"),
+                   **{f"test_wer_{k}": v.get("wer") for k, v in r.get("test", {}).items()}}
+        typer.echo(f"run: {result.run_dir}")
+        typer.echo(json.dumps({k: (round(v, 4) if isinstance(v, float) else v)
+                               for k, v in summary.items()}))
 
 
 @score_app.command("model")

@@ -24,7 +24,9 @@ from biosig.errors import ConfigError
 __all__ = ["TrainConfig", "DataConfig", "FeatureConfig", "CRNNConfig", "TDNNConfig",
            "LSTMConfig", "OptimConfig", "LoopConfig", "AugmentConfig", "EvalConfig", "CVConfig",
            "load_config", "validate_config", "apply_overrides", "parse_override",
-           "config_to_dict", "CHALLENGES"]
+           "config_to_dict", "CHALLENGES", "WhisperTrainConfig", "WhisperModelConfig",
+           "WhisperDataConfig", "WhisperLoopConfig", "LoraConfig", "WhisperEvalConfig",
+           "AnyTrainConfig"]
 
 #: Challenge scores that ``eval.challenge`` can name.
 CHALLENGES = ("none", "physionet2022", "physionet2016", "icbhi2017", "cinc2017")
@@ -202,6 +204,120 @@ class TrainConfig(_Strict):
         return self
 
 
+# ------------------------------------------------------------------- Whisper fine-tuning
+# A recipe whose top level says ``task: whisper_asr`` fine-tunes a Whisper model on (audio, text)
+# manifests (see :mod:`biosig.train.whisper`); its sections differ from the classifiers'.
+
+class WhisperModelConfig(_Strict):
+    """The model to start from: a transformers directory, a hub name, or a CTranslate2
+    directory (imported with :func:`biosig.asr.convert.import_ct2_whisper`)."""
+
+    name_or_path: str
+    language: str = "en"
+    task: Literal["transcribe", "translate"] = "transcribe"
+
+
+class WhisperDataConfig(_Strict):
+    train_manifest: str
+    valid_manifest: str | None = None             # default: valid_frac of train, by group_by
+    test_manifests: dict[str, str] = {}           # name -> manifest scored at the end
+    root: str | None = None
+    filter: dict[str, str | int | float | bool] = {}  # field or labels.x -> required value
+    group_by: str = "labels.phrase_id"            # keeps a group on one side of the split
+    valid_frac: float = Field(default=0.1, gt=0, lt=1)
+    split_seed: int = 0
+    max_duration_s: float = Field(default=30.0, gt=0, le=30.0)
+    timestamps_prob: float = Field(default=0.5, ge=0, le=1)  # targets with timestamp tokens
+    limit_train: int | None = Field(default=None, ge=1)
+    limit_valid: int | None = Field(default=None, ge=1)
+
+
+class LoraConfig(_Strict):
+    """LoRA adapters through peft; merged into the weights when the model is saved."""
+
+    enabled: bool = False
+    r: int = Field(default=16, ge=1)
+    alpha: float = Field(default=32.0, gt=0)
+    dropout: float = Field(default=0.05, ge=0, lt=1)
+    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
+    scope: Literal["decoder", "encoder", "both"] = "decoder"
+
+
+class WhisperLoopConfig(_Strict):
+    epochs: int = Field(default=5, ge=1)
+    batch_size: int = Field(default=8, ge=1)
+    grad_accum_steps: int = Field(default=1, ge=1)
+    max_steps: int | None = Field(default=None, ge=1)  # optimizer steps over the whole run
+    lr: float = Field(default=1e-5, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    warmup_steps: int = Field(default=50, ge=0)
+    scheduler: Literal["linear", "cosine", "constant"] = "linear"
+    grad_clip_norm: float | None = 1.0
+    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"  # auto: bf16 (fp16 if unsupported)
+    gradient_checkpointing: bool | Literal["auto"] = "auto"  # auto: on when on CUDA
+    freeze_encoder: bool = False
+    cache_encoder_outputs: bool = False            # frozen encoder, no SpecAugment: run it once
+    bucket_by_length: bool = True
+    patience: int | None = Field(default=None, ge=1)  # epochs without a better valid WER
+    num_workers: int = Field(default=0, ge=0)
+
+
+class WhisperAugmentConfig(_Strict):
+    """SpecAugment on the log-mel input (time masks fall inside the speech, not the padding)."""
+
+    freq_masks: int = Field(default=2, ge=0)
+    freq_mask_width: int = Field(default=10, ge=1)
+    time_masks: int = Field(default=2, ge=0)
+    time_mask_width: int = Field(default=40, ge=1)
+
+
+class WhisperEvalConfig(_Strict):
+    batch_size: int = Field(default=8, ge=1)
+    max_new_tokens: int = Field(default=160, ge=1, le=440)
+    num_beams: int = Field(default=1, ge=1)
+
+
+class WhisperExportConfig(_Strict):
+    ct2_quantization: Literal["int8", "int8_float16", "int8_float32", "float16", "bfloat16",
+                              "float32"] | None = None  # also write best as CTranslate2
+
+
+class WhisperTrainConfig(_Strict):
+    """Fine-tuning a Whisper model (``task: whisper_asr``)."""
+
+    task: Literal["whisper_asr"]
+    recipe: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = 0
+    device: str = "auto"
+    output_dir: str = "runs"
+    model: WhisperModelConfig
+    data: WhisperDataConfig
+    train: WhisperLoopConfig = WhisperLoopConfig()
+    augment: WhisperAugmentConfig = WhisperAugmentConfig()
+    lora: LoraConfig = LoraConfig()
+    eval: WhisperEvalConfig = WhisperEvalConfig()
+    export: WhisperExportConfig = WhisperExportConfig()
+
+    @model_validator(mode="after")
+    def _cross_checks(self):
+        t = self.train
+        spec = self.augment.freq_masks or self.augment.time_masks
+        if t.cache_encoder_outputs and not t.freeze_encoder:
+            raise ValueError("train.cache_encoder_outputs needs train.freeze_encoder: true")
+        if t.cache_encoder_outputs and spec:
+            raise ValueError("train.cache_encoder_outputs cannot be combined with SpecAugment "
+                             "(set augment.freq_masks and augment.time_masks to 0)")
+        if self.lora.enabled and t.freeze_encoder and self.lora.scope != "decoder":
+            raise ValueError(f"lora.scope is {self.lora.scope!r} but train.freeze_encoder is "
+                             "true: encoder adapters would not train")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ValueError(f"device is {self.device!r}, expected auto, cpu, cuda or cuda:N")
+        return self
+
+
+AnyTrainConfig = TrainConfig | WhisperTrainConfig
+
+
 # ------------------------------------------------------------------------------ loading
 
 def _format_errors(exc: ValidationError, source: str) -> str:
@@ -264,19 +380,28 @@ def apply_overrides(data: dict, overrides: dict[str, Any] | list[str], *,
     return out
 
 
-def validate_config(data: dict, *, source: str = "config") -> TrainConfig:
-    """Validate a parsed mapping into a :class:`TrainConfig` (``ConfigError`` naming keys)."""
+def validate_config(data: dict, *, source: str = "config") -> AnyTrainConfig:
+    """Validate a parsed mapping into a :class:`TrainConfig`, or a
+    :class:`WhisperTrainConfig` when it says ``task: whisper_asr`` (``ConfigError`` naming
+    keys)."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, got "
                           f"{type(data).__name__}")
+    task = data.get("task", "classify")
+    if task not in ("classify", "whisper_asr"):
+        raise ConfigError(f"{source}: key 'task' is {task!r}, expected classify (default) or "
+                          "whisper_asr")
     try:
+        if task == "whisper_asr":
+            return WhisperTrainConfig.model_validate(data)
+        data = {k: v for k, v in data.items() if k != "task"}
         return TrainConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, source)) from None
 
 
 def load_config(path, *, overrides: list[str] | None = None, profile: str | None = None,
-                ) -> TrainConfig:
+                ) -> AnyTrainConfig:
     """Read a recipe YAML, apply ``profiles[profile]`` and ``--set`` overrides, validate.
 
     Parameters
@@ -317,6 +442,14 @@ def load_config(path, *, overrides: list[str] | None = None, profile: str | None
     if overrides:
         data = apply_overrides(data, list(overrides))
     cfg = validate_config(data, source=str(p))
+    if isinstance(cfg, WhisperTrainConfig):
+        d = cfg.data
+        for attr in ("train_manifest", "valid_manifest", "root"):
+            v = getattr(d, attr)
+            if v is not None:
+                setattr(d, attr, str(_resolve(v, p.parent)))
+        d.test_manifests = {k: str(_resolve(v, p.parent)) for k, v in d.test_manifests.items()}
+        return cfg
     for attr in ("manifest", "root"):
         v = getattr(cfg.data, attr)
         if v is not None:

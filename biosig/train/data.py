@@ -385,12 +385,13 @@ def augment_waveforms(waves: torch.Tensor, acfg, *, fs: float,
     return x
 
 
-def spec_augment(features: torch.Tensor, acfg, *,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+def spec_augment(features: torch.Tensor, acfg, *, generator: torch.Generator | None = None,
+                 lengths: torch.Tensor | None = None) -> torch.Tensor:
     """SpecAugment frequency and time masking (Park et al., Interspeech 2019), per item;
     masked cells take the item's mean.
 
-    ``features`` ``(batch, n_features, n_frames)`` -> same shape.
+    ``features`` ``(batch, n_features, n_frames)`` -> same shape. ``lengths`` ``(batch,)``, if
+    given, is each item's number of valid frames: time masks fall inside them (not in padding).
     """
     if acfg.freq_masks == 0 and acfg.time_masks == 0:
         return features
@@ -399,11 +400,14 @@ def spec_augment(features: torch.Tensor, acfg, *,
     out = features.clone()
     fill = features.mean(dim=(1, 2), keepdim=True).expand_as(features)
     keep = torch.ones_like(features, dtype=torch.bool)
+    span = (torch.full((b,), nt) if lengths is None
+            else lengths.detach().cpu().long().clamp(1, nt))
     for axis, count, width, size in ((1, acfg.freq_masks, acfg.freq_mask_width, nf),
                                      (2, acfg.time_masks, acfg.time_mask_width, nt)):
+        limit = torch.full((b,), size) if axis == 1 else span
         for _ in range(count):
-            w = (torch.rand(b, generator=generator) * (min(width, size) + 1)).long()
-            start = (torch.rand(b, generator=generator) * (size - w + 1).float()).long()
+            w = (torch.rand(b, generator=generator) * (torch.clamp(limit, max=width) + 1)).long()
+            start = (torch.rand(b, generator=generator) * (limit - w + 1).float()).long()
             pos = torch.arange(size)[None, :]
             m = ((pos >= start[:, None]) & (pos < (start + w)[:, None])).to(dev)
             keep &= ~(m[:, :, None] if axis == 1 else m[:, None, :])
