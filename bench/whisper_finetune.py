@@ -70,16 +70,45 @@ def build_data(work: Path, *, n_train: int, n_test: int, train_voices, test_voic
     return paths, len(train), len(test)
 
 
-def score(model_dir: str, manifests: dict[str, Path], threads: int) -> dict:
+def build_replay(work: Path, *, n: int, voices, seed: int) -> Path | None:
+    """``n`` general patient sentences (``medical_speech_text/phrases.csv``: everyday English,
+    not dictation), each spoken by one training voice in turn: the rehearsal set of the recipe's
+    ``data.replay`` (targets are the starting model's own transcripts)."""
+    import numpy as np
+
+    from biosig.asr.synth import read_phrases
+    from biosig.datasets import data_root
+    csv = data_root() / "speech" / "medical_speech_text" / "phrases.csv"
+    if n <= 0 or not csv.is_file():
+        return None
+    pool = [p for p in read_phrases(csv) if 5 <= len(p.text.split()) <= 30]
+    rng = np.random.default_rng(seed)
+    picked = [pool[i] for i in rng.permutation(len(pool))[:n]]
+    out = work / "replay"
+    res = None
+    for k, v in enumerate(voices):
+        res = synth_dictation(picked[k:: len(voices)], out, voices=[v], progress=False)
+    return res.manifest
+
+
+def score(model_dir: str, manifests: dict[str, Path], threads: int, *,
+          predictions: Path | None = None) -> dict:
+    """WER, CER and term recall per manifest; hypotheses go to ``predictions`` (JSON, in the
+    work folder, never printed)."""
     model = load_model(model_dir, backend="faster-whisper", compute_type="int8",
                        cpu_threads=threads)
     opts = DecodeOptions(vad=True)
-    out = {}
+    out, rows = {}, {}
     for name, man in manifests.items():
         rep = evaluate_manifest(man, model, options=opts, progress=False)
+        rows[name] = [{"id": i.id, "reference": i.reference, "hypothesis": i.hypothesis}
+                      for i in rep.items]
         out[name] = {"wer": rep.wer, "cer": rep.cer, "term_recall": rep.term_recall,
                      "n": rep.n_recordings, "n_ref_words": rep.errors["n_ref_words"],
                      "rtf": rep.rtf}
+    if predictions is not None:
+        from biosig.fileio import write_text_atomic
+        write_text_atomic(predictions, json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
     return out
 
 
@@ -117,6 +146,8 @@ def main() -> int:
     ap.add_argument("--test-phrases", type=int, default=40)
     ap.add_argument("--train-voices", default=TRAIN_VOICES_DEFAULT)
     ap.add_argument("--test-voices", default=TEST_VOICES_DEFAULT)
+    ap.add_argument("--replay-clips", type=int, default=150,
+                    help="General-speech rehearsal clips (0: no replay).")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--set", dest="overrides", action="append", default=[],
@@ -144,8 +175,10 @@ def main() -> int:
     paths, n_train, n_test = build_data(work, n_train=args.train_phrases,
                                         n_test=args.test_phrases, train_voices=tv,
                                         test_voices=hv, seed=args.seed)
+    replay = build_replay(work, n=args.replay_clips, voices=tv, seed=args.seed)
     t_data = time.time() - t0
-    print(f"data: {n_train} training clips, {n_test} held-out clips ({t_data:.0f} s)")
+    print(f"data: {n_train} training clips, {n_test} held-out clips, "
+          f"{args.replay_clips if replay else 0} replay clips ({t_data:.0f} s)")
 
     from biosig.train.config import load_config
     from biosig.train.whisper import train_whisper
@@ -153,7 +186,9 @@ def main() -> int:
     cfg = load_config(REPO / "recipes" / "whisper_dictation" / "config.yaml", profile="cpu",
                       overrides=[f"data.train_manifest={paths['train']}",
                                  "data.test_manifests={}", f"output_dir={work / 'runs'}",
-                                 "export.ct2_quantization=float16", *args.overrides])
+                                 "export.ct2_quantization=float16",
+                                 f"data.replay.manifest={replay}" if replay else
+                                 "data.replay.manifest=null", *args.overrides])
     run_dir = work / "runs" / cfg.recipe / run_id
     resume = (run_dir / "last.pt").is_file()
     t1 = time.time()
@@ -169,8 +204,10 @@ def main() -> int:
                  "librispeech": REPO / "data_manifests" / "librispeech_test_clean_mini.jsonl",
                  "fleurs": REPO / "data_manifests" / "fleurs_en.jsonl"}
     t2 = time.time()
-    before = score(str(base), manifests, args.threads)
-    after = score(str(run_dir / "ct2"), manifests, args.threads)
+    before = score(str(base), manifests, args.threads,
+                   predictions=run_dir / "bench_predictions_before.json")
+    after = score(str(run_dir / "ct2"), manifests, args.threads,
+                  predictions=run_dir / "bench_predictions_after.json")
     t_eval = time.time() - t2
 
     def real(d):  # pooled over both real-speech sets, weighted by words
@@ -192,7 +229,8 @@ def main() -> int:
                     "threads": args.threads, "loadavg": os.getloadavg()},
         "data": {"train_clips": n_train, "held_out_clips": n_test, "train_voices": tv,
                  "test_voices": hv, "train_phrases": args.train_phrases,
-                 "test_phrases": args.test_phrases, "seed": args.seed},
+                 "test_phrases": args.test_phrases, "replay_clips": args.replay_clips if replay
+                 else 0, "seed": args.seed},
         "recipe": json.loads(json.dumps(cfg.model_dump(mode="json"))),
         "run_dir": str(run_dir), "history": history,
         "before": before, "after": after, "checks": checks,

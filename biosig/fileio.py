@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "write_text_atomic"]
+__all__ = ["atomic_path", "write_text_atomic", "load_yaml"]
 
 
 @contextlib.contextmanager
@@ -51,3 +51,36 @@ def write_text_atomic(path, text: str, *, encoding: str = "utf-8", fsync: bool =
                 f.flush()
                 os.fsync(f.fileno())
     return Path(os.fspath(path))
+
+
+def _yaml_loader():
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        """SafeLoader that reads ``1e-5`` and ``3E+2`` as floats (YAML 1.2), not strings."""
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"), list("-+0123456789."))
+    return Loader
+
+
+def load_yaml(text: str):
+    """Parse YAML text safely (no object construction); exponent floats without a dot such as
+    ``3e-4`` are floats, as in YAML 1.2, rather than PyYAML's strings.
+
+    Examples
+    --------
+    >>> load_yaml("lr: 3e-4\\nn: 2")
+    {'lr': 0.0003, 'n': 2}
+    """
+    global _LOADER
+    if _LOADER is None:
+        _LOADER = _yaml_loader()
+    import yaml
+    return yaml.load(text, Loader=_LOADER)  # noqa: S506 (a SafeLoader subclass)
+
+
+_LOADER = None

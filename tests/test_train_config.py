@@ -81,6 +81,10 @@ def test_overrides():
     assert parse_override("train.epochs=3") == ("train.epochs", 3)
     assert parse_override("data.classes=[x, y]") == ("data.classes", ["x", "y"])
     assert parse_override("eval.positive_class=null") == ("eval.positive_class", None)
+    # exponent floats without a dot are floats (YAML 1.2), in overrides and in config files
+    assert parse_override("optim.lr=3e-4") == ("optim.lr", 3e-4)
+    assert parse_override("x=-1E+2") == ("x", -100.0)
+    assert parse_override("x=1e") == ("x", "1e")
     out = apply_overrides(BASE, ["train.epochs=3", "model.gru_hidden=8"])
     cfg = validate_config(out)
     assert cfg.train.epochs == 3 and cfg.model.gru_hidden == 8
@@ -89,6 +93,12 @@ def test_overrides():
         parse_override("train.epochs")
     with pytest.raises(ConfigError, match="cannot set 'recipe.x'"):
         apply_overrides(BASE, ["recipe.x=1"])
+
+
+def test_exponent_floats_in_config_files(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(BASE) + "optim:\n  lr: 5e-4\n")
+    assert load_config(p).optim.lr == 5e-4
 
 
 def test_load_config_profiles_and_errors(tmp_path):

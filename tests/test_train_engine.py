@@ -122,6 +122,34 @@ def test_resume_continues_from_last_checkpoint(toy, tmp_path):
         run(cfg3, run_id="r", progress=False)
 
 
+def test_resumed_run_equals_uninterrupted_run(toy, tmp_path, monkeypatch):
+    """Killed after epoch 2 and resumed, a run ends with the same weights and losses as one
+    that was never interrupted (batch order, augmentation and RNG states are restored)."""
+    import biosig.train.engine as engine
+    cfg = validate_config(toy_config(toy, tmp_path, **{"train.epochs": 3}))
+    whole = Path(run(cfg, run_id="whole", progress=False).run_dir)
+    real, calls = engine.train_one_epoch, []
+
+    def dies_in_epoch_3(*a, **kw):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+    monkeypatch.setattr(engine, "train_one_epoch", dies_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, run_id="cut", progress=False)
+    monkeypatch.setattr(engine, "train_one_epoch", real)
+    cut = Path(run(cfg, run_id="cut", resume=True, progress=False).run_dir)
+
+    def losses(d):
+        return [json.loads(x)["train_loss"] for x in (d / "metrics.jsonl").read_text().splitlines()]
+    assert losses(cut) == losses(whole) and len(losses(cut)) == 3
+    a = torch.load(whole / "last.pt", weights_only=False)["model"]
+    b = torch.load(cut / "last.pt", weights_only=False)["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
 def test_early_stopping(toy, tmp_path):
     cfg = validate_config(toy_config(toy, tmp_path, **{"optim.lr": 1e-12, "train.patience": 1,
                                                        "train.epochs": 5,

@@ -137,9 +137,15 @@ def test_whisper_recipe_smoke(tiny_whisper_dir, data_root, tmp_path):
     args = ["train", str(RECIPE), "--profile", "smoke", "--set", f"output_dir={tmp_path}",
             "--set", f"model.name_or_path={tiny_whisper_dir}", "--set", "train.lr=0.01",
             "--set", "train.max_steps=null", "--set", "train.epochs=3",
-            "--set", "data.timestamps_prob=0.5", "--run-id", "smoke", "--no-progress"]
+            "--set", "data.timestamps_prob=0.5",
+            "--set", f"data.replay.manifest={REPO / 'data_manifests' / 'fleurs_en.jsonl'}",
+            "--set", "data.replay.limit=2", "--run-id", "smoke", "--no-progress"]
     assert main(args) == 0
     run = tmp_path / "whisper_dictation" / "smoke"
+    # replay targets: the starting model's transcripts of the 2 rehearsal clips, made once
+    replay = [json.loads(x) for x in (run / "replay_targets.jsonl").read_text().splitlines()]
+    assert len(replay) == 2 and all(isinstance(r["text"], str) for r in replay)
+    replay_mtime = (run / "replay_targets.jsonl").stat().st_mtime_ns
     for name in ("config.yaml", "env.json", "metrics.jsonl", "last.pt", "report.json",
                  "learning_curves.png", "valid_predictions.jsonl", "best/config.json",
                  "best/model.safetensors", "best/tokenizer.json", "ct2/model.bin"):
@@ -168,9 +174,21 @@ def test_whisper_recipe_smoke(tiny_whisper_dir, data_root, tmp_path):
                              "--no-progress"]) == 0
     hist2 = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in hist2] == [0, 1, 2, 3, 4] and hist2[:4] == hist
+    assert (run / "replay_targets.jsonl").stat().st_mtime_ns == replay_mtime  # read back
 
     # the CTranslate2 export runs in faster-whisper
     fw = WhisperModel(str(run / "ct2"), device="cpu", compute_type="int8", cpu_threads=2)
     segs, info = fw.transcribe(str(clip), language="en", beam_size=1, vad_filter=False,
                                without_timestamps=True, condition_on_previous_text=False)
     assert isinstance(" ".join(s.text for s in segs), str) and info.language == "en"
+
+
+def test_load_utterances_without_text_for_model_targets(data_root):
+    """Replay clips with ``targets: model`` need no reference text."""
+    from biosig.errors import ManifestError
+    from biosig.train.whisper import load_utterances
+    man = REPO / "data_manifests" / "covid19_cough.jsonl"
+    with pytest.raises(ManifestError, match="covid19_cough.jsonl: no line with 'text'"):
+        load_utterances(man)
+    utts = load_utterances(man, require_text=False, limit=3)
+    assert len(utts) == 3 and all(u.text == "" and u.path.is_file() for u in utts)

@@ -89,9 +89,11 @@ class CommandTable:
     @classmethod
     def from_yaml(cls, path) -> CommandTable:
         import yaml
+
+        from biosig.fileio import load_yaml
         p = Path(path)
         try:
-            d = yaml.safe_load(p.read_text(encoding="utf-8"))
+            d = load_yaml(p.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"{p}: cannot read command table ({type(exc).__name__})") from exc
         return cls.from_dict(d or {}, source=str(p))

@@ -41,10 +41,11 @@ def _stream_config(config: Path | None, beam_size: int | None, language: str | N
 
     from biosig.asr import StreamingConfig
     from biosig.errors import ConfigError
+    from biosig.fileio import load_yaml
     cfg = StreamingConfig()
     if config is not None:
         try:
-            d = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+            d = load_yaml(config.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"{config}: cannot read streaming config "
                               f"({type(exc).__name__})") from exc

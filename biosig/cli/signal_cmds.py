@@ -20,13 +20,14 @@ def _parse_overrides(items: list[str] | None) -> dict:
     import yaml
 
     from biosig.errors import ConfigError
+    from biosig.fileio import load_yaml
     out = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set n_mels=128")
         try:
-            out[key.strip()] = yaml.safe_load(value)
+            out[key.strip()] = load_yaml(value)
         except yaml.YAMLError:
             raise ConfigError(f"--set {item!r}: cannot parse the value {value!r}") from None
     return out
@@ -37,10 +38,11 @@ def _read_config_file(path: Path) -> dict:
     import yaml
 
     from biosig.errors import ConfigError, InputError
+    from biosig.fileio import load_yaml
     if not path.is_file():
         raise InputError(path, "config file not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if data is None:

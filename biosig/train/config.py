@@ -20,13 +20,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from biosig.errors import ConfigError
+from biosig.fileio import load_yaml
 
 __all__ = ["TrainConfig", "DataConfig", "FeatureConfig", "CRNNConfig", "TDNNConfig",
            "LSTMConfig", "OptimConfig", "LoopConfig", "AugmentConfig", "EvalConfig", "CVConfig",
            "load_config", "validate_config", "apply_overrides", "parse_override",
            "config_to_dict", "CHALLENGES", "WhisperTrainConfig", "WhisperModelConfig",
-           "WhisperDataConfig", "WhisperLoopConfig", "LoraConfig", "WhisperEvalConfig",
-           "AnyTrainConfig"]
+           "WhisperDataConfig", "WhisperReplayConfig", "WhisperLoopConfig", "LoraConfig",
+           "WhisperEvalConfig", "AnyTrainConfig"]
 
 #: Challenge scores that ``eval.challenge`` can name.
 CHALLENGES = ("none", "physionet2022", "physionet2016", "icbhi2017", "cinc2017")
@@ -217,6 +218,21 @@ class WhisperModelConfig(_Strict):
     task: Literal["transcribe", "translate"] = "transcribe"
 
 
+class WhisperReplayConfig(_Strict):
+    """Rehearsal against forgetting: general (not dictation) speech mixed into every epoch.
+
+    With ``targets: model`` the clips' targets are the starting model's own greedy transcripts,
+    made once before training (self-distillation, as in "learning without forgetting", Li and
+    Hoiem 2016): on speech outside the fine-tuning domain the model is trained to keep saying
+    what it said, in its own casing and punctuation. ``targets: reference`` uses the manifest's
+    ``text`` instead.
+    """
+
+    manifest: str | None = None                   # null: no replay
+    targets: Literal["model", "reference"] = "model"
+    limit: int | None = Field(default=None, ge=1)
+
+
 class WhisperDataConfig(_Strict):
     train_manifest: str
     valid_manifest: str | None = None             # default: valid_frac of train, by group_by
@@ -230,6 +246,7 @@ class WhisperDataConfig(_Strict):
     timestamps_prob: float = Field(default=0.5, ge=0, le=1)  # targets with timestamp tokens
     limit_train: int | None = Field(default=None, ge=1)
     limit_valid: int | None = Field(default=None, ge=1)
+    replay: WhisperReplayConfig = WhisperReplayConfig()
 
 
 class LoraConfig(_Strict):
@@ -351,7 +368,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not key or any(not p for p in key.split(".")):
         raise ConfigError(f"--set {text!r}: empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set {text!r}: value is not valid YAML ({exc.problem})") from None
     return key, value
@@ -423,7 +440,7 @@ def load_config(path, *, overrides: list[str] | None = None, profile: str | None
     if not p.is_file():
         raise ConfigError(f"{p}: config file not found")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = load_yaml(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: invalid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):
@@ -449,6 +466,8 @@ def load_config(path, *, overrides: list[str] | None = None, profile: str | None
             if v is not None:
                 setattr(d, attr, str(_resolve(v, p.parent)))
         d.test_manifests = {k: str(_resolve(v, p.parent)) for k, v in d.test_manifests.items()}
+        if d.replay.manifest is not None:
+            d.replay.manifest = str(_resolve(d.replay.manifest, p.parent))
         return cfg
     for attr in ("manifest", "root"):
         v = getattr(cfg.data, attr)
@@ -459,7 +478,7 @@ def load_config(path, *, overrides: list[str] | None = None, profile: str | None
 
 def profiles_of(path) -> dict[str, dict]:
     """The ``profiles`` mapping of a recipe YAML (empty when none)."""
-    data = yaml.safe_load(Path(os.fspath(path)).read_text(encoding="utf-8")) or {}
+    data = load_yaml(Path(os.fspath(path)).read_text(encoding="utf-8")) or {}
     return data.get("profiles") or {}
 
 

@@ -372,8 +372,10 @@ def train(cfg: TrainConfig, *, run_dir=None, resume: bool = False,
         The run folder (default: a new ``<output_dir>/<recipe>/<UTC time>``).
     resume : bool
         Continue from ``run_dir/last.pt`` (the optimizer, scheduler, scaler, RNG states,
-        best score and patience counter come back too). A run whose ``report.json`` exists
-        is returned as it is.
+        best score and patience counter come back too, and the batch order is a function of
+        the seed and the epoch, so a run resumed at an epoch boundary ends with the same
+        weights as one never interrupted). A run whose ``report.json`` exists is returned as
+        it is.
     examples : list of Example, optional
         Records with splits already set (used by :func:`run` for K-fold); default: read from
         the manifest and split as ``data.splits`` says.
@@ -489,8 +491,11 @@ def train(cfg: TrainConfig, *, run_dir=None, resume: bool = False,
     stopped_early = False
     for epoch in range(start_epoch, cfg.train.epochs + 1):
         t0 = time.perf_counter()
+        train_sampler = loaders["train"].sampler
         if dist.distributed:
-            loaders["train"].sampler.set_epoch(epoch)
+            train_sampler.set_epoch(epoch)
+        else:  # the order is a function of (seed, epoch), so a resumed run equals a whole one
+            train_sampler.generator.manual_seed(cfg.seed * 100_003 + epoch)
         train_loss = train_one_epoch(net, frontend, loaders["train"], optimizer, cfg=cfg,
                                      device=device, scaler=scaler, weights=weights, amp=amp,
                                      generator=gen)

@@ -43,8 +43,8 @@ def load_run(run_dir, *, checkpoint: str = "best", device: str = "auto") -> Load
     device : str
         ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
     """
-    import yaml
 
+    from biosig.fileio import load_yaml
     from biosig.models import build_model
     from biosig.train.config import validate_config
     from biosig.train.data import FrontEnd
@@ -55,7 +55,7 @@ def load_run(run_dir, *, checkpoint: str = "best", device: str = "auto") -> Load
         hint = " (a K-fold run: pass one of its fold-k folders)" if (rd / "fold-0").is_dir() \
             else ""
         raise InputError(ck_path, f"checkpoint not found{hint}")
-    cfg = validate_config(yaml.safe_load((rd / "config.yaml").read_text(encoding="utf-8")),
+    cfg = validate_config(load_yaml((rd / "config.yaml").read_text(encoding="utf-8")),
                           source=str(rd / "config.yaml"))
     dev = pick_device(device)
     ck = torch.load(ck_path, map_location="cpu", weights_only=False)

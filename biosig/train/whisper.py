@@ -91,8 +91,10 @@ def _field(rec, key: str):
 
 
 def load_utterances(manifest, *, root=None, filter: dict | None = None, group_by: str = "subject",
-                    max_duration_s: float = 30.0, limit: int | None = None) -> list[Utterance]:
-    """Lines of a JSONL manifest that have ``text`` and last at most ``max_duration_s``.
+                    max_duration_s: float = 30.0, limit: int | None = None,
+                    require_text: bool = True) -> list[Utterance]:
+    """Lines of a JSONL manifest that have ``text`` (any line when ``require_text`` is false)
+    and last at most ``max_duration_s``.
 
     Raises :class:`~biosig.errors.ManifestError` naming the manifest when none is usable or an
     audio file is missing.
@@ -102,7 +104,7 @@ def load_utterances(manifest, *, root=None, filter: dict | None = None, group_by
     man = Path(manifest)
     out, too_long = [], 0
     for rec in read_manifest(man):
-        if rec.text is None or not rec.text.strip():
+        if require_text and (rec.text is None or not rec.text.strip()):
             continue
         if any(str(_field(rec, k)) != str(v) for k, v in (filter or {}).items()):
             continue
@@ -116,7 +118,7 @@ def load_utterances(manifest, *, root=None, filter: dict | None = None, group_by
         if not Path(path).exists():
             raise ManifestError(f"{man}: line {rec.id!r}: audio file {path} not found")
         g = _field(rec, group_by)
-        out.append(Utterance(rec.id, Path(path), rec.text.strip(), dur,
+        out.append(Utterance(rec.id, Path(path), (rec.text or "").strip(), dur,
                              str(g if g is not None else rec.id), tuple(record_terms(rec)),
                              rec.start_s if rec.is_segment else None,
                              rec.end_s if rec.is_segment else None))
@@ -125,8 +127,8 @@ def load_utterances(manifest, *, root=None, filter: dict | None = None, group_by
     if too_long:
         log.info("%s: %d lines longer than %.0f s skipped", man, too_long, max_duration_s)
     if not out:
-        raise ManifestError(f"{man}: no line with 'text' and at most {max_duration_s:g} s of "
-                            "audio")
+        what = "with 'text' and " if require_text else ""
+        raise ManifestError(f"{man}: no line {what}with at most {max_duration_s:g} s of audio")
     return out
 
 
@@ -467,10 +469,11 @@ def decode_batch(model, batch, *, cfg, n_mels: int, device, amp_dtype, tokenizer
     return [t.strip() for t in tokenizer.batch_decode(seqs, skip_special_tokens=True)]
 
 
-def _evaluate(model, ds: SpeechTextDataset, *, cfg, n_mels, device, amp_dtype, tokenizer,
-              cache, progress: bool, desc: str) -> tuple[dict, list[dict]]:
-    """Validation loss (teacher forced, no timestamps) and WER/CER/term recall of decoding."""
-    from biosig.asr.metrics import error_rates, term_recall
+def _decode_dataset(model, ds: SpeechTextDataset, *, cfg, n_mels, device, amp_dtype, tokenizer,
+                    cache, progress: bool, desc: str, with_loss: bool = True
+                    ) -> tuple[list[str], float]:
+    """Greedy transcripts of every item (in order) and, with ``with_loss``, the teacher-forced
+    loss per token (no timestamps)."""
     was_training = model.training
     model.eval()
     sampler = BucketBatchSampler([u.duration_s for u in ds.utts], cfg.eval.batch_size,
@@ -492,19 +495,30 @@ def _evaluate(model, ds: SpeechTextDataset, *, cfg, n_mels, device, amp_dtype, t
                 _, enc = _encoder_states(model, batch, cfg=cfg, n_mels=n_mels, device=device,
                                          amp_dtype=amp_dtype, train=False, cache=cache,
                                          frozen=True)
-                loss, n = _loss(model, batch, None, enc, device=device, amp_dtype=amp_dtype)
-                loss_sum += float(loss) * n
-                tok_sum += n
-                ec = _FixedCache(batch, enc)
+                if with_loss:
+                    loss, n = _loss(model, batch, None, enc, device=device,
+                                    amp_dtype=amp_dtype)
+                    loss_sum += float(loss) * n
+                    tok_sum += n
                 texts = decode_batch(model, batch, cfg=cfg, n_mels=n_mels, device=device,
-                                     amp_dtype=amp_dtype, tokenizer=tokenizer, cache=ec)
+                                     amp_dtype=amp_dtype, tokenizer=tokenizer,
+                                     cache=_FixedCache(batch, enc))
             for i, t in zip(batch["index"].tolist(), texts):
                 hyps[i] = t
     finally:
         ds.timestamps_prob = saved_prob
         model.train(was_training)
+    return [hyps[i] for i in range(len(ds.utts))], loss_sum / max(tok_sum, 1)
+
+
+def _evaluate(model, ds: SpeechTextDataset, *, cfg, n_mels, device, amp_dtype, tokenizer,
+              cache, progress: bool, desc: str) -> tuple[dict, list[dict]]:
+    """Validation loss (teacher forced, no timestamps) and WER/CER/term recall of decoding."""
+    from biosig.asr.metrics import error_rates, term_recall
+    hyp, loss = _decode_dataset(model, ds, cfg=cfg, n_mels=n_mels, device=device,
+                                amp_dtype=amp_dtype, tokenizer=tokenizer, cache=cache,
+                                progress=progress, desc=desc)
     refs = [u.text for u in ds.utts]
-    hyp = [hyps[i] for i in range(len(ds.utts))]
     er = error_rates(refs, hyp)
     found = total = 0
     for u, h in zip(ds.utts, hyp):
@@ -512,7 +526,7 @@ def _evaluate(model, ds: SpeechTextDataset, *, cfg, n_mels, device, amp_dtype, t
         found, total = found + f, total + t
     metrics = {"wer": er.wer, "cer": er.cer, "n": len(refs), "n_ref_words": er.n_ref_words,
                "term_recall": (found / total) if total else None, "terms_total": total,
-               "loss": loss_sum / max(tok_sum, 1)}
+               "loss": loss}
     rows = [{"id": u.id, "reference": u.text, "hypothesis": h} for u, h in zip(ds.utts, hyp)]
     return metrics, rows
 
@@ -569,6 +583,46 @@ def _datasets(cfg: WhisperTrainConfig, targets: TargetBuilder):
     return (SpeechTextDataset(train_u, targets, timestamps_prob=d.timestamps_prob,
                               seed=cfg.seed, cache_audio=cache_audio),
             SpeechTextDataset(valid_u, targets, seed=cfg.seed, cache_audio=True))
+
+
+def _replay_utterances(cfg: WhisperTrainConfig, out: Path, model, *, targets: TargetBuilder,
+                       tokenizer, n_mels: int, device, amp_dtype, dist, progress: bool,
+                       cache: EncoderCache | None) -> tuple[list[Utterance], list[int]]:
+    """The replay clips (``data.replay``) with their targets, and their positions among the
+    manifest's usable lines. ``targets: model`` decodes them once with the starting model (rank
+    0) and keeps the transcripts in ``replay_targets.jsonl`` in the run folder, which a resumed
+    run reads back; clips the model finds no words in are left out. With ``cache``, the encoder
+    outputs computed for that decoding stay in it, keyed by position."""
+    from dataclasses import replace
+    r = cfg.data.replay
+    if r.manifest is None:
+        return [], []
+    utts = load_utterances(r.manifest, root=cfg.data.root, max_duration_s=cfg.data.max_duration_s,
+                           limit=r.limit, require_text=r.targets == "reference")
+    if r.targets == "reference":
+        return utts, list(range(len(utts)))
+    path = out / "replay_targets.jsonl"
+    texts: list[str] | None = None
+    if dist.is_main:
+        if path.is_file():
+            got = {d["id"]: d["text"] for d in
+                   (json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x)}
+            if set(got) == {u.id for u in utts}:
+                texts = [got[u.id] for u in utts]
+        if texts is None:
+            ds = SpeechTextDataset(utts, targets)
+            texts, _ = _decode_dataset(model, ds, cfg=cfg, n_mels=n_mels, device=device,
+                                       amp_dtype=amp_dtype, tokenizer=tokenizer, cache=cache,
+                                       progress=progress, desc="replay targets",
+                                       with_loss=False)
+            _write_jsonl(path, [{"id": u.id, "text": t} for u, t in zip(utts, texts)])
+            log.info("replay: %d clips transcribed by the starting model", len(utts))
+    if dist.distributed:
+        obj = [texts]
+        torch.distributed.broadcast_object_list(obj, src=0)
+        texts = obj[0]
+    keep = [i for i, t in enumerate(texts) if t.strip()]
+    return [replace(utts[i], text=texts[i].strip()) for i in keep], keep
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -647,6 +701,19 @@ def train_whisper(cfg: WhisperTrainConfig, *, run_dir=None, resume: bool = False
     encoder_frozen = not any(p.requires_grad for p in _base(model).model.encoder.parameters())
     targets = TargetBuilder(tokenizer, language=cfg.model.language, task=cfg.model.task)
     train_ds, valid_ds = _datasets(cfg, targets)
+    train_cache = EncoderCache() if cfg.train.cache_encoder_outputs else None
+    replay_cache = EncoderCache() if train_cache is not None else None
+    replay, kept = _replay_utterances(cfg, out, model, targets=targets, tokenizer=tokenizer,
+                                      n_mels=n_mels, device=device, amp_dtype=amp_dtype,
+                                      dist=dist, progress=progress and main, cache=replay_cache)
+    if replay:
+        n0 = len(train_ds.utts)
+        train_ds.utts = train_ds.utts + replay
+        if replay_cache is not None:
+            for k, i in enumerate(kept):
+                if i in replay_cache.store:
+                    train_cache.store[n0 + k] = replay_cache.store[i]
+        log.info("training on %d clips + %d replay clips", n0, len(replay))
 
     net = model
     if dist.distributed:
@@ -666,7 +733,6 @@ def train_whisper(cfg: WhisperTrainConfig, *, run_dir=None, resume: bool = False
     loader = torch.utils.data.DataLoader(
         train_ds, batch_sampler=sampler, num_workers=cfg.train.num_workers,
         collate_fn=functools.partial(collate_speech, pad_id=pad))
-    train_cache = EncoderCache() if cfg.train.cache_encoder_outputs else None
     valid_cache = EncoderCache() if encoder_frozen else None
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + dist.rank)
 
