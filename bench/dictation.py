@@ -270,6 +270,7 @@ def main(argv=None) -> int:
     lf["streaming_ours"] = {
         "wer": error_rates([long_ref], [run.text]).wer, "compute_s": run.compute_s,
         "rtf": run.compute_s / audio_s, "n_decodes": run.n_decodes,
+        "n_full_window_retries": run.n_full_window_retries,
         "latency": latency(words, run.commit_times_s, ref_words, ref_ends, audio_s),
         "latency_own_timestamps": latency_stats(run.commit_times_s, [w[2] for w in words],
                                                 audio_end_s=audio_s).to_dict(),

@@ -206,3 +206,43 @@ def test_stable_margin_commits_on_first_sighting_unless_unsure():
         eng.push(noise(2.5))
         eng.step(now=2.5)   # first decode: words ending by 2.0 s are deep enough
         assert eng.text == expected
+
+
+def _words(texts, step=0.4):
+    return [Word(f" {t}", k * step, k * step + 0.3) for k, t in enumerate(texts)]
+
+
+@pytest.mark.parametrize("texts, audio_s, speech_end_s, why", [
+    ("the patient is well".split(), 2.0, None, None),
+    ("the the the the".split(), 2.0, None, "1-gram repeated"),
+    ("the the the".split(), 2.0, None, None),                      # three times: speech
+    ("of the day of the day of the day".split(), 5.0, None, "3-gram repeated"),
+    (["a"] * 2 + [f"w{k}" for k in range(30)], 4.0, None, "too many words"),
+    ("chest pain".split(), 10.0, 9.0, "stopped early"),             # words end at 0.7 s
+    ("chest pain".split(), 10.0, 2.0, None),
+])
+def test_looks_degenerate(texts, audio_s, speech_end_s, why):
+    from biosig.asr.streaming import looks_degenerate
+    assert looks_degenerate(_words(texts), audio_s=audio_s, speech_end_s=speech_end_s) == why
+
+
+class _LoopsOnShortWindow(ScriptedModel):
+    """The scripted words on the full window; a repetition loop on a shortened one."""
+
+    def decode(self, audio, options=None):
+        if options is not None and options.audio_ctx_pad_s is not None:
+            self.calls.append(("short", audio.size / ASR_FS))
+            loop = tuple(Word(" and", 0.1 * k, 0.1 * k + 0.1) for k in range(8))
+            return DecodeResult([Segment("and " * 8, 0.0, 0.8, loop)], "en", 0.0)
+        return super().decode(audio, options)
+
+
+def test_short_window_loop_is_decoded_again_on_the_full_window():
+    holder = []
+    model = _LoopsOnShortWindow(holder)
+    eng = DictationEngine(model, StreamingConfig(vad=False, audio_ctx_pad_s=1.0))
+    holder.append(lambda: eng._buf_start / ASR_FS)
+    run = simulate_stream(eng, noise(6.0), chunk_s=1.0)
+    assert "and" not in run.text.split()
+    assert run.text.split()[:4] == ["w0", "w1", "w2", "w3"]
+    assert run.n_full_window_retries == run.n_decodes > 0

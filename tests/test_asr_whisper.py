@@ -197,3 +197,37 @@ def test_long_input_is_cut_into_bounded_windows_at_pauses(clip):
     for a, _ in wins:
         for s in starts:
             assert not (s + 0.5 * ASR_FS < a < s + x.size - 0.5 * ASR_FS)
+
+
+def test_speech_regions_drop_long_silences_only(clip):
+    from biosig.asr.transcribe import speech_regions
+    x = load_audio(clip[0])
+    z = lambda s: np.zeros(int(s * ASR_FS), np.float32)  # noqa: E731
+    y = np.concatenate([x, z(10.0), x, z(3.0), x])
+    regs = speech_regions(y, min_silence_s=8.0)
+    assert len(regs) == 2
+    (a0, b0), (a1, b1) = regs
+    assert a0 <= 0.5 * ASR_FS and x.size - ASR_FS < b0 < x.size + 1.0 * ASR_FS
+    start2 = x.size + 10 * ASR_FS
+    assert start2 - ASR_FS < a1 < start2 + 0.5 * ASR_FS and b1 >= y.size - ASR_FS // 2
+    assert len(speech_regions(y, min_silence_s=2.0)) == 3
+    assert speech_regions(z(30.0)) == []
+
+
+def test_vad_hears_quiet_speech_after_loud_speech(clip):
+    """Silero's recurrent state, run over a long stream, can miss quiet speech that follows
+    loud speech; speech_probabilities restarts it every few seconds."""
+    from biosig.asr.vad import VAD_FRAME, speech_probabilities
+    d = clip[0].parent.parent / "134686"
+    x = load_audio(d / "1089-134686-0000.flac")          # 10.4 s of continuous speech
+    x = x / np.abs(x).max()
+    loud, quiet = 0.9 * x, 0.004 * x                     # about -48 dBFS peak
+    y = np.concatenate([loud, loud, loud, quiet])
+    y = y[: y.size // VAD_FRAME * VAD_FRAME]
+    alone = (speech_probabilities(quiet[: quiet.size // VAD_FRAME * VAD_FRAME]) >= 0.5).mean()
+    n = quiet.size // VAD_FRAME
+    one_run = (speech_probabilities(y, reset_s=None)[-n:] >= 0.5).mean()
+    restarted = (speech_probabilities(y)[-n:] >= 0.5).mean()
+    assert alone > 0.6
+    assert one_run < 0.1                                 # the failure being guarded against
+    assert restarted > 0.7 * alone

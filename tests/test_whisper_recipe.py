@@ -192,3 +192,23 @@ def test_load_utterances_without_text_for_model_targets(data_root):
         load_utterances(man)
     utts = load_utterances(man, require_text=False, limit=3)
     assert len(utts) == 3 and all(u.text == "" and u.path.is_file() for u in utts)
+
+
+@pytest.mark.parametrize("targets, scope, expected", [
+    (["q_proj", "fc1"], "decoder", {"d0.self_attn.q_proj", "d0.encoder_attn.q_proj", "d0.fc1"}),
+    (["encoder_attn.q_proj", "encoder_attn.out_proj"], "decoder",
+     {"d0.encoder_attn.q_proj", "d0.encoder_attn.out_proj"}),          # cross-attention only
+    (["q_proj"], "encoder", {"e0.self_attn.q_proj"}),
+])
+def test_lora_target_modules(targets, scope, expected):
+    import re
+
+    from biosig.train.config import LoraConfig
+    from biosig.train.whisper import _lora_targets
+    names = {f"d0.{m}" for m in ("self_attn.q_proj", "self_attn.out_proj",
+                                 "encoder_attn.q_proj", "encoder_attn.out_proj", "fc1")}
+    names |= {f"e0.{m}" for m in ("self_attn.q_proj", "self_attn.out_proj", "fc1")}
+    full = {n: ("base_model.model.model." + ("decoder" if n[0] == "d" else "encoder")
+                + ".layers." + n[1:]) for n in names}
+    rx = _lora_targets(LoraConfig(target_modules=targets, scope=scope))
+    assert {n for n, f in full.items() if re.fullmatch(rx, f)} == expected

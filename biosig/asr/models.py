@@ -99,6 +99,9 @@ class AsrModel:
 
     backend: str = ""
     name: str = ""
+    #: ``decode`` runs Whisper's own long-form algorithm on audio over 30 s (sequential
+    #: windows placed by the timestamps, each conditioned on the previous one's text).
+    long_form: bool = False
 
     def decode(self, audio: np.ndarray, options: DecodeOptions = DecodeOptions()) -> DecodeResult:
         """Transcribe 16 kHz mono float32 ``audio`` [shape=(n,)] of any length."""
@@ -216,6 +219,7 @@ class FasterWhisperModel(AsrModel):
     """CTranslate2 Whisper through faster-whisper (its own log-mel front-end and Silero VAD)."""
 
     backend = "faster-whisper"
+    long_form = True
 
     def __init__(self, model: str, *, device: str = "cpu", compute_type: str = "int8",
                  cpu_threads: int = 0):

@@ -59,7 +59,8 @@ from biosig.asr.types import StreamEvent, Word
 from biosig.asr.vad import VAD_FRAME, speech_probabilities
 from biosig.errors import ConfigError
 
-__all__ = ["StreamingConfig", "DictationEngine", "StreamRun", "simulate_stream"]
+__all__ = ["StreamingConfig", "DictationEngine", "StreamRun", "simulate_stream",
+           "looks_degenerate"]
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,10 @@ class StreamingConfig:
         already committed.
     audio_ctx_pad_s : float or None
         Encode only the buffer plus this much padding instead of Whisper's 30 s window
-        (faster, less accurate; see :class:`~biosig.asr.models.DecodeOptions`).
+        (see :class:`~biosig.asr.models.DecodeOptions`): an 8 s buffer encodes about 9x
+        faster. Whisper was trained on 30 s windows only, and on a shortened one it sometimes
+        loops or stops early; such a hypothesis (:func:`looks_degenerate`) is decoded again
+        on the full window.
     max_tokens_per_s : float
         Cap on the tokens of one decode (this rate times the buffer length, plus 10): a
         degenerate repetition cannot stall the stream (fast speech is about 4 tokens/s).
@@ -154,6 +158,38 @@ class StreamingConfig:
                               f"{self.trim_buffer_s}, {self.max_buffer_s}")
 
 
+def looks_degenerate(words, *, audio_s: float, speech_end_s: float | None = None) -> str | None:
+    """Why a hypothesis over ``audio_s`` seconds looks broken, or ``None``.
+
+    Broken: more than 5 words per second plus 3 (speech rarely passes 4), an n-gram of 1-6
+    words repeated back to back (4 times for one word, 3 for longer ones), a gzip compression
+    ratio of the text above 2.4 (Whisper's own threshold, from 60 characters), or, when
+    ``speech_end_s`` (seconds from the start of the audio) is given, the words ending more
+    than 2.5 s before the speech does (the decoder stopped early).
+    """
+    import zlib
+    keys = [normalize_text(w.text) for w in words]
+    keys = [k for k in keys if k]
+    if len(keys) > 5 * audio_s + 3:
+        return "too many words"
+    for n in range(1, 7):
+        need = 4 if n == 1 else 3
+        for i in range(0, len(keys) - n * need + 1):
+            gram = keys[i:i + n]
+            if all(keys[i + r * n: i + (r + 1) * n] == gram for r in range(1, need)):
+                return f"{n}-gram repeated"
+    text = " ".join(keys)
+    if len(text) >= 60:
+        b = text.encode("utf-8")
+        if len(b) / len(zlib.compress(b)) > 2.4:
+            return "compression ratio"
+    if speech_end_s is not None and speech_end_s > 3.0:
+        last = max((w.end_s for w in words), default=0.0)
+        if last < speech_end_s - 2.5:
+            return "stopped early"
+    return None
+
+
 def _key(w: Word) -> str:
     return normalize_text(w.text)
 
@@ -203,6 +239,7 @@ class DictationEngine:
         self.commit_times: list[float] = []
         self._hyps: collections.deque = collections.deque(maxlen=max(config.agreement - 1, 1))
         self.n_decodes = 0
+        self.n_full_window_retries = 0
         self.decode_time_s = 0.0
         self.finished = False
 
@@ -269,7 +306,9 @@ class DictationEngine:
         parts = [p for p in (self.config.initial_prompt, tail) if p]
         return " ".join(parts) or None
 
-    def _decode(self):
+    def _decode(self, speech_end_s: float | None = None):
+        """Segments of the buffer on the stream's clock. ``speech_end_s`` (stream time): where
+        the VAD saw the speech end, for the early-stop check of a shortened encoder window."""
         opts = DecodeOptions(language=self.config.language, beam_size=self.config.beam_size,
                              initial_prompt=self._prompt(), hotwords=self.config.hotwords,
                              word_timestamps=True, vad=False, temperature_fallback=False,
@@ -280,6 +319,17 @@ class DictationEngine:
         res = self.model.decode(self._buf, opts)
         self.n_decodes += 1
         self.decode_time_s += res.decode_time_s
+        if opts.audio_ctx_pad_s is not None:
+            off = self._buf_start / ASR_FS
+            why = looks_degenerate([w for s in res.segments for w in s.words],
+                                   audio_s=self.buffer_s,
+                                   speech_end_s=None if speech_end_s is None
+                                   else speech_end_s - off)
+            if why is not None:  # decode again on Whisper's full 30 s window
+                log.debug("short-window decode %s: full window", why)
+                res = self.model.decode(self._buf, replace(opts, audio_ctx_pad_s=None))
+                self.n_full_window_retries += 1
+                self.decode_time_s += res.decode_time_s
         off = self._buf_start / ASR_FS
         return [s.shifted(off) for s in res.segments]
 
@@ -354,7 +404,7 @@ class DictationEngine:
             # End of stream and nothing but silence since the last decode: its hypothesis
             # already heard all the speech, commit it without decoding again.
             return self._commit_all(list(self._hyps[-1]), now)
-        segments = self._decode()
+        segments = self._decode(last_speech_end_s if cfg.vad else None)
         hyp = self._new_words(segments)
         endpoint = cfg.vad and end_s - last_speech_end_s >= cfg.endpoint_silence_s
         if final or endpoint:
@@ -458,6 +508,7 @@ class StreamRun:
     document: str
     n_decodes: int = 0
     decode_times_s: list[float] = field(default_factory=list)
+    n_full_window_retries: int = 0
 
 
 def simulate_stream(engine: DictationEngine, audio: np.ndarray, *, chunk_s: float = 1.0,
@@ -529,4 +580,5 @@ def simulate_stream(engine: DictationEngine, audio: np.ndarray, *, chunk_s: floa
     # commit times: the emitted_at of the final event that committed each word
     commit_times = [e.emitted_at for e in events if e.type == "final" for _ in e.words]
     return StreamRun(events, list(engine.committed), commit_times, n / ASR_FS, compute, clock,
-                     engine.text, engine.document, engine.n_decodes, decode_times)
+                     engine.text, engine.document, engine.n_decodes, decode_times,
+                     engine.n_full_window_retries)

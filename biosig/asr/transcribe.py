@@ -16,19 +16,24 @@ from biosig.asr.types import Transcript
 from biosig.errors import ConfigError
 from biosig.fileio import write_text_atomic
 
-__all__ = ["transcribe", "transcribe_file", "speech_windows", "format_transcript",
+__all__ = ["transcribe", "transcribe_file", "speech_regions", "speech_windows",
+           "format_transcript",
            "write_transcript", "FORMATS", "DEFAULT_OPTIONS"]
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("txt", "json", "srt", "vtt")
-#: Offline defaults: English, beam 5, word timestamps, VAD-cut windows.
+#: Offline defaults: English, beam 5, word timestamps, silence skipped with the VAD.
 DEFAULT_OPTIONS = DecodeOptions(vad=True)
+#: Characters of earlier text carried into the next stretch of speech as its prompt (Whisper's
+#: prompt holds at most 223 tokens, about 900 characters).
+PROMPT_CHARS = 600
 
 
 def transcribe(audio: np.ndarray, *, fs: float, model: AsrModel,
                options: DecodeOptions | None = None, path=None,
-               max_window_s: float = 28.0, context_chars: int = 0) -> Transcript:
+               max_window_s: float = 28.0, context_chars: int = 0,
+               min_silence_s: float = 8.0) -> Transcript:
     """Transcribe an audio array of any length.
 
     Parameters
@@ -41,18 +46,28 @@ def transcribe(audio: np.ndarray, *, fs: float, model: AsrModel,
         From :func:`biosig.asr.load_model`.
     options : DecodeOptions, optional
         Default :data:`DEFAULT_OPTIONS`: English, beam 5, word timestamps, Silero VAD. With
-        ``vad=True`` the audio is cut at pauses into windows of at most ``max_window_s``
-        (:func:`speech_windows`), each decoded on its own, so files of any length work and
-        silence costs nothing; with ``vad=False`` the backend's own sequential 30 s windows
-        are used.
+        ``vad=True`` silences of at least ``min_silence_s`` are dropped
+        (:func:`speech_regions`) and each stretch of speech between them is decoded by the
+        backend's own long-form algorithm where it has one (faster-whisper: sequential 30 s
+        windows placed by the timestamps and conditioned on the previous text, exactly as
+        calling it directly), else cut at pauses into windows of at most ``max_window_s``
+        (:func:`speech_windows`) decoded one by one. With ``vad=False`` the whole audio goes
+        to the backend as it is. Pauses shorter than ``min_silence_s`` stay in: Whisper's own
+        windows handle them better than cuts do (on the dictation benchmark's 241 s long-form
+        recording with 0.4-1.2 s pauses, faster-whisper's windows over the whole recording
+        gave 16.4 % WER; cutting it at 2 s silences 18.1-21.1 %; into VAD windows of at most
+        28 s, 20.0 %).
     path : str, optional
         Recorded in the transcript.
     max_window_s : float <= 30
         Longest decode window (see :func:`speech_windows`).
     context_chars : int
-        Feed this much of the previous window's text as the next window's prompt (as Whisper
-        does between its 30 s windows). Off by default: on the benchmark's 241 s long-form
-        recording it raised WER from 19.4% to 23.5% (errors carried across windows).
+        With :func:`speech_windows`, feed this much of the previous window's text as the
+        next window's prompt. Off by default (on the benchmark's long-form recording it
+        raised WER, errors carried across windows).
+    min_silence_s : float > 0
+        Shortest silence that is dropped (see :func:`speech_regions`); long silences are
+        where Whisper hallucinates.
 
     Returns
     -------
@@ -67,20 +82,34 @@ def transcribe(audio: np.ndarray, *, fs: float, model: AsrModel,
     t0 = time.perf_counter()
     segments, language = [], options.language
     if options.vad:
-        # Long-form: cut at pauses into windows of at most max_window_s and decode each one
-        # on its own (no 30 s seeking across words, no error carried from window to window).
-        opts = replace(options, vad=False, condition_on_previous_text=False)
-        prev = ""
-        for a, b in speech_windows(x, max_window_s=max_window_s):
-            if context_chars > 0 and prev:
-                # the previous window's text as context, after any vocabulary prompt
-                tail = prev[-context_chars:].split(" ", 1)[-1]
-                opts = replace(opts, initial_prompt=" ".join(
-                    p for p in (options.initial_prompt, tail) if p))
-            res = model.decode(x[a:b], opts)
-            segments.extend(s.shifted(a / ASR_FS) for s in res.segments)
-            prev = " ".join(s.text for s in res.segments) or prev
-            language = res.language
+        regions = speech_regions(x, min_silence_s=min_silence_s)
+        if getattr(model, "long_form", False):
+            opts = replace(options, vad=False)
+            for a, b in regions:
+                if options.condition_on_previous_text and segments:
+                    # the text so far as the prompt, as the backend does between its windows
+                    tail = " ".join(s.text for s in segments[-8:])[-PROMPT_CHARS:]
+                    opts = replace(opts, initial_prompt=" ".join(
+                        p for p in (options.initial_prompt, tail.split(" ", 1)[-1]) if p))
+                res = model.decode(x[a:b], opts)
+                segments.extend(s.shifted(a / ASR_FS) for s in res.segments)
+                language = res.language
+        else:
+            # windows cut at pauses, each decoded on its own
+            opts = replace(options, vad=False, condition_on_previous_text=False)
+            prev = ""
+            for ra, rb in regions:
+                for a, b in speech_windows(x[ra:rb], max_window_s=max_window_s):
+                    a, b = a + ra, b + ra
+                    if context_chars > 0 and prev:
+                        # the previous window's text as context, after any vocabulary prompt
+                        tail = prev[-context_chars:].split(" ", 1)[-1]
+                        opts = replace(opts, initial_prompt=" ".join(
+                            p for p in (options.initial_prompt, tail) if p))
+                    res = model.decode(x[a:b], opts)
+                    segments.extend(s.shifted(a / ASR_FS) for s in res.segments)
+                    prev = " ".join(s.text for s in res.segments) or prev
+                    language = res.language
     else:
         res = model.decode(x, options)
         segments, language = res.segments, res.language
@@ -90,6 +119,48 @@ def transcribe(audio: np.ndarray, *, fs: float, model: AsrModel,
              path or "audio", duration_s, decode_s, len(segments))
     return Transcript(text, segments, language, duration_s, decode_s,
                       None if path is None else str(path))
+
+
+def speech_regions(audio: np.ndarray, *, min_silence_s: float = 8.0, pad_s: float = 0.3,
+                   ) -> list[tuple[int, int]]:
+    """Stretches of 16 kHz audio that hold speech, split where it is silent for at least
+    ``min_silence_s``.
+
+    A 32 ms frame counts as speech when Silero VAD gives it at least 0.2 or it is louder than
+    -50 dBFS (VAD models miss some synthetic or distant voices, so a loud frame is kept);
+    each stretch is widened by ``pad_s`` on both sides.
+
+    Returns
+    -------
+    list of (start, end) sample indices, in order, not overlapping; ``[]`` for silence.
+    """
+    from biosig.asr.vad import VAD_FRAME, speech_probabilities
+    n = audio.size
+    if n == 0:
+        return []
+    if min_silence_s <= 0:
+        raise ConfigError(f"min_silence_s: expected > 0, got {min_silence_s}")
+    xp = np.pad(audio, (0, (-n) % VAD_FRAME))
+    probs = speech_probabilities(xp)
+    frames = xp.reshape(-1, VAD_FRAME).astype(np.float64)
+    loud = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-20) >= -50.0
+    idx = np.nonzero((probs >= 0.2) | loud)[0]
+    if idx.size == 0:
+        return []
+    gap = int(np.ceil(min_silence_s * ASR_FS / VAD_FRAME))
+    pad = int(round(pad_s * ASR_FS))
+    cuts = np.nonzero(np.diff(idx) > gap)[0]
+    starts = np.concatenate([[idx[0]], idx[cuts + 1]])
+    ends = np.concatenate([idx[cuts], [idx[-1]]]) + 1
+    out = []
+    for fa, fb in zip(starts, ends):
+        a = max(int(fa) * VAD_FRAME - pad, 0)
+        b = min(int(fb) * VAD_FRAME + pad, n)
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
 
 
 def speech_windows(audio: np.ndarray, *, max_window_s: float = 28.0,

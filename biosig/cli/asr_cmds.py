@@ -85,7 +85,8 @@ def transcribe_cmd(
     language: Language = "en",
     beam_size: Annotated[int, typer.Option("--beam-size")] = 5,
     no_vad: Annotated[bool, typer.Option(
-        "--no-vad", help="Decode in plain 30 s windows instead of cutting at pauses.")] = False,
+        "--no-vad", help="Keep long silences (by default silences of 8 s or more are "
+                            "dropped before decoding).")] = False,
     backend: Backend = "auto",
     compute_type: Compute = "int8",
     device: Device = "cpu",

@@ -351,10 +351,14 @@ def _amp_dtype(spec: str, device: torch.device):
 
 
 def _lora_targets(lcfg) -> str:
-    mods = "|".join(sorted(set(lcfg.target_modules)))
+    """peft's target regex: ``q_proj`` names the layer in every block of the scope,
+    ``encoder_attn.q_proj`` only that one (the decoder's cross-attention)."""
+    import re
+    mods = "|".join(re.escape(m) if "." in m else rf"(?:\w+\.)?{re.escape(m)}"
+                    for m in sorted(set(lcfg.target_modules)))
     where = {"decoder": r"model\.decoder", "encoder": r"model\.encoder",
              "both": r"model\.(?:encoder|decoder)"}[lcfg.scope]
-    return rf"(?:.*\.)?{where}\.layers\.\d+\.(?:\w+\.)?(?:{mods})"
+    return rf"(?:.*\.)?{where}\.layers\.\d+\.(?:{mods})"
 
 
 def _apply_lora(model, lcfg):
