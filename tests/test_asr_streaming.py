@@ -229,6 +229,8 @@ def test_looks_degenerate(texts, audio_s, speech_end_s, why):
 class _LoopsOnShortWindow(ScriptedModel):
     """The scripted words on the full window; a repetition loop on a shortened one."""
 
+    short_window = True
+
     def decode(self, audio, options=None):
         if options is not None and options.audio_ctx_pad_s is not None:
             self.calls.append(("short", audio.size / ASR_FS))

@@ -31,3 +31,32 @@ def test_torchrun_two_processes_gloo(toy, tmp_path):  # noqa: F811
     assert len(lines) == 2                           # written once (rank 0), not twice
     assert proc.stdout.count("run: ") == 1           # only rank 0 prints
     assert sorted(p.name for p in (tmp_path / "runs" / "toy").iterdir()) == ["ddp"]
+
+
+def test_whisper_recipe_torchrun_two_processes(tiny_whisper_dir, tmp_path):
+    """The Whisper fine-tuning recipe under torchrun (2 gloo processes) with gradient
+    checkpointing and bf16 autocast on the CPU: rank 0 makes the replay targets and writes
+    the run folder once."""
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "biosig", "train", str(repo / "recipes" / "whisper_dictation" / "config.yaml"),
+         "--profile", "smoke", "--set", f"output_dir={tmp_path}",
+         "--set", f"model.name_or_path={tiny_whisper_dir}", "--set", "train.max_steps=2",
+         "--set", "train.gradient_checkpointing=true", "--set", "train.amp=bf16",
+         "--set", f"data.replay.manifest={repo / 'data_manifests' / 'fleurs_en.jsonl'}",
+         "--set", "data.replay.limit=2", "--set", "export.ct2_quantization=null",
+         "--run-id", "ddp", "--no-progress"],
+        capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    d = tmp_path / "whisper_dictation" / "ddp"
+    env_json = json.loads((d / "env.json").read_text())
+    assert env_json["world_size"] == 2 and env_json["amp"] is True
+    hist = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in hist] == [0, 1]          # written once, by rank 0
+    assert hist[1]["step"] == 2 and hist[1]["train_loss"] > 0
+    assert len((d / "replay_targets.jsonl").read_text().splitlines()) == 2
+    assert (d / "best" / "model.safetensors").is_file() and (d / "report.json").is_file()
+    assert proc.stdout.count("run: ") == 1

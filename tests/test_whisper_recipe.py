@@ -137,7 +137,7 @@ def test_whisper_recipe_smoke(tiny_whisper_dir, data_root, tmp_path):
     args = ["train", str(RECIPE), "--profile", "smoke", "--set", f"output_dir={tmp_path}",
             "--set", f"model.name_or_path={tiny_whisper_dir}", "--set", "train.lr=0.01",
             "--set", "train.max_steps=null", "--set", "train.epochs=3",
-            "--set", "data.timestamps_prob=0.5",
+            "--set", "data.timestamps_prob=0.5", "--set", "train.patience=null",
             "--set", f"data.replay.manifest={REPO / 'data_manifests' / 'fleurs_en.jsonl'}",
             "--set", "data.replay.limit=2", "--run-id", "smoke", "--no-progress"]
     assert main(args) == 0

@@ -102,6 +102,8 @@ class AsrModel:
     #: ``decode`` runs Whisper's own long-form algorithm on audio over 30 s (sequential
     #: windows placed by the timestamps, each conditioned on the previous one's text).
     long_form: bool = False
+    #: ``DecodeOptions.audio_ctx_pad_s`` is honoured (a shortened encoder window).
+    short_window: bool = False
 
     def decode(self, audio: np.ndarray, options: DecodeOptions = DecodeOptions()) -> DecodeResult:
         """Transcribe 16 kHz mono float32 ``audio`` [shape=(n,)] of any length."""
@@ -220,6 +222,7 @@ class FasterWhisperModel(AsrModel):
 
     backend = "faster-whisper"
     long_form = True
+    short_window = True
 
     def __init__(self, model: str, *, device: str = "cpu", compute_type: str = "int8",
                  cpu_threads: int = 0):

@@ -270,7 +270,7 @@ class WhisperLoopConfig(_Strict):
     warmup_steps: int = Field(default=50, ge=0)
     scheduler: Literal["linear", "cosine", "constant"] = "linear"
     grad_clip_norm: float | None = 1.0
-    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"  # auto: bf16 (fp16 if unsupported)
+    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"  # auto: CUDA bf16 (or fp16), CPU off
     gradient_checkpointing: bool | Literal["auto"] = "auto"  # auto: on when on CUDA
     freeze_encoder: bool = False
     cache_encoder_outputs: bool = False            # frozen encoder, no SpecAugment: run it once

@@ -341,8 +341,12 @@ def resolve_base_model(name_or_path: str, work_dir: Path) -> str:
 
 
 def _amp_dtype(spec: str, device: torch.device):
-    if device.type != "cuda" or spec == "off":
+    """Autocast dtype: on CUDA bf16 (fp16 where bf16 is missing) for ``auto``; on other
+    devices only an explicit ``bf16`` (CPU autocast), else full precision."""
+    if spec == "off":
         return None
+    if device.type != "cuda":
+        return torch.bfloat16 if spec == "bf16" else None
     if spec == "fp16":
         return torch.float16
     if spec == "bf16" or (spec == "auto" and torch.cuda.is_bf16_supported()):
