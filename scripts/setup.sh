@@ -17,7 +17,9 @@ fi
 [ -n "$PYTHON_BIN" ] || { echo "setup: no python3 found (Python 3.10-3.12 needed)" >&2; exit 1; }
 
 # --- Debian packages used by the dictation tests and speech synthesis -----------------------
-APT_PACKAGES="espeak-ng festival festvox-us-slt-hts festvox-kallpc16k sox libsndfile1"
+# (TTS voices, sox; PortAudio for `biosig dictate --mic`; PulseAudio and its ALSA plugin for the
+# test that feeds --mic through a virtual microphone)
+APT_PACKAGES="espeak-ng festival festvox-us-slt-hts festvox-kallpc16k sox libsndfile1 libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins"
 if [ -z "${BIOSIG_SKIP_APT:-}" ] && command -v apt-get >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1; then
   missing=""
   for p in $APT_PACKAGES; do
