@@ -65,6 +65,11 @@ class DecodeOptions:
     temperature_fallback : bool
         Re-decode at higher temperatures when the output looks degenerate (Whisper's default);
         streaming turns it off to bound the decode time.
+    seed : int or None
+        Seed of the sampling that the temperature fallback does (faster-whisper), set before
+        every decode so that the same audio always gives the same transcript (unseeded, the
+        same 41 benchmark files gave 19.3 % and 21.7 % WER in two runs). ``None`` leaves
+        the generator alone.
     condition_on_previous_text : bool
         Feed each 30 s window's text to the next window (long files).
     audio_ctx_pad_s : float or None
@@ -83,6 +88,7 @@ class DecodeOptions:
     word_timestamps: bool = True
     vad: bool = False
     temperature_fallback: bool = True
+    seed: int | None = 0
     condition_on_previous_text: bool = True
     audio_ctx_pad_s: float | None = None
     max_new_tokens: int | None = None
@@ -259,6 +265,9 @@ class FasterWhisperModel(AsrModel):
         self.model.audio_ctx_frames = ctx
         if not options.temperature_fallback:
             kwargs["temperature"] = 0.0
+        elif options.seed is not None:
+            import ctranslate2
+            ctranslate2.set_random_seed(int(options.seed))
         segs, info = self.model.transcribe(
             audio, language=options.language, beam_size=options.beam_size,
             initial_prompt=options.initial_prompt or None, hotwords=options.hotwords or None,
