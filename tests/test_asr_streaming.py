@@ -248,3 +248,12 @@ def test_short_window_loop_is_decoded_again_on_the_full_window():
     assert "and" not in run.text.split()
     assert run.text.split()[:4] == ["w0", "w1", "w2", "w3"]
     assert run.n_full_window_retries == run.n_decodes > 0
+
+
+def test_document_keeps_whisper_word_spacing():
+    """Whisper splits "62-year" into the words " 62" and "-year"; the document must not put
+    a space between them."""
+    eng, _ = make_engine()
+    eng.committed = [Word(" The", 0.0, 0.2), Word(" 62", 0.2, 0.4), Word("-year", 0.4, 0.6),
+                     Word(" old", 0.6, 0.8), Word(" man", 0.8, 1.0), Word(" period", 1.0, 1.2)]
+    assert eng.document == "The 62-year old man."

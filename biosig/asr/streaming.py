@@ -274,7 +274,8 @@ class DictationEngine:
     @property
     def document(self) -> str:
         """Committed words with the spoken commands applied."""
-        return apply_commands([w.text for w in self.committed], self.commands)
+        # Whisper's words carry their own spacing (" 62", "-year"): join them as they are
+        return apply_commands(_join(self.committed).split(), self.commands)
 
     # -- VAD -----------------------------------------------------------------------------------
     def _update_vad(self) -> None:
