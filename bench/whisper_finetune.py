@@ -45,8 +45,8 @@ from biosig.asr.evaluate import evaluate_manifest  # noqa: E402
 from biosig.asr.synth import (  # noqa: E402
     VOICES,
     generated_dictation,
-    split_held_out,
     synth_dictation,
+    write_held_out_split,
 )
 
 TRAIN_VOICES_DEFAULT = "espeak-en-us,espeak-en-us-f3,espeak-en-gb-m3,espeak-en-gb-rp-f2," \
@@ -55,23 +55,15 @@ TEST_VOICES_DEFAULT = "espeak-en-scotland,festival-kal-diphone"
 
 
 def build_data(work: Path, *, n_train: int, n_test: int, train_voices, test_voices, seed: int):
-    from biosig.manifests import ManifestWriter, read_manifest
     phrases = generated_dictation(n_train + n_test, seed=seed)
     train_p, test_p = phrases[:n_train], phrases[n_train:]
     synth = work / "synth"
     # only the pairs that are used: training voices x training sentences, test x test
     synth_dictation(train_p, synth, voices=train_voices, progress=True)
     res = synth_dictation(test_p, synth, voices=test_voices, progress=True)
-    recs = list(read_manifest(res.manifest))
-    train, test = split_held_out(recs, test_voices=test_voices,
-                                 test_phrases=[p.id for p in test_p])
-    paths = {}
-    for name, rows in (("train", train), ("test", test)):
-        paths[name] = synth / f"{name}.jsonl"
-        with ManifestWriter(paths[name], overwrite=True) as w:
-            for r in rows:
-                w.write(r)
-    return paths, len(train), len(test)
+    tr, te, n_tr, n_te = write_held_out_split(res.manifest, test_voices=test_voices,
+                                              test_phrases=[p.id for p in test_p])
+    return {"train": tr, "test": te}, n_tr, n_te
 
 
 def build_replay(work: Path, *, n: int, voices, seed: int) -> Path | None:

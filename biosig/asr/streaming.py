@@ -324,8 +324,8 @@ class DictationEngine:
         res = self.model.decode(self._buf, opts)
         self.n_decodes += 1
         self.decode_time_s += res.decode_time_s
+        off = self._buf_start / ASR_FS
         if opts.audio_ctx_pad_s is not None and getattr(self.model, "short_window", False):
-            off = self._buf_start / ASR_FS
             why = looks_degenerate([w for s in res.segments for w in s.words],
                                    audio_s=self.buffer_s,
                                    speech_end_s=None if speech_end_s is None
@@ -335,7 +335,6 @@ class DictationEngine:
                 res = self.model.decode(self._buf, replace(opts, audio_ctx_pad_s=None))
                 self.n_full_window_retries += 1
                 self.decode_time_s += res.decode_time_s
-        off = self._buf_start / ASR_FS
         return [s.shifted(off) for s in res.segments]
 
     def _new_words(self, segments) -> list[Word]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -37,66 +38,65 @@ def train_cmd(
     Under torchrun (`torchrun --nproc_per_node N -m biosig train ...`) it trains with
     DistributedDataParallel; only rank 0 writes.
     """
-    import json
-
     from biosig.train.config import config_to_dict, load_config
     cfg = load_config(config, overrides=list(set_ or []), profile=profile)
     if check:
         import yaml
         typer.echo(yaml.safe_dump(config_to_dict(cfg), sort_keys=False).rstrip())
         return
+    from biosig.train.config import WhisperTrainConfig
+    if isinstance(cfg, WhisperTrainConfig):
+        _run_and_report(lambda: _train_whisper(cfg, resume=resume, run_id=run_id,
+                                               progress=progress), _whisper_summary)
+    else:
+        from biosig.train.engine import run
+        _run_and_report(lambda: run(cfg, resume=resume, run_id=run_id, progress=progress),
+                        _classifier_summary)
+
+
+def _run_and_report(train, summarize) -> None:
+    """Run ``train()``, leave the process group, and on rank 0 print the run folder and a
+    one-line JSON summary of its report."""
     import torch
 
-    from biosig.train.config import WhisperTrainConfig
-    from biosig.train.engine import dist_info, run
-    if isinstance(cfg, WhisperTrainConfig):
-        _train_whisper(cfg, resume=resume, run_id=run_id, progress=progress)
-        return
+    from biosig.train.engine import dist_info
     try:
-        result = run(cfg, resume=resume, run_id=run_id, progress=progress)
+        result = train()
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
     if dist_info().is_main:
-        m = result.report.get("metrics", {})
-        flat = {k: (v.get("mean") if isinstance(v, dict) and "mean" in v else v)
-                for k, v in m.items() if isinstance(v, (float, int, dict))
-                and not (isinstance(v, dict) and "mean" not in v)}
         typer.echo(f"run: {result.run_dir}")
         typer.echo(json.dumps({k: (round(v, 4) if isinstance(v, float) else v)
-                               for k, v in flat.items()}))
+                               for k, v in summarize(result.report).items()}))
 
 
-def _train_whisper(cfg, *, resume: bool, run_id: str | None, progress: bool) -> None:
-    import json
+def _classifier_summary(report: dict) -> dict:
+    m = report.get("metrics", {})
+    return {k: (v.get("mean") if isinstance(v, dict) and "mean" in v else v)
+            for k, v in m.items() if isinstance(v, (float, int, dict))
+            and not (isinstance(v, dict) and "mean" not in v)}
 
-    import torch
 
-    from biosig.train.engine import dist_info, latest_run_dir
+def _whisper_summary(report: dict) -> dict:
+    return {"best_epoch": report.get("best_epoch"),
+            "valid_wer_start": (report.get("valid_start") or {}).get("wer"),
+            "valid_wer": (report.get("valid") or {}).get("wer"),
+            **{f"test_wer_{k}": v.get("wer") for k, v in report.get("test", {}).items()}}
+
+
+def _train_whisper(cfg, *, resume: bool, run_id: str | None, progress: bool):
+    from biosig.errors import ConfigError
+    from biosig.train.engine import latest_run_dir
     from biosig.train.whisper import train_whisper
     run_dir = None
     if run_id is not None:
-        from pathlib import Path as _P
-        run_dir = _P(cfg.output_dir) / cfg.recipe / run_id
+        run_dir = Path(cfg.output_dir) / cfg.recipe / run_id
     elif resume:
         run_dir = latest_run_dir(cfg)
     if resume and (run_dir is None or not (run_dir / "last.pt").is_file()):
-        from biosig.errors import ConfigError
         raise ConfigError(f"--resume: no last.pt in {run_dir}")
-    try:
-        result = train_whisper(cfg, run_dir=run_dir, resume=resume, progress=progress)
-    finally:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-    if dist_info().is_main:
-        r = result.report
-        summary = {"best_epoch": r.get("best_epoch"),
-                   "valid_wer_start": (r.get("valid_start") or {}).get("wer"),
-                   "valid_wer": (r.get("valid") or {}).get("wer"),
-                   **{f"test_wer_{k}": v.get("wer") for k, v in r.get("test", {}).items()}}
-        typer.echo(f"run: {result.run_dir}")
-        typer.echo(json.dumps({k: (round(v, 4) if isinstance(v, float) else v)
-                               for k, v in summary.items()}))
+    return train_whisper(cfg, run_dir=run_dir, resume=resume, progress=progress)
 
 
 @score_app.command("model")

@@ -33,6 +33,11 @@ __all__ = ["TrainConfig", "DataConfig", "FeatureConfig", "CRNNConfig", "TDNNConf
 CHALLENGES = ("none", "physionet2022", "physionet2016", "icbhi2017", "cinc2017")
 
 
+def _check_device(device: str) -> None:
+    if not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
+        raise ValueError(f"device is {device!r}, expected auto, cpu, cuda or cuda:N")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
 
@@ -200,8 +205,7 @@ class TrainConfig(_Strict):
             raise ValueError("features.hop_s must not exceed features.window_s")
         if self.features.window_s >= self.data.window_s:
             raise ValueError("features.window_s must be shorter than data.window_s")
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            raise ValueError(f"device is {self.device!r}, expected auto, cpu, cuda or cuda:N")
+        _check_device(self.device)
         return self
 
 
@@ -327,8 +331,7 @@ class WhisperTrainConfig(_Strict):
         if self.lora.enabled and t.freeze_encoder and self.lora.scope != "decoder":
             raise ValueError(f"lora.scope is {self.lora.scope!r} but train.freeze_encoder is "
                              "true: encoder adapters would not train")
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            raise ValueError(f"device is {self.device!r}, expected auto, cpu, cuda or cuda:N")
+        _check_device(self.device)
         return self
 
 
