@@ -15,8 +15,10 @@ Run (about 30-40 min on 2 cores)::
    held-out training-voice sentences, best epoch kept), exported to CTranslate2 float16 like
    the original. Replay (``data.replay``): ``--replay-clips`` everyday patient sentences
    (``medical_speech_text/phrases.csv``, not dictation) spoken by the training voices, with the
-   starting model's own transcripts as targets, so the decoder keeps its behaviour outside
-   dictation.
+   starting model's own transcripts as targets and a KL term to the starting model's
+   next-token distribution on them, so the decoder keeps its behaviour outside dictation;
+   the saved model is halfway between the starting and the fine-tuned weights
+   (``export.interpolation: 0.5``, WiSE-FT).
 3. **Scoring**: the original and the fine-tuned CTranslate2 models through the same biosig
    transcription path (faster-whisper, int8 compute, beam 5, VAD) on (a) the held-out synthetic
    dictation: WER and medical-term recall; (b) real read speech (LibriSpeech and FLEURS slices

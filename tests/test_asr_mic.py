@@ -75,7 +75,10 @@ def test_dictate_mic_transcribes_live_audio(pulse, whisper_model_dir, data_root,
     proc = subprocess.Popen(
         [sys.executable, "-m", "biosig", "dictate", "--mic", "--model", str(whisper_model_dir),
          "--threads", "2", "--events", str(events)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        # a test run started in the background (`cmd &`) ignores SIGINT and the child would
+        # inherit that; Ctrl+C is what this test sends, so the child gets the default back
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         # wait until the process records from PulseAudio (model loaded, stream open)
         deadline = time.monotonic() + 120

@@ -3,6 +3,8 @@ consistency, known answers, modules, devices."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -196,6 +198,120 @@ def test_kaldi_fbank_equals_torchaudio_per_channel(speech):
             np.testing.assert_array_equal(ours[b, c], ref.numpy().T)
 
 
+def _kaldi_per_row(batch, *, fs, num_mel_bins, frame_length_ms=25.0, frame_shift_ms=10.0,
+                   dither=0.0, **options):
+    """torchaudio's fbank on every row of ``batch`` (..., n), stacked as biosig lays it out."""
+    import torchaudio.compliance.kaldi as kaldi
+    rows = torch.as_tensor(batch).reshape(-1, batch.shape[-1])
+    ref = torch.stack([kaldi.fbank(row[None].clone(), sample_frequency=fs,
+                                   num_mel_bins=num_mel_bins, frame_length=frame_length_ms,
+                                   frame_shift=frame_shift_ms, dither=dither, **options).T
+                       for row in rows])
+    return ref.reshape(*batch.shape[:-1], *ref.shape[-2:]).numpy()
+
+
+KALDI_OPTIONS = [
+    {},
+    {"snip_edges": False},
+    {"use_energy": True},
+    {"use_energy": True, "htk_compat": True, "raw_energy": False, "energy_floor": 0.0},
+    {"window_type": "hamming"},
+    {"window_type": "hanning"},
+    {"window_type": "rectangular"},
+    {"window_type": "blackman", "blackman_coeff": 0.40},
+    {"round_to_power_of_two": False},
+    {"use_power": False},
+    {"subtract_mean": True, "use_energy": True},
+    {"use_log_fbank": False},
+    {"remove_dc_offset": False, "preemphasis_coefficient": 0.0},
+    {"low_freq": 60.0, "high_freq": -400.0, "vtln_warp": 0.9},
+    {"snip_edges": False, "frame_length_ms": 20.0, "frame_shift_ms": 30.0},  # shift > length
+    {"snip_edges": False, "frame_length_ms": 32.0, "frame_shift_ms": 32.0},
+]
+
+
+def _option_id(options: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in options.items()) or "defaults"
+
+
+@pytest.mark.parametrize("options", KALDI_OPTIONS, ids=_option_id)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kaldi_fbank_batched_equals_torchaudio_per_row(speech, options, dtype):
+    x = np.stack([speech[i * 8000: i * 8000 + 12345] for i in range(6)]) * 32768
+    batch = x.reshape(2, 3, -1).astype(dtype)                        # (2, 3, n)
+    ours = bf.kaldi_fbank(batch, fs=16000, num_mel_bins=40, **options)
+    ref = _kaldi_per_row(batch, fs=16000, num_mel_bins=40, **options)
+    n_features = 40 + bool(options.get("use_energy"))
+    assert ours.shape == ref.shape and ours.shape[:3] == (2, 3, n_features)
+    assert ours.dtype == dtype
+    if options.get("use_log_fbank", True):
+        np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-4)
+    else:                                                # linear energies up to ~1e12
+        np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=1e-4)
+
+
+@pytest.mark.parametrize("budget", [1, 3 * 75 * 512])
+def test_kaldi_fbank_chunked_equals_torchaudio(speech, monkeypatch, budget):
+    """Rows go through in cache-sized chunks (one row, or some rows and a remainder)."""
+    import biosig.features.kaldi as bk
+    monkeypatch.setattr(bk, "_CPU_CHUNK_ELEMENTS", budget)
+    batch = np.stack([speech[i * 8000: i * 8000 + 12345] for i in range(7)]) * 32768
+    for options in ({}, {"use_energy": True, "subtract_mean": True}):
+        np.testing.assert_allclose(bf.kaldi_fbank(batch, fs=16000, num_mel_bins=23, **options),
+                                   _kaldi_per_row(batch, fs=16000, num_mel_bins=23, **options),
+                                   rtol=0, atol=1e-4)
+
+
+def test_kaldi_fbank_dither_is_random_and_seedable(speech):
+    batch = np.stack([speech[:8000], speech[8000:16000]]) * 32768
+    torch.manual_seed(7)
+    first = bf.kaldi_fbank(batch, fs=16000, num_mel_bins=40, dither=1.0)
+    second = bf.kaldi_fbank(batch, fs=16000, num_mel_bins=40, dither=1.0)
+    assert not np.allclose(first, second)
+    clean = bf.kaldi_fbank(batch, fs=16000, num_mel_bins=40)
+    assert 0 < np.abs(first - clean).max() < 1.0     # small noise on speech at int16 scale
+    np.testing.assert_array_equal(clean, bf.kaldi_fbank(batch, fs=16000, num_mel_bins=40))
+    torch.manual_seed(7)                             # drawn row by row as torchaudio does
+    ref = _kaldi_per_row(batch, fs=16000, num_mel_bins=40, dither=1.0)
+    np.testing.assert_allclose(first, ref, rtol=0, atol=1e-4)
+
+
+def test_kaldi_fbank_falls_back_to_torchaudio_for_unknown_options(speech, monkeypatch):
+    """An fbank option the batched path does not implement goes through torchaudio row by
+    row instead of being ignored."""
+    import torchaudio.compliance.kaldi as kaldi
+
+    import biosig.features.kaldi as bk
+    monkeypatch.setattr(bk, "_BATCHED_OPTIONS", bk._BATCHED_OPTIONS - {"vtln_warp"})
+    calls = []
+
+    @functools.wraps(kaldi.fbank)
+    def counting_fbank(*args, **kwargs):
+        calls.append(kwargs)
+        return real_fbank(*args, **kwargs)
+
+    real_fbank = kaldi.fbank
+    monkeypatch.setattr(kaldi, "fbank", counting_fbank)
+    batch = np.stack([speech[:8000], speech[8000:16000], speech[16000:24000]]) * 32768
+    ours = bf.kaldi_fbank(batch, fs=16000, num_mel_bins=30, vtln_warp=1.1)
+    assert len(calls) == 3 and all(kw["vtln_warp"] == 1.1 for kw in calls)
+    ref = _kaldi_per_row(batch, fs=16000, num_mel_bins=30, vtln_warp=1.1)
+    np.testing.assert_array_equal(ours, ref)
+    calls.clear()
+    bf.kaldi_fbank(batch, fs=16000, num_mel_bins=30)              # known options: batched
+    assert not calls
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_kaldi_fbank_tensor_in_tensor_out_on_device(speech, device):
+    x = torch.from_numpy(np.stack([speech[:16000], speech[16000:32000]]) * 32768).to(device)
+    out = bf.kaldi_fbank(x, fs=16000, num_mel_bins=40, use_energy=True)
+    assert isinstance(out, torch.Tensor) and out.device.type == device
+    assert out.shape == (2, 41, 98) and out.dtype == torch.float32
+    ref = _kaldi_per_row(x.cpu().numpy(), fs=16000, num_mel_bins=40, use_energy=True)
+    np.testing.assert_allclose(out.cpu().numpy(), ref, rtol=0, atol=1e-3)
+
+
 # ------------------------------------------------------------------------------------------
 # Batch consistency, modules, devices
 
@@ -334,3 +450,37 @@ def test_argument_errors_name_the_argument():
         bf.deltas(np.zeros((3, 10)), width=4)
     with pytest.raises(TypeError, match="expected a real numeric array"):
         bf.stft(np.array(["a", "b"]), n_fft=4)
+
+
+def test_kaldi_fbank_rejects_short_input_and_bad_options():
+    x = _noise((2, 4000)) * 1000
+    with pytest.raises(ValueError, match="signal has 399 samples, fewer than one frame: "
+                                         "frame_length_ms=25 is 400 samples at fs=16000 Hz"):
+        bf.kaldi_fbank(x[:, :399], fs=16000)
+    with pytest.raises(ValueError, match="signal has 399 samples"):       # either edge mode
+        bf.kaldi_fbank(x[:, :399], fs=16000, snip_edges=False)
+    with pytest.raises(ValueError, match="has 0 samples"):
+        bf.kaldi_fbank(np.zeros((2, 0)), fs=16000)
+    with pytest.raises(ValueError, match=r"signal has 4000 samples \(0.25 s at fs=16000 Hz\), "
+                                         r"shorter than min_duration=0.5 s"):
+        bf.kaldi_fbank(x, fs=16000, min_duration=0.5)
+    with pytest.raises(ValueError, match="frame_shift_ms is 0.01, which is 0 samples"):
+        bf.kaldi_fbank(x, fs=16000, frame_shift_ms=0.01)
+    with pytest.raises(ValueError, match="frame_length_ms is 25.0625, an odd 401 samples"):
+        bf.kaldi_fbank(x, fs=16000, frame_length_ms=25.0625, round_to_power_of_two=False)
+    with pytest.raises(ValueError, match="num_mel_bins is 3, expected more than 3"):
+        bf.kaldi_fbank(x, fs=16000, num_mel_bins=3)
+    with pytest.raises(ValueError, match="window_type is 'kaiser'"):
+        bf.kaldi_fbank(x, fs=16000, window_type="kaiser")
+    with pytest.raises(ValueError, match="preemphasis_coefficient is 1.5"):
+        bf.kaldi_fbank(x, fs=16000, preemphasis_coefficient=1.5)
+    with pytest.raises(ValueError, match="low_freq is 9000 and high_freq is 0"):
+        bf.kaldi_fbank(x, fs=16000, low_freq=9000.0)
+    with pytest.raises(ValueError, match="dither is -1.0"):
+        bf.kaldi_fbank(x, fs=16000, dither=-1)
+    with pytest.raises(ValueError, match="channel is 1"):
+        bf.kaldi_fbank(x, fs=16000, channel=1)
+    with pytest.raises(TypeError, match="'use_enrgy' is not an option"):
+        bf.kaldi_fbank(x, fs=16000, use_enrgy=True)
+    with pytest.raises(TypeError, match="pass 'sample_frequency' as fs="):
+        bf.kaldi_fbank(x, fs=16000, sample_frequency=8000)

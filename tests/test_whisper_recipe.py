@@ -139,7 +139,8 @@ def test_whisper_recipe_smoke(tiny_whisper_dir, data_root, tmp_path):
             "--set", "train.max_steps=null", "--set", "train.epochs=3",
             "--set", "data.timestamps_prob=0.5", "--set", "train.patience=null",
             "--set", f"data.replay.manifest={REPO / 'data_manifests' / 'fleurs_en.jsonl'}",
-            "--set", "data.replay.limit=2", "--run-id", "smoke", "--no-progress"]
+            "--set", "data.replay.limit=2", "--set", "data.replay.distill_weight=0.5",
+            "--set", "export.interpolation=0.5", "--run-id", "smoke", "--no-progress"]
     assert main(args) == 0
     run = tmp_path / "whisper_dictation" / "smoke"
     # replay targets: the starting model's transcripts of the 2 rehearsal clips, made once
@@ -154,8 +155,22 @@ def test_whisper_recipe_smoke(tiny_whisper_dir, data_root, tmp_path):
     assert [h["epoch"] for h in hist] == [0, 1, 2, 3]
     assert hist[3]["train_loss"] < 0.8 * hist[1]["train_loss"]   # ln(51865) = 10.86 at start
     assert hist[3]["valid_loss"] < hist[0]["valid_loss"]
+    # the distillation term ran on the replay clips (full fine-tune: a frozen copy is the
+    # teacher); it starts at 0 (same weights) and becomes positive as the model moves
+    kls = [h["train_distill_kl"] for h in hist[1:]]
+    assert all(np.isfinite(kls)) and max(kls) > 0
     rep = json.loads((run / "report.json").read_text())
     assert rep["best_epoch"] in (0, 1, 2, 3) and "wer" in rep["valid"]
+    # export.interpolation 0.5: best/ is the midpoint of the starting and fine-tuned weights,
+    # scored again on the validation set; the fine-tuned weights stay in best_tuned/
+    from safetensors.torch import load_file
+    w0 = load_file(tiny_whisper_dir / "model.safetensors")
+    w1 = load_file(run / "best_tuned" / "model.safetensors")
+    wb = load_file(run / "best" / "model.safetensors")
+    k = "model.decoder.layers.0.fc1.weight"
+    assert torch.allclose(wb[k], 0.5 * (w0[k] + w1[k]), atol=1e-6)
+    assert rep["interpolation"] == 0.5 and "wer" in rep["valid_tuned"]
+    assert json.loads((run / "best" / "interpolation.json").read_text())["alpha"] == 0.5
 
     # best/ reloads and decodes
     proc = WhisperProcessor.from_pretrained(run / "best")
@@ -212,3 +227,64 @@ def test_lora_target_modules(targets, scope, expected):
                 + ".layers." + n[1:]) for n in names}
     rx = _lora_targets(LoraConfig(target_modules=targets, scope=scope))
     assert {n for n, f in full.items() if re.fullmatch(rx, f)} == expected
+
+
+def test_distill_kl_matches_definition():
+    from biosig.train.whisper import distill_kl
+    g = torch.Generator().manual_seed(0)
+    s_log, t_log = torch.randn(2, 3, 7, generator=g), torch.randn(2, 3, 7, generator=g)
+    labels = torch.tensor([[5, -100, 2], [1, 1, -100]])
+    ps, pt = s_log.softmax(-1), t_log.softmax(-1)
+    kl = (pt * (pt.log() - ps.log())).sum(-1)               # (2, 3)
+    want = kl[labels != -100].mean()
+    assert torch.allclose(distill_kl(s_log, t_log, labels), want, atol=1e-6)
+    assert float(distill_kl(t_log, t_log, labels)) == pytest.approx(0.0, abs=1e-7)
+    assert float(distill_kl(s_log, t_log, torch.full((2, 3), -100))) == 0.0
+
+
+def test_starting_model_with_lora_is_the_model_before_training(tiny_whisper_dir):
+    """With LoRA the teacher is the network with its adapters off: after the adapters moved,
+    its logits are still those of the untouched model, and the student's differ."""
+    from transformers import WhisperForConditionalGeneration
+
+    from biosig.train.config import LoraConfig
+    from biosig.train.whisper import StartingModel, _apply_lora, _loss
+    torch.manual_seed(0)
+    plain = WhisperForConditionalGeneration.from_pretrained(tiny_whisper_dir).eval()
+    model = _apply_lora(WhisperForConditionalGeneration.from_pretrained(tiny_whisper_dir),
+                        LoraConfig(enabled=True, r=4, alpha=8, target_modules=["q_proj",
+                                                                               "v_proj"]))
+    teacher = StartingModel(model, lora=True)
+    assert teacher.copy is None                                  # no second model in memory
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_" in n:
+                p.add_(0.5 * torch.randn_like(p))
+    enc = torch.randn(2, 1500, 64)
+    batch = {"decoder_input_ids": torch.tensor([[50258, 50259, 50359, 400, 401],
+                                                [50258, 50259, 50359, 402, 403]]),
+             "labels": torch.tensor([[50259, 50359, 400, 401, 50257],
+                                     [50259, 50359, 402, 403, -100]])}
+    dev = torch.device("cpu")
+    model.eval()
+    t = teacher.logits(model, batch, None, enc, device=dev, amp_dtype=None,
+                       rows=torch.tensor([0, 1]))
+    _, _, s_logits = _loss(model, batch, None, enc, device=dev, amp_dtype=None)
+    _, _, p_logits = _loss(plain, batch, None, enc, device=dev, amp_dtype=None)
+    assert torch.allclose(t, p_logits, atol=1e-5)
+    assert not torch.allclose(s_logits, p_logits, atol=1e-3)
+    # adapters are back on after the teacher's forward
+    _, _, again = _loss(model, batch, None, enc, device=dev, amp_dtype=None)
+    assert torch.allclose(again, s_logits)
+
+
+def test_interpolate_state():
+    from biosig.train.whisper import interpolate_state
+    a = {"w": torch.zeros(2, 2), "n": torch.tensor([1])}
+    b = {"w": torch.ones(2, 2), "n": torch.tensor([7])}
+    out = interpolate_state(a, b, 0.25)
+    assert torch.allclose(out["w"], torch.full((2, 2), 0.25)) and int(out["n"]) == 7
+    with pytest.raises(ValueError, match="shape"):
+        interpolate_state(a, {"w": torch.ones(3), "n": b["n"]}, 0.5)
+    with pytest.raises(ValueError, match="names"):
+        interpolate_state(a, {"w": b["w"]}, 0.5)

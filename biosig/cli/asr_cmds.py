@@ -165,6 +165,8 @@ def _mic_chunks(chunk_s: float):
     def cb(indata, frames, t, status):
         q.put(np.asarray(indata[:, 0], dtype=np.float32).copy())
 
+    # the stream is stopped and closed when the generator is closed (run_live does that from
+    # the thread that iterates it), so that Ctrl+C never leaves PortAudio running at exit
     with sd.InputStream(samplerate=16000, channels=1, dtype="float32",
                         blocksize=int(chunk_s * 16000), callback=cb):
         try:
@@ -187,15 +189,25 @@ def run_live(engine, chunks, emit) -> None:
     import numpy as np
     q: queue.Queue = queue.Queue()
     done = threading.Event()
+    stop = threading.Event()
     errors: list[BaseException] = []
 
     def reader():
+        it = iter(chunks)
         try:
-            for c in chunks:
+            for c in it:
                 q.put(c)
+                if stop.is_set():
+                    break
         except BaseException as exc:  # re-raised in the main thread
             errors.append(exc)
         finally:
+            close = getattr(it, "close", None)
+            if close is not None:   # a generator source (the microphone) closes its stream
+                try:
+                    close()
+                except BaseException as exc:
+                    errors.append(exc)
             done.set()
 
     th = threading.Thread(target=reader, daemon=True)
@@ -218,6 +230,16 @@ def run_live(engine, chunks, emit) -> None:
                 emit(ev)
     except KeyboardInterrupt:
         pass
+    finally:
+        stop.set()
+    # a live source delivers its next chunk within one chunk length, then the reader stops
+    # and closes it; the audio it queued meanwhile is still decoded
+    done.wait(timeout=5.0)
+    rest = []
+    while not q.empty():
+        rest.append(q.get_nowait())
+    if rest:
+        engine.push(np.concatenate(rest))
     if errors:
         raise errors[0]
     for ev in engine.finish():

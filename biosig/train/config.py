@@ -230,11 +230,18 @@ class WhisperReplayConfig(_Strict):
     Hoiem 2016): on speech outside the fine-tuning domain the model is trained to keep saying
     what it said, in its own casing and punctuation. ``targets: reference`` uses the manifest's
     ``text`` instead.
+
+    ``distill_weight > 0`` adds, on the replay clips only, the KL divergence from the starting
+    model's next-token distribution to the model's (teacher-forced on the replay targets, mean
+    over target tokens), times that weight, to the loss: the whole distribution is kept, not
+    only its arg-max (Hinton et al. 2015; Li and Hoiem 2016). With LoRA the starting model is
+    the same network with its adapters switched off; otherwise a frozen copy is kept.
     """
 
     manifest: str | None = None                   # null: no replay
     targets: Literal["model", "reference"] = "model"
     limit: int | None = Field(default=None, ge=1)
+    distill_weight: float = Field(default=0.0, ge=0)  # KL to the starting model on replay clips
 
 
 class WhisperDataConfig(_Strict):
@@ -299,8 +306,13 @@ class WhisperEvalConfig(_Strict):
 
 
 class WhisperExportConfig(_Strict):
+    """What the run saves. ``interpolation`` < 1 saves ``start + a * (best - start)`` as
+    ``best/`` (weight-space ensembling, WiSE-FT: Wortsman et al. 2022), keeps the fine-tuned
+    weights in ``best_tuned/`` and scores the saved model on the validation set again."""
+
     ct2_quantization: Literal["int8", "int8_float16", "int8_float32", "float16", "bfloat16",
                               "float32"] | None = None  # also write best as CTranslate2
+    interpolation: float = Field(default=1.0, gt=0, le=1)
 
 
 class WhisperTrainConfig(_Strict):

@@ -372,8 +372,10 @@ def _base(model):
     return m.get_base_model() if hasattr(m, "get_base_model") else m
 
 
-def _save_hf(model, processor, out_dir: Path, *, lora: bool) -> None:
-    """Save in transformers format (LoRA merged) atomically: written beside, then renamed."""
+def _save_hf(model, processor, out_dir: Path, *, lora: bool,
+             extra_files: dict[str, str] | None = None) -> None:
+    """Save in transformers format (LoRA merged) atomically: written beside, then renamed;
+    ``extra_files`` (name -> text) are written into the folder too."""
     from biosig.asr.convert import _commit_output, _prepare_output
     m = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
     if lora:
@@ -383,6 +385,8 @@ def _save_hf(model, processor, out_dir: Path, *, lora: bool) -> None:
         m.save_pretrained(tmp)
         processor.save_pretrained(tmp)
         m.generation_config.save_pretrained(tmp)
+        for name, text in (extra_files or {}).items():
+            write_text_atomic(Path(tmp) / name, text)
         _commit_output(tmp, out_dir)
     except BaseException:
         import shutil
@@ -433,19 +437,64 @@ def _encoder_states(model, batch, *, cfg, n_mels, device, amp_dtype, train: bool
     return feats, None
 
 
-def _loss(model, batch, feats, enc, *, device, amp_dtype) -> tuple[torch.Tensor, int]:
+def _forward(model, batch, feats, enc, *, device, amp_dtype, rows=None) -> torch.Tensor:
+    """Teacher-forced logits ``(batch, tokens, vocab)`` (of ``rows`` only when given)."""
     from transformers.modeling_outputs import BaseModelOutput
     dec = batch["decoder_input_ids"].to(device)
-    lab = batch["labels"].to(device)
+    if rows is not None:
+        dec = dec[rows]
+        feats = feats[rows] if feats is not None else None
+        enc = enc[rows] if enc is not None else None
     kw = ({"input_features": feats} if feats is not None
           else {"encoder_outputs": BaseModelOutput(last_hidden_state=enc)})
     with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
                         enabled=amp_dtype is not None):
-        logits = model(decoder_input_ids=dec, use_cache=False, **kw).logits
+        return model(decoder_input_ids=dec, use_cache=False, **kw).logits
+
+
+def _loss(model, batch, feats, enc, *, device, amp_dtype
+          ) -> tuple[torch.Tensor, int, torch.Tensor]:
+    """(mean token cross-entropy, number of target tokens, logits)."""
+    lab = batch["labels"].to(device)
+    logits = _forward(model, batch, feats, enc, device=device, amp_dtype=amp_dtype)
     n_tok = int((lab != -100).sum())
     loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), lab.flatten(),
                                              ignore_index=-100, reduction="sum")
-    return loss / max(n_tok, 1), n_tok
+    return loss / max(n_tok, 1), n_tok, logits
+
+
+def distill_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+               labels: torch.Tensor) -> torch.Tensor:
+    """Mean over target tokens (``labels != -100``) of KL(teacher || student) between the
+    next-token distributions; logits ``(batch, tokens, vocab)``, labels ``(batch, tokens)``."""
+    mask = labels != -100
+    if not bool(mask.any()):
+        return student_logits.sum() * 0.0
+    ls = torch.log_softmax(student_logits[mask].float(), dim=-1)
+    lt = torch.log_softmax(teacher_logits[mask].float(), dim=-1)
+    return torch.nn.functional.kl_div(ls, lt, log_target=True, reduction="batchmean")
+
+
+class StartingModel:
+    """The model as it was before training, for the distillation term: with LoRA the same
+    network with its adapters switched off (no copy), otherwise a frozen copy."""
+
+    def __init__(self, model, *, lora: bool):
+        self.lora = lora
+        self.copy = None
+        if not lora:
+            self.copy = copy.deepcopy(model).eval()
+            for p in self.copy.parameters():
+                p.requires_grad_(False)
+
+    @torch.no_grad()
+    def logits(self, model, batch, feats, enc, *, device, amp_dtype, rows) -> torch.Tensor:
+        if self.copy is not None:
+            return _forward(self.copy, batch, feats, enc, device=device, amp_dtype=amp_dtype,
+                            rows=rows)
+        with model.disable_adapter():
+            return _forward(model, batch, feats, enc, device=device, amp_dtype=amp_dtype,
+                            rows=rows)
 
 
 @torch.no_grad()
@@ -498,8 +547,8 @@ def _decode_dataset(model, ds: SpeechTextDataset, *, cfg, n_mels, device, amp_dt
                                          amp_dtype=amp_dtype, train=False, cache=cache,
                                          frozen=True)
                 if with_loss:
-                    loss, n = _loss(model, batch, None, enc, device=device,
-                                    amp_dtype=amp_dtype)
+                    loss, n, _ = _loss(model, batch, None, enc, device=device,
+                                       amp_dtype=amp_dtype)
                     loss_sum += float(loss) * n
                     tok_sum += n
                 texts = decode_batch(model, batch, cfg=cfg, n_mels=n_mels, device=device,
@@ -694,6 +743,8 @@ def train_whisper(cfg: WhisperTrainConfig, *, run_dir=None, resume: bool = False
     if cfg.lora.enabled:
         model = _apply_lora(model, cfg.lora)
     model.to(device)
+    w_kl = cfg.data.replay.distill_weight if cfg.data.replay.manifest is not None else 0.0
+    teacher = StartingModel(model, lora=cfg.lora.enabled) if w_kl > 0 else None
     encoder_frozen = not any(p.requires_grad for p in _base(model).model.encoder.parameters())
     targets = TargetBuilder(tokenizer, language=cfg.model.language, task=cfg.model.task)
     train_ds, valid_ds = _datasets(cfg, targets)
@@ -702,8 +753,8 @@ def train_whisper(cfg: WhisperTrainConfig, *, run_dir=None, resume: bool = False
     replay, kept = _replay_utterances(cfg, out, model, targets=targets, tokenizer=tokenizer,
                                       n_mels=n_mels, device=device, amp_dtype=amp_dtype,
                                       dist=dist, progress=progress and main, cache=replay_cache)
+    n0 = len(train_ds.utts)
     if replay:
-        n0 = len(train_ds.utts)
         train_ds.utts = train_ds.utts + replay
         if replay_cache is not None:
             for k, i in enumerate(kept):
@@ -779,17 +830,27 @@ def train_whisper(cfg: WhisperTrainConfig, *, run_dir=None, resume: bool = False
         if progress and main:
             from tqdm import tqdm
             it = tqdm(loader, desc=f"epoch {epoch}", unit="batch", leave=False)
-        loss_sum, tok_sum, micro = 0.0, 0, 0
+        loss_sum, tok_sum, micro, kl_sum, kl_n = 0.0, 0, 0, 0.0, 0
         opt.zero_grad(set_to_none=True)
         for batch in it:
             feats, enc = _encoder_states(net, batch, cfg=cfg, n_mels=n_mels, device=device,
                                          amp_dtype=amp_dtype, train=True, cache=train_cache,
                                          frozen=encoder_frozen, generator=gen)
-            loss, n = _loss(net, batch, feats, enc, device=device, amp_dtype=amp_dtype)
+            loss, n, logits = _loss(net, batch, feats, enc, device=device, amp_dtype=amp_dtype)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"training loss is {float(loss)} at epoch {epoch}, "
                                          f"step {step} (lower train.lr or use amp: bf16)")
-            scaled = loss / cfg.train.grad_accum_steps
+            total = loss
+            rows = (batch["index"] >= n0).nonzero().flatten() if teacher is not None else None
+            if rows is not None and rows.numel():
+                t_logits = teacher.logits(model, batch, feats, enc, device=device,
+                                          amp_dtype=amp_dtype, rows=rows.to(device))
+                kl = distill_kl(logits[rows.to(device)], t_logits,
+                                batch["labels"][rows].to(device))
+                total = loss + w_kl * kl
+                kl_sum += float(kl.detach())
+                kl_n += 1
+            scaled = total / cfg.train.grad_accum_steps
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
             loss_sum += float(loss.detach()) * n
             tok_sum += n
@@ -822,6 +883,8 @@ def train_whisper(cfg: WhisperTrainConfig, *, run_dir=None, resume: bool = False
             row = {"epoch": epoch, "step": step, "train_loss": train_loss,
                    "valid_loss": m["loss"], "valid": m, "lr": sched.get_last_lr()[0],
                    "time_s": time.time() - t0}
+            if teacher is not None:
+                row["train_distill_kl"] = kl_sum / max(kl_n, 1)  # rank 0's replay batches
             history.append(row)
             improved = m["wer"] < best_wer
             if improved:
@@ -849,16 +912,56 @@ def train_whisper(cfg: WhisperTrainConfig, *, run_dir=None, resume: bool = False
 
     report: dict = {}
     if main:
-        report = _finish(cfg, out, best_dir, history, best_epoch, n_trainable, device=device,
+        report = _finish(cfg, out, best_dir, history, best_epoch, n_trainable,
+                         base_name=base_name, valid_ds=valid_ds, device=device,
                          amp_dtype=amp_dtype, progress=progress)
     if dist.distributed:
         torch.distributed.barrier()
     return WhisperRunResult(out, best_dir, report, history)
 
 
+def interpolate_state(start: dict, tuned: dict, alpha: float) -> dict:
+    """``start + alpha * (tuned - start)`` for every floating-point tensor (others from
+    ``tuned``); both state dicts must have the same keys and shapes."""
+    if set(start) != set(tuned):
+        diff = sorted(set(start) ^ set(tuned))[:3]
+        raise ValueError(f"the two models' weights differ in names (e.g. {diff})")
+    out = {}
+    for k, t in tuned.items():
+        s = start[k]
+        if s.shape != t.shape:
+            raise ValueError(f"weight {k}: shape {tuple(s.shape)} vs {tuple(t.shape)}")
+        out[k] = (s + alpha * (t.to(s.dtype) - s)).to(t.dtype) if t.is_floating_point() else t
+    return out
+
+
+def _interpolate_best(base_name: str, best_dir: Path, alpha: float) -> Path:
+    """Replace ``best/`` by its interpolation with the starting model; the fine-tuned weights
+    move to ``best_tuned/`` first. An interpolated ``best/`` carries ``interpolation.json``, so
+    a rerun (or a resumed run whose best epoch did not change) starts from ``best_tuned/``
+    again, and a newly saved best epoch replaces ``best_tuned/``."""
+    import shutil
+
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+    tuned_dir = best_dir.with_name("best_tuned")
+    if not (best_dir / "interpolation.json").is_file():      # best/ holds fine-tuned weights
+        shutil.rmtree(tuned_dir, ignore_errors=True)
+        os.replace(best_dir, tuned_dir)
+    tuned = WhisperForConditionalGeneration.from_pretrained(tuned_dir)
+    start = WhisperForConditionalGeneration.from_pretrained(base_name)
+    tuned.load_state_dict(interpolate_state(start.state_dict(), tuned.state_dict(), alpha))
+    marker = {"alpha": alpha, "start": str(base_name), "tuned": tuned_dir.name}
+    _save_hf(tuned, WhisperProcessor.from_pretrained(tuned_dir), best_dir, lora=False,
+             extra_files={"interpolation.json": json.dumps(marker) + "\n"})
+    log.info("best/ = starting model + %.2f x (fine-tuned - starting model)", alpha)
+    return tuned_dir
+
+
 def _finish(cfg, out: Path, best_dir: Path, history, best_epoch: int, n_trainable: int, *,
-            device, amp_dtype, progress: bool) -> dict:
-    """Score the test manifests with the best model, export, plot, write report.json."""
+            device, amp_dtype, progress: bool, base_name: str | None = None,
+            valid_ds: SpeechTextDataset | None = None) -> dict:
+    """Interpolate (``export.interpolation``), score the test manifests with the best model,
+    export, plot, write report.json."""
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
     from biosig.train.engine import _jsonable
@@ -871,6 +974,21 @@ def _finish(cfg, out: Path, best_dir: Path, history, best_epoch: int, n_trainabl
     report = {"recipe": cfg.recipe, "best_epoch": best_epoch, "trainable_parameters": n_trainable,
               "valid": best.get("valid"), "valid_start": start["valid"] if start else None,
               "test": {}}
+    alpha = cfg.export.interpolation
+    if alpha < 1.0 and base_name is not None:
+        _interpolate_best(base_name, best_dir, alpha)
+        report["interpolation"] = alpha
+        report["valid_tuned"] = report["valid"]
+        if valid_ds is not None:
+            processor = WhisperProcessor.from_pretrained(best_dir)
+            model = WhisperForConditionalGeneration.from_pretrained(best_dir).to(device).eval()
+            report["valid"], _ = _evaluate(model, valid_ds, cfg=cfg,
+                                           n_mels=int(model.config.num_mel_bins),
+                                           device=device, amp_dtype=amp_dtype,
+                                           tokenizer=processor.tokenizer, cache=None,
+                                           progress=progress, desc="valid interpolated")
+            log.info("interpolated model (%.2f): valid WER %.4f (fine-tuned %.4f)", alpha,
+                     report["valid"]["wer"], report["valid_tuned"]["wer"])
     if cfg.data.test_manifests:
         processor = WhisperProcessor.from_pretrained(best_dir)
         model = WhisperForConditionalGeneration.from_pretrained(best_dir).to(device).eval()
