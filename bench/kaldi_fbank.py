@@ -164,10 +164,9 @@ def main(argv=None) -> int:
                               threads, args.repeats),
     }
     if not args.quick:
+        from biosig.fileio import write_text_atomic
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-        os.replace(tmp, args.out)
+        write_text_atomic(args.out, json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.out}")
     return 0
 
