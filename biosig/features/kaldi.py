@@ -288,13 +288,8 @@ def _fbank_batched(kaldi, rows: torch.Tensor, fs: float, num_mel_bins: int,
     per_chunk = max(1, budget // (m * padded))
     if per_chunk >= n_rows:
         return _fbank_frames(frames, opts, const)
-    out = None
-    for start in range(0, n_rows, per_chunk):
-        feats = _fbank_frames(frames[start:start + per_chunk], opts, const)
-        if out is None:
-            out = feats.new_empty((n_rows, *feats.shape[1:]))
-        out[start:start + per_chunk] = feats
-    return out
+    return torch.cat([_fbank_frames(frames[i:i + per_chunk], opts, const)
+                      for i in range(0, n_rows, per_chunk)])
 
 
 # Frame samples (rows x frames x FFT size) per chunk: 2**18 float32 is 1 MiB per step.

@@ -480,7 +480,6 @@ class StartingModel:
     network with its adapters switched off (no copy), otherwise a frozen copy."""
 
     def __init__(self, model, *, lora: bool):
-        self.lora = lora
         self.copy = None
         if not lora:
             self.copy = copy.deepcopy(model).eval()
@@ -841,8 +840,8 @@ def train_whisper(cfg: WhisperTrainConfig, *, run_dir=None, resume: bool = False
                 raise FloatingPointError(f"training loss is {float(loss)} at epoch {epoch}, "
                                          f"step {step} (lower train.lr or use amp: bf16)")
             total = loss
-            rows = (batch["index"] >= n0).nonzero().flatten() if teacher is not None else None
-            if rows is not None and rows.numel():
+            rows = None if teacher is None else (batch["index"] >= n0).nonzero().flatten()
+            if rows is not None and rows.numel():                 # replay clips in the batch
                 t_logits = teacher.logits(model, batch, feats, enc, device=device,
                                           amp_dtype=amp_dtype, rows=rows.to(device))
                 kl = distill_kl(logits[rows.to(device)], t_logits,
@@ -913,8 +912,8 @@ def train_whisper(cfg: WhisperTrainConfig, *, run_dir=None, resume: bool = False
     report: dict = {}
     if main:
         report = _finish(cfg, out, best_dir, history, best_epoch, n_trainable,
-                         base_name=base_name, valid_ds=valid_ds, device=device,
-                         amp_dtype=amp_dtype, progress=progress)
+                         base_name=base_name, valid_ds=valid_ds, valid_cache=valid_cache,
+                         device=device, amp_dtype=amp_dtype, progress=progress)
     if dist.distributed:
         torch.distributed.barrier()
     return WhisperRunResult(out, best_dir, report, history)
@@ -935,7 +934,7 @@ def interpolate_state(start: dict, tuned: dict, alpha: float) -> dict:
     return out
 
 
-def _interpolate_best(base_name: str, best_dir: Path, alpha: float) -> Path:
+def _interpolate_best(base_name: str, best_dir: Path, alpha: float) -> None:
     """Replace ``best/`` by its interpolation with the starting model; the fine-tuned weights
     move to ``best_tuned/`` first. An interpolated ``best/`` carries ``interpolation.json``, so
     a rerun (or a resumed run whose best epoch did not change) starts from ``best_tuned/``
@@ -954,14 +953,14 @@ def _interpolate_best(base_name: str, best_dir: Path, alpha: float) -> Path:
     _save_hf(tuned, WhisperProcessor.from_pretrained(tuned_dir), best_dir, lora=False,
              extra_files={"interpolation.json": json.dumps(marker) + "\n"})
     log.info("best/ = starting model + %.2f x (fine-tuned - starting model)", alpha)
-    return tuned_dir
 
 
 def _finish(cfg, out: Path, best_dir: Path, history, best_epoch: int, n_trainable: int, *,
-            device, amp_dtype, progress: bool, base_name: str | None = None,
-            valid_ds: SpeechTextDataset | None = None) -> dict:
-    """Interpolate (``export.interpolation``), score the test manifests with the best model,
-    export, plot, write report.json."""
+            base_name: str, valid_ds: SpeechTextDataset, valid_cache: EncoderCache | None,
+            device, amp_dtype, progress: bool) -> dict:
+    """Interpolate (``export.interpolation``; the saved model is validated again, with the
+    frozen encoder's cached outputs where there are), score the test manifests with the best
+    model, export, plot, write report.json."""
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
     from biosig.train.engine import _jsonable
@@ -975,23 +974,22 @@ def _finish(cfg, out: Path, best_dir: Path, history, best_epoch: int, n_trainabl
               "valid": best.get("valid"), "valid_start": start["valid"] if start else None,
               "test": {}}
     alpha = cfg.export.interpolation
-    if alpha < 1.0 and base_name is not None:
+    if alpha < 1.0:
         _interpolate_best(base_name, best_dir, alpha)
-        report["interpolation"] = alpha
-        report["valid_tuned"] = report["valid"]
-        if valid_ds is not None:
-            processor = WhisperProcessor.from_pretrained(best_dir)
-            model = WhisperForConditionalGeneration.from_pretrained(best_dir).to(device).eval()
-            report["valid"], _ = _evaluate(model, valid_ds, cfg=cfg,
-                                           n_mels=int(model.config.num_mel_bins),
-                                           device=device, amp_dtype=amp_dtype,
-                                           tokenizer=processor.tokenizer, cache=None,
-                                           progress=progress, desc="valid interpolated")
-            log.info("interpolated model (%.2f): valid WER %.4f (fine-tuned %.4f)", alpha,
-                     report["valid"]["wer"], report["valid_tuned"]["wer"])
-    if cfg.data.test_manifests:
+    if alpha < 1.0 or cfg.data.test_manifests:
         processor = WhisperProcessor.from_pretrained(best_dir)
         model = WhisperForConditionalGeneration.from_pretrained(best_dir).to(device).eval()
+    if alpha < 1.0:
+        report["interpolation"] = alpha
+        report["valid_tuned"] = report["valid"]
+        report["valid"], _ = _evaluate(model, valid_ds, cfg=cfg,
+                                       n_mels=int(model.config.num_mel_bins), device=device,
+                                       amp_dtype=amp_dtype, tokenizer=processor.tokenizer,
+                                       cache=valid_cache, progress=progress,
+                                       desc="valid interpolated")
+        log.info("interpolated model (%.2f): valid WER %.4f (fine-tuned %.4f)", alpha,
+                 report["valid"]["wer"], report["valid_tuned"]["wer"])
+    if cfg.data.test_manifests:
         targets = TargetBuilder(processor.tokenizer, language=cfg.model.language,
                                 task=cfg.model.task)
         for name, man in cfg.data.test_manifests.items():
