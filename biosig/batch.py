@@ -132,7 +132,8 @@ def _check_key(key: str, where: str) -> str:
 
 
 def _walk(root: Path, pattern: str) -> Iterator[Path]:
-    """Files under ``root`` matching ``pattern``, depth first in sorted order, lazily."""
+    """Files under ``root`` matching ``pattern`` (case-insensitively: Bonn's ``N001.TXT`` is a
+    ``*.txt``), depth first in sorted order, lazily."""
     try:
         entries = sorted(os.scandir(root), key=lambda e: e.name)
     except OSError as exc:
@@ -142,7 +143,7 @@ def _walk(root: Path, pattern: str) -> Iterator[Path]:
             continue
         if e.is_dir(follow_symlinks=True):
             yield from _walk(Path(e.path), pattern)
-        elif fnmatch.fnmatch(e.name, pattern):
+        elif fnmatch.fnmatch(e.name.lower(), pattern.lower()):
             yield Path(e.path)
 
 
@@ -162,6 +163,7 @@ def iter_inputs(source, *, pattern: str = "*.hea",
         - a ``.jsonl`` manifest (:mod:`biosig.manifests`): one record per line, named by its
           ``id``, its path resolved as :meth:`~biosig.manifests.Record.resolve_path` does;
           ``start_s``/``end_s``/``source_fs``/``modality`` go to :attr:`BatchItem.meta`;
+        - a file matching ``pattern`` (e.g. ``100.hea``): that one recording;
         - any other file: a list of record paths, one per line (blank lines and ``#`` comments
           skipped), relative to the list's folder unless absolute (PhysioNet ``RECORDS`` files
           work as they are); the record name is the path relative to that folder without
@@ -196,6 +198,10 @@ def iter_inputs(source, *, pattern: str = "*.hea",
             yield BatchItem(_check_key(rec.id, f"{p}: id {rec.id!r}"),
                             str(rec.resolve_path(manifest_dir=p.parent)), i, meta)
             i += 1
+        return
+    if fnmatch.fnmatch(p.name.lower(), pattern.lower()) and pattern not in ("*", "*.*"):
+        # one recording named directly (e.g. `biosig score qrs 100.hea`), not a record list
+        yield BatchItem(_check_key(p.stem, str(p)), str(p), 0)
         return
     base = p.parent
     try:
@@ -469,9 +475,8 @@ def _make_executor(executor: str, jobs: int, scheduler: str | None):
 
 
 def _progress(total: int, enabled: bool, description: str):
-    from tqdm.auto import tqdm
-    return tqdm(total=total, disable=not enabled, unit="rec", desc=description, dynamic_ncols=True,
-                smoothing=0.1)
+    from biosig.progress import Progress
+    return Progress(total, desc=description, unit="rec", enabled=enabled)
 
 
 def run_batch(source, func: Callable[[BatchItem, str], dict], out_dir, *,

@@ -4,12 +4,14 @@ half of one, and an interrupted job leaves no partial file behind."""
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "write_text_atomic", "load_yaml"]
+__all__ = ["atomic_path", "write_text_atomic", "write_json_atomic", "jsonable", "load_yaml"]
 
 
 @contextlib.contextmanager
@@ -84,3 +86,22 @@ def load_yaml(text: str):
 
 
 _LOADER = None
+
+
+def jsonable(obj):
+    """``obj`` with numpy scalars and arrays made plain, and NaN/inf made None (JSON has no
+    NaN), recursively through dicts, lists and tuples."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if hasattr(obj, "tolist") and hasattr(obj, "dtype"):      # numpy scalar or array
+        return jsonable(obj.tolist())
+    return obj
+
+
+def write_json_atomic(path, obj, *, indent: int | None = 2) -> Path:
+    """:func:`jsonable` of ``obj`` as JSON, written atomically (see :func:`write_text_atomic`)."""
+    return write_text_atomic(path, json.dumps(jsonable(obj), indent=indent) + "\n")

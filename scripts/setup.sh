@@ -54,4 +54,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! .venv/bin/python -c "import
   .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test]"
   echo "$want" > "$stamp"
 fi
+# numba compiles its kernels on first use (tens of seconds) and caches them in __pycache__:
+# do it now, so that the first `biosig score qrs` starts warm (about a second when cached)
+.venv/bin/python -m biosig.warmup
 echo "setup: ready ($(.venv/bin/python -c 'import biosig, torch; print("biosig", biosig.__version__, "torch", torch.__version__)'))"

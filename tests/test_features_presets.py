@@ -73,8 +73,39 @@ def test_lung_cycles_from_icbhi_table(data_root):
         bf.compute_features(sig, modality="lung", cycles_s=[[3.0, 2.0]])
 
 
-def test_ecg_beats_are_centred_on_reference_beats(mitdb_100):
+def test_ecg_beats_are_detected_by_default_and_match_reference(mitdb_100):
+    # no reference labels leak into features unless asked: beats come from ecg_peaks
     fset = bf.compute_features(mitdb_100, modality="ecg")
+    assert fset.config["beat_source"] == "ecg_peaks"
+    ann = mitdb_100.annotations
+    beats = np.array([lab in bf.presets.BEAT_SYMBOLS for lab in ann.labels])
+    ref = ann.samples(mitdb_100.fs)[beats]
+    det = fset["r_peaks"]
+    tol = int(0.15 * mitdb_100.fs)                   # EC57 matching window
+    nearest = np.abs(ref[:, None] - det[None, :]).min(axis=1)
+    assert np.mean(nearest <= tol) > 0.99 and abs(det.size - ref.size) <= 5
+    row = bf.extract_features(mitdb_100, modality="ecg")
+    assert row["n_beats"] == det.size and 60 < row["heart_rate_bpm"] < 90
+    assert 0 < row["rr_cv"] < 0.2 and 0 <= row["pnn50"] <= 1   # sinus rhythm: regular
+
+
+def test_rr_statistics_by_hand():
+    from biosig.ecg.hrv import rr_statistics
+    peaks = np.array([0, 100, 210, 300, 420])        # fs 100 Hz: RR 1.0, 1.1, 0.9, 1.2 s
+    st = rr_statistics(peaks, fs=100.0)
+    rr = np.array([1.0, 1.1, 0.9, 1.2])
+    d = np.diff(rr)
+    assert st["n_beats"] == 5 and st["rr_mean_s"] == pytest.approx(rr.mean())
+    assert st["rr_std_s"] == pytest.approx(rr.std())
+    assert st["rmssd_s"] == pytest.approx(np.sqrt(np.mean(d ** 2)))
+    assert st["pnn50"] == pytest.approx(1.0)          # every |difference| > 50 ms
+    assert st["heart_rate_bpm"] == pytest.approx(60 / np.median(rr))
+    assert st["rr_iqr_s"] == pytest.approx(np.percentile(rr, 75) - np.percentile(rr, 25))
+    assert np.isnan(rr_statistics(np.array([5]), fs=100.0)["rr_mean_s"])
+
+
+def test_ecg_beats_from_annotations_when_asked(mitdb_100):
+    fset = bf.compute_features(mitdb_100, modality="ecg", beats="annotations")
     ann = mitdb_100.annotations
     beats = [lab in bf.presets.BEAT_SYMBOLS for lab in ann.labels]
     ref = ann.samples(mitdb_100.fs)[np.array(beats)]
@@ -83,7 +114,7 @@ def test_ecg_beats_are_centred_on_reference_beats(mitdb_100):
     np.testing.assert_array_equal(fset["beat_samples"], inside)
     np.testing.assert_array_equal(fset["beats"][:, :, pre], fset["signal"][:, inside].T)
     assert fset["beats"].shape[1:] == (2, int(round(0.25 * 360)) + int(round(0.45 * 360)))
-    row = bf.extract_features(mitdb_100, modality="ecg")
+    row = bf.extract_features(mitdb_100, modality="ecg", beats="annotations")
     assert 60 < row["heart_rate_bpm"] < 90           # record 100: sinus rhythm about 75 bpm
     # explicit R peaks win over the record's annotations
     fset2 = bf.compute_features(mitdb_100, modality="ecg", r_peaks=inside[:10])

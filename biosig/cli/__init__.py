@@ -7,6 +7,7 @@ as one line on stderr (no traceback) and the command exits with status 2.
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import typer
@@ -18,15 +19,30 @@ __all__ = ["app", "main"]
 
 def _register() -> None:
     # Sub-command modules register themselves on `app` (or add sub-apps) when imported.
-    import importlib
     for name in ("biosig.cli.signal_cmds", "biosig.cli.manifest_cmds", "biosig.cli.ecg_cmds",
                  "biosig.cli.asr_cmds", "biosig.cli.asr_convert_cmds",
                  "biosig.cli.train_cmds", "biosig.cli.demo_cmds"):
+        importlib.import_module(name)
+
+
+def _click_errors() -> tuple[type, ...]:
+    """Click's exception base classes: the installed click's and the copy that typer >= 0.25
+    vendors (``typer._click``), whose exceptions are not click's."""
+    found = []
+    for mod, attr in (("click", "ClickException"), ("typer._click.exceptions", "ClickException")):
         try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # a module not written yet; any other error surfaces
-            if exc.name != name:
-                raise
+            found.append(getattr(importlib.import_module(mod), attr))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(found)
+
+
+def _usage_line(exc) -> str:
+    """One line for a usage error: the message and where help is."""
+    msg = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    where = ctx.command_path if ctx is not None else "biosig"
+    return f"biosig: error: {msg} (see '{where} --help')"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,10 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("biosig: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # click usage errors and similar: print them the click way
-        import click
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
+    except Exception as exc:  # click usage errors (missing argument, unknown option ...)
+        if isinstance(exc, _click_errors()):
+            print(_usage_line(exc), file=sys.stderr)
+            return 2 if exc.exit_code in (None, 0, 1) else exc.exit_code
         raise
     return rv if isinstance(rv, int) else 0

@@ -59,7 +59,7 @@ def _run_and_report(train, summarize) -> None:
     one-line JSON summary of its report."""
     import torch
 
-    from biosig.train.engine import dist_info
+    from biosig.train.runs import dist_info
     try:
         result = train()
     finally:
@@ -87,14 +87,10 @@ def _whisper_summary(report: dict) -> dict:
 
 def _train_whisper(cfg, *, resume: bool, run_id: str | None, progress: bool):
     from biosig.errors import ConfigError
-    from biosig.train.engine import latest_run_dir
+    from biosig.train.runs import resolve_run_dir
     from biosig.train.whisper import train_whisper
-    run_dir = None
-    if run_id is not None:
-        run_dir = Path(cfg.output_dir) / cfg.recipe / run_id
-    elif resume:
-        run_dir = latest_run_dir(cfg)
-    if resume and (run_dir is None or not (run_dir / "last.pt").is_file()):
+    run_dir = resolve_run_dir(cfg, run_id=run_id, resume=resume)
+    if resume and not (run_dir / "last.pt").is_file():
         raise ConfigError(f"--resume: no last.pt in {run_dir}")
     return train_whisper(cfg, run_dir=run_dir, resume=resume, progress=progress)
 

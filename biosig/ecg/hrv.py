@@ -20,7 +20,7 @@ from biosig.ecg.rate import _as_peaks
 from biosig.errors import ConfigError
 
 __all__ = ["rr_intervals", "RRIntervals", "hrv_time", "hrv_frequency", "hrv", "HrvTime",
-           "HrvFrequency", "Hrv"]
+           "HrvFrequency", "Hrv", "rr_statistics"]
 
 
 @dataclass(frozen=True)
@@ -233,3 +233,47 @@ def hrv(peaks, *, fs: float, ectopic: str = "median", method: str = "welch") -> 
     """Time and frequency-domain HRV (:func:`hrv_time`, :func:`hrv_frequency`)."""
     return Hrv(hrv_time(peaks, fs=fs, ectopic=ectopic),
                hrv_frequency(peaks, fs=fs, method=method, ectopic=ectopic))
+
+
+def rr_statistics(peaks, *, fs: float) -> dict[str, float]:
+    """RR-interval statistics of a short recording for rhythm classification (AF detection).
+
+    Unlike :func:`hrv_time` nothing is rejected as ectopic: irregularity is the signal here.
+    NaN where too few beats.
+
+    Returns
+    -------
+    dict
+        ``n_beats``, ``heart_rate_bpm`` (from the median RR), ``rr_mean_s``, ``rr_std_s``,
+        ``rr_cv``, ``rr_median_s``, ``rr_iqr_s``, ``rr_min_s``, ``rr_max_s``, ``rmssd_s``,
+        ``pnn50`` (fraction of successive differences over 50 ms), ``rr_sd1_sd2`` (Poincare
+        SD1/SD2), ``rr_diff_mad_norm`` (median absolute successive difference over the median
+        RR).
+    """
+    p = _as_peaks(peaks)
+    nan = float("nan")
+    rr = np.diff(p) / float(fs)
+    d = np.diff(rr)
+    out = {"n_beats": float(p.size)}
+    if rr.size == 0:
+        return {**out, **{k: nan for k in ("heart_rate_bpm", "rr_mean_s", "rr_std_s", "rr_cv",
+                                           "rr_median_s", "rr_iqr_s", "rr_min_s", "rr_max_s",
+                                           "rmssd_s", "pnn50", "rr_sd1_sd2",
+                                           "rr_diff_mad_norm")}}
+    med = float(np.median(rr))
+    q75, q25 = np.percentile(rr, [75, 25])
+    sd1 = float(np.std(d) / np.sqrt(2)) if d.size > 1 else nan
+    sd2_sq = 2 * np.var(rr) - np.var(d) / 2 if d.size > 1 else nan
+    sd2 = float(np.sqrt(sd2_sq)) if d.size > 1 and sd2_sq > 0 else nan
+    out.update({
+        "heart_rate_bpm": 60.0 / med if med > 0 else nan,
+        "rr_mean_s": float(rr.mean()), "rr_std_s": float(rr.std()) if rr.size > 1 else nan,
+        "rr_cv": float(rr.std() / rr.mean()) if rr.size > 1 and rr.mean() > 0 else nan,
+        "rr_median_s": med, "rr_iqr_s": float(q75 - q25), "rr_min_s": float(rr.min()),
+        "rr_max_s": float(rr.max()),
+        "rmssd_s": float(np.sqrt(np.mean(d ** 2))) if d.size else nan,
+        "pnn50": float(np.mean(np.abs(d) > 0.05)) if d.size else nan,
+        "rr_sd1_sd2": sd1 / sd2 if sd2 == sd2 and sd2 > 0 else nan,
+        "rr_diff_mad_norm": float(np.median(np.abs(d)) / med) if d.size and med > 0 else nan,
+    })
+    return out

@@ -176,6 +176,11 @@ class ECGConfig:
     fmax_hz : float
         Highest spectrogram frequency kept.
     top_db : float or None
+    beats : {"detect", "annotations"}
+        Where the beats come from when no ``r_peaks`` are given: ``"detect"`` runs
+        :func:`biosig.ecg.ecg_peaks` on the first channel; ``"annotations"`` uses the record's
+        beat annotations (e.g. a WFDB ``.atr``: reference labels, so never for features a model
+        is evaluated on). The source is recorded as ``beat_source`` in the feature config.
     """
 
     target_fs: float | None = None
@@ -186,6 +191,7 @@ class ECGConfig:
     hop_s: float = 0.25
     fmax_hz: float = 50.0
     top_db: float | None = 80.0
+    beats: str = "detect"
 
 
 @dataclass(frozen=True)
@@ -508,23 +514,30 @@ def _ecg(x, fs, cfg: ECGConfig, device, r_peaks=None, annotations=None, **_):
     n_fft, hop = _frames(cfg.window_s, cfg.hop_s, fs, "ecg")
     x = _band_limit(x, fs, cfg.band_hz, cfg.filter_order)
     source = "r_peaks"
-    if r_peaks is None and annotations is not None and len(annotations):
+    if cfg.beats not in ("detect", "annotations"):
+        raise ConfigError(f"ecg.beats is {cfg.beats!r}, expected 'detect' or 'annotations'")
+    if r_peaks is None and cfg.beats == "annotations":
+        if annotations is None or not len(annotations):
+            raise InputError(None, "ecg.beats is 'annotations' but the recording has no "
+                                   "annotations", what="annotations")
         is_beat = np.array([lab in BEAT_SYMBOLS for lab in annotations.labels], dtype=bool)
         r_peaks = np.round(annotations.onset_s[is_beat] * fs).astype(np.int64)
         source = annotations.source or "annotations"
+    elif r_peaks is None:
+        from biosig.ecg import ecg_peaks
+        r_peaks = (ecg_peaks(x[0], fs=fs).samples if x.shape[-1] >= int(2 * fs)
+                   else np.zeros(0, dtype=np.int64))
+        source = "ecg_peaks"
     pre, post = (int(round(v * fs)) for v in cfg.beat_window_s)
     if pre < 0 or post <= 0:
         raise ConfigError(f"ecg.beat_window_s is {cfg.beat_window_s}, expected (before_s >= 0, "
                           f"after_s > 0)")
-    if r_peaks is None:
-        peaks = np.zeros(0, dtype=np.int64)
-        source = "none"
-    else:
-        peaks = np.asarray(r_peaks)
-        if peaks.ndim != 1 or (peaks.size and peaks.dtype.kind not in "iu"):
-            raise InputError(None, f"expected a 1-D array of integer sample indices, got "
-                                   f"dtype {peaks.dtype} shape {peaks.shape}", what="r_peaks")
-        peaks = np.sort(peaks.astype(np.int64))
+    peaks = np.asarray(r_peaks)
+    if peaks.ndim != 1 or (peaks.size and peaks.dtype.kind not in "iu"):
+        raise InputError(None, f"expected a 1-D array of integer sample indices, got "
+                               f"dtype {peaks.dtype} shape {peaks.shape}", what="r_peaks")
+    peaks = np.sort(peaks.astype(np.int64))
+    all_peaks = peaks
     inside = (peaks - pre >= 0) & (peaks + post <= x.shape[-1])
     peaks = peaks[inside]
     idx = peaks[:, None] + np.arange(-pre, post)[None, :]                 # (beat, time)
@@ -532,10 +545,11 @@ def _ecg(x, fs, cfg: ECGConfig, device, r_peaks=None, annotations=None, **_):
     spec, freqs, n_fft_eff = _db_spectrogram(x, fs=fs, n_fft=n_fft, hop=hop,
                                              fmax_hz=cfg.fmax_hz, top_db=cfg.top_db,
                                              device=device)
-    arrays = {"signal": x, "beats": beats, "beat_samples": peaks, "spectrogram": spec,
-              "spectrogram_freqs_hz": freqs}
+    arrays = {"signal": x, "beats": beats, "beat_samples": peaks, "r_peaks": all_peaks,
+              "spectrogram": spec, "spectrogram_freqs_hz": freqs}
     axes = {"signal": ("channel", "time"), "beats": ("beat", "channel", "time"),
-            "beat_samples": ("beat",), "spectrogram": ("channel", "freq", "frame"),
+            "beat_samples": ("beat",), "r_peaks": ("beat",),
+            "spectrogram": ("channel", "freq", "frame"),
             "spectrogram_freqs_hz": ("freq",)}
     rate = {"signal": fs, "beats": fs, "spectrogram": fs / hop}
     derived = {"n_fft": n_fft_eff, "hop_length": hop, "beat_source": source,
@@ -645,7 +659,8 @@ def summarize(features: FeatureSet) -> dict[str, float]:
       channels and frames of each coefficient (``log_mel_mean_00``, ``mfcc_std_12`` ...);
     - arrays with axes ``(channel, band)``: one number per channel and band
       (``relative_band_power_Fp1_alpha``);
-    - ECG beats: ``n_beats``, ``heart_rate_bpm`` (median), ``rr_std_s``;
+    - ECG beats: :func:`biosig.ecg.hrv.rr_statistics` (``n_beats``, ``heart_rate_bpm``,
+      ``rr_std_s``, ``rr_cv``, ``rmssd_s``, ``pnn50`` ...);
     - lung cycles: ``n_cycles``.
     """
     out: dict[str, float] = {}
@@ -663,12 +678,10 @@ def summarize(features: FeatureSet) -> dict[str, float]:
             for c, ch in enumerate(features.channels):
                 for b, band in enumerate(bands):
                     out[f"{name}_{ch}_{band}"] = float(arr[c, b])
-    if "beat_samples" in features.arrays:
-        peaks = features["beat_samples"]
-        out["n_beats"] = float(peaks.size)
-        rr = np.diff(peaks) / features.fs
-        out["heart_rate_bpm"] = float(60.0 / np.median(rr)) if rr.size else float("nan")
-        out["rr_std_s"] = float(rr.std()) if rr.size else float("nan")
+    if "r_peaks" in features.arrays or "beat_samples" in features.arrays:
+        from biosig.ecg.hrv import rr_statistics
+        peaks = features.arrays.get("r_peaks", features.arrays.get("beat_samples"))
+        out.update(rr_statistics(np.unique(peaks), fs=features.fs))
     if "cycle_times_s" in features.arrays:
         out["n_cycles"] = float(len(features["cycle_times_s"]))
     return out

@@ -12,8 +12,13 @@ from biosig.signal import Signal
 
 def _open_error(path: Path, exc: Exception) -> InputError:
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         return InputError(path, "file is empty (0 bytes)")
+    if "does not exist" in msg and path.is_file():
+        # libsndfile says this for a stream it cannot parse (e.g. a one-frame MP3)
+        return InputError(path, f"cannot decode audio: no readable audio stream in its "
+                                f"{size} bytes (corrupt or truncated file)")
     return InputError(path, f"cannot decode audio ({msg})")
 
 

@@ -62,7 +62,8 @@ class DataConfig(_Strict):
     eval_windows: Literal["center", "all"] = "all"
     max_eval_windows: int = Field(default=8, ge=1)
     balance: Literal["none", "weights", "sampler"] = "weights"
-    cache: bool = True
+    cache: bool = True                            # keep loaded signals in memory
+    feature_cache: str | None = None              # folder: front-end output kept on disk
     num_workers: int = Field(default=0, ge=0)
     limit_per_split: int | None = Field(default=None, ge=1)
 
@@ -205,6 +206,10 @@ class TrainConfig(_Strict):
             raise ValueError("features.hop_s must not exceed features.window_s")
         if self.features.window_s >= self.data.window_s:
             raise ValueError("features.window_s must be shorter than data.window_s")
+        if self.data.feature_cache is not None and self.augment.noise_prob > 0:
+            raise ValueError(f"augment.noise_prob is {self.augment.noise_prob} but additive "
+                             f"noise needs the waveform, and data.feature_cache is set: set "
+                             f"augment.noise_prob: 0 or data.feature_cache: null")
         _check_device(self.device)
         return self
 
@@ -443,7 +448,8 @@ def load_config(path, *, overrides: list[str] | None = None, profile: str | None
     overrides : list of str, optional
         ``key.sub=value`` strings (values parsed as YAML).
     profile : str, optional
-        Name of a set of overrides under the file's ``profiles`` key (e.g. ``"smoke"``).
+        Name of a set of overrides under the file's ``profiles`` key (e.g. ``"smoke"``), or
+        several separated by commas (``"cpu,three_class"``), applied in that order.
 
     Returns
     -------
@@ -463,14 +469,14 @@ def load_config(path, *, overrides: list[str] | None = None, profile: str | None
     profiles = data.pop("profiles", None) or {}
     if not isinstance(profiles, dict):
         raise ConfigError(f"{p}: key 'profiles' must map names to overrides")
-    if profile is not None:
-        if profile not in profiles:
-            raise ConfigError(f"{p}: profile {profile!r} not found (have: "
+    for name in ([n.strip() for n in profile.split(",")] if profile is not None else []):
+        if name not in profiles:
+            raise ConfigError(f"{p}: profile {name!r} not found (have: "
                               f"{', '.join(profiles) or 'none'})")
-        prof = profiles[profile]
+        prof = profiles[name]
         if not isinstance(prof, dict):
-            raise ConfigError(f"{p}: profiles.{profile} must map dotted keys to values")
-        data = apply_overrides(data, prof, source=f"{p}: profiles.{profile}")
+            raise ConfigError(f"{p}: profiles.{name} must map dotted keys to values")
+        data = apply_overrides(data, prof, source=f"{p}: profiles.{name}")
     if overrides:
         data = apply_overrides(data, list(overrides))
     cfg = validate_config(data, source=str(p))

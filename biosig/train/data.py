@@ -22,7 +22,8 @@ from biosig.manifests.splits import split_groups
 
 __all__ = ["Example", "load_examples", "assign_example_splits", "kfold_assign",
            "WindowDataset", "collate_train", "collate_eval", "FrontEnd", "augment_waveforms",
-           "spec_augment", "mixup", "class_weights", "read_window"]
+           "spec_augment", "mixup", "class_weights", "read_window", "window_starts",
+           "augment_features"]
 
 
 @dataclass(frozen=True)
@@ -170,13 +171,20 @@ def eval_windows(x: np.ndarray, n: int, *, mode: str, max_windows: int) -> np.nd
     non-overlapping windows (the last one zero-padded), keeping at most ``max_windows``
     evenly spaced ones.
     """
-    if mode == "center" or x.size <= n:
-        return _fit(x, n, max(0, (x.size - n) // 2))[None]
-    k = math.ceil(x.size / n)
+    return np.stack([_fit(x, n, s) for s in window_starts(x.size, n, mode=mode,
+                                                          max_windows=max_windows)])
+
+
+def window_starts(length: int, n: int, *, mode: str, max_windows: int) -> list[int]:
+    """Where the evaluation windows of ``n`` steps start in a sequence of ``length`` steps
+    (samples or feature frames); see :func:`eval_windows`."""
+    if mode == "center" or length <= n:
+        return [max(0, (length - n) // 2)]
+    k = math.ceil(length / n)
     starts = [i * n for i in range(k)]
     if k > max_windows:
         starts = [starts[int(round(j))] for j in np.linspace(0, k - 1, max_windows)]
-    return np.stack([_fit(x, n, s) for s in starts])
+    return starts
 
 
 class WindowDataset(torch.utils.data.Dataset):
@@ -270,7 +278,7 @@ class FrontEnd(nn.Module):
     def __init__(self, fcfg, *, fs: float):
         super().__init__()
         from biosig.features.transforms import MFCC, LogMelSpectrogram, Spectrogram
-        self.kind, self.fs, self.normalize = fcfg.kind, float(fs), fcfg.normalize
+        self.kind, self.fs, self.normalization = fcfg.kind, float(fs), fcfg.normalize
         self.win = max(2, int(round(fcfg.window_s * fs)))
         self.hop = max(1, int(round(fcfg.hop_s * fs)))
         self.n_fft = 1 << (self.win - 1).bit_length()
@@ -302,8 +310,18 @@ class FrontEnd(nn.Module):
         else:  # guarded by the config schema
             raise ConfigError(f"features.kind is {self.kind!r}")
 
+    @property
+    def frames_per_s(self) -> float:
+        """Feature frames per second of signal."""
+        return self.fs / self.hop
+
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
-        """``(batch, n_samples)`` float32 -> ``(batch, n_features, n_frames)`` float32."""
+        """``(batch, n_samples)`` float32 -> ``(batch, n_features, n_frames)`` float32:
+        :meth:`raw` then :meth:`normalize`."""
+        return self.normalize(self.raw(waves))
+
+    def raw(self, waves: torch.Tensor) -> torch.Tensor:
+        """The features before normalisation (what :mod:`biosig.train.cache` keeps on disk)."""
         if waves.ndim != 2:
             raise ValueError(f"waves has shape {tuple(waves.shape)}, expected "
                              f"(batch, n_samples)")
@@ -323,10 +341,15 @@ class FrontEnd(nn.Module):
                             low_freq=self.fcfg.fmin_hz, high_freq=fmax if fmax else 0.0)
         else:
             f = x.unfold(-1, self.win, self.hop).transpose(1, 2)   # (batch, win, n_frames)
-        if self.normalize == "instance":
+        return f
+
+    def normalize(self, f: torch.Tensor) -> torch.Tensor:
+        """``features.normalize`` of ``(batch, n_features, n_frames)``: ``instance`` (each item
+        to zero mean, unit variance), ``cmvn`` (each bin over time) or ``none``."""
+        if self.normalization == "instance":
             f = (f - f.mean(dim=(1, 2), keepdim=True)) / (f.std(dim=(1, 2), keepdim=True)
                                                           + 1e-5)
-        elif self.normalize == "cmvn":
+        elif self.normalization == "cmvn":
             f = (f - f.mean(dim=2, keepdim=True)) / (f.std(dim=2, keepdim=True) + 1e-5)
         return f
 
@@ -382,6 +405,30 @@ def augment_waveforms(waves: torch.Tensor, acfg, *, fs: float,
         use = (rand(b) < acfg.noise_prob).to(x.dtype)
         noise = torch.randn(b, n, generator=generator).to(dev)
         x = x + use[:, None] * noise * noise_power.sqrt()[:, None]
+    return x
+
+
+def augment_features(features: torch.Tensor, acfg, *, frames_per_s: float, kind: str,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """The waveform augmentations that have an exact feature-domain equivalent, for features
+    read from the cache (:mod:`biosig.train.cache`): a random circular shift of up to
+    ``time_shift_s`` (in frames) and, for features in dB (``log_mel``, ``log_spectrogram``),
+    a random gain of up to ``gain_db`` (an added constant). Additive noise has no such
+    equivalent; the config schema refuses it together with a feature cache.
+
+    ``features`` ``(batch, n_features, n_frames)`` -> same shape.
+    """
+    b, _, nt = features.shape
+    dev = features.device
+    x = features
+    max_shift = int(round(acfg.time_shift_s * frames_per_s))
+    if max_shift > 0:
+        shifts = (torch.rand(b, generator=generator) * (2 * max_shift + 1)).long() - max_shift
+        idx = (torch.arange(nt)[None, :] - shifts[:, None]) % nt
+        x = torch.gather(x, 2, idx[:, None, :].expand(x.shape).to(dev))
+    if acfg.gain_db > 0 and kind in ("log_mel", "log_spectrogram"):
+        gain_db = ((torch.rand(b, generator=generator) * 2 - 1) * acfg.gain_db).to(dev)
+        x = x + gain_db[:, None, None]
     return x
 
 

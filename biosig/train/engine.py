@@ -20,9 +20,7 @@ import io
 import json
 import logging
 import math
-import os
 import random
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -33,13 +31,14 @@ import torch
 import yaml
 
 from biosig.errors import ConfigError
-from biosig.fileio import atomic_path, write_text_atomic
+from biosig.fileio import jsonable, write_text_atomic
 from biosig.train.config import TrainConfig, config_to_dict
 from biosig.train.data import (
     Example,
     FrontEnd,
     WindowDataset,
     assign_example_splits,
+    augment_features,
     augment_waveforms,
     class_weights,
     collate_eval,
@@ -49,86 +48,26 @@ from biosig.train.data import (
     mixup,
     spec_augment,
 )
+from biosig.train.runs import (
+    DistInfo,
+    dist_info,
+    env_info,
+    init_device,
+    new_run_dir,
+    pick_device,
+    resolve_run_dir,
+    save_checkpoint,
+    seed_everything,
+    set_cpu_threads,
+)
 
-__all__ = ["pick_device", "init_device", "seed_everything", "compute_loss", "train_one_epoch",
-           "evaluate", "EvalOutput", "train", "run", "RunResult", "DistInfo", "dist_info",
-           "git_hash"]
+__all__ = ["compute_loss", "input_features", "train_one_epoch", "evaluate", "EvalOutput",
+           "scored_items", "train", "run", "RunResult"]
 
 log = logging.getLogger("biosig.train")
 
 
 # ------------------------------------------------------------------------------ setup
-
-def pick_device(spec: str = "auto", *, local_rank: int = 0) -> torch.device:
-    """``auto`` -> ``cuda:<local_rank>`` when CUDA is available, else ``cpu``."""
-    if spec == "auto":
-        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device is {spec!r} but CUDA is not available (use device=cpu)")
-    if spec == "cuda":
-        return torch.device(f"cuda:{local_rank}")
-    return torch.device(spec)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, numpy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-@dataclass(frozen=True)
-class DistInfo:
-    rank: int
-    world_size: int
-    local_rank: int
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-
-def dist_info() -> DistInfo:
-    """Rank, world size and local rank from the ``torchrun`` environment (1 process if none)."""
-    return DistInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-                    int(os.environ.get("LOCAL_RANK", 0)))
-
-
-def git_hash(path=None) -> str | None:
-    """The git commit of the checkout holding ``path`` (``+dirty`` when modified), or None."""
-    where = Path(path or Path(__file__).resolve().parent)
-    try:
-        h = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True,
-                           text=True, timeout=10)
-        if h.returncode != 0:
-            return None
-        d = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
-                           capture_output=True, text=True, timeout=10)
-        return h.stdout.strip() + ("+dirty" if d.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _atomic_torch_save(obj, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
-def _jsonable(o):
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    if isinstance(o, dict):
-        return {k: _jsonable(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_jsonable(v) for v in o]
-    if isinstance(o, (np.floating, np.integer)):
-        return _jsonable(o.item())
-    return o
-
 
 # ------------------------------------------------------------------------ loop pieces
 
@@ -138,6 +77,22 @@ class LossResult:
 
     loss: torch.Tensor
     logits: torch.Tensor
+
+
+def input_features(frontend, x: torch.Tensor, *, cfg: TrainConfig, train: bool = False,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """The model's input ``(batch, n_features, n_frames)`` from waveforms ``(batch,
+    n_samples)`` (waveform augmentation when ``train``, then the front-end) or from cached
+    un-normalised features ``(batch, n_features, n_frames)`` (feature-domain augmentation when
+    ``train``, then normalisation; see :mod:`biosig.train.cache`)."""
+    if x.ndim == 3:
+        if train:
+            x = augment_features(x, cfg.augment, frames_per_s=frontend.frames_per_s,
+                                 kind=frontend.kind, generator=generator)
+        return frontend.normalize(x.float())
+    if train:
+        x = augment_waveforms(x, cfg.augment, fs=cfg.data.target_fs, generator=generator)
+    return frontend(x)
 
 
 def compute_loss(model, frontend, waves: torch.Tensor, targets: torch.Tensor, *,
@@ -161,10 +116,7 @@ def compute_loss(model, frontend, waves: torch.Tensor, targets: torch.Tensor, *,
         Run the model under CUDA autocast (float16); the front-end stays float32.
     """
     n_classes = len(cfg.data.classes)
-    if train:
-        waves = augment_waveforms(waves, cfg.augment, fs=cfg.data.target_fs,
-                                  generator=generator)
-    feats = frontend(waves)                                   # (batch, n_features, n_frames)
+    feats = input_features(frontend, waves, cfg=cfg, train=train, generator=generator)
     if train:
         feats = spec_augment(feats, cfg.augment, generator=generator)
         feats, soft = mixup(feats, targets, n_classes=n_classes,
@@ -182,8 +134,12 @@ def compute_loss(model, frontend, waves: torch.Tensor, targets: torch.Tensor, *,
 
 def train_one_epoch(model, frontend, loader, optimizer, *, cfg: TrainConfig, device,
                     scaler=None, weights=None, amp: bool = False,
-                    generator: torch.Generator | None = None) -> float:
-    """One pass over ``loader``; returns the mean training loss (over all ranks under DDP)."""
+                    generator: torch.Generator | None = None, progress=None) -> float:
+    """One pass over ``loader``; returns the mean training loss (over all ranks under DDP).
+
+    ``progress`` (a :class:`biosig.progress.Progress`), if given, is advanced per batch with
+    the number of recordings (windows) in it.
+    """
     model.train()
     total, n = 0.0, 0
     for step, (waves, targets) in enumerate(loader):
@@ -210,6 +166,8 @@ def train_one_epoch(model, frontend, loader, optimizer, *, cfg: TrainConfig, dev
                                f"optim.lr or set train.grad_clip_norm")
         total += res.loss.item() * waves.shape[0]
         n += waves.shape[0]
+        if progress is not None:
+            progress.update(1, items=int(waves.shape[0]), loss=f"{total / n:.3f}")
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         t = torch.tensor([total, float(n)], dtype=torch.float64,
                          device=device if torch.distributed.get_backend() == "nccl" else "cpu")
@@ -239,7 +197,7 @@ def evaluate(model, frontend, loader, *, cfg: TrainConfig, device, amp: bool = F
     probs, targets, embs = [], [], []
     for waves, owner, tgt in loader:
         waves, owner = waves.to(device), owner.to(device)
-        feats = frontend(waves)
+        feats = input_features(frontend, waves, cfg=cfg)
         with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=amp):
             logits = model(feats).float()                      # (n_windows, n_classes)
         p = torch.softmax(logits, -1)
@@ -306,9 +264,10 @@ def _worker_init(worker_id: int) -> None:
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
+    torch.set_num_threads(1)        # workers load and crop; the main process has the cores
 
 
-def _datasets(cfg, examples: list[Example]):
+def _datasets(cfg, examples: list[Example], *, frontend=None, dist: DistInfo | None = None):
     by = {s: [e for e in examples if e.split == s] for s in ("train", "valid", "test")}
     lim = cfg.data.limit_per_split
     if lim is not None:
@@ -317,61 +276,31 @@ def _datasets(cfg, examples: list[Example]):
         if not by[s]:
             raise ConfigError(f"{cfg.data.manifest}: no '{s}' records for this run (check "
                               f"data.splits, data.filter and the manifest's split field)")
+    if cfg.data.feature_cache is not None:
+        from biosig.train.cache import FeatureCache, FeatureWindowDataset
+        dist = dist or dist_info()
+        cache = FeatureCache(cfg.data.feature_cache, frontend=frontend, dcfg=cfg.data)
+        feats = {}
+        # rank 0 fills the cache first; the other ranks then read what it wrote
+        for phase in ((0,) if not dist.distributed else (0, 1)):
+            if (phase == 0) != dist.is_main:
+                if dist.distributed:
+                    torch.distributed.barrier()
+                continue
+            feats = {s: cache.load_all(v, desc=f"features ({s})", show=dist.is_main)
+                     for s, v in by.items()}
+            if dist.distributed and phase == 0:
+                torch.distributed.barrier()
+        n_frames = frontend.n_frames(int(round(cfg.data.window_s * cfg.data.target_fs)))
+        return {s: FeatureWindowDataset(v, feats[s], n_frames=n_frames, train=(s == "train"),
+                                        eval_mode=cfg.data.eval_windows,
+                                        max_eval_windows=cfg.data.max_eval_windows)
+                for s, v in by.items()}
     common = dict(root=cfg.data.root, target_fs=cfg.data.target_fs,
                   window_s=cfg.data.window_s, channel=cfg.data.channel, cache=cfg.data.cache)
     return {s: WindowDataset(v, train=(s == "train"), eval_mode=cfg.data.eval_windows,
                              max_eval_windows=cfg.data.max_eval_windows, **common)
             for s, v in by.items()}
-
-
-def _new_run_dir(cfg, run_id: str | None, dist: DistInfo) -> Path:
-    base = Path(cfg.output_dir) / cfg.recipe
-    if run_id is None:
-        run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-        if dist.is_main:
-            k, candidate = 1, run_id
-            while (base / candidate).exists():
-                k += 1
-                candidate = f"{run_id}-{k}"
-            run_id = candidate
-    if dist.distributed:
-        obj = [run_id]
-        torch.distributed.broadcast_object_list(obj, src=0)
-        run_id = obj[0]
-    return base / run_id
-
-
-def latest_run_dir(cfg) -> Path:
-    """The most recent run folder of ``cfg.recipe`` (for ``--resume`` without ``--run-id``)."""
-    base = Path(cfg.output_dir) / cfg.recipe
-    runs = sorted((p for p in base.glob("*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
-    if not runs:
-        raise ConfigError(f"--resume: no earlier run in {base}")
-    return runs[-1]
-
-
-def _env_info(cfg, device, dist: DistInfo, amp: bool) -> dict:
-    import platform
-
-    import biosig
-    return {"biosig_version": biosig.__version__, "git": git_hash(), "python":
-            sys.version.split()[0], "torch": torch.__version__, "device": str(device),
-            "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
-                            else platform.processor() or platform.machine()),
-            "cpu_count": os.cpu_count(), "world_size": dist.world_size, "amp": amp,
-            "command": " ".join(sys.argv)}
-
-
-def init_device(device: str) -> tuple[DistInfo, torch.device]:
-    """This process's :class:`DistInfo` and training device (:func:`pick_device`); under
-    ``torchrun`` it joins the process group (NCCL on CUDA, gloo otherwise)."""
-    dist = dist_info()
-    dev = pick_device(device, local_rank=dist.local_rank)
-    if dist.distributed and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    if dev.type == "cuda":
-        torch.cuda.set_device(dev)
-    return dist, dev
 
 
 def train(cfg: TrainConfig, *, run_dir=None, resume: bool = False,
@@ -399,10 +328,13 @@ def train(cfg: TrainConfig, *, run_dir=None, resume: bool = False,
     -------
     RunResult
     """
+    t_wall = time.perf_counter()
     dist, device = init_device(cfg.device)
+    if device.type == "cpu":
+        set_cpu_threads(dist)
     amp = bool(cfg.train.amp and device.type == "cuda")
     seed_everything(cfg.seed + dist.rank)
-    out = Path(run_dir) if run_dir is not None else _new_run_dir(cfg, None, dist)
+    out = Path(run_dir) if run_dir is not None else new_run_dir(cfg, dist)
     if resume and (out / "report.json").is_file():
         return RunResult(str(out), json.loads((out / "report.json").read_text()))
     if resume and not (out / "last.pt").is_file():
@@ -418,7 +350,8 @@ def train(cfg: TrainConfig, *, run_dir=None, resume: bool = False,
     if cfg.train.monitor not in metric_names(cfg):
         raise ConfigError(f"train.monitor is {cfg.train.monitor!r}; this config reports "
                           f"{', '.join(metric_names(cfg))}")
-    ds = _datasets(cfg, examples)
+    frontend = FrontEnd(cfg.features, fs=cfg.data.target_fs).to(device)
+    ds = _datasets(cfg, examples, frontend=frontend, dist=dist)
     classes = list(cfg.data.classes)
     n_classes = len(classes)
     train_targets = ds["train"].targets
@@ -430,8 +363,7 @@ def train(cfg: TrainConfig, *, run_dir=None, resume: bool = False,
         cw = class_weights(train_targets, n_classes).numpy()
         sampler_weights = torch.as_tensor(cw[np.asarray(train_targets)], dtype=torch.double)
 
-    frontend = FrontEnd(cfg.features, fs=cfg.data.target_fs).to(device)
-    n_frames = frontend.n_frames(ds["train"].n_samples)
+    n_frames = frontend.n_frames(int(round(cfg.data.window_s * cfg.data.target_fs)))
     from biosig.models import build_model
     model = build_model(cfg.model, n_features=frontend.n_features, n_classes=n_classes)
     model.to(device)
@@ -478,12 +410,12 @@ def train(cfg: TrainConfig, *, run_dir=None, resume: bool = False,
     if dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-        env = _env_info(cfg, device, dist, amp)
+        env = env_info(cfg, device, dist, amp)
         env.update({"n_features": frontend.n_features, "n_frames": n_frames,
                     "n_parameters": sum(p.numel() for p in model.parameters()),
                     "splits": {s: len(d) for s, d in ds.items()}})
-        write_text_atomic(out / "env.json", json.dumps(_jsonable(env), indent=2))
-        write_text_atomic(out / "metrics.jsonl", "".join(json.dumps(_jsonable(h)) + "\n"
+        write_text_atomic(out / "env.json", json.dumps(jsonable(env), indent=2))
+        write_text_atomic(out / "metrics.jsonl", "".join(json.dumps(jsonable(h)) + "\n"
                                                     for h in history))
     loaders = {"train": _loader(ds["train"], cfg=cfg, train=True, dist=dist,
                                 weights_for_sampler=sampler_weights),
@@ -491,11 +423,11 @@ def train(cfg: TrainConfig, *, run_dir=None, resume: bool = False,
     monitor = cfg.train.monitor
     from biosig.train.evaluation import compute_metrics
     t_start = time.perf_counter()
-    bar = None
-    if progress and dist.is_main:
-        from tqdm import tqdm
-        bar = tqdm(total=cfg.train.epochs, initial=start_epoch - 1, desc=cfg.recipe,
-                   unit="epoch", file=sys.stderr, leave=False)
+    from biosig.progress import Progress, format_duration
+    show = bool(progress and dist.is_main)
+    n_batches = len(loaders["train"])
+    if cfg.train.max_steps_per_epoch is not None:
+        n_batches = min(n_batches, cfg.train.max_steps_per_epoch)
     stopped_early = False
     for epoch in range(start_epoch, cfg.train.epochs + 1):
         t0 = time.perf_counter()
@@ -504,9 +436,14 @@ def train(cfg: TrainConfig, *, run_dir=None, resume: bool = False,
             train_sampler.set_epoch(epoch)
         else:  # the order is a function of (seed, epoch), so a resumed run equals a whole one
             train_sampler.generator.manual_seed(cfg.seed * 100_003 + epoch)
+        bar = Progress(n_batches, desc=f"{cfg.recipe} epoch {epoch}/{cfg.train.epochs}",
+                       unit="batch", items_unit="rec", enabled=show)
         train_loss = train_one_epoch(net, frontend, loaders["train"], optimizer, cfg=cfg,
                                      device=device, scaler=scaler, weights=weights, amp=amp,
-                                     generator=gen)
+                                     generator=gen, progress=bar)
+        bar.close()
+        train_s = time.perf_counter() - t0
+        train_items = bar.items
         decision = [False, False, 0.0]          # stop, improved, score
         if dist.is_main:
             ev = evaluate(model, frontend, loaders["valid"], cfg=cfg, device=device, amp=amp)
@@ -517,10 +454,11 @@ def train(cfg: TrainConfig, *, run_dir=None, resume: bool = False,
             decision = [False, improved, score]
             row = {"epoch": epoch, "train_loss": train_loss, "valid_loss": ev.loss,
                    "lr": optimizer.param_groups[0]["lr"], "epoch_s": time.perf_counter() - t0,
+                   "train_s": train_s, "train_rec_per_s": train_items / max(train_s, 1e-9),
                    "valid": {k: v for k, v in valid.items() if not isinstance(v, (dict, list))}}
             history.append(row)
             with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(_jsonable(row)) + "\n")
+                f.write(json.dumps(jsonable(row)) + "\n")
         if dist.distributed:
             torch.distributed.broadcast_object_list(decision, src=0)
         _, improved, score = decision
@@ -543,31 +481,32 @@ def train(cfg: TrainConfig, *, run_dir=None, resume: bool = False,
                      "rng": {"torch": torch.get_rng_state(), "gen": gen.get_state(),
                              "numpy": np.random.get_state(), "python": random.getstate()}}
             if improved:
-                _atomic_torch_save(state, out / "best.pt")
-            _atomic_torch_save(state, out / "last.pt")
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{train_loss:.3f}", **{monitor: f"{score:.3f}"})
+                save_checkpoint(state, out / "best.pt")
+            save_checkpoint(state, out / "last.pt")
+            if show:
+                print(f"{cfg.recipe} epoch {epoch}/{cfg.train.epochs}: train_loss "
+                      f"{train_loss:.4f}, valid {monitor} {score:.4f} (best {best_score:.4f} "
+                      f"at epoch {best_epoch}), {format_duration(time.perf_counter() - t0)}, "
+                      f"{train_items / max(train_s, 1e-9):.1f} rec/s", file=sys.stderr,
+                      flush=True)
             log.info("epoch %d train_loss %.4f valid %s %.4f", epoch, train_loss, monitor,
                      score)
         if cfg.train.patience is not None and bad_epochs >= cfg.train.patience:
             stopped_early = True
             break
-    if bar is not None:
-        bar.close()
     report: dict = {}
     if dist.is_main:
         report = _test_and_report(cfg, model, frontend, ds, out, device=device, amp=amp,
                                   dist=dist, history=history, best_epoch=best_epoch,
                                   stopped_early=stopped_early,
-                                  train_s=time.perf_counter() - t_start)
+                                  train_s=time.perf_counter() - t_start, t_wall=t_wall)
     if dist.distributed:
         torch.distributed.barrier()
     return RunResult(str(out), report)
 
 
 def _test_and_report(cfg, model, frontend, ds, out: Path, *, device, amp, dist, history,
-                     best_epoch, stopped_early, train_s) -> dict:
+                     best_epoch, stopped_early, train_s, t_wall) -> dict:
     from biosig.train.evaluation import embedding_eer, metrics_with_ci
     from biosig.train.plots import plot_confusion, plot_learning_curves, plot_roc
     ck = torch.load(out / "best.pt", map_location=device, weights_only=False)
@@ -575,8 +514,10 @@ def _test_and_report(cfg, model, frontend, ds, out: Path, *, device, amp, dist, 
     classes = list(cfg.data.classes)
     split = "test" if len(ds["test"]) else "valid"
     loader = _loader(ds[split], cfg=cfg, train=False, dist=dist)
+    t_infer = time.perf_counter()
     ev = evaluate(model, frontend, loader, cfg=cfg, device=device, amp=amp,
                   embeddings=hasattr(model, "embed"))
+    infer_s = time.perf_counter() - t_infer
     probs, targets, ids = scored_items(cfg, ev, ds[split].examples)
     res = metrics_with_ci(targets, probs, cfg)
     if ev.embeddings is not None:
@@ -595,15 +536,58 @@ def _test_and_report(cfg, model, frontend, ds, out: Path, *, device, amp, dist, 
               "classes": classes,
               "splits": {s: len(d) for s, d in ds.items()}, "best_epoch": best_epoch,
               "epochs_run": len(history), "stopped_early": stopped_early,
-              "monitor": cfg.train.monitor, "train_s": train_s, "device": str(device),
+              "monitor": cfg.train.monitor,
+              "best_valid": (history[best_epoch - 1]["valid"].get(cfg.train.monitor)
+                             if 0 < best_epoch <= len(history) else None),
+              "train_s": train_s,
+              "throughput": {
+                  "train_rec_per_s": (float(np.mean([h["train_rec_per_s"] for h in history
+                                                     if "train_rec_per_s" in h]))
+                                      if any("train_rec_per_s" in h for h in history)
+                                      else None),
+                  "inference_rec_per_s": len(ds[split]) / max(infer_s, 1e-9),
+                  "inference_note": "whole recordings (all their windows), loading and "
+                                    "front-end included, batch of "
+                                    f"{max(1, cfg.train.batch_size // 4)}"},
+              "device": str(device),
               "device_name": env.get("device_name"), "world_size": dist.world_size,
               "amp": amp, "git": env.get("git"), "metrics": res}
-    write_text_atomic(out / "report.json", json.dumps(_jsonable(report), indent=2))
+    # this process's time, reading the data and filling the feature cache included (a resumed
+    # run counts only the part after resuming)
+    report["wall_s"] = time.perf_counter() - t_wall
+    write_text_atomic(out / "report.json", json.dumps(jsonable(report), indent=2))
     plot_learning_curves(history, out / "learning_curves.png", monitor=cfg.train.monitor)
     from biosig.train.evaluation import _positive
     plot_roc(targets, probs, classes, out / "roc.png", positive=_positive(cfg))
     plot_confusion(res["confusion"], classes, out / "confusion_matrix.png")
     return report
+
+
+def _pooled_cv_report(cfg, reports: list[dict], out: Path) -> dict:
+    """Every fold's test predictions together (each item was tested exactly once): metrics with
+    bootstrap CIs, ``cv_test_predictions.csv`` and ``confusion_matrix.png`` in ``out``."""
+    from biosig.train.evaluation import metrics_with_ci
+    from biosig.train.plots import plot_confusion
+    classes = list(cfg.data.classes)
+    rows: list[list[str]] = []
+    header: list[str] = []
+    for r in reports:
+        path = Path(r["run_dir"]) / f"{r['evaluated_split']}_predictions.csv"
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            header = next(reader)
+            rows += [row for row in reader if row]
+    probs = np.array([[float(v) for v in row[1:1 + len(classes)]] for row in rows])
+    targets = np.array([classes.index(row[1 + len(classes)]) for row in rows])
+    res = metrics_with_ci(targets, probs, cfg)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    write_text_atomic(out / "cv_test_predictions.csv", buf.getvalue())
+    plot_confusion(res["confusion"], classes, out / "confusion_matrix.png")
+    return {"n_items": len(rows), "scored_by": cfg.eval.aggregate_by or "record",
+            "metrics": res}
 
 
 def run(cfg: TrainConfig, *, resume: bool = False, run_id: str | None = None,
@@ -615,17 +599,12 @@ def run(cfg: TrainConfig, *, resume: bool = False, run_id: str | None = None,
     deviation over folds of every scalar test metric. ``--resume`` skips finished folds.
     """
     dist = dist_info()
-    if resume:
-        out = (Path(cfg.output_dir) / cfg.recipe / run_id) if run_id else latest_run_dir(cfg)
-    elif run_id is not None:
-        out = Path(cfg.output_dir) / cfg.recipe / run_id
-        if (out / "last.pt").exists() or (out / "cv_report.json").exists():
-            raise ConfigError(f"{out} already holds a run; pass --resume or another --run-id")
-    else:
+    out = resolve_run_dir(cfg, run_id=run_id, resume=resume)
+    if out is None:
         if dist.distributed and not torch.distributed.is_initialized():
             dev = pick_device(cfg.device, local_rank=dist.local_rank)
             torch.distributed.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-        out = _new_run_dir(cfg, None, dist)
+        out = new_run_dir(cfg, dist)
     if cfg.cv.folds == 0:
         return train(cfg, run_dir=out, resume=resume and (out / "last.pt").exists(),
                      progress=progress)
@@ -652,7 +631,18 @@ def run(cfg: TrainConfig, *, resume: bool = False, run_id: str | None = None,
                           "std": float(ok.std(ddof=1)) if ok.size > 1 else None,
                           "per_fold": vals.tolist(), "n_defined": int(ok.size)}
         cv = {"recipe": cfg.recipe, "folds": k_total, "run_dir": str(out),
-              "metrics": summary, "fold_dirs": [r["run_dir"] for r in reports]}
-        write_text_atomic(out / "cv_report.json", json.dumps(_jsonable(cv), indent=2))
+              "metrics": summary, "fold_dirs": [r["run_dir"] for r in reports],
+              "pooled": _pooled_cv_report(cfg, reports, out),
+              # what to compare configurations by (never the test folds): the monitored
+              # validation score at each fold's best epoch, averaged over folds
+              "best_valid_mean": (float(np.mean([r["best_valid"] for r in reports]))
+                                  if all(r.get("best_valid") is not None for r in reports)
+                                  else None),
+              "throughput": {k: float(np.mean([r["throughput"][k] for r in reports]))
+                             for k in ("train_rec_per_s", "inference_rec_per_s")
+                             if all((r.get("throughput") or {}).get(k) for r in reports)},
+              "train_s": float(sum(r.get("train_s", 0.0) for r in reports)),
+              "wall_s": float(sum(r.get("wall_s", 0.0) for r in reports))}
+        write_text_atomic(out / "cv_report.json", json.dumps(jsonable(cv), indent=2))
         summary = cv
     return RunResult(str(out), summary)

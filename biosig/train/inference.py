@@ -48,7 +48,7 @@ def load_run(run_dir, *, checkpoint: str = "best", device: str = "auto") -> Load
     from biosig.models import build_model
     from biosig.train.config import validate_config
     from biosig.train.data import FrontEnd
-    from biosig.train.engine import pick_device
+    from biosig.train.runs import pick_device
     rd = Path(os.fspath(run_dir))
     ck_path = rd / f"{checkpoint}.pt"
     if not ck_path.is_file():
@@ -93,9 +93,32 @@ def _windows(run: LoadedRun, x: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
+def _inputs(run: LoadedRun, x: np.ndarray) -> torch.Tensor:
+    """The model's input windows ``(n_windows, n_features, n_frames)`` for one signal, made as
+    in training: waveform windows through the front-end, or (runs trained on the feature
+    cache) the whole signal's features cut into windows of frames, then normalised."""
+    d = run.cfg.data
+    if d.feature_cache is None:
+        return run.frontend(_windows(run, x))
+    from biosig.train.data import _fit, window_starts
+    fe = run.frontend
+    if x.size < fe.win:
+        x = _fit(x, fe.win)
+    f = fe.raw(torch.from_numpy(np.ascontiguousarray(x))[None].to(run.device))[0]
+    n = fe.n_frames(int(round(d.window_s * d.target_fs)))
+    wins = []
+    for s in window_starts(f.shape[1], n, mode=d.eval_windows, max_windows=d.max_eval_windows):
+        seg = f[:, s:s + n]
+        if seg.shape[1] < n:
+            seg = torch.nn.functional.pad(seg, (0, n - seg.shape[1]), value=float(f.min()))
+        wins.append(seg)
+    return fe.normalize(torch.stack(wins))
+
+
+@torch.no_grad()
 def predict_waveform(run: LoadedRun, x: np.ndarray) -> np.ndarray:
     """Class probabilities ``(n_classes,)`` of one signal, averaged over its windows."""
-    feats = run.frontend(_windows(run, x))
+    feats = _inputs(run, x)
     return torch.softmax(run.model(feats).float(), -1).mean(0).cpu().numpy()
 
 
@@ -105,7 +128,7 @@ def embed_waveform(run: LoadedRun, x: np.ndarray) -> np.ndarray:
     if not hasattr(run.model, "embed"):
         raise ConfigError(f"{run.run_dir}: model {run.cfg.model.name!r} has no embeddings "
                           f"(use a tdnn model)")
-    return run.model.embed(run.frontend(_windows(run, x))).float().mean(0).cpu().numpy()
+    return run.model.embed(_inputs(run, x)).float().mean(0).cpu().numpy()
 
 
 # ---------------------------------------------------------------------------- Grad-CAM
@@ -142,7 +165,7 @@ def grad_cam(run: LoadedRun, x: np.ndarray, *, target: int | None = None,
     """
     model = run.model
     with torch.no_grad():
-        feats_all = run.frontend(_windows(run, x))              # (n_windows, F, T)
+        feats_all = _inputs(run, x)                             # (n_windows, F, T)
         p_all = torch.softmax(model(feats_all).float(), -1)
     probs = p_all.mean(0).cpu().numpy()
     tgt = int(np.argmax(probs)) if target is None else int(target)
@@ -272,7 +295,9 @@ def score_model(run_dir, source, out_dir, *, checkpoint: str = "best", device: s
 
     Runs :func:`biosig.batch.run_batch` (resumable, ``errors.csv`` rows, progress bar,
     ``--jobs``/Dask) with ``predictions.csv`` (``record, p_<class>..., label``) as its results
-    table, then writes, for CinC 2017 runs, the challenge's ``answers.txt`` (``record,label``
+    table, then writes, for PhysioNet 2022 (CirCor) runs, one answer file per patient in
+    ``answers/`` (see :func:`_write_circor_answers`), and for CinC 2017 runs, the challenge's
+    ``answers.txt`` (``record,label``
     per line) atomically.
 
     Parameters
@@ -306,4 +331,26 @@ def score_model(run_dir, source, out_dir, *, checkpoint: str = "best", device: s
         with open(pred, newline="", encoding="utf-8") as f:
             rows = [(Path(r["record"]).name, r["label"]) for r in csv.DictReader(f)]
         write_text_atomic(answers, "".join(f"{r},{lab}\n" for r, lab in rows))
+    elif run.cfg.eval.challenge == "physionet2022":
+        answers = out / "answers"
+        _write_circor_answers(pred, answers, run.classes)
     return ScoreModelSummary(summary, str(pred), str(answers) if answers else None)
+
+
+def _write_circor_answers(pred: Path, folder: Path, classes: list[str]) -> None:
+    """PhysioNet 2022 answer files, one per patient (``<patient>.csv``: ``#<patient>``, the
+    class names, the one-hot label, the probabilities), from the per-recording predictions:
+    a patient's probabilities are the mean over the recordings of all its locations (files
+    ``<patient>_<location>.wav``), as the recipe scores them. Only the murmur task: the
+    outcome columns of the challenge are not predicted by this recipe."""
+    by: dict[str, list[np.ndarray]] = {}
+    with open(pred, newline="", encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            patient = Path(r["record"]).name.split("_")[0]
+            by.setdefault(patient, []).append(np.array([float(r[f"p_{c}"]) for c in classes]))
+    for patient, ps in sorted(by.items()):
+        p = np.mean(ps, axis=0)
+        onehot = (np.arange(len(classes)) == int(np.argmax(p))).astype(int)
+        text = (f"#{patient}\n{','.join(classes)}\n{','.join(map(str, onehot))}\n"
+                f"{','.join(f'{v:.6f}' for v in p)}\n")
+        write_text_atomic(folder / f"{patient}.csv", text)

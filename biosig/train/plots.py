@@ -60,7 +60,7 @@ def plot_roc(targets, probs, classes, path, *, positive: int | None = None) -> N
     plt.close(fig)
 
 
-def plot_confusion(confusion, classes, path) -> None:
+def plot_confusion(confusion, classes, path, *, title: str = "confusion (test)") -> None:
     """Confusion matrix with counts (rows true, columns predicted)."""
     plt = _figure()
     cm = np.asarray(confusion)
@@ -72,7 +72,7 @@ def plot_confusion(confusion, classes, path) -> None:
                     color="white" if cm[i, j] > cm.max() / 2 else "black")
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), classes)
-    ax.set_xlabel("predicted"), ax.set_ylabel("true"), ax.set_title("confusion (test)")
+    ax.set_xlabel("predicted"), ax.set_ylabel("true"), ax.set_title(title)
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)

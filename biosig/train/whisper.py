@@ -53,7 +53,7 @@ import torch
 import yaml
 
 from biosig.errors import ConfigError, ManifestError
-from biosig.fileio import atomic_path, write_text_atomic
+from biosig.fileio import atomic_path, jsonable, write_text_atomic
 from biosig.train.config import WhisperTrainConfig, config_to_dict
 
 __all__ = ["Utterance", "load_utterances", "split_utterances", "target_ids", "TargetBuilder",
@@ -699,25 +699,24 @@ def train_whisper(cfg: WhisperTrainConfig, *, run_dir=None, resume: bool = False
     """
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-    from biosig.train.engine import (
-        _atomic_torch_save,
-        _env_info,
-        _jsonable,
-        _new_run_dir,
+    from biosig.train.runs import (
+        env_info,
         init_device,
+        new_run_dir,
+        save_checkpoint,
         seed_everything,
     )
     dist, device = init_device(cfg.device)
     amp_dtype = _amp_dtype(cfg.train.amp, device)
     seed_everything(cfg.seed + dist.rank)
-    out = Path(run_dir) if run_dir is not None else _new_run_dir(cfg, None, dist)
+    out = Path(run_dir) if run_dir is not None else new_run_dir(cfg, dist)
     main = dist.is_main
     if main:
         out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out / "config.yaml", yaml.safe_dump(config_to_dict(cfg),
                                                               sort_keys=False))
         write_text_atomic(out / "env.json", json.dumps(
-            _env_info(cfg, device, dist, amp_dtype is not None), indent=2) + "\n")
+            env_info(cfg, device, dist, amp_dtype is not None), indent=2) + "\n")
     if dist.distributed:
         torch.distributed.barrier()
 
@@ -814,7 +813,7 @@ def train_whisper(cfg: WhisperTrainConfig, *, run_dir=None, resume: bool = False
         _save_hf(model, processor, best_dir, lora=cfg.lora.enabled)
         _write_jsonl(out / "valid_predictions.jsonl", rows)
         with atomic_path(out / "metrics.jsonl") as tmp:
-            Path(tmp).write_text(json.dumps(_jsonable(history[0])) + "\n")
+            Path(tmp).write_text(json.dumps(jsonable(history[0])) + "\n")
         log.info("epoch 0 (starting model): valid WER %.4f", m["wer"])
 
     stop = False
@@ -893,12 +892,12 @@ def train_whisper(cfg: WhisperTrainConfig, *, run_dir=None, resume: bool = False
             else:
                 bad += 1
             with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(_jsonable(row)) + "\n")
+                f.write(json.dumps(jsonable(row)) + "\n")
             log.info("epoch %d: train loss %.4f, valid loss %.4f, valid WER %.4f%s", epoch,
                      train_loss, m["loss"], m["wer"], " (best)" if improved else "")
             stop = bool(cfg.train.patience and bad >= cfg.train.patience)
             decision = [improved, stop]
-            _atomic_torch_save({
+            save_checkpoint({
                 "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(),
                 "scaler": scaler.state_dict() if scaler is not None else None,
@@ -963,7 +962,6 @@ def _finish(cfg, out: Path, best_dir: Path, history, best_epoch: int, n_trainabl
     model, export, plot, write report.json."""
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-    from biosig.train.engine import _jsonable
     from biosig.train.plots import plot_learning_curves
     rows = [dict(h, train_loss=(np.nan if h["train_loss"] is None else h["train_loss"]))
             for h in history]
@@ -1006,5 +1004,5 @@ def _finish(cfg, out: Path, best_dir: Path, history, best_epoch: int, n_trainabl
         from biosig.asr.convert import export_ct2_whisper
         export_ct2_whisper(best_dir, out / "ct2", quantization=q, overwrite=True)
         report["ct2_dir"] = str(out / "ct2")
-    write_text_atomic(out / "report.json", json.dumps(_jsonable(report), indent=2) + "\n")
+    write_text_atomic(out / "report.json", json.dumps(jsonable(report), indent=2) + "\n")
     return report

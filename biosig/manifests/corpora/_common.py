@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from pathlib import Path
@@ -12,7 +13,7 @@ from biosig.manifests.schema import Record
 log = logging.getLogger("biosig.manifests")
 
 __all__ = ["corpus_root", "root_hint", "relpath", "make_record", "read_info", "warn_missing",
-           "log"]
+           "skips_unreadable", "log"]
 
 
 def corpus_root(root, corpus: str) -> Path:
@@ -44,14 +45,22 @@ def relpath(path: Path, root: Path) -> str:
 def make_record(file: Path, root: Path, *, id: str, corpus: str, modality: str,
                 subject: str | None, labels: dict, hint: str | None,
                 source_fs: float | None = None, start_s: float | None = None,
-                end_s: float | None = None, rec_info=None, **extra) -> Record:
+                end_s: float | None = None, rec_info=None, **extra) -> Record | None:
     """A Record for ``file`` with fs/num_samples/channels from :func:`biosig.info` (header only).
 
     ``duration_s`` is the segment's when ``start_s``/``end_s`` are given, else the file's.
     ``rec_info`` reuses a header already read (several segments of one file).
+
+    A recording that cannot be read (corrupt, truncated, undecodable) is reported in one
+    warning line naming the file and the reason, and gives None: builders decorated with
+    :func:`skips_unreadable` drop it, so one bad file never ends a corpus build.
     """
     if rec_info is None:
-        rec_info = read_info(file, corpus=corpus, source_fs=source_fs)
+        try:
+            rec_info = read_info(file, corpus=corpus, source_fs=source_fs)
+        except ManifestError as exc:
+            log.warning("%s, skipped", exc)
+            return None
     if start_s is not None:
         duration_s = round(end_s - start_s, 6)
     else:
@@ -77,3 +86,12 @@ def warn_missing(corpus: str, missing: list[str], what: str) -> None:
     if missing:
         log.warning("%s: %d %s not found, skipped (first: %s)", corpus, len(missing), what,
                     missing[0])
+
+
+def skips_unreadable(prepare):
+    """Decorate a ``prepare_<corpus>`` generator so the records :func:`make_record` could not
+    read (None, already reported) are left out of what it yields."""
+    @functools.wraps(prepare)
+    def wrapper(*args, **kwargs):
+        return (r for r in prepare(*args, **kwargs) if r is not None)
+    return wrapper

@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from biosig.errors import ManifestError
-from biosig.manifests.corpora._common import corpus_root, make_record, relpath, root_hint
+from biosig.manifests.corpora._common import (
+    corpus_root,
+    make_record,
+    relpath,
+    root_hint,
+    skips_unreadable,
+)
 from biosig.manifests.schema import MODALITIES, Record
 
 __all__ = ["prepare_audio_folder", "AUDIO_FOLDER_EXTENSIONS"]
@@ -13,6 +19,7 @@ __all__ = ["prepare_audio_folder", "AUDIO_FOLDER_EXTENSIONS"]
 AUDIO_FOLDER_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
 
 
+@skips_unreadable
 def prepare_audio_folder(root, *, modality: str = "speech") -> Iterator[Record]:
     """One record per audio file under ``root`` (any depth, sorted by path).
 

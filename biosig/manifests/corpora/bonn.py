@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from biosig.errors import ManifestError
-from biosig.manifests.corpora._common import corpus_root, make_record, relpath, root_hint
+from biosig.manifests.corpora._common import (
+    corpus_root,
+    make_record,
+    relpath,
+    root_hint,
+    skips_unreadable,
+)
 from biosig.manifests.schema import Record
 
 __all__ = ["prepare_bonn", "BONN_SETS"]
@@ -20,6 +26,7 @@ BONN_SETS = {
 }
 
 
+@skips_unreadable
 def prepare_bonn(root) -> Iterator[Record]:
     """One record per segment file (``Z001.txt`` ... ``S100.txt``) under ``root``, any depth.
 

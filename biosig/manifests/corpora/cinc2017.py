@@ -12,6 +12,7 @@ from biosig.manifests.corpora._common import (
     log,
     make_record,
     root_hint,
+    skips_unreadable,
     warn_missing,
 )
 from biosig.manifests.schema import Record
@@ -31,6 +32,7 @@ def _reference(root: Path) -> Path:
                         f"in training2017/)")
 
 
+@skips_unreadable
 def prepare_cinc2017(root) -> Iterator[Record]:
     """One record per row of ``REFERENCE.csv`` (``record,label``), sorted by record name.
 
@@ -55,6 +57,9 @@ def prepare_cinc2017(root) -> Iterator[Record]:
         for lineno, row in enumerate(csv.reader(f), 1):
             if not row or not row[0].strip():
                 continue
+            if lineno == 1 and len(row) >= 2 and row[1].strip() not in CINC2017_CLASSES \
+                    and not row[0].strip().startswith("A0"):
+                continue                     # a column header (e.g. "data_source,class")
             if len(row) < 2 or row[1].strip() not in CINC2017_CLASSES:
                 raise ManifestError(f"{ref}:{lineno}: expected 'record,label' with label in "
                                     f"{'/'.join(CINC2017_CLASSES)}, got {','.join(row)!r}")

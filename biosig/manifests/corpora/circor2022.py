@@ -14,6 +14,7 @@ from biosig.manifests.corpora._common import (
     make_record,
     relpath,
     root_hint,
+    skips_unreadable,
     warn_missing,
 )
 from biosig.manifests.schema import Record
@@ -136,6 +137,7 @@ def _value(v: str | None):
         return v
 
 
+@skips_unreadable
 def prepare_circor2022(root) -> Iterator[Record]:
     """One record per recording (.wav) of each patient, sorted by patient then file.
 

@@ -12,7 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from biosig.errors import ManifestError
-from biosig.manifests.corpora._common import corpus_root, make_record, root_hint, warn_missing
+from biosig.manifests.corpora._common import (
+    corpus_root,
+    make_record,
+    root_hint,
+    skips_unreadable,
+    warn_missing,
+)
 from biosig.manifests.schema import Record
 
 __all__ = ["prepare_covid19_cough"]
@@ -29,6 +35,7 @@ def _flag(entry: dict, key: str, where: str):
     return v
 
 
+@skips_unreadable
 def prepare_covid19_cough(root) -> Iterator[Record]:
     """One record per entry of ``metadata.json`` whose audio file exists, sorted by file name.
 

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 
 from biosig.errors import ManifestError
-from biosig.manifests.corpora._common import corpus_root, make_record, root_hint
+from biosig.manifests.corpora._common import corpus_root, make_record, root_hint, skips_unreadable
 from biosig.manifests.schema import Record
 
 __all__ = ["prepare_delhi_epilepsy", "DELHI_FS", "DELHI_STAGES"]
@@ -21,6 +21,7 @@ def _number(stem: str) -> int:
     return int(m.group(1)) if m else -1
 
 
+@skips_unreadable
 def prepare_delhi_epilepsy(root, *, source_fs: float = DELHI_FS) -> Iterator[Record]:
     """One record per ``.mat`` segment in the ``ictal/``, ``interictal/``, ``preictal/`` folders.
 

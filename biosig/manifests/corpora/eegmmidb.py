@@ -6,7 +6,13 @@ import re
 from collections.abc import Iterator
 
 from biosig.errors import ManifestError
-from biosig.manifests.corpora._common import corpus_root, make_record, relpath, root_hint
+from biosig.manifests.corpora._common import (
+    corpus_root,
+    make_record,
+    relpath,
+    root_hint,
+    skips_unreadable,
+)
 from biosig.manifests.schema import Record
 
 __all__ = ["prepare_eegmmidb", "EEGMMIDB_RUNS"]
@@ -22,6 +28,7 @@ EEGMMIDB_RUNS = {
 _NAME = re.compile(r"^S(?P<subject>\d{3})R(?P<run>\d{2})$", re.IGNORECASE)
 
 
+@skips_unreadable
 def prepare_eegmmidb(root) -> Iterator[Record]:
     """One record per ``S###R##.edf`` under ``root`` (any depth), sorted by subject and run.
 

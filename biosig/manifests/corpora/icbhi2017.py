@@ -16,6 +16,7 @@ from biosig.manifests.corpora._common import (
     read_info,
     relpath,
     root_hint,
+    skips_unreadable,
 )
 from biosig.manifests.schema import Record
 from biosig.signal import Annotations
@@ -150,6 +151,7 @@ def _read_demographics(root: Path) -> dict[str, dict]:
     return out
 
 
+@skips_unreadable
 def prepare_icbhi2017(root) -> Iterator[Record]:
     """One segment line per respiratory cycle of every ``.wav`` with its ``.txt`` under ``root``.
 

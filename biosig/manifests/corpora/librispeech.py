@@ -10,6 +10,7 @@ from biosig.manifests.corpora._common import (
     make_record,
     relpath,
     root_hint,
+    skips_unreadable,
     warn_missing,
 )
 from biosig.manifests.schema import Record
@@ -32,6 +33,7 @@ def librispeech_subset_split(subset: str | None) -> str | None:
     return None
 
 
+@skips_unreadable
 def prepare_librispeech(root) -> Iterator[Record]:
     """One record per line of every ``*.trans.txt`` under ``root`` (any depth).
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from biosig.manifests.corpora._common import corpus_root, make_record, relpath, root_hint
+from biosig.manifests.corpora._common import (
+    corpus_root,
+    make_record,
+    relpath,
+    root_hint,
+    skips_unreadable,
+)
 from biosig.manifests.schema import Record
 
 __all__ = ["prepare_wfdb", "WFDB_ANNOTATION_EXTENSIONS", "MITDB_SAME_SUBJECT",
@@ -65,6 +71,7 @@ def _comments(hea) -> list[str]:
     return out
 
 
+@skips_unreadable
 def prepare_wfdb(root, *, modality: str = "ecg",
                  annotation_extensions=WFDB_ANNOTATION_EXTENSIONS,
                  subject_map: dict[str, str] | None = None) -> Iterator[Record]:

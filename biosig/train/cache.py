@@ -1,0 +1,157 @@
+"""Feature cache: the front-end's output for each recording, computed once and kept on disk.
+
+On a CPU, decoding, resampling and the spectrogram of every recording in every epoch can cost
+as much as the model. With ``data.feature_cache: DIR`` the un-normalised front-end output
+(:meth:`biosig.train.data.FrontEnd.raw`) of each whole recording is written once to
+``DIR/<config key>/<record key>.npy`` (float16) and training crops windows of feature frames
+from it; normalisation, SpecAugment, mixup, circular shifts and gains in dB are applied per
+batch as before (:func:`biosig.train.data.augment_features`).
+
+The config key hashes everything that changes the numbers (``features`` except
+``normalize``, ``data.target_fs``, ``data.channel`` and a format version), so a changed
+feature config starts a new folder instead of reading stale features. The record key hashes
+the file's resolved path, size and modification time and the segment bounds, so an edited
+recording is recomputed. Each file is written atomically; an interrupted fill resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from biosig.fileio import atomic_path, write_text_atomic
+from biosig.train.data import Example, _fit, read_window, window_starts
+
+__all__ = ["FeatureCache", "FeatureWindowDataset", "config_key"]
+
+#: Bumped when the stored layout or the front-end's numbers change.
+CACHE_VERSION = 1
+
+
+def config_key(fcfg, dcfg) -> str:
+    """16 hex digits naming the feature config (everything but ``normalize``)."""
+    desc = {"version": CACHE_VERSION, "target_fs": dcfg.target_fs, "channel": dcfg.channel,
+            "features": {k: v for k, v in fcfg.model_dump().items() if k != "normalize"}}
+    return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class FeatureCache:
+    """The on-disk cache of one feature config.
+
+    Parameters
+    ----------
+    directory : str or PathLike
+        The cache root (``data.feature_cache``); the config's folder is made under it.
+    frontend : FrontEnd
+        Computes the features (on its device).
+    dcfg : DataConfig
+        Target rate, channel and corpus root of the recordings.
+    """
+
+    def __init__(self, directory, *, frontend, dcfg):
+        self.frontend, self.dcfg = frontend, dcfg
+        self.key = config_key(frontend.fcfg, dcfg)
+        self.dir = Path(os.fspath(directory)).expanduser() / self.key
+        self.dir.mkdir(parents=True, exist_ok=True)
+        desc = self.dir / "config.json"
+        if not desc.is_file():
+            write_text_atomic(desc, json.dumps(
+                {"version": CACHE_VERSION, "target_fs": dcfg.target_fs,
+                 "channel": dcfg.channel, "features": frontend.fcfg.model_dump()}, indent=2))
+
+    def path(self, ex: Example) -> Path:
+        rec = ex.record
+        src = rec.resolve_path(self.dcfg.root)
+        try:
+            st = src.stat()
+            stamp = f"{st.st_size}:{st.st_mtime_ns}"
+        except OSError:
+            stamp = "missing"
+        h = hashlib.sha1(f"{src.resolve()}|{rec.start_s}|{rec.end_s}|{stamp}".encode())
+        return self.dir / f"{h.hexdigest()[:20]}.npy"
+
+    @torch.no_grad()
+    def compute(self, ex: Example) -> np.ndarray:
+        """Features ``(n_features, n_frames)`` float32 of the whole recording (not cached)."""
+        x = read_window(ex.record, root=self.dcfg.root, target_fs=self.dcfg.target_fs,
+                        channel=self.dcfg.channel)
+        if x.size < self.frontend.win:      # shorter than one frame: pad to one
+            x = _fit(x, self.frontend.win)
+        w = torch.from_numpy(x)[None].to(self.frontend._device())
+        return self.frontend.raw(w)[0].float().cpu().numpy()
+
+    def get(self, ex: Example) -> np.ndarray:
+        """Features of ``ex`` from disk, computing and storing them first when absent."""
+        p = self.path(ex)
+        if p.is_file():
+            try:
+                return np.load(p).astype(np.float32)
+            except (OSError, ValueError):   # a damaged file: compute it again
+                pass
+        f = self.compute(ex)
+        with atomic_path(p) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, f.astype(np.float16))
+        return f
+
+    def load_all(self, examples, *, desc: str = "feature cache",
+                 show: bool = True) -> list[np.ndarray]:
+        """:meth:`get` of every example, with progress (items computed or read)."""
+        from biosig.progress import Progress
+        out = []
+        bar = Progress(len(examples), desc=desc, unit="rec", enabled=show)
+        for ex in examples:
+            out.append(self.get(ex))
+            bar.update(1)
+        bar.close()
+        return out
+
+
+class FeatureWindowDataset(torch.utils.data.Dataset):
+    """Windows of cached feature frames: the feature-domain twin of
+    :class:`~biosig.train.data.WindowDataset`.
+
+    Training items are ``(features (n_features, n_frames), target)`` at a random frame offset
+    (torch's RNG); evaluation items ``(windows (n_windows, n_features, n_frames), target)`` at
+    the offsets of :func:`~biosig.train.data.window_starts`. Recordings shorter than a window
+    are padded with their own lowest value (the silence floor of features in dB).
+    """
+
+    def __init__(self, examples, features: list[np.ndarray], *, n_frames: int, train: bool,
+                 eval_mode: str = "all", max_eval_windows: int = 8):
+        if len(examples) != len(features):
+            raise ValueError(f"{len(examples)} examples but {len(features)} feature arrays")
+        self.examples, self.features = list(examples), features
+        self.n_frames, self.train = int(n_frames), bool(train)
+        self.eval_mode, self.max_eval_windows = eval_mode, int(max_eval_windows)
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    @property
+    def targets(self) -> list[int]:
+        return [e.target for e in self.examples]
+
+    def _crop(self, f: np.ndarray, start: int) -> np.ndarray:
+        seg = f[:, start:start + self.n_frames]
+        if seg.shape[1] < self.n_frames:
+            pad = self.n_frames - seg.shape[1]
+            seg = np.pad(seg, ((0, 0), (0, pad)), constant_values=float(f.min()))
+        return seg
+
+    def __getitem__(self, i: int):
+        f = self.features[i]
+        target = self.examples[i].target
+        length = f.shape[1]
+        if self.train:
+            start = (int(torch.randint(0, length - self.n_frames + 1, ()).item())
+                     if length > self.n_frames else 0)
+            return torch.from_numpy(np.ascontiguousarray(self._crop(f, start))), target
+        starts = window_starts(length, self.n_frames, mode=self.eval_mode,
+                               max_windows=self.max_eval_windows)
+        return torch.from_numpy(np.stack([self._crop(f, s) for s in starts])), target

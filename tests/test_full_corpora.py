@@ -1,0 +1,193 @@
+"""What training on full corpora needs, checked on small data: corpus folders as released
+(header rows, reserved records absent, an undecodable file), the feature cache, progress that
+suits a log file, pooled K-fold reports, and scoring a folder laid out like the corpus."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from test_train_engine import toy, toy_config  # noqa: F401  (the toy corpus fixture)
+
+from biosig.manifests.build import build_manifest
+from biosig.progress import Progress
+from biosig.train.config import validate_config
+from biosig.train.engine import run
+
+
+def test_covid_build_skips_an_undecodable_file(data_root, tmp_path, caplog):
+    src = data_root / "cough" / "covid19_cough"
+    shutil.copytree(src, tmp_path / "c")
+    meta = json.loads((tmp_path / "c" / "metadata.json").read_text())
+    audio = sorted((tmp_path / "c" / "raw").glob("*"))
+    broken = audio[0]
+    broken.write_bytes(b"\xff\xfb\x90\x64" + bytes(257))        # one bogus MP3 frame
+    present = {p.name for p in audio}
+    n_listed = sum(1 for e in meta if e["filename"] in present)
+    with caplog.at_level(logging.WARNING, logger="biosig.manifests"):
+        res = build_manifest("covid19_cough", tmp_path / "c", tmp_path / "m.jsonl")
+    assert res.n_lines == n_listed - 1
+    msgs = [r.getMessage() for r in caplog.records]
+    bad = [m for m in msgs if broken.name in m]
+    assert len(bad) == 1 and "skipped" in bad[0] and "does not exist" not in bad[0]
+
+
+def test_cinc2017_reference_with_header_and_absent_records(data_root, tmp_path, caplog):
+    src = data_root / "ecg" / "cinc2017_af" / "training2017"
+    dst = tmp_path / "training2017"
+    shutil.copytree(src, dst)
+    rows = (dst / "REFERENCE.csv").read_text().splitlines()
+    (dst / "REFERENCE.csv").write_text("data_source,class\n" + "\n".join(rows)
+                                       + "\nA99995,N\nA99990,A\n")
+    with caplog.at_level(logging.WARNING, logger="biosig.manifests"):
+        res = build_manifest("cinc2017", tmp_path, tmp_path / "m.jsonl")
+    assert res.n_lines == len(rows)
+    warn = [r.getMessage() for r in caplog.records if "not found" in r.getMessage()]
+    assert len(warn) == 1 and warn[0].startswith("cinc2017: 2 records")
+
+
+def test_progress_prints_lines_when_not_a_terminal(monkeypatch):
+    monkeypatch.delenv("BIOSIG_PROGRESS", raising=False)
+    buf = io.StringIO()                                        # not a tty
+    p = Progress(4, desc="epoch 1/2", unit="batch", items_unit="rec", interval_s=0.0,
+                 stream=buf)
+    assert p.mode == "lines"
+    for _ in range(4):
+        p.update(1, items=8, loss="0.5")
+    p.close()
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 5 and "\r" not in buf.getvalue()
+    assert lines[1].startswith("epoch 1/2: 2/4 batch (50 %)") and "ETA" in lines[1]
+    assert "16 rec" in lines[1] and "loss 0.5" in lines[1]
+    assert "took" in lines[-1]
+    quiet = io.StringIO()
+    p = Progress(10, desc="x", interval_s=3600.0, stream=quiet)
+    for _ in range(10):
+        p.update()
+    p.close()
+    assert quiet.getvalue() == ""                              # under one interval: silent
+    monkeypatch.setenv("BIOSIG_PROGRESS", "off")
+    assert Progress(1, desc="x", stream=io.StringIO()).mode == "off"
+
+
+def _cached_cfg(toy, out, cache, **over):  # noqa: F811
+    return validate_config(toy_config(toy, out, **{"data.feature_cache": str(cache),
+                                                   "train.epochs": 3, **over}))
+
+
+def test_feature_cache_trains_reads_back_and_invalidates(toy, tmp_path, monkeypatch):  # noqa: F811
+    from biosig.train import cache as C
+    cache = tmp_path / "cache"
+    res = run(_cached_cfg(toy, tmp_path / "r", cache), run_id="a", progress=False)
+    assert res.report["metrics"]["accuracy"] >= 0.8            # tones stay easy
+    assert res.report["throughput"]["train_rec_per_s"] > 0
+    (key_dir,) = [d for d in cache.iterdir() if d.is_dir()]
+    files = sorted(key_dir.glob("*.npy"))
+    assert len(files) == 24 and (key_dir / "config.json").is_file()
+    f = np.load(files[0])
+    assert f.dtype == np.float16 and f.shape[0] == 16           # n_mels bins, whole recording
+
+    calls = []
+    orig = C.FeatureCache.compute
+    monkeypatch.setattr(C.FeatureCache, "compute",
+                        lambda self, ex: calls.append(ex) or orig(self, ex))
+    run(_cached_cfg(toy, tmp_path / "r", cache), run_id="b", progress=False)
+    assert calls == []                                         # read back, nothing recomputed
+    # normalisation is applied per batch, so it does not change the key ...
+    run(_cached_cfg(toy, tmp_path / "r", cache, **{"features.normalize": "cmvn"}),
+        run_id="c", progress=False)
+    assert calls == []
+    # ... but any front-end change does
+    run(_cached_cfg(toy, tmp_path / "r", cache, **{"features.n_mels": 12}), run_id="d",
+        progress=False)
+    assert len(calls) == 24 and len([d for d in cache.iterdir() if d.is_dir()]) == 2
+
+
+def test_cached_features_equal_the_frontend(toy):  # noqa: F811
+    from biosig.manifests import read_manifest
+    from biosig.train.cache import FeatureCache, FeatureWindowDataset
+    from biosig.train.data import Example, FrontEnd
+    cfg = validate_config(toy_config(toy, toy, **{"data.feature_cache": "unused"}))
+    fe = FrontEnd(cfg.features, fs=cfg.data.target_fs)
+    rec = next(iter(read_manifest(cfg.data.manifest)))
+    ex = Example(rec, 0, "train", "g")
+    c = FeatureCache.__new__(FeatureCache)
+    c.frontend, c.dcfg = fe, cfg.data
+    whole = c.compute(ex)
+    wave, _ = sf.read(Path(cfg.data.root) / rec.path, dtype="float32")
+    ref = fe.raw(torch.from_numpy(wave)[None])[0].numpy()
+    np.testing.assert_allclose(whole, ref, rtol=1e-5, atol=1e-4)
+    n = fe.n_frames(int(cfg.data.window_s * cfg.data.target_fs))
+    ds = FeatureWindowDataset([ex], [whole], n_frames=n, train=False, eval_mode="all",
+                              max_eval_windows=8)
+    w, t = ds[0]
+    assert w.shape == (2, 16, n) and t == 0                    # 2 s cut in two 1 s windows
+    np.testing.assert_array_equal(w[0].numpy(), whole[:, :n])
+
+
+def test_noise_augmentation_with_feature_cache_is_refused(toy, tmp_path):  # noqa: F811
+    from biosig.errors import ConfigError
+    with pytest.raises((ConfigError, ValueError), match="augment.noise_prob"):
+        validate_config(toy_config(toy, tmp_path, **{"data.feature_cache": "c",
+                                                     "augment.noise_prob": 0.5}))
+
+
+def test_cv_pools_every_fold_with_confidence_intervals(toy, tmp_path):  # noqa: F811
+    cfg = validate_config(toy_config(toy, tmp_path, **{"cv": {"folds": 3}, "train.epochs": 1,
+                                                       "data.feature_cache":
+                                                       str(tmp_path / "c")}))
+    d = Path(run(cfg, progress=False).run_dir)
+    cv = json.loads((d / "cv_report.json").read_text())
+    pooled = cv["pooled"]
+    assert pooled["n_items"] == 24                              # every record tested once
+    m = pooled["metrics"]
+    assert m["ci"]["accuracy"]["low"] <= m["accuracy"] <= m["ci"]["accuracy"]["high"]
+    assert (d / "confusion_matrix.png").is_file() and (d / "cv_test_predictions.csv").is_file()
+    assert cv["throughput"]["train_rec_per_s"] > 0
+
+
+def test_score_model_on_a_cached_run_matches_training_scores(toy, tmp_path):  # noqa: F811
+    from biosig.train.inference import load_run, load_waveform, predict_waveform
+    res = run(_cached_cfg(toy, tmp_path / "r", tmp_path / "c"), run_id="a", progress=False)
+    import csv
+    with open(Path(res.run_dir) / "test_predictions.csv") as f:
+        row = next(csv.DictReader(f))
+    lr = load_run(res.run_dir, device="cpu")
+    p = predict_waveform(lr, load_waveform(lr, Path(toy) / f"{row['record']}.wav"))
+    assert p[1] == pytest.approx(float(row["p_high"]), abs=2e-3)   # float16 cache vs float32
+
+
+def test_batch_folder_pattern_ignores_case(tmp_path):
+    from biosig.batch import iter_inputs
+    for name in ("Z001.txt", "N001.TXT"):
+        (tmp_path / name).write_text("1\n2\n")
+    assert sorted(i.key for i in iter_inputs(tmp_path, pattern="*.txt")) == ["N001", "Z001"]
+
+
+def test_one_recording_named_directly_is_one_input(data_root):
+    from biosig.batch import iter_inputs
+    items = list(iter_inputs(data_root / "ecg" / "mitdb" / "100.hea", pattern="*.hea"))
+    assert [i.key for i in items] == ["100"]
+
+
+@pytest.mark.parametrize("marker", ["last.pt", "report.json", "cv_report.json", "fold-0"])
+def test_run_id_reuse_is_refused_for_every_task(tmp_path, marker):
+    from types import SimpleNamespace
+
+    from biosig.errors import ConfigError
+    from biosig.train.runs import resolve_run_dir
+    cfg = SimpleNamespace(output_dir=str(tmp_path), recipe="whisper_dictation")
+    assert resolve_run_dir(cfg, run_id="x", resume=False) == tmp_path / "whisper_dictation/x"
+    (tmp_path / "whisper_dictation" / "x").mkdir(parents=True)
+    (tmp_path / "whisper_dictation" / "x" / marker).touch()
+    with pytest.raises(ConfigError, match="already holds a run"):
+        resolve_run_dir(cfg, run_id="x", resume=False)
+    assert resolve_run_dir(cfg, run_id="x", resume=True) == tmp_path / "whisper_dictation/x"
+    assert resolve_run_dir(cfg, run_id=None, resume=False) is None
