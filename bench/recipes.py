@@ -40,13 +40,16 @@ from pathlib import Path
 
 import numpy as np
 
+RR_KEYS = ("n_beats", "heart_rate_bpm", "rr_", "rmssd", "pnn50")
+#: MFCC statistics (the cough preset's MFCCs and deltas) with a heart-sound band
+PCG_MFCC = ("cough", {"target_fs": None, "window_s": 0.064, "hop_s": 0.016, "n_mels": 40,
+                      "fmin_hz": 25.0, "fmax_hz": 800.0}, ("mfcc",))
 RECIPES = {
-    # recipe: corpus, modality preset, profile, baseline feature prefixes (None: all)
-    "ecg_af_cinc2017": ("cinc2017", "ecg", "cpu", ("n_beats", "heart_rate_bpm", "rr_", "rmssd",
-                                                   "pnn50")),
-    "pcg_murmur_circor2022": ("circor2022", "pcg", "cpu", None),
-    "cough_covid_xvector": ("covid19_cough", "cough", "cpu", None),
-    "eeg_seizure_bonn": ("bonn", "eeg", "cpu", None),
+    # recipe: corpus, profile, baseline feature sets [(preset, overrides, kept name prefixes)]
+    "ecg_af_cinc2017": ("cinc2017", "cpu", [("ecg", {}, RR_KEYS)]),
+    "pcg_murmur_circor2022": ("circor2022", "cpu", [("pcg", {}, None), PCG_MFCC]),
+    "cough_covid_xvector": ("covid19_cough", "cpu", [("cough", {}, None)]),
+    "eeg_seizure_bonn": ("bonn", "cpu", [("eeg", {}, None)]),
 }
 HEADLINE = {"ecg_af_cinc2017": "cinc2017_f1", "pcg_murmur_circor2022": "weighted_accuracy",
             "cough_covid_xvector": "roc_auc", "eeg_seizure_bonn": "accuracy"}
@@ -59,7 +62,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _config(recipe: str, manifest: Path, corpus_root: Path):
     from biosig.train.config import load_config
-    profile = RECIPES[recipe][2]
+    profile = RECIPES[recipe][1]
     return load_config(ROOT / "recipes" / recipe / "config.yaml", profile=profile,
                        overrides=[f"data.manifest={manifest}", f"data.root={corpus_root}"])
 
@@ -72,8 +75,12 @@ def _manifest(corpus: str, corpora: Path, work: Path) -> Path:
     return out
 
 
-def _features(examples, cfg, modality: str, cache: Path, keep) -> tuple[np.ndarray, list]:
-    """Baseline feature matrix (one row per example), cached in ``cache`` (.npz)."""
+def _features(examples, cfg, specs, cache: Path) -> tuple[np.ndarray, list]:
+    """Baseline feature matrix (one row per example): the :func:`extract_features` numbers of
+    every ``(preset, overrides, kept prefixes)`` in ``specs``, cached in ``cache`` (.npz)."""
+    import hashlib
+    tag = hashlib.sha1(json.dumps(specs, sort_keys=True).encode()).hexdigest()[:8]
+    cache = cache.with_name(f"{cache.stem}_{tag}.npz")
     from biosig.errors import BiosigError
     from biosig.features import extract_features
     from biosig.progress import Progress
@@ -85,7 +92,7 @@ def _features(examples, cfg, modality: str, cache: Path, keep) -> tuple[np.ndarr
         if all(i in have for i in ids):
             return np.stack([have[i] for i in ids]), names
     rows, names = [], None
-    bar = Progress(len(examples), desc=f"baseline features ({modality})", unit="rec")
+    bar = Progress(len(examples), desc=f"baseline features ({cache.stem})", unit="rec")
     for e in examples:
         try:
             sig = e.record.load(cfg.data.root, target_fs=cfg.data.target_fs, annotations=None)
@@ -94,12 +101,15 @@ def _features(examples, cfg, modality: str, cache: Path, keep) -> tuple[np.ndarr
                 x = sig.data.mean(0, keepdims=True) if ch == "mean" else sig.data[[ch]]
                 sig = dataclasses.replace(sig, data=np.ascontiguousarray(x),
                                           channels=sig.channels[:1], units=sig.units[:1])
-            f = extract_features(sig, modality=modality)
+            f = {}
+            for modality, over, keep in specs:
+                g = extract_features(sig, modality=modality, **over)
+                if keep is not None:
+                    g = {k: v for k, v in g.items() if k.startswith(keep)}
+                f.update({(k if k not in f else f"{modality}_{k}"): v for k, v in g.items()})
         except BiosigError as exc:
             print(f"  skipped {e.record.id}: {exc}", file=sys.stderr)
             f = {}
-        if keep is not None:
-            f = {k: v for k, v in f.items() if k.startswith(keep)}
         if names is None and f:
             names = sorted(f)
         rows.append([f.get(k, np.nan) for k in names] if names else [])
@@ -139,9 +149,9 @@ def _scalar(metrics: dict) -> dict:
 def _baseline(recipe: str, cfg, work: Path) -> dict:
     from biosig.train.data import kfold_assign, load_examples
     from biosig.train.evaluation import metrics_with_ci
-    corpus, modality, _, keep = RECIPES[recipe]
+    corpus, _, specs = RECIPES[recipe]
     examples, _ = load_examples(cfg.data)
-    X, names = _features(examples, cfg, modality, work / f"features_{corpus}.npz", keep)
+    X, names = _features(examples, cfg, specs, work / f"features_{corpus}.npz")
     y = np.array([e.target for e in examples])
     k = len(cfg.data.classes)
     t0 = time.perf_counter()
@@ -219,8 +229,9 @@ def _confound(cfg, work: Path) -> dict:
     dcfg = cfg.data.model_copy(update={"filter": {}, "label": "covid19",
                                        "label_map": {"false": "negative", "true": "positive"}})
     examples, _ = load_examples(dcfg)
-    X, names = _features(examples, cfg.model_copy(update={"data": dcfg}), "cough",
-                         work / "features_covid19_cough_all.npz", None)
+    X, names = _features(examples, cfg.model_copy(update={"data": dcfg}),
+                         RECIPES["cough_covid_xvector"][2],
+                         work / "features_covid19_cough_all.npz")
     src = np.array([1 if e.record.source == "call-center" else 0 for e in examples])
     rng = np.random.default_rng(0)
     folds = rng.permutation(np.arange(len(src)) % 5)
@@ -265,7 +276,7 @@ def main(argv=None) -> int:
     out["environment"] = {"machine": platform.machine(), "cpus": os.cpu_count(),
                           "python": platform.python_version(), "torch": torch.__version__,
                           "sklearn": sklearn.__version__}
-    for recipe, (corpus, _modality, profile, _) in RECIPES.items():
+    for recipe, (corpus, profile, _) in RECIPES.items():
         if only and recipe not in only and corpus not in only:
             continue
         if not (a.corpora / corpus).is_dir():

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from biosig.fileio import atomic_path, write_text_atomic
-from biosig.train.data import Example, _fit, read_window, window_starts
+from biosig.train.data import Example, fit_window, read_window, window_starts
 
 __all__ = ["FeatureCache", "FeatureWindowDataset", "config_key"]
 
@@ -81,7 +81,7 @@ class FeatureCache:
         x = read_window(ex.record, root=self.dcfg.root, target_fs=self.dcfg.target_fs,
                         channel=self.dcfg.channel)
         if x.size < self.frontend.win:      # shorter than one frame: pad to one
-            x = _fit(x, self.frontend.win)
+            x = fit_window(x, self.frontend.win)
         w = torch.from_numpy(x)[None].to(self.frontend._device())
         return self.frontend.raw(w)[0].float().cpu().numpy()
 

@@ -22,7 +22,7 @@ from biosig.manifests.splits import split_groups
 
 __all__ = ["Example", "load_examples", "assign_example_splits", "kfold_assign",
            "WindowDataset", "collate_train", "collate_eval", "FrontEnd", "augment_waveforms",
-           "spec_augment", "mixup", "class_weights", "read_window", "window_starts",
+           "spec_augment", "mixup", "class_weights", "read_window", "window_starts", "fit_window",
            "augment_features"]
 
 
@@ -157,7 +157,8 @@ def read_window(rec: Record, *, root, target_fs: float, channel) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def _fit(x: np.ndarray, n: int, start: int = 0) -> np.ndarray:
+def fit_window(x: np.ndarray, n: int, start: int = 0) -> np.ndarray:
+    """``x[start:start + n]``, zero-padded at the end to ``n`` samples."""
     seg = x[start:start + n]
     if seg.size < n:
         seg = np.pad(seg, (0, n - seg.size))
@@ -171,7 +172,7 @@ def eval_windows(x: np.ndarray, n: int, *, mode: str, max_windows: int) -> np.nd
     non-overlapping windows (the last one zero-padded), keeping at most ``max_windows``
     evenly spaced ones.
     """
-    return np.stack([_fit(x, n, s) for s in window_starts(x.size, n, mode=mode,
+    return np.stack([fit_window(x, n, s) for s in window_starts(x.size, n, mode=mode,
                                                           max_windows=max_windows)])
 
 
@@ -243,7 +244,7 @@ class WindowDataset(torch.utils.data.Dataset):
         target = self.examples[i].target
         if self.train:
             start = int(torch.randint(0, x.size - n + 1, ()).item()) if x.size > n else 0
-            return torch.from_numpy(_fit(x, n, start).copy()), target
+            return torch.from_numpy(fit_window(x, n, start).copy()), target
         w = eval_windows(x, n, mode=self.eval_mode, max_windows=self.max_eval_windows)
         return torch.from_numpy(w), target
 

@@ -100,10 +100,10 @@ def _inputs(run: LoadedRun, x: np.ndarray) -> torch.Tensor:
     d = run.cfg.data
     if d.feature_cache is None:
         return run.frontend(_windows(run, x))
-    from biosig.train.data import _fit, window_starts
+    from biosig.train.data import fit_window, window_starts
     fe = run.frontend
     if x.size < fe.win:
-        x = _fit(x, fe.win)
+        x = fit_window(x, fe.win)
     f = fe.raw(torch.from_numpy(np.ascontiguousarray(x))[None].to(run.device))[0]
     n = fe.n_frames(int(round(d.window_s * d.target_fs)))
     wins = []
