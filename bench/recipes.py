@@ -30,7 +30,6 @@ with the baseline feature tables (reused by later runs).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -84,6 +83,7 @@ def _features(examples, cfg, specs, cache: Path) -> tuple[np.ndarray, list]:
     from biosig.errors import BiosigError
     from biosig.features import extract_features
     from biosig.progress import Progress
+    from biosig.signal import as_signal
     ids = [e.record.id for e in examples]
     if cache.is_file():
         z = np.load(cache, allow_pickle=False)
@@ -98,9 +98,8 @@ def _features(examples, cfg, specs, cache: Path) -> tuple[np.ndarray, list]:
             sig = e.record.load(cfg.data.root, target_fs=cfg.data.target_fs, annotations=None)
             if sig.data.shape[0] > 1:       # one channel, as the recipe reads it
                 ch = cfg.data.channel
-                x = sig.data.mean(0, keepdims=True) if ch == "mean" else sig.data[[ch]]
-                sig = dataclasses.replace(sig, data=np.ascontiguousarray(x),
-                                          channels=sig.channels[:1], units=sig.units[:1])
+                sig = (as_signal(sig.data.mean(0), sig.fs) if ch == "mean"
+                       else sig.pick([ch]))
             f = {}
             for modality, over, keep in specs:
                 g = extract_features(sig, modality=modality, **over)

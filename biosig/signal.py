@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-__all__ = ["Signal", "Annotations", "summary_fields"]
+__all__ = ["Signal", "Annotations", "summary_fields", "as_signal"]
 
 
 def summary_fields(channels, fs: float, n_samples: int, units) -> str:
@@ -179,3 +179,26 @@ class Signal:
         ann = f"{len(self.annotations)} annotations" if self.annotations is not None else "-"
         return (f"{self.path or '<memory>'}  "
                 f"{summary_fields(self.channels, self.fs, self.n_samples, self.units)}  {ann}")
+
+
+def as_signal(signal, fs: float | None = None) -> Signal:
+    """``signal`` as a :class:`Signal`: a Signal as it is (``fs``, if given, must agree), or an
+    array ``(samples,)`` / ``(channels, samples)`` with its sampling rate ``fs`` (channels named
+    ``ch0``, ``ch1`` ..., units unknown). ValueError names what is missing or inconsistent."""
+    if isinstance(signal, Signal):
+        if fs is not None and float(fs) != signal.fs:
+            raise ValueError(f"fs is {fs!r} but the Signal's rate is {signal.fs:g} Hz (pass "
+                             f"one or the other)")
+        return signal
+    if fs is None:
+        raise ValueError(f"signal is a {type(signal).__name__}: pass its sampling rate as fs= "
+                         f"(or a biosig.Signal)")
+    from biosig.features._tensor import check_fs
+    data = np.asarray(signal)
+    if data.ndim not in (1, 2) or not np.issubdtype(data.dtype, np.number):
+        raise ValueError(f"signal has shape {data.shape} and dtype {data.dtype}, expected a "
+                         f"numeric array (samples,) or (channels, samples)")
+    data = np.atleast_2d(data)
+    n = data.shape[0]
+    return Signal(data, check_fs(fs), [f"ch{i}" for i in range(n)] if n > 1 else ["ch0"],
+                  [""] * n)

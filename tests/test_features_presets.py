@@ -167,8 +167,14 @@ def test_config_overrides_are_typed():
 def test_compute_features_argument_errors():
     sig = biosig.Signal(np.random.default_rng(0).standard_normal((1, 8000)).astype(np.float32),
                         fs=4000.0, channels=["pcg"], units=["FS"])
-    with pytest.raises(TypeError, match="expected a biosig.Signal"):
+    with pytest.raises(ValueError, match="pass its sampling rate as fs="):
         bf.compute_features(sig.data, modality="pcg")
+    with pytest.raises(ValueError, match="fs is 2000.0 but the Signal's rate is 4000 Hz"):
+        bf.compute_features(sig, modality="pcg", fs=2000.0)
+    # an array with its rate gives the same numbers as the Signal
+    a = bf.extract_features(sig.data[0], modality="pcg", fs=4000.0)
+    b = bf.extract_features(sig, modality="pcg")
+    assert a.keys() == b.keys() and all(np.isclose(a[k], b[k], equal_nan=True) for k in a)
     with pytest.raises(ConfigError, match="cycles_s applies to modality 'lung'"):
         bf.compute_features(sig, modality="pcg", cycles_s=[[0, 1]])
     with pytest.raises(ConfigError, match="pcg: window_s=0.0001 s"):

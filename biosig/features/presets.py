@@ -589,15 +589,18 @@ _COMPUTE = {"pcg": _pcg, "lung": _lung, "cough": _cough, "speech": _speech, "ecg
             "eeg": _eeg}
 
 
-def compute_features(signal, *, modality: str, config=None, device=None, cycles_s=None,
-                     r_peaks=None, **overrides) -> FeatureSet:
+def compute_features(signal, *, modality: str, fs: float | None = None, config=None,
+                     device=None, cycles_s=None, r_peaks=None, **overrides) -> FeatureSet:
     """Compute a modality's preset features of a recording.
 
     Parameters
     ----------
-    signal : biosig.Signal
-        The recording, ``data [shape=(channels, samples)]`` at ``signal.fs``.
+    signal : biosig.Signal or np.ndarray
+        The recording, ``data [shape=(channels, samples)]`` at ``signal.fs``, or an array
+        ``(samples,)`` / ``(channels, samples)`` with ``fs``.
     modality : {"pcg", "lung", "cough", "speech", "ecg", "eeg"}
+    fs : float, optional
+        Sampling rate of an array ``signal`` (Hz).
     config : PCGConfig, LungConfig, CoughConfig, SpeechConfig, ECGConfig or EEGConfig, optional
         The preset to use; default the modality's defaults.
     device : str or torch.device, optional
@@ -621,10 +624,8 @@ def compute_features(signal, *, modality: str, config=None, device=None, cycles_
     InputError
         Bad ``cycles_s`` or ``r_peaks``.
     """
-    from biosig.signal import Signal
-    if not isinstance(signal, Signal):
-        raise TypeError(f"signal is a {type(signal).__name__}, expected a biosig.Signal "
-                        f"(biosig.load(path) or biosig.Signal(data, fs=..., ...))")
+    from biosig.signal import as_signal
+    signal = as_signal(signal, fs)
     cfg = make_config(modality, overrides, base=config)
     if modality != "lung" and cycles_s is not None:
         raise ConfigError(f"cycles_s applies to modality 'lung', not {modality!r}")
@@ -687,10 +688,12 @@ def summarize(features: FeatureSet) -> dict[str, float]:
     return out
 
 
-def extract_features(signal, *, modality: str, config=None, device=None, cycles_s=None,
-                     r_peaks=None, **overrides) -> dict[str, float]:
+def extract_features(signal, *, modality: str, fs: float | None = None, config=None,
+                     device=None, cycles_s=None, r_peaks=None, **overrides) -> dict[str, float]:
     """Whole-recording feature vector: :func:`summarize` of :func:`compute_features`, plus
     ``duration_s``. Same parameters as :func:`compute_features`."""
+    from biosig.signal import as_signal
+    signal = as_signal(signal, fs)
     fset = compute_features(signal, modality=modality, config=config, device=device,
                             cycles_s=cycles_s, r_peaks=r_peaks, **overrides)
     return {"duration_s": float(signal.duration_s), **summarize(fset)}
