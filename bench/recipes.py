@@ -375,8 +375,8 @@ def _markdown(out: dict) -> str:
                       f"only as the confound's size); within the call centre, clip duration "
                       f"alone gives {c['call_center_covid_auc_from_duration_alone']:.3f}. "
                       f"{c['note']}"]
-        lines += ["", f"Confusion matrices: `bench/results/recipes/{recipe}_deep_confusion.png`,"
-                  f" `bench/results/recipes/{recipe}_baseline_confusion.png`.", ""]
+        pngs = [f"`{m['confusion_png']}`" for _, m in rows if m is not None]
+        lines += ["", f"Confusion matrices (deep, baseline): {', '.join(pngs)}.", ""]
     return "\n".join(lines) + "\n"
 
 
