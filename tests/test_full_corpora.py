@@ -191,3 +191,14 @@ def test_run_id_reuse_is_refused_for_every_task(tmp_path, marker):
         resolve_run_dir(cfg, run_id="x", resume=False)
     assert resolve_run_dir(cfg, run_id="x", resume=True) == tmp_path / "whisper_dictation/x"
     assert resolve_run_dir(cfg, run_id=None, resume=False) is None
+
+
+def test_class_weights_full_and_square_root():
+    from biosig.train.data import class_weights
+    t = [0] * 60 + [1] * 30 + [2] * 10                  # frequencies 0.6, 0.3, 0.1
+    full = class_weights(t, 3).numpy()
+    inv = np.array([1 / 0.6, 1 / 0.3, 1 / 0.1])
+    np.testing.assert_allclose(full, inv / inv.mean(), rtol=1e-6)
+    soft = class_weights(t, 3, power=0.5).numpy()
+    np.testing.assert_allclose(soft, np.sqrt(inv) / np.sqrt(inv).mean(), rtol=1e-6)
+    assert class_weights([0, 0, 2], 3).numpy()[1] == 0    # an absent class gets 0

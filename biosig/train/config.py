@@ -61,7 +61,7 @@ class DataConfig(_Strict):
     window_s: float = Field(gt=0)
     eval_windows: Literal["center", "all"] = "all"
     max_eval_windows: int = Field(default=8, ge=1)
-    balance: Literal["none", "weights", "sampler"] = "weights"
+    balance: Literal["none", "weights", "sqrt_weights", "sampler"] = "weights"
     cache: bool = True                            # keep loaded signals in memory
     feature_cache: str | None = None              # folder: front-end output kept on disk
     num_workers: int = Field(default=0, ge=0)

@@ -132,10 +132,11 @@ def kfold_assign(examples: list[Example], *, folds: int, seed: int) -> list[int]
     return [fold_of[e.group] for e in examples]
 
 
-def class_weights(targets, n_classes: int) -> torch.Tensor:
-    """Inverse-frequency class weights normalised to mean 1 (absent classes get 0)."""
+def class_weights(targets, n_classes: int, *, power: float = 1.0) -> torch.Tensor:
+    """Inverse-frequency class weights to the ``power`` (1: fully balanced, 0.5: the square
+    root, a softer balance), normalised to mean 1 (absent classes get 0)."""
     counts = np.bincount(np.asarray(targets, dtype=np.int64), minlength=n_classes).astype(float)
-    w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n_classes, 0.0)
+    w = np.where(counts > 0, (counts.sum() / np.maximum(counts, 1) / n_classes) ** power, 0.0)
     present = w > 0
     w[present] /= w[present].mean()
     return torch.as_tensor(w, dtype=torch.float32)

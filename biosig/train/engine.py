@@ -357,7 +357,9 @@ def train(cfg: TrainConfig, *, run_dir=None, resume: bool = False,
     train_targets = ds["train"].targets
     weights = None
     sampler_weights = None
-    if cfg.data.balance == "weights" or (cfg.data.balance == "sampler" and dist.distributed):
+    if cfg.data.balance == "sqrt_weights":
+        weights = class_weights(train_targets, n_classes, power=0.5).to(device)
+    elif cfg.data.balance == "weights" or (cfg.data.balance == "sampler" and dist.distributed):
         weights = class_weights(train_targets, n_classes).to(device)
     elif cfg.data.balance == "sampler":
         cw = class_weights(train_targets, n_classes).numpy()
