@@ -7,6 +7,7 @@ import pytest
 
 import biosig
 import biosig.features as bf
+from biosig.ecg import BEAT_LABELS
 from biosig.errors import ConfigError, InputError
 from biosig.manifests import read_icbhi_cycles
 
@@ -78,7 +79,7 @@ def test_ecg_beats_are_detected_by_default_and_match_reference(mitdb_100):
     fset = bf.compute_features(mitdb_100, modality="ecg")
     assert fset.config["beat_source"] == "ecg_peaks"
     ann = mitdb_100.annotations
-    beats = np.array([lab in bf.presets.BEAT_SYMBOLS for lab in ann.labels])
+    beats = np.array([lab in BEAT_LABELS for lab in ann.labels])
     ref = ann.samples(mitdb_100.fs)[beats]
     det = fset["r_peaks"]
     tol = int(0.15 * mitdb_100.fs)                   # EC57 matching window
@@ -107,7 +108,7 @@ def test_rr_statistics_by_hand():
 def test_ecg_beats_from_annotations_when_asked(mitdb_100):
     fset = bf.compute_features(mitdb_100, modality="ecg", beats="annotations")
     ann = mitdb_100.annotations
-    beats = [lab in bf.presets.BEAT_SYMBOLS for lab in ann.labels]
+    beats = [lab in BEAT_LABELS for lab in ann.labels]
     ref = ann.samples(mitdb_100.fs)[np.array(beats)]
     pre = fset.config["beat_offset_samples"]
     inside = ref[(ref >= pre) & (ref + int(round(0.45 * 360)) <= mitdb_100.n_samples)]

@@ -120,9 +120,9 @@ def features_cmd(
     import numpy as np
 
     import biosig
+    from biosig.ecg.evaluation import BEAT_LABELS
     from biosig.errors import ConfigError
     from biosig.features import MODALITIES, compute_features, make_config
-    from biosig.features.presets import BEAT_SYMBOLS
     from biosig.manifests import read_icbhi_cycles
     if modality not in MODALITIES:
         raise ConfigError(f"--modality is {modality!r}, expected one of "
@@ -151,7 +151,7 @@ def features_cmd(
             extra["cycles_s"] = read_icbhi_cycles(table).intervals()
     if beats is not None:
         _, ann = _read_annotation_arg(beats, Path(sig.path))
-        is_beat = np.array([lab in BEAT_SYMBOLS for lab in ann.labels], dtype=bool)
+        is_beat = np.array([lab in BEAT_LABELS for lab in ann.labels], dtype=bool)
         extra["r_peaks"] = ann.samples(sig.fs)[is_beat]
     fset = compute_features(sig, modality=modality, config=cfg, device=device, **extra)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -44,12 +44,8 @@ from biosig.fileio import atomic_path
 __all__ = [
     "FeatureSet", "PCGConfig", "LungConfig", "CoughConfig", "SpeechConfig", "ECGConfig",
     "EEGConfig", "MODALITIES", "make_config", "compute_features", "extract_features",
-    "summarize", "load_feature_set", "BEAT_SYMBOLS",
+    "summarize", "load_feature_set",
 ]
-
-#: WFDB annotation symbols that mark a beat (the others mark rhythm changes, noise, comments).
-BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ?")
-
 
 # ------------------------------------------------------------------------------------------
 # Configs
@@ -520,7 +516,8 @@ def _ecg(x, fs, cfg: ECGConfig, device, r_peaks=None, annotations=None, **_):
         if annotations is None or not len(annotations):
             raise InputError(None, "ecg.beats is 'annotations' but the recording has no "
                                    "annotations", what="annotations")
-        is_beat = np.array([lab in BEAT_SYMBOLS for lab in annotations.labels], dtype=bool)
+        from biosig.ecg.evaluation import BEAT_LABELS
+        is_beat = np.array([lab in BEAT_LABELS for lab in annotations.labels], dtype=bool)
         r_peaks = np.round(annotations.onset_s[is_beat] * fs).astype(np.int64)
         source = annotations.source or "annotations"
     elif r_peaks is None:
