@@ -202,3 +202,16 @@ def test_class_weights_full_and_square_root():
     soft = class_weights(t, 3, power=0.5).numpy()
     np.testing.assert_allclose(soft, np.sqrt(inv) / np.sqrt(inv).mean(), rtol=1e-6)
     assert class_weights([0, 0, 2], 3).numpy()[1] == 0    # an absent class gets 0
+
+
+def test_one_field_accessor_typos_are_errors(repo_root):
+    """Recipes of both tasks read manifest fields through one accessor: a typo in a filter is
+    an error naming the key, never a silent empty selection."""
+    from biosig.errors import ConfigError
+    from biosig.train.whisper import load_utterances
+    man = repo_root / "data_manifests" / "librispeech_test_clean_mini.jsonl"
+    assert load_utterances(man, filter={"corpus": "librispeech"})
+    with pytest.raises(ConfigError, match="key 'corpsu'"):
+        load_utterances(man, filter={"corpsu": "librispeech"})
+    with pytest.raises(ConfigError, match="key 'labels'"):
+        load_utterances(man, group_by="labels")

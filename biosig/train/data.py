@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from biosig.errors import ConfigError, InputError
-from biosig.manifests import Record, read_manifest
+from biosig.manifests import Record, field_value, read_manifest
 from biosig.manifests.splits import split_groups
 
 __all__ = ["Example", "load_examples", "assign_example_splits", "kfold_assign",
@@ -37,17 +37,6 @@ class Example:
 
 
 # ------------------------------------------------------------------------ records, labels
-
-def _field(rec: Record, key: str):
-    if key.startswith("labels."):
-        return rec.labels.get(key[len("labels."):])
-    if key.startswith("meta."):
-        return (rec.meta or {}).get(key[len("meta."):])
-    if not hasattr(rec, key):
-        raise ConfigError(f"data.filter/group_by: record field {key!r} does not exist (use a "
-                          f"Record field, labels.NAME or meta.NAME)")
-    return getattr(rec, key)
-
 
 def _as_text(v) -> str:
     if isinstance(v, bool):
@@ -72,7 +61,7 @@ def load_examples(dcfg) -> tuple[list[Example], dict]:
     n_read = n_filtered = n_unlabeled = 0
     for rec in read_manifest(dcfg.manifest):
         n_read += 1
-        if any(_as_text(_field(rec, k)) != _as_text(v) for k, v in dcfg.filter.items()):
+        if any(_as_text(field_value(rec, k)) != _as_text(v) for k, v in dcfg.filter.items()):
             n_filtered += 1
             continue
         raw = rec.labels.get(dcfg.label)
@@ -83,7 +72,7 @@ def load_examples(dcfg) -> tuple[list[Example], dict]:
         if name not in index:
             n_unlabeled += 1
             continue
-        g = _field(rec, dcfg.group_by)
+        g = field_value(rec, dcfg.group_by)
         group = f"{dcfg.group_by}:{g}" if g is not None else f"id:{rec.id}"
         out.append(Example(rec, index[name], rec.split, group))
     if not out:

@@ -223,9 +223,9 @@ def scored_items(cfg, ev: EvalOutput, examples) -> tuple[np.ndarray, np.ndarray,
     key = cfg.eval.aggregate_by
     if key is None:
         return ev.probs, ev.targets, ids
-    from biosig.train.data import _field
+    from biosig.manifests import field_value
     from biosig.train.evaluation import aggregate_by_group
-    groups = [f"{_field(e.record, key)}" if _field(e.record, key) is not None
+    groups = [f"{field_value(e.record, key)}" if field_value(e.record, key) is not None
               else f"id:{e.record.id}" for e in examples]
     return aggregate_by_group(ev.probs, ev.targets, groups)
 

@@ -84,12 +84,6 @@ class Utterance:
     end_s: float | None = None
 
 
-def _field(rec, key: str):
-    if key.startswith("labels."):
-        return (rec.labels or {}).get(key[7:])
-    return getattr(rec, key, None)
-
-
 def load_utterances(manifest, *, root=None, filter: dict | None = None, group_by: str = "subject",
                     max_duration_s: float = 30.0, limit: int | None = None,
                     require_text: bool = True) -> list[Utterance]:
@@ -100,13 +94,13 @@ def load_utterances(manifest, *, root=None, filter: dict | None = None, group_by
     audio file is missing.
     """
     from biosig.asr.evaluate import record_terms
-    from biosig.manifests import read_manifest
+    from biosig.manifests import field_value, read_manifest
     man = Path(manifest)
     out, too_long = [], 0
     for rec in read_manifest(man):
         if require_text and (rec.text is None or not rec.text.strip()):
             continue
-        if any(str(_field(rec, k)) != str(v) for k, v in (filter or {}).items()):
+        if any(str(field_value(rec, k)) != str(v) for k, v in (filter or {}).items()):
             continue
         dur = float(rec.duration_s or 0.0)
         if rec.is_segment:
@@ -117,7 +111,7 @@ def load_utterances(manifest, *, root=None, filter: dict | None = None, group_by
         path = rec.resolve_path(root, manifest_dir=man.parent)
         if not Path(path).exists():
             raise ManifestError(f"{man}: line {rec.id!r}: audio file {path} not found")
-        g = _field(rec, group_by)
+        g = field_value(rec, group_by)
         out.append(Utterance(rec.id, Path(path), (rec.text or "").strip(), dur,
                              str(g if g is not None else rec.id), tuple(record_terms(rec)),
                              rec.start_s if rec.is_segment else None,
