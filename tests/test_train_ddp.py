@@ -33,6 +33,25 @@ def test_torchrun_two_processes_gloo(toy, tmp_path):  # noqa: F811
     assert sorted(p.name for p in (tmp_path / "runs" / "toy").iterdir()) == ["ddp"]
 
 
+def test_torchrun_with_feature_cache(toy, tmp_path):  # noqa: F811
+    """Rank 0 fills the feature cache, the other rank waits, then reads it: no deadlock, one
+    file per recording."""
+    cache = tmp_path / "cache"
+    cfg = toy_config(toy, tmp_path / "runs", **{"train.epochs": 1,
+                                                "data.feature_cache": str(cache)})
+    path = tmp_path / "toy.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc_per_node", "2", "-m", "biosig", "train", str(path),
+                           "--run-id", "ddp", "--no-progress"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(list(cache.glob("*/*.npy"))) == 24
+    rep = json.loads((tmp_path / "runs" / "toy" / "ddp" / "report.json").read_text())
+    assert rep["world_size"] == 2 and rep["epochs_run"] == 1
+
+
 def test_whisper_recipe_torchrun_two_processes(tiny_whisper_dir, tmp_path):
     """The Whisper fine-tuning recipe under torchrun (2 gloo processes) with gradient
     checkpointing and bf16 autocast on the CPU: rank 0 makes the replay targets and writes

@@ -280,17 +280,15 @@ def _datasets(cfg, examples: list[Example], *, frontend=None, dist: DistInfo | N
         from biosig.train.cache import FeatureCache, FeatureWindowDataset
         dist = dist or dist_info()
         cache = FeatureCache(cfg.data.feature_cache, frontend=frontend, dcfg=cfg.data)
-        feats = {}
         # rank 0 fills the cache first; the other ranks then read what it wrote
-        for phase in ((0,) if not dist.distributed else (0, 1)):
-            if (phase == 0) != dist.is_main:
-                if dist.distributed:
-                    torch.distributed.barrier()
-                continue
-            feats = {s: cache.load_all(v, desc=f"features ({s})", show=dist.is_main)
-                     for s, v in by.items()}
-            if dist.distributed and phase == 0:
-                torch.distributed.barrier()
+        def load():
+            return {s: cache.load_all(v, desc=f"features ({s})", show=dist.is_main)
+                    for s, v in by.items()}
+        feats = load() if dist.is_main else {}
+        if dist.distributed:
+            torch.distributed.barrier()
+            if not dist.is_main:
+                feats = load()
         n_frames = frontend.n_frames(int(round(cfg.data.window_s * cfg.data.target_fs)))
         return {s: FeatureWindowDataset(v, feats[s], n_frames=n_frames, train=(s == "train"),
                                         eval_mode=cfg.data.eval_windows,
