@@ -215,3 +215,28 @@ def test_one_field_accessor_typos_are_errors(repo_root):
         load_utterances(man, filter={"corpsu": "librispeech"})
     with pytest.raises(ConfigError, match="key 'labels'"):
         load_utterances(man, group_by="labels")
+
+
+def test_kfold_run_scores_with_its_folds_averaged(toy, tmp_path):  # noqa: F811
+    from biosig.train.inference import (
+        FoldEnsemble,
+        load_run,
+        load_waveform,
+        predict_waveform,
+    )
+    cfg = validate_config(toy_config(toy, tmp_path, **{"cv": {"folds": 3}, "train.epochs": 1,
+                                                       "model": {"name": "tdnn",
+                                                                 "channels": [8, 8, 8, 8, 16],
+                                                                 "embedding_dim": 8}}))
+    d = Path(run(cfg, progress=False).run_dir)
+    ens = load_run(d, device="cpu")
+    assert isinstance(ens.model, FoldEnsemble) and len(ens.model.models) == 3
+    x = load_waveform(ens, Path(toy) / "s00_0.wav")
+    folds = [predict_waveform(load_run(d / f"fold-{k}", device="cpu"), x) for k in range(3)]
+    np.testing.assert_allclose(predict_waveform(ens, x), np.mean(folds, axis=0), atol=1e-5)
+    assert hasattr(ens.model, "embed")                 # TDNN folds: x-vectors averaged
+    from biosig.cli import main
+    out = tmp_path / "scored"
+    assert main(["score", "model", str(d), str(toy), "--out", str(out), "--device", "cpu",
+                 "--pattern", "*.wav", "--no-progress", "--embeddings"]) == 0
+    assert len((out / "predictions.csv").read_text().splitlines()) == 25

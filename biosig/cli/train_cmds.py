@@ -97,7 +97,9 @@ def _train_whisper(cfg, *, resume: bool, run_id: str | None, progress: bool):
 
 @score_app.command("model")
 def score_model_cmd(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder (runs/<recipe>/<run-id>).")],
+    run_dir: Annotated[Path, typer.Argument(help="A run folder (runs/<recipe>/<run-id>); "
+                                                 "a K-fold run scores with its K models "
+                                                 "averaged.")],
     input: Annotated[Path, typer.Argument(help="Folder (searched recursively), .jsonl "
                                                "manifest, or file listing record paths.")],
     out: Annotated[Path, typer.Option("--out", help="Output folder: predictions.csv, "

@@ -16,8 +16,9 @@ import torch
 from biosig.errors import ConfigError, InputError, ManifestError
 from biosig.fileio import write_text_atomic
 
-__all__ = ["LoadedRun", "load_run", "load_waveform", "predict_waveform", "embed_waveform",
-           "GradCam", "grad_cam", "plot_grad_cam", "score_model", "ScoreModelSummary"]
+__all__ = ["LoadedRun", "load_run", "FoldEnsemble", "load_waveform", "predict_waveform",
+           "embed_waveform", "GradCam", "grad_cam", "plot_grad_cam", "score_model",
+           "ScoreModelSummary"]
 
 
 @dataclass
@@ -32,13 +33,39 @@ class LoadedRun:
     device: torch.device
 
 
+class FoldEnsemble(torch.nn.Module):
+    """The K models of a K-fold run as one: ``forward`` gives the log of their mean class
+    probabilities (so a softmax of it is that mean), ``embed`` the mean embedding. Every fold
+    shares the run's config and front-end."""
+
+    def __init__(self, models):
+        super().__init__()
+        self.models = torch.nn.ModuleList(models)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        p = torch.stack([torch.softmax(m(features).float(), -1) for m in self.models])
+        return torch.log(p.mean(0).clamp_min(1e-12))
+
+    def __getattr__(self, name):
+        if name == "embed":                  # only where every fold model has embeddings
+            models = super().__getattr__("models")
+            if all(hasattr(m, "embed") for m in models):
+                return lambda f: torch.stack([m.embed(f).float() for m in models]).mean(0)
+            raise AttributeError(name)
+        if name == "cam_layer":              # Grad-CAM explains one model: the first fold's
+            return getattr(super().__getattr__("models")[0], name)
+        return super().__getattr__(name)
+
+
 def load_run(run_dir, *, checkpoint: str = "best", device: str = "auto") -> LoadedRun:
     """Load ``RUN_DIR/<checkpoint>.pt`` with the run's resolved ``config.yaml``.
 
     Parameters
     ----------
     run_dir : str or PathLike
-        A run folder written by :func:`biosig.train.train` (for a K-fold run: one ``fold-k``).
+        A run folder written by :func:`biosig.train.train`. For a K-fold run (``fold-k``
+        folders), the K fold models together (:class:`FoldEnsemble`: probabilities averaged),
+        or one fold's folder for that fold's model alone.
     checkpoint : {"best", "last"}
     device : str
         ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
@@ -51,10 +78,15 @@ def load_run(run_dir, *, checkpoint: str = "best", device: str = "auto") -> Load
     from biosig.train.runs import pick_device
     rd = Path(os.fspath(run_dir))
     ck_path = rd / f"{checkpoint}.pt"
+    folds = sorted(rd.glob("fold-*"), key=lambda p: int(p.name.split("-")[1])
+                   if p.name.split("-")[1].isdigit() else -1)
+    if not ck_path.is_file() and folds:
+        runs = [load_run(f, checkpoint=checkpoint, device=device) for f in folds]
+        ens = FoldEnsemble([r.model for r in runs]).eval()
+        return LoadedRun(rd, runs[0].cfg, ens, runs[0].frontend, runs[0].classes,
+                         runs[0].device)
     if not ck_path.is_file():
-        hint = " (a K-fold run: pass one of its fold-k folders)" if (rd / "fold-0").is_dir() \
-            else ""
-        raise InputError(ck_path, f"checkpoint not found{hint}")
+        raise InputError(ck_path, "checkpoint not found")
     cfg = validate_config(load_yaml((rd / "config.yaml").read_text(encoding="utf-8")),
                           source=str(rd / "config.yaml"))
     dev = pick_device(device)
