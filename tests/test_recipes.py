@@ -66,12 +66,13 @@ def test_recipe_smoke(recipe, data_root, tmp_path):
 @pytest.mark.parametrize("recipe", ["pcg_murmur_circor2022", "cough_covid_xvector",
                                     "ecg_af_cinc2017", "eeg_seizure_bonn"])
 def test_cpu_profile_with_feature_cache(recipe, data_root, tmp_path):
-    """The `cpu` profile (what the full-corpus results in the READMEs ran) on the slice, made
-    tiny by `smoke` after it: feature cache filled, then read back by a second run (Bonn's
+    """The `cpu` profile (what the full-corpus results in the READMEs ran) on the slice, on top
+    of `smoke`'s tiny models (where `cpu` sets no model) and two epochs: feature cache filled, then read back by a second run (Bonn's
     profile reads waveforms; the cache is forced here to test it on EEG too)."""
     cache = tmp_path / "cache"
-    args = ["train", str(REPO / "recipes" / recipe / "config.yaml"), "--profile", "cpu,smoke",
-            "--set", f"output_dir={tmp_path}", "--set", "device=cpu", "--set",
+    args = ["train", str(REPO / "recipes" / recipe / "config.yaml"), "--profile", "smoke,cpu",
+            "--set", "train.epochs=2", "--set", f"output_dir={tmp_path}", "--set", "device=cpu",
+            "--set",
             f"data.feature_cache={cache}", "--set", "augment.noise_prob=0", "--no-progress"]
     cv_args = (["--set", "cv.folds=3"] if recipe in ("cough_covid_xvector", "eeg_seizure_bonn")
                else [])                               # 5 in the profile; 3 keeps CI quick
