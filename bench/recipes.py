@@ -346,8 +346,8 @@ def _markdown(out: dict) -> str:
         lines += [f"## {recipe}", "",
                   f"Corpus `{e['corpus']}` (development portion), scored per "
                   f"{e['scored_by']}; target {name} >= {target}.", ""]
-        cols = [name, *(["specificity"] if name == "sensitivity" else []), "macro_f1",
-                "accuracy", "roc_auc", "kappa"]
+        cols = list(dict.fromkeys([name, *(["specificity"] if name == "sensitivity" else []),
+                                   "macro_f1", "accuracy", "roc_auc", "kappa"]))
         lines += ["| model | protocol | n | " + " | ".join(cols) + " |",
                   "|---|---|---|" + "---|" * len(cols)]
         rows = [("deep", e["deep"]), ("baseline (HistGB)", e["baseline"])]
