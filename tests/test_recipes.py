@@ -67,8 +67,9 @@ def test_recipe_smoke(recipe, data_root, tmp_path):
                                     "ecg_af_cinc2017", "eeg_seizure_bonn"])
 def test_cpu_profile_with_feature_cache(recipe, data_root, tmp_path):
     """The `cpu` profile (what the full-corpus results in the READMEs ran) on the slice, on top
-    of `smoke`'s tiny models (where `cpu` sets no model) and two epochs: feature cache filled, then read back by a second run (Bonn's
-    profile reads waveforms; the cache is forced here to test it on EEG too)."""
+    of `smoke`'s tiny models (where `cpu` sets no model) and two epochs: feature cache filled,
+    then read back by a second run (Bonn's profile reads waveforms; the cache is forced here to
+    test it on EEG too)."""
     cache = tmp_path / "cache"
     args = ["train", str(REPO / "recipes" / recipe / "config.yaml"), "--profile", "smoke,cpu",
             "--set", "train.epochs=2", "--set", f"output_dir={tmp_path}", "--set", "device=cpu",

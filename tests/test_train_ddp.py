@@ -12,8 +12,9 @@ import yaml
 from test_train_engine import toy, toy_config  # noqa: F401  (fixture + helper)
 
 
-def test_torchrun_two_processes_gloo(toy, tmp_path):  # noqa: F811
-    cfg = toy_config(toy, tmp_path / "runs", **{"train.epochs": 2})
+def _torchrun_toy(toy, tmp_path, **over):  # noqa: F811
+    """``biosig train`` of the toy config in two gloo processes; the finished process."""
+    cfg = toy_config(toy, tmp_path / "runs", **over)
     path = tmp_path / "toy.yaml"
     path.write_text(yaml.safe_dump(cfg))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -22,6 +23,11 @@ def test_torchrun_two_processes_gloo(toy, tmp_path):  # noqa: F811
                            "--run-id", "ddp", "--no-progress"],
                           capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+def test_torchrun_two_processes_gloo(toy, tmp_path):  # noqa: F811
+    proc = _torchrun_toy(toy, tmp_path, **{"train.epochs": 2})
     d = tmp_path / "runs" / "toy" / "ddp"
     env_json = json.loads((d / "env.json").read_text())
     assert env_json["world_size"] == 2
@@ -37,16 +43,7 @@ def test_torchrun_with_feature_cache(toy, tmp_path):  # noqa: F811
     """Rank 0 fills the feature cache, the other rank waits, then reads it: no deadlock, one
     file per recording."""
     cache = tmp_path / "cache"
-    cfg = toy_config(toy, tmp_path / "runs", **{"train.epochs": 1,
-                                                "data.feature_cache": str(cache)})
-    path = tmp_path / "toy.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                           "--nproc_per_node", "2", "-m", "biosig", "train", str(path),
-                           "--run-id", "ddp", "--no-progress"],
-                          capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    _torchrun_toy(toy, tmp_path, **{"train.epochs": 1, "data.feature_cache": str(cache)})
     assert len(list(cache.glob("*/*.npy"))) == 24
     rep = json.loads((tmp_path / "runs" / "toy" / "ddp" / "report.json").read_text())
     assert rep["world_size"] == 2 and rep["epochs_run"] == 1
