@@ -27,7 +27,8 @@ import torch
 from biosig.fileio import atomic_path, write_text_atomic
 from biosig.train.data import Example, fit_window, read_window, window_starts
 
-__all__ = ["FeatureCache", "FeatureWindowDataset", "config_key"]
+__all__ = ["FeatureCache", "FeatureWindowDataset", "config_key", "recording_features",
+           "crop_frames", "frame_windows"]
 
 #: Bumped when the stored layout or the front-end's numbers change.
 CACHE_VERSION = 1
@@ -80,10 +81,7 @@ class FeatureCache:
         """Features ``(n_features, n_frames)`` float32 of the whole recording (not cached)."""
         x = read_window(ex.record, root=self.dcfg.root, target_fs=self.dcfg.target_fs,
                         channel=self.dcfg.channel)
-        if x.size < self.frontend.win:      # shorter than one frame: pad to one
-            x = fit_window(x, self.frontend.win)
-        w = torch.from_numpy(x)[None].to(self.frontend._device())
-        return self.frontend.raw(w)[0].float().cpu().numpy()
+        return recording_features(self.frontend, x)
 
     def get(self, ex: Example) -> np.ndarray:
         """Features of ``ex`` from disk, computing and storing them first when absent."""
@@ -137,13 +135,6 @@ class FeatureWindowDataset(torch.utils.data.Dataset):
     def targets(self) -> list[int]:
         return [e.target for e in self.examples]
 
-    def _crop(self, f: np.ndarray, start: int) -> np.ndarray:
-        seg = f[:, start:start + self.n_frames]
-        if seg.shape[1] < self.n_frames:
-            pad = self.n_frames - seg.shape[1]
-            seg = np.pad(seg, ((0, 0), (0, pad)), constant_values=float(f.min()))
-        return seg
-
     def __getitem__(self, i: int):
         f = self.features[i]
         target = self.examples[i].target
@@ -151,7 +142,33 @@ class FeatureWindowDataset(torch.utils.data.Dataset):
         if self.train:
             start = (int(torch.randint(0, length - self.n_frames + 1, ()).item())
                      if length > self.n_frames else 0)
-            return torch.from_numpy(np.ascontiguousarray(self._crop(f, start))), target
-        starts = window_starts(length, self.n_frames, mode=self.eval_mode,
-                               max_windows=self.max_eval_windows)
-        return torch.from_numpy(np.stack([self._crop(f, s) for s in starts])), target
+            return torch.from_numpy(crop_frames(f, start, self.n_frames)), target
+        return torch.from_numpy(frame_windows(f, self.n_frames, mode=self.eval_mode,
+                                              max_windows=self.max_eval_windows)), target
+
+
+@torch.no_grad()
+def recording_features(frontend, x: np.ndarray) -> np.ndarray:
+    """Un-normalised features ``(n_features, n_frames)`` float32 of a whole signal
+    ``(n_samples,)`` (padded to one frame when shorter)."""
+    if x.size < frontend.win:
+        x = fit_window(x, frontend.win)
+    w = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None].to(frontend.device)
+    return frontend.raw(w)[0].float().cpu().numpy()
+
+
+def crop_frames(f: np.ndarray, start: int, n: int) -> np.ndarray:
+    """Frames ``start .. start + n`` of ``f`` ``(n_features, n_frames)``, padded at the end
+    with the recording's lowest value (the silence floor of features in dB)."""
+    seg = f[:, start:start + n]
+    if seg.shape[1] < n:
+        seg = np.pad(seg, ((0, 0), (0, n - seg.shape[1])), constant_values=float(f.min()))
+    return np.ascontiguousarray(seg)
+
+
+def frame_windows(f: np.ndarray, n: int, *, mode: str, max_windows: int) -> np.ndarray:
+    """The evaluation windows of one recording's features: ``(n_windows, n_features, n)`` at
+    the offsets of :func:`~biosig.train.data.window_starts` (as training evaluates and
+    :func:`biosig.train.inference.predict_waveform` scores)."""
+    return np.stack([crop_frames(f, s, n) for s in window_starts(f.shape[1], n, mode=mode,
+                                                                 max_windows=max_windows)])

@@ -348,9 +348,11 @@ class FrontEnd(nn.Module):
         """Frames the front-end gives for ``n_samples`` samples."""
         with torch.no_grad():
             return int(self.forward(torch.zeros(1, n_samples,
-                                                device=self._device())).shape[-1])
+                                                device=self.device)).shape[-1])
 
-    def _device(self):
+    @property
+    def device(self) -> torch.device:
+        """Where the front-end's buffers live (CPU when it has none)."""
         for b in self.buffers():
             return b.device
         return torch.device("cpu")

@@ -132,19 +132,12 @@ def _inputs(run: LoadedRun, x: np.ndarray) -> torch.Tensor:
     d = run.cfg.data
     if d.feature_cache is None:
         return run.frontend(_windows(run, x))
-    from biosig.train.data import fit_window, window_starts
+    from biosig.train.cache import frame_windows, recording_features
     fe = run.frontend
-    if x.size < fe.win:
-        x = fit_window(x, fe.win)
-    f = fe.raw(torch.from_numpy(np.ascontiguousarray(x))[None].to(run.device))[0]
     n = fe.n_frames(int(round(d.window_s * d.target_fs)))
-    wins = []
-    for s in window_starts(f.shape[1], n, mode=d.eval_windows, max_windows=d.max_eval_windows):
-        seg = f[:, s:s + n]
-        if seg.shape[1] < n:
-            seg = torch.nn.functional.pad(seg, (0, n - seg.shape[1]), value=float(f.min()))
-        wins.append(seg)
-    return fe.normalize(torch.stack(wins))
+    wins = frame_windows(recording_features(fe, x), n, mode=d.eval_windows,
+                         max_windows=d.max_eval_windows)
+    return fe.normalize(torch.from_numpy(wins).to(run.device))
 
 
 @torch.no_grad()
