@@ -17,7 +17,7 @@ import os
 import sys
 import time
 
-__all__ = ["Progress", "progress_mode", "format_duration"]
+__all__ = ["Progress", "track", "progress_mode", "format_duration"]
 
 
 def progress_mode(enabled: bool = True, stream=None) -> str:
@@ -59,16 +59,21 @@ class Progress:
         Seconds between lines in line mode (default ``BIOSIG_PROGRESS_INTERVAL`` or 30).
     items_unit : str, optional
         A second count shown with its rate (e.g. recordings per batch: ``"rec"``).
+    final_line : bool
+        In line mode, always print the closing line (for progress the user asked for), not only
+        after work that took longer than an interval.
     """
 
     def __init__(self, total: int | None, *, desc: str, unit: str = "it", enabled: bool = True,
-                 interval_s: float | None = None, items_unit: str | None = None, stream=None):
+                 interval_s: float | None = None, items_unit: str | None = None, stream=None,
+                 final_line: bool = False):
         self.total, self.desc, self.unit, self.items_unit = total, desc, unit, items_unit
         self.stream = sys.stderr if stream is None else stream
         self.mode = progress_mode(enabled, self.stream)
         if interval_s is None:
             interval_s = float(os.environ.get("BIOSIG_PROGRESS_INTERVAL", "30"))
         self.interval_s = float(interval_s)
+        self.final_line = bool(final_line)
         self.n = 0
         self.items = 0
         self.t0 = self._last = time.perf_counter()
@@ -125,7 +130,7 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        elif self.mode == "lines" and self.elapsed_s >= self.interval_s:
+        elif self.mode == "lines" and (self.final_line or self.elapsed_s >= self.interval_s):
             self._line(postfix, final=True)
         self.mode = "off"
 
@@ -135,3 +140,20 @@ class Progress:
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+def track(iterable, *, desc: str, unit: str = "it", total: int | None = None,
+          enabled: bool = True):
+    """Iterate over ``iterable`` with a :class:`Progress` (``total`` defaults to its length)."""
+    if total is None:
+        try:
+            total = len(iterable)
+        except TypeError:
+            total = None
+    bar = Progress(total, desc=desc, unit=unit, enabled=enabled)
+    try:
+        for item in iterable:
+            yield item
+            bar.update(1)
+    finally:
+        bar.close()

@@ -240,3 +240,11 @@ def test_kfold_run_scores_with_its_folds_averaged(toy, tmp_path):  # noqa: F811
     assert main(["score", "model", str(d), str(toy), "--out", str(out), "--device", "cpu",
                  "--pattern", "*.wav", "--no-progress", "--embeddings"]) == 0
     assert len((out / "predictions.csv").read_text().splitlines()) == 25
+
+
+def test_track_wraps_an_iterable_and_closes(monkeypatch):
+    from biosig.progress import track
+    monkeypatch.setenv("BIOSIG_PROGRESS", "lines")
+    monkeypatch.setenv("BIOSIG_PROGRESS_INTERVAL", "0")
+    assert list(track(range(3), desc="t", unit="x")) == [0, 1, 2]
+    assert list(track(iter([5]), desc="t", enabled=False)) == [5]     # no length: no total

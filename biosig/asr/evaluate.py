@@ -109,10 +109,8 @@ def evaluate_manifest(manifest, model: AsrModel, *, streaming: bool = False,
         recs = recs[:limit]
     if not recs:
         raise ManifestError(f"{man}: no line has a 'text' reference to score against")
-    it = recs
-    if progress:
-        from tqdm import tqdm
-        it = tqdm(recs, desc="asr eval", unit="rec", leave=False)
+    from biosig.progress import track
+    it = track(recs, desc="asr eval", unit="rec", enabled=progress)
     items = []
     for rec in it:
         x = load_audio(rec.resolve_path(root, manifest_dir=man.parent))

@@ -409,10 +409,8 @@ def synth_dictation(phrases: list[Phrase], out_dir, *, voices=None, noise_snr_db
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     jobs = [(v, ph) for v in voices for ph in phrases]
-    it = jobs
-    if progress:
-        from tqdm import tqdm
-        it = tqdm(jobs, desc="synth-dictation", unit="phrase", leave=False)
+    from biosig.progress import track
+    it = track(jobs, desc="synth-dictation", unit="phrase", enabled=progress)
     n_skipped = 0
     with ManifestWriter(out / "manifest.jsonl") as w:
         for v, ph in it:

@@ -92,16 +92,14 @@ def check_manifest(path, *, root=None, check_files: bool = True,
     total = count_lines(path)
     if progress is None:
         progress = sys.stderr.isatty() and total >= 500
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=total, unit="line", desc="checking", file=sys.stderr, leave=False)
+    from biosig.progress import Progress
+    bar = Progress(total, desc="checking", unit="line", enabled=bool(progress),
+                   final_line=True)
     cache = _InfoCache()
     seen: dict[str, int] = {}
     try:
         for lineno, text in iter_manifest_lines(path):
-            if bar is not None:
-                bar.update(lineno - bar.n)
+            bar.update(lineno - bar.n)
             where = f"{path}:{lineno}"
             try:
                 rec = parse_line(text, where)
@@ -116,8 +114,7 @@ def check_manifest(path, *, root=None, check_files: bool = True,
             if check_files:
                 yield from _check_files(rec, where, root, manifest_dir, cache)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
 
 
 def _check_files(rec, where, root, manifest_dir, cache) -> Iterator[Problem]:

@@ -527,10 +527,8 @@ def _decode_dataset(model, ds: SpeechTextDataset, *, cfg, n_mels, device, amp_dt
     loader = torch.utils.data.DataLoader(ds, batch_sampler=sampler, num_workers=0,
                                          collate_fn=functools.partial(collate_speech,
                                                                       pad_id=pad))
-    it = loader
-    if progress:
-        from tqdm import tqdm
-        it = tqdm(loader, desc=desc, unit="batch", leave=False)
+    from biosig.progress import track
+    it = track(loader, desc=desc, unit="batch", enabled=progress)
     hyps: dict[int, str] = {}
     loss_sum, tok_sum = 0.0, 0
     try:
@@ -818,10 +816,9 @@ def train_whisper(cfg: WhisperTrainConfig, *, run_dir=None, resume: bool = False
         sampler.set_epoch(epoch)
         train_ds.set_epoch(epoch)
         net.train()
-        it = loader
-        if progress and main:
-            from tqdm import tqdm
-            it = tqdm(loader, desc=f"epoch {epoch}", unit="batch", leave=False)
+        from biosig.progress import track
+        it = track(loader, desc=f"{cfg.recipe} epoch {epoch}", unit="batch",
+                   enabled=bool(progress and main))
         loss_sum, tok_sum, micro, kl_sum, kl_n = 0.0, 0, 0, 0.0, 0
         opt.zero_grad(set_to_none=True)
         for batch in it:
