@@ -320,7 +320,8 @@ def train(cfg: TrainConfig, *, run_dir=None, resume: bool = False,
         Records with splits already set (used by :func:`run` for K-fold); default: read from
         the manifest and split as ``data.splits`` says.
     progress : bool
-        Show a progress bar over epochs.
+        Show progress: batches with rate and ETA per epoch, a line per epoch (rank 0; see
+        :mod:`biosig.progress`).
 
     Returns
     -------
