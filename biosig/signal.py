@@ -200,5 +200,4 @@ def as_signal(signal, fs: float | None = None) -> Signal:
                          f"numeric array (samples,) or (channels, samples)")
     data = np.atleast_2d(data)
     n = data.shape[0]
-    return Signal(data, check_fs(fs), [f"ch{i}" for i in range(n)] if n > 1 else ["ch0"],
-                  [""] * n)
+    return Signal(data, check_fs(fs), [f"ch{i}" for i in range(n)], [""] * n)

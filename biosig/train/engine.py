@@ -54,7 +54,6 @@ from biosig.train.runs import (
     env_info,
     init_device,
     new_run_dir,
-    pick_device,
     resolve_run_dir,
     save_checkpoint,
     seed_everything,
@@ -225,8 +224,9 @@ def scored_items(cfg, ev: EvalOutput, examples) -> tuple[np.ndarray, np.ndarray,
         return ev.probs, ev.targets, ids
     from biosig.manifests import field_value
     from biosig.train.evaluation import aggregate_by_group
-    groups = [f"{field_value(e.record, key)}" if field_value(e.record, key) is not None
-              else f"id:{e.record.id}" for e in examples]
+    values = [field_value(e.record, key) for e in examples]
+    groups = [f"{v}" if v is not None else f"id:{e.record.id}"
+              for v, e in zip(values, examples)]
     return aggregate_by_group(ev.probs, ev.targets, groups)
 
 
@@ -602,9 +602,8 @@ def run(cfg: TrainConfig, *, resume: bool = False, run_id: str | None = None,
     dist = dist_info()
     out = resolve_run_dir(cfg, run_id=run_id, resume=resume)
     if out is None:
-        if dist.distributed and not torch.distributed.is_initialized():
-            dev = pick_device(cfg.device, local_rank=dist.local_rank)
-            torch.distributed.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+        if dist.distributed:          # the new folder's name is broadcast from rank 0
+            init_device(cfg.device)
         out = new_run_dir(cfg, dist)
     if cfg.cv.folds == 0:
         return train(cfg, run_dir=out, resume=resume and (out / "last.pt").exists(),
