@@ -11,7 +11,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "write_text_atomic", "write_json_atomic", "jsonable", "load_yaml"]
+__all__ = ["atomic_path", "atomic_dir", "write_text_atomic", "write_json_atomic", "jsonable",
+           "load_yaml"]
 
 
 @contextlib.contextmanager
@@ -42,6 +43,41 @@ def atomic_path(path, *, tmp_dir=None) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(path, *, overwrite: bool = False, what: str = "output") -> Iterator[Path]:
+    """Yield a fresh temporary folder beside ``path``; on success it replaces ``path`` (a folder
+    written whole or not at all: a model, an export).
+
+    Raises :class:`~biosig.errors.InputError` naming ``path`` when it is a file, or a non-empty
+    folder and ``overwrite`` is false. On error the temporary folder is removed and ``path`` is
+    left as it was.
+    """
+    import shutil
+
+    from biosig.errors import InputError
+    path = Path(os.fspath(path))
+    if path.exists() and not path.is_dir():
+        raise InputError(path, f"exists and is not a directory ({what})")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise InputError(path, "is not empty; pass overwrite=True (--force) to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it 0700; the result should look like mkdir's
+    try:
+        yield tmp
+        if path.is_dir():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_text_atomic(path, text: str, *, encoding: str = "utf-8", fsync: bool = True) -> Path:

@@ -14,7 +14,7 @@ import numpy as np
 
 from biosig.errors import ConfigError
 from biosig.fileio import atomic_path
-from biosig.signal import Annotations, Signal
+from biosig.signal import Annotations, Signal, as_signal
 
 __all__ = ["plot_signal"]
 
@@ -61,7 +61,7 @@ def _spectrogram_params(fs: float, n: int) -> tuple[int, int]:
     return n_fft, hop
 
 
-def plot_signal(signal: Signal, out_png, *, start_s: float | None = None,
+def plot_signal(signal, out_png, *, fs: float | None = None, start_s: float | None = None,
                 end_s: float | None = None, channel: str | int | None = None,
                 annotations: dict[str, Annotations] | None = None, spectrogram: bool = True,
                 title: str | None = None, dpi: int = 110) -> Path:
@@ -69,11 +69,13 @@ def plot_signal(signal: Signal, out_png, *, start_s: float | None = None,
 
     Parameters
     ----------
-    signal : biosig.Signal
-        The recording; its own annotations (``signal.annotations``, e.g. WFDB ``.atr``) are
-        drawn when present.
+    signal : biosig.Signal or np.ndarray [shape=(n_samples,) or (channels, n_samples)]
+        The recording; a Signal's own annotations (``signal.annotations``, e.g. WFDB ``.atr``)
+        are drawn when present.
     out_png : str or PathLike
         Where to write the picture (written atomically).
+    fs : float > 0
+        Sampling rate in Hz of an array; may be omitted for a Signal.
     start_s, end_s : float, optional
         The time range in seconds from the recording's start; default all of it.
     channel : str or int, optional
@@ -95,8 +97,7 @@ def plot_signal(signal: Signal, out_png, *, start_s: float | None = None,
     """
     from matplotlib.figure import Figure
 
-    if not isinstance(signal, Signal):
-        raise TypeError(f"signal is a {type(signal).__name__}, expected a biosig.Signal")
+    signal = as_signal(signal, fs)
     ch = _channel_index(signal, channel)
     start, end = _time_range(signal, start_s, end_s)
     fs = signal.fs
@@ -120,11 +121,15 @@ def plot_signal(signal: Signal, out_png, *, start_s: float | None = None,
                         gridspec_kw={"height_ratios": [1.2] + [1] * (n_rows - 1)})[:, 0]
     ax = axes[0]
     if y.size > _MAX_LINE_SAMPLES:
+        # min/max of 4000 bins drawn as steps held over each bin, so that the shaded band
+        # contains every sample (a line through the bin starts would cut peaks off)
         n_bins = 4000
         edges = np.linspace(0, y.size, n_bins + 1).astype(np.int64)
         lo = np.minimum.reduceat(y, edges[:-1])
         hi = np.maximum.reduceat(y, edges[:-1])
-        ax.fill_between(t[edges[:-1]], lo, hi, color="C0", linewidth=0.4, label="signal")
+        ax.fill_between(np.append(t[edges[:-1]], t[-1]), np.append(lo, lo[-1]),
+                        np.append(hi, hi[-1]), step="post", color="C0", linewidth=0.4,
+                        label="signal")
     else:
         ax.plot(t, y, color="C0", linewidth=0.7, label="signal")
     span = float(np.ptp(y)) or 1.0

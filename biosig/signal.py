@@ -3,11 +3,66 @@
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-__all__ = ["Signal", "Annotations", "summary_fields", "as_signal"]
+__all__ = ["Signal", "Annotations", "summary_fields", "as_signal", "check_fs", "signal_data"]
+
+
+def check_fs(fs, *, name: str = "fs", path=None, min_hz: float = 0.0,
+             max_hz: float = math.inf, purpose: str = "") -> float:
+    """``fs`` as a float, checked to be a usable sampling rate in Hz.
+
+    The one sampling-rate validator of biosig. A rate given as an argument (``path=None``) that
+    is not a finite number with ``0 < fs``, ``min_hz <= fs <= max_hz`` raises ``ValueError``; a
+    rate read from a file (``path=`` the file) raises :class:`~biosig.errors.InputError` naming
+    the file.
+
+    Parameters
+    ----------
+    fs : number
+        The rate to check.
+    name : str
+        How to call it in the message (``"fs"``, ``"target_fs"``, ``"sampling rate in header"``).
+    path : str or PathLike, optional
+        The file the rate was read from.
+    min_hz, max_hz : float
+        Inclusive bounds besides ``fs > 0``.
+    purpose : str
+        Appended to the expectation, e.g. ``" for ECG analysis"``.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> check_fs(360)
+    360.0
+    >>> check_fs(-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: fs is -1 Hz, expected a positive finite sampling rate in Hz
+    """
+    def fail(reason):
+        if path is None:
+            return ValueError(f"{name} is {reason}")
+        from biosig.errors import InputError
+        return InputError(path, f"{name} is {reason}")
+
+    try:
+        value = float(fs)
+    except (TypeError, ValueError):
+        raise fail(f"{fs!r}, expected a sampling rate in Hz (a positive number)") from None
+    if not (math.isfinite(value) and value > 0):
+        raise fail(f"{value:g} Hz, expected a positive finite sampling rate in Hz{purpose}")
+    if value < min_hz:
+        raise fail(f"{value:g} Hz, expected at least {min_hz:g} Hz{purpose}")
+    if value > max_hz:
+        raise fail(f"{value:g} Hz, expected at most {max_hz:g} Hz{purpose}")
+    return value
 
 
 def summary_fields(channels, fs: float, n_samples: int, units) -> str:
@@ -151,14 +206,22 @@ class Signal:
         """One channel's samples ``[shape=(samples,)]``, by name or index."""
         if isinstance(name_or_index, str):
             if name_or_index not in self.channels:
-                raise KeyError(f"{self.path or 'signal'}: no channel {name_or_index!r}; "
-                               f"channels are {self.channels}")
+                raise ValueError(f"{self.path or 'signal'}: no channel {name_or_index!r}; "
+                                 f"channels are {self.channels}")
             name_or_index = self.channels.index(name_or_index)
         return self.data[name_or_index]
 
     def pick(self, channels) -> Signal:
         """A signal with only the given channels (names or indices), in that order."""
+        missing = [c for c in channels if isinstance(c, str) and c not in self.channels]
+        if missing:
+            raise ValueError(f"{self.path or 'signal'}: channels {missing} not found; channels "
+                             f"are {self.channels}")
         idx = [self.channels.index(c) if isinstance(c, str) else int(c) for c in channels]
+        bad = [i for i in idx if not -self.n_channels <= i < self.n_channels]
+        if bad:
+            raise IndexError(f"{self.path or 'signal'}: channel index {bad[0]} out of range; the "
+                             f"recording has {self.n_channels} channels")
         return replace(self, data=self.data[idx], channels=[self.channels[i] for i in idx],
                        units=[self.units[i] for i in idx])
 
@@ -186,18 +249,38 @@ def as_signal(signal, fs: float | None = None) -> Signal:
     array ``(samples,)`` / ``(channels, samples)`` with its sampling rate ``fs`` (channels named
     ``ch0``, ``ch1`` ..., units unknown). ValueError names what is missing or inconsistent."""
     if isinstance(signal, Signal):
-        if fs is not None and float(fs) != signal.fs:
-            raise ValueError(f"fs is {fs!r} but the Signal's rate is {signal.fs:g} Hz (pass "
-                             f"one or the other)")
+        signal_data(signal, fs)
         return signal
-    if fs is None:
-        raise ValueError(f"signal is a {type(signal).__name__}: pass its sampling rate as fs= "
-                         f"(or a biosig.Signal)")
-    from biosig.features._tensor import check_fs
-    data = np.asarray(signal)
+    data, fs = signal_data(signal, fs)
+    data = np.asarray(data)
     if data.ndim not in (1, 2) or not np.issubdtype(data.dtype, np.number):
         raise ValueError(f"signal has shape {data.shape} and dtype {data.dtype}, expected a "
                          f"numeric array (samples,) or (channels, samples)")
     data = np.atleast_2d(data)
     n = data.shape[0]
-    return Signal(data, check_fs(fs), [f"ch{i}" for i in range(n)], [""] * n)
+    return Signal(data, fs, [f"ch{i}" for i in range(n)], [""] * n)
+
+
+def signal_data(signal, fs: float | None = None, *, min_hz: float = 0.0,
+                purpose: str = "") -> tuple[object, float]:
+    """The samples and sampling rate of ``signal``, taken either way a function accepts it.
+
+    ``signal`` is a :class:`Signal` (then ``fs`` may be omitted and, if given, must agree with
+    ``signal.fs``) or an array-like ``(..., n_samples)`` with its rate ``fs``. The array is
+    returned as given (no copy, no cast); ``fs`` is checked by :func:`check_fs`.
+
+    Returns
+    -------
+    data : np.ndarray or array-like
+        ``signal.data`` for a Signal, else ``signal``.
+    fs : float
+    """
+    if isinstance(signal, Signal):
+        if fs is not None and not math.isclose(float(fs), signal.fs, rel_tol=1e-9):
+            raise ValueError(f"fs is {fs!r} but the Signal's rate is {signal.fs:g} Hz (pass "
+                             f"one or the other)")
+        return signal.data, check_fs(signal.fs, min_hz=min_hz, purpose=purpose)
+    if fs is None:
+        raise ValueError(f"signal is a {type(signal).__name__}: pass its sampling rate as fs= "
+                         f"(or a biosig.Signal)")
+    return signal, check_fs(fs, min_hz=min_hz, purpose=purpose)

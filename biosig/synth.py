@@ -21,17 +21,17 @@ def _gauss(t, centre, width):
     return np.exp(-0.5 * ((t - centre) / width) ** 2)
 
 
-def synth_ecg(duration_s: float = 30.0, *, fs: float = 360.0, hr_bpm: float = 72.0,
+def synth_ecg(duration_s: float = 30.0, *, fs: float = 360.0, heart_rate_bpm: float = 72.0,
               seed: int = 0) -> Signal:
     """:func:`biosig.ecg.ecg_simulate` as a :class:`Signal` whose annotations are the beats."""
     from biosig.ecg.simulate import ecg_simulate
-    sim = ecg_simulate(duration_s=duration_s, fs=fs, heart_rate_bpm=hr_bpm, seed=seed)
+    sim = ecg_simulate(duration_s=duration_s, fs=fs, heart_rate_bpm=heart_rate_bpm, seed=seed)
     onset = sim.r_peaks / fs
     ann = Annotations(onset, np.zeros_like(onset), list(sim.labels), [], "synthetic")
     return Signal(sim.signal[None], fs, ["ECG"], ["mV"], None, ann, None)
 
 
-def synth_pcg(duration_s: float = 10.0, *, fs: float = 4000.0, hr_bpm: float = 75.0,
+def synth_pcg(duration_s: float = 10.0, *, fs: float = 4000.0, heart_rate_bpm: float = 75.0,
               murmur: bool = False, seed: int = 0) -> Signal:
     """Heart-sound-like signal: S1 (~50 Hz burst) and S2 (~80 Hz burst) per beat, optionally a
     systolic noise murmur; S1/S2 onsets annotated."""
@@ -40,7 +40,7 @@ def synth_pcg(duration_s: float = 10.0, *, fs: float = 4000.0, hr_bpm: float = 7
     t = np.arange(n) / fs
     x = np.zeros(n)
     onsets, labels = [], []
-    period = 60.0 / hr_bpm
+    period = 60.0 / heart_rate_bpm
     b = 0.2
     while b < duration_s - period:
         for start, f0, amp, name in ((b, 50.0, 1.0, "S1"), (b + 0.3 * period, 80.0, 0.7, "S2")):
@@ -89,7 +89,7 @@ def synth_lung(duration_s: float = 12.0, *, fs: float = 4000.0, breaths_per_min:
     period = 60.0 / breaths_per_min
     phase = (t % period) / period
     env = np.sin(np.pi * phase) ** 2
-    noise = bandpass(rng.standard_normal(n), fs=fs, low_hz=100.0, high_hz=1200.0)
+    noise = bandpass(rng.standard_normal(n), fs=fs, band_hz=(100.0, 1200.0))
     x = env * noise / noise.std() * 0.2
     if wheeze_hz:
         x += 0.1 * (phase > 0.5) * np.sin(2 * np.pi * wheeze_hz * t)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up biosig in ./.venv: Debian packages (text-to-speech voices, sox) when apt is usable, then
-# the Python package with its test extras. Idempotent: a second run with unchanged
-# pyproject.toml/constraints.txt returns in about a second.
+# the Python package with every optional extra (asr, train, mic, scale: see biosig/extras.py) and
+# the test tools. Idempotent: a second run with unchanged pyproject.toml/constraints.txt returns
+# in about a second.
 #
 #   bash scripts/setup.sh            # everything
 #   BIOSIG_SKIP_APT=1 bash scripts/setup.sh   # never touch system packages
@@ -51,7 +52,7 @@ want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! .venv/bin/python -c "import biosig" 2>/dev/null; then
   echo "setup: installing biosig and its dependencies into .venv (first time: a few minutes)"
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test]"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[all,test]"
   echo "$want" > "$stamp"
 fi
 # numba compiles its kernels on first use (tens of seconds) and caches them in __pycache__:

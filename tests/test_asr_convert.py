@@ -1,4 +1,4 @@
-"""CTranslate2 <-> transformers Whisper conversion (biosig.asr.convert, `biosig asr *-ct2`).
+"""CTranslate2 <-> transformers Whisper conversion (biosig.asr.ct2, `biosig asr *-ct2`).
 
 Known answers:
 - the real faster-whisper base (float16) imported into transformers gives the same greedy
@@ -13,9 +13,12 @@ Known answers:
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import re
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +27,13 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-from biosig.asr.convert import (  # noqa: E402
+from biosig.asr.ct2 import (  # noqa: E402
     ConversionError,
-    compare_with_ct2,
     export_ct2_whisper,
     import_ct2_whisper,
     read_ct2_model,
 )
-from biosig.asr.models import packaged_model_dir
+from biosig.asr.models import packaged_model_dir  # noqa: E402
 from biosig.errors import ConfigError, InputError  # noqa: E402
 
 PROMPT_TOKENS = ["<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|notimestamps|>"]
@@ -45,6 +47,17 @@ PROMPT_TOKENS = ["<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|notimes
 def ct2_base_dir(whisper_model_dir) -> Path:
     """The offline Whisper base (CTranslate2, float16), assembled once into the user cache."""
     return whisper_model_dir
+
+
+@pytest.fixture(scope="session")
+def agreement(repo_root):
+    """``bench/whisper_ct2_agreement.py`` as a module (its :func:`compare_with_ct2`)."""
+    path = repo_root / "bench" / "whisper_ct2_agreement.py"
+    spec = importlib.util.spec_from_file_location("whisper_ct2_agreement", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")
@@ -89,11 +102,14 @@ def _string(s: str) -> bytes:
 
 
 def _tiny_model_bin(spec: str = "WhisperSpec", version: int = 6) -> bytes:
+    """One int16 scalar ``encoder/num_heads = 4``; dtype id 2 (int16) from binary version 4 on,
+    item size 2 (also int16) before; aliases from version 3 on."""
     out = struct.pack("<I", version) + _string(spec) + struct.pack("<I", 3)
     out += struct.pack("<I", 1)
-    out += _string("encoder/num_heads") + struct.pack("<B", 0) + struct.pack("<BI", 2, 2)
+    out += _string("encoder/num_heads") + struct.pack("<B", 0)
+    out += struct.pack("<BI", 2, 2) if version >= 4 else struct.pack("<BI", 2, 1)
     out += struct.pack("<h", 4)
-    return out + struct.pack("<I", 0)
+    return out + (struct.pack("<I", 0) if version >= 3 else b"")
 
 
 def test_read_ct2_model_minimal(tmp_path):
@@ -112,6 +128,29 @@ def test_read_ct2_model_errors(tmp_path):
     (tmp_path / "model.bin").write_bytes(_tiny_model_bin(version=99))
     with pytest.raises(InputError, match="unsupported CTranslate2 binary version 99"):
         read_ct2_model(tmp_path)
+
+
+def test_read_ct2_model_before_binary_version_4(tmp_path):
+    """Binary versions 2 and 3 (CTranslate2 1.x) store an item size instead of a dtype id: 2
+    bytes read as int16, as CTranslate2's ``Model::load`` does."""
+    for version in (2, 3):
+        (tmp_path / "model.bin").write_bytes(_tiny_model_bin(version=version))
+        m = read_ct2_model(tmp_path)
+        assert (m.binary_version, m.spec_name) == (version, "WhisperSpec")
+        assert m.scalar("encoder/num_heads") == 4
+        assert m.stored_dtypes["encoder/num_heads"] == "int16" and m.aliases == {}
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_import_rejects_binary_version_below_4(tmp_path, version):
+    (tmp_path / "ct2").mkdir()
+    (tmp_path / "ct2" / "model.bin").write_bytes(_tiny_model_bin(version=version))
+    path = tmp_path / "ct2" / "model.bin"
+    with pytest.raises(ConversionError, match=rf"^{re.escape(str(path))}: CTranslate2 binary "
+                                              rf"version {version} is older than Whisper "
+                                              r"support \(binary version 4 or newer"):
+        import_ct2_whisper(tmp_path / "ct2", tmp_path / "hf")
+    assert not (tmp_path / "hf").exists()
 
 
 def test_import_rejects_other_specs(tmp_path):
@@ -178,14 +217,15 @@ def test_import_base_layout(ct2_base_dir, hf_base_dir):
 
 
 @pytest.mark.slow
-def test_import_base_matches_ctranslate2_on_speech(ct2_base_dir, hf_base_dir, speech_clips):
+def test_import_base_matches_ctranslate2_on_speech(ct2_base_dir, hf_base_dir, speech_clips,
+                                                   agreement):
     """Greedy transcripts equal; logits on CTranslate2's own prefix agree (float32 both).
 
     Two clips keep the test short on a shared CPU (each costs two 30 s Whisper encoder
     passes); ``bench/whisper_ct2_agreement.py`` runs every LibriSpeech and FLEURS clip.
     """
     clips = [speech_clips[0], speech_clips[-1]]  # LibriSpeech (38 tokens), FLEURS
-    report = compare_with_ct2(ct2_base_dir, hf_base_dir, clips, compute_type="float32")
+    report = agreement.compare_with_ct2(ct2_base_dir, hf_base_dir, clips, compute_type="float32")
     print(f"\nimport-ct2 base: transcripts equal {report.n_equal}/{len(clips)}, decoder logits "
           f"max abs diff {report.logits_max_abs_diff:.2e}, argmax agreement "
           f"{report.argmax_agreement:.3f}")
@@ -335,3 +375,21 @@ def test_tiny_whisper_train_reload_export(hf_base_dir, librispeech, tmp_path):
     hf_logits = hf_logits[:len(ct2_logits)]
     kept = ct2_logits > -1e30
     assert np.abs(ct2_logits - hf_logits)[kept].max() < 1e-3
+
+
+def test_import_leaves_no_module_on_the_meta_device(whisper_model_dir, tmp_path):
+    """The import builds the model on the meta device; a module transformers imports lazily
+    must not be first imported inside that context (torchaudio's Kaldi epsilon became a meta
+    tensor once, and every later kaldi_fbank call failed)."""
+    import subprocess
+    import sys
+    code = ("import numpy as np, sys\n"
+            "from biosig.asr.ct2 import import_ct2_whisper\n"
+            "import_ct2_whisper(sys.argv[1], sys.argv[2], overwrite=True)\n"
+            "from biosig.features import kaldi_fbank\n"
+            "x = np.random.default_rng(0).normal(size=16000) * 1000\n"
+            "print(kaldi_fbank(x, fs=16000, num_mel_bins=23).shape)\n")
+    r = subprocess.run([sys.executable, "-c", code, str(whisper_model_dir), str(tmp_path / "hf")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "23" in r.stdout

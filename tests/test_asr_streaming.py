@@ -138,13 +138,53 @@ def test_document_applies_commands():
     assert eng.document == "Stable.\n\nPlan"
 
 
+@pytest.mark.parametrize("key, value, match", [
+    ("agreemnt", 2, r"key 'agreemnt': unknown key \(expected one of language, .*agreement"),
+    ("agreement", 0, r"key 'agreement': Input should be greater than or equal to 1 \(got 0\)"),
+    ("min_chunk_s", -0.5, r"key 'min_chunk_s': Input should be greater than or equal to 0 "
+                          r"\(got -0\.5\)"),
+    ("vad_threshold", 1.5, r"key 'vad_threshold': Input should be less than or equal to 1 "
+                           r"\(got 1\.5\)"),
+    ("beam_size", "5", r"key 'beam_size': Input should be a valid integer \(got '5'\)"),
+    ("max_buffer_s", 45.0, r"key 'max_buffer_s': Input should be less than or equal to 30"),
+    ("trim_buffer_s", 25.0, r"trim_buffer_s is 25, expected at most max_buffer_s \(20\)"),
+    ("stable_min_probability", -0.1, r"key 'stable_min_probability'"),
+    ("audio_ctx_pad_s", float("nan"), r"key 'audio_ctx_pad_s': Input should be a finite number"),
+])
+def test_config_ranges_name_the_key(key, value, match):
+    with pytest.raises(ConfigError, match=rf"^streaming.yaml: {match}"):
+        StreamingConfig.validate_mapping({key: value}, source="streaming.yaml")
+    with pytest.raises(ConfigError, match=rf"^StreamingConfig: {match}"):
+        StreamingConfig(**{key: value})
+
+
 def test_config_validation():
-    with pytest.raises(ConfigError, match="unknown key.*'agreemnt'"):
-        StreamingConfig.from_dict({"agreemnt": 2})
-    with pytest.raises(ConfigError, match="agreement: expected >= 1"):
-        StreamingConfig.from_dict({"agreement": 0})
+    cfg = StreamingConfig.validate_mapping({"beam_size": 2.0, "min_chunk_s": 1}, source="s")
+    assert cfg.beam_size == 2 and cfg.min_chunk_s == 1.0 and cfg == StreamingConfig(
+        beam_size=2, min_chunk_s=1.0)
+    with pytest.raises(ValueError, match="frozen"):
+        cfg.agreement = 3
+    with pytest.raises(ConfigError, match=r"s: expected a mapping of StreamingConfig keys"):
+        StreamingConfig.validate_mapping(["agreement"], source="s")
     with pytest.raises(ConfigError, match="chunk_s"):
         simulate_stream(make_engine()[0], noise(1.0), chunk_s=0)
+
+
+def test_cli_config_errors_name_the_file_and_key(tmp_path, capsys):
+    # the streaming config is checked before the model or the audio is touched
+    from biosig.cli import main
+    p = tmp_path / "s.yaml"
+    p.write_text("agreement: 2\nvad_threshold: 1.5\n")
+    assert main(["dictate", "--model", "nope", "--file", str(tmp_path / "a.wav"),
+                 "--config", str(p)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{p}: key 'vad_threshold': Input should be less than or equal to 1 (got 1.5)" in err
+    assert len(err.splitlines()) == 1
+    p.write_text("agreement: 2\n")
+    assert main(["dictate", "--model", "nope", "--file", str(tmp_path / "a.wav"),
+                 "--config", str(p), "--beam-size", "0"]) == 2
+    assert "key 'beam_size': Input should be greater than or equal to 1 (got 0)" in \
+        capsys.readouterr().err
 
 
 def test_stdin_pcm_reader(monkeypatch):
@@ -161,25 +201,33 @@ def test_stdin_pcm_reader(monkeypatch):
 
 
 def test_run_live_merges_queued_chunks_and_finishes():
-    import time as _time
+    """Chunks that arrive while a decode runs are decoded together: the first decode is held
+    until the source has sent everything else (events, not sleeps, so it does not depend on the
+    machine's speed)."""
+    import threading
 
     from biosig.cli.asr_cmds import run_live
     eng, model = make_engine()
     slow_decode = model.decode
+    decoding, all_sent = threading.Event(), threading.Event()
 
-    def decode(audio, options=None):      # a decoder slower than the chunks arrive
-        _time.sleep(0.3)
+    def decode(audio, options=None):      # the first decode lasts until every chunk is queued
+        decoding.set()
+        all_sent.wait(timeout=30)
         return slow_decode(audio, options)
 
     model.decode = decode
 
     def source():
-        for _ in range(6):
+        for k in range(6):
             yield noise(0.5)
-            _time.sleep(0.05)
+            if k == 0 or not decoding.is_set():
+                decoding.wait(timeout=30 if k else 5)
+        all_sent.set()
 
     events = []
     run_live(eng, source(), events.append)
+    assert decoding.is_set() and all_sent.is_set()
     assert eng.finished and eng.audio_s == pytest.approx(3.0)
     assert eng.text.split()[:4] == ["w0", "w1", "w2", "w3"]
     assert len(model.calls) < 6   # chunks queued during a decode were decoded together

@@ -1,5 +1,5 @@
 """The transformers backend behind the same interface, on Whisper base rebuilt from the
-CTranslate2 model (biosig.asr.convert.import_ct2_whisper), so no download is needed."""
+CTranslate2 model (biosig.asr.ct2.import_ct2_whisper), so no download is needed."""
 
 import pytest
 
@@ -10,7 +10,7 @@ CLIP = "1089-134691-0000"   # "HE COULD WAIT NO LONGER"
 
 @pytest.fixture(scope="module")
 def hf_dir(whisper_model_dir, tmp_path_factory):  # noqa: F811
-    convert = pytest.importorskip("biosig.asr.convert")
+    convert = pytest.importorskip("biosig.asr.ct2")
     out = tmp_path_factory.mktemp("hf") / "whisper-base-hf"
     convert.import_ct2_whisper(whisper_model_dir, out)
     return out

@@ -35,8 +35,17 @@ def crashing_toy(item: BatchItem, out_dir: str) -> dict:
     return toy(item, out_dir)
 
 
-def slow_toy(item: BatchItem, out_dir: str) -> dict:
-    time.sleep(0.15)
+_CALLS = [0]
+
+
+def hanging_toy(item: BatchItem, out_dir: str) -> dict:
+    """As toy for the first 8 records; the 9th leaves a marker beside the output folder and
+    never finishes (until the process is killed): a run interrupted mid-way whatever the
+    machine's speed."""
+    _CALLS[0] += 1
+    if _CALLS[0] > 8:
+        (Path(out_dir).parent / "hanging").touch()
+        time.sleep(3600)
     return toy(item, out_dir)
 
 
@@ -179,9 +188,9 @@ def test_bad_arguments(tmp_path):
 _KILL_SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})
-from test_batch import slow_toy, COLUMNS
+from test_batch import hanging_toy, COLUMNS
 from biosig.batch import run_batch
-run_batch({src!r}, slow_toy, {out!r}, columns=COLUMNS, pattern="*.txt", progress=False)
+run_batch({src!r}, hanging_toy, {out!r}, columns=COLUMNS, pattern="*.txt", progress=False)
 """
 
 
@@ -193,17 +202,14 @@ def test_kill_and_resume_subprocess(tmp_path):
                                  out=str(killed))
     proc = subprocess.Popen([sys.executable, "-c", script])
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        rows = (killed / "scores.csv").read_text().count("\n") if \
-            (killed / "scores.csv").exists() else 0
-        if rows >= 4:
-            break
-        time.sleep(0.01)
+    while time.monotonic() < deadline and not (tmp_path / "hanging").exists():
+        time.sleep(0.01)                       # 8 records done, the 9th hangs
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     n_rows = (killed / "scores.csv").read_text().count("\n") - 1
     n_err = (killed / "errors.csv").read_text().count("\n") - 1
-    assert 0 < n_rows + n_err < 16  # really interrupted mid-way
+    assert (tmp_path / "hanging").exists()
+    assert 0 < n_rows + n_err <= 8  # really interrupted mid-way (rows are written behind)
     s = run_batch(src, toy, killed, columns=COLUMNS, pattern="*.txt", progress=False)
     assert s.n_skipped == n_rows + n_err
     assert files(killed) == files(full)

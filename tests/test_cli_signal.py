@@ -74,10 +74,10 @@ def test_features_writes_npz(capsys, data_root, tmp_path):
 
 def test_features_eeg_and_ecg_beats_from_other_annotations(capsys, data_root, tmp_path):
     rc, out, err = _run(capsys, "features", data_root / BONN, "-m", "eeg", "-o",
-                        tmp_path / "eeg.npz", "-s", "notch_hz=null")
+                        tmp_path / "eeg.npz", "-s", "powerline_hz=null")
     assert rc == 0, err
     assert "relative_band_power (1, 5)" in out
-    (tmp_path / "eeg.yaml").write_text("notch_hz: null\n"
+    (tmp_path / "eeg.yaml").write_text("powerline_hz: null\n"
                                        "bands_hz: {alpha: [8, 13], beta: [13, 30]}\n")
     rc, out, err = _run(capsys, "features", data_root / BONN, "-m", "eeg", "-o",
                         tmp_path / "eeg2.npz", "--config", tmp_path / "eeg.yaml",
@@ -103,10 +103,10 @@ def test_features_eeg_and_ecg_beats_from_other_annotations(capsys, data_root, tm
     (["features", "{data}/" + BONN, "-m", "emg", "-o", "{tmp}/x.npz"],
      "biosig: error: --modality is 'emg', expected one of pcg, lung, cough, speech, ecg, eeg"),
     (["features", "{data}/" + BONN, "-m", "eeg", "-o", "{tmp}/x.npz", "--set", "n_mels=3"],
-     "biosig: error: unknown key 'n_mels' for modality 'eeg'; expected one of target_fs, "
-     "notch_hz, band_hz, filter_order, window_s, hop_s, welch_segment_s, bands_hz"),
-    (["features", "{data}/" + BONN, "-m", "eeg", "-o", "{tmp}/x.npz", "--set", "notch_hz"],
-     "biosig: error: --set 'notch_hz': expected KEY=VALUE, e.g. --set n_mels=128"),
+     "biosig: error: eeg: key 'n_mels': unknown key (expected one of target_fs, powerline_hz, "
+     "band_hz, filter_order, window_s, hop_s, welch_segment_s, bands_hz)"),
+    (["features", "{data}/" + BONN, "-m", "eeg", "-o", "{tmp}/x.npz", "--set", "powerline_hz"],
+     "biosig: error: --set 'powerline_hz': expected KEY=VALUE, e.g. --set n_mels=128"),
     (["features", "{data}/" + BONN, "-m", "eeg", "-o", "{tmp}/x.npz", "--beats", "qrs"],
      "biosig: error: --beats applies to --modality ecg, not 'eeg'"),
     (["features", "{data}/" + BONN, "-m", "eeg", "-o", "{tmp}/x.npz", "--config",

@@ -90,7 +90,8 @@ def test_streaming_equals_one_shot(chunk, initial):
 def test_streaming_rejects_changed_channels():
     f = SosFilter(butter_sos("lowpass", 10.0, fs=100.0))
     f.process(np.zeros((2, 10)))
-    with pytest.raises(InputError, match="leading shape"):
+    with pytest.raises(ValueError, match=r"chunk has leading shape \(3,\), expected the "
+                                         r"stream's \(2,\)"):
         f.process(np.zeros((3, 10)))
 
 
@@ -99,7 +100,7 @@ def test_bandpass_known_answer():
     t = np.arange(int(10 * fs)) / fs
     inside = np.sin(2 * np.pi * 10 * t)
     outside = np.sin(2 * np.pi * 0.05 * t) + np.sin(2 * np.pi * 120 * t)
-    y = bandpass(inside + outside, fs=fs, low_hz=5.0, high_hz=20.0)
+    y = bandpass(inside + outside, fs=fs, band_hz=(5.0, 20.0))
     mid = slice(1000, -1000)
     np.testing.assert_allclose(y[mid], inside[mid], atol=0.02)
 
@@ -125,10 +126,10 @@ def test_notch_removes_mains_and_harmonics(mains):
     t = np.arange(int(10 * fs)) / fs
     clean = np.sin(2 * np.pi * 7 * t)
     hum = 0.5 * np.sin(2 * np.pi * mains * t) + 0.3 * np.sin(2 * np.pi * 2 * mains * t)
-    y = notch(clean + hum, fs=fs, freq_hz=mains)
+    y = notch(clean + hum, fs=fs, powerline_hz=mains)
     mid = slice(1500, -1500)
     assert np.abs(y[mid] - clean[mid]).max() < 0.02
-    y1 = notch(clean + hum, fs=fs, freq_hz=mains, harmonics=False)
+    y1 = notch(clean + hum, fs=fs, powerline_hz=mains, harmonics=False)
     assert np.abs(y1[mid] - clean[mid]).max() > 0.2  # the harmonic stays
 
 
@@ -166,19 +167,71 @@ def test_resample_anti_aliasing_and_length():
     assert bonn.shape == (2, int(np.ceil(4097 * 128 / 173.61)))
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(btype="bandpass", cutoff_hz=(40.0, 0.5), fs=360.0), "increasing"),
-    (dict(btype="lowpass", cutoff_hz=200.0, fs=360.0), "Nyquist"),
-    (dict(btype="lowpass", cutoff_hz=10.0, fs=0.0), "fs must be a positive"),
-    (dict(btype="comb", cutoff_hz=10.0, fs=100.0), "btype"),
-    (dict(btype="bandpass", cutoff_hz=10.0, fs=100.0), "needs 2"),
+@pytest.mark.parametrize("btype,cutoff,fs,match", [
+    ("bandpass", (40.0, 0.5), 360.0,
+     r"band_hz is \(40.0, 0.5\) Hz, expected 0 < low < high < the Nyquist frequency 180 Hz"),
+    ("lowpass", 200.0, 360.0, r"cutoff_hz is 200.0 Hz, expected 0 < cutoff < the Nyquist"),
+    ("lowpass", 10.0, 0.0, r"fs is 0 Hz, expected a positive finite sampling rate"),
+    ("lowpass", 10.0, None, r"fs is None, expected a sampling rate in Hz"),
+    ("comb", 10.0, 100.0, r"btype is 'comb', expected one of"),
+    ("bandpass", 10.0, 100.0, r"band_hz is 10.0: bandpass needs a \(low, high\) pair"),
 ])
-def test_design_errors_name_the_argument(kwargs, match):
-    with pytest.raises(InputError, match=match):
-        butter_sos(**kwargs)
+def test_design_errors_are_value_errors_naming_the_argument(btype, cutoff, fs, match):
+    with pytest.raises(ValueError, match=match) as e:
+        butter_sos(btype, cutoff, fs=fs)
+    assert not isinstance(e.value, InputError)  # an argument mistake, not a data problem
 
 
-def test_too_short_for_zero_phase():
+def test_argument_errors_of_the_filters():
+    x = np.zeros(1000)
+    with pytest.raises(ValueError, match=r"powerline_hz is 300.0 Hz, expected 0 < "
+                                         r"powerline_hz < the Nyquist frequency 250 Hz"):
+        notch(x, fs=500.0, powerline_hz=300.0)
+    with pytest.raises(ValueError, match=r"method is 'mean', expected 'highpass' or 'median'"):
+        remove_baseline(x, fs=500.0, method="mean")
+    with pytest.raises(ValueError, match=r"window_s is 0.001 s, shorter than one sample"):
+        moving_window_integration(x, fs=100.0, window_s=0.001)
+    with pytest.raises(ValueError, match=r"target_fs is -1 Hz, expected a positive"):
+        resample(x, fs=100.0, target_fs=-1)
+    with pytest.raises(ValueError, match=r"signal is a ndarray: pass its sampling rate as fs="):
+        bandpass(x, band_hz=(1.0, 10.0))
+    with pytest.raises(TypeError, match="positional"):   # the band has one keyword: band_hz
+        butter_sos("bandpass", cutoff_hz=(1.0, 10.0), fs=100.0)
+
+
+def test_too_short_for_zero_phase_is_a_data_problem():
     sos = butter_sos("bandpass", (0.5, 40.0), fs=360.0)
-    with pytest.raises(InputError, match="padlen"):
+    with pytest.raises(InputError, match=r"signal: 10 samples; zero-phase filtering with this "
+                                         r"filter needs more than padlen=27"):
         sosfiltfilt(sos, np.zeros(10))
+
+
+def test_signal_in_signal_out():
+    """Every function with fs= takes a biosig.Signal too, and gives one back with the same
+    channels, units and annotations; the data equal the array call's."""
+    from biosig.signal import Annotations, Signal
+    x = RNG.standard_normal((2, 3000)).astype(np.float32)
+    ann = Annotations([1.0], [0.0], ["N"], source="t")
+    sig = Signal(x, 250.0, ["a", "b"], ["mV", "mV"], annotations=ann)
+    calls = [
+        (lambda s, **k: bandpass(s, band_hz=(1.0, 40.0), **k)),
+        (lambda s, **k: highpass(s, cutoff_hz=1.0, **k)),
+        (lambda s, **k: lowpass(s, cutoff_hz=40.0, **k)),
+        (lambda s, **k: notch(s, powerline_hz=50.0, **k)),
+        (lambda s, **k: remove_baseline(s, method="median", **k)),
+        (lambda s, **k: envelope_homomorphic(s, cutoff_hz=8.0, **k)),
+        (lambda s, **k: moving_window_integration(s, window_s=0.1, **k)),
+        (lambda s, **k: resample(s, target_fs=125.0, **k)),
+    ]
+    for call in calls:
+        out = call(sig)
+        assert isinstance(out, Signal)
+        assert (out.channels, out.units, out.annotations) == (sig.channels, sig.units, ann)
+        np.testing.assert_array_equal(out.data, call(x, fs=250.0))
+        np.testing.assert_array_equal(call(sig, fs=250.0).data, out.data)  # fs may agree
+    assert resample(sig, target_fs=125.0).fs == 125.0
+    env = envelope_hilbert(sig)
+    assert isinstance(env, Signal)
+    np.testing.assert_array_equal(env.data, envelope_hilbert(x))
+    with pytest.raises(ValueError, match=r"fs is 500.0 but the Signal's rate is 250 Hz"):
+        bandpass(sig, fs=500.0, band_hz=(1.0, 40.0))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from biosig.ecg import ecg_rate, hrv, hrv_frequency, hrv_time, rr_intervals
-from biosig.errors import ConfigError, InputError
+from biosig.errors import ConfigError
 
 
 def _beats(rr_ms, fs=1000.0):
@@ -29,8 +29,13 @@ def test_ecg_rate():
     assert per_sample.shape == (int(p[-1]) + 10,)
     assert per_sample[0] == 60 and per_sample[-1] == 80
     assert np.isnan(ecg_rate(np.array([5]), fs=100.0)).all()
-    with pytest.raises(InputError, match=r"peaks: peak indices must be strictly increasing"):
+    with pytest.raises(ValueError, match=r"peaks are not strictly increasing \(peaks\[1\] = 3 "
+                                         r"after 5\)"):
         ecg_rate(np.array([5, 3]), fs=100.0)
+    with pytest.raises(ValueError, match=r"fs is 0 Hz, expected a positive"):
+        ecg_rate(p, fs=0)
+    with pytest.raises(ValueError, match=r"fs is -1 Hz, expected a positive"):
+        hrv_time(p, fs=-1)
 
 
 def test_time_domain_known_answer():

@@ -48,9 +48,9 @@ def test_mp3_cough(data_root):
     assert np.abs(sig.data).max() <= 1.0
 
 
-def test_wfdb_annotations_and_physical_units(data_root):
+def test_wfdb_annotations_and_physical_units(data_root, mitdb_100):
     import wfdb
-    sig = biosig.load(data_root / "ecg/mitdb/100.hea")
+    sig = mitdb_100
     ref = wfdb.rdann(str(data_root / "ecg/mitdb/100"), "atr")
     assert len(sig.annotations) == len(ref.sample)
     np.testing.assert_array_equal(sig.annotations.samples(sig.fs), ref.sample)
@@ -73,18 +73,19 @@ def test_edf_plus_annotations_in_microvolts(data_root):
     assert len(sig.annotations) >= 1 and sig.annotations.labels[0].startswith("T")
 
 
-def test_resample_on_load_keeps_annotation_times(data_root):
-    sig = biosig.load(data_root / "ecg/mitdb/100.hea")
+def test_resample_on_load_keeps_annotation_times(data_root, mitdb_100):
+    sig = mitdb_100
     r = biosig.load(data_root / "ecg/mitdb/100.hea", target_fs=250.0)
     assert r.fs == 250.0 and r.n_samples == int(np.ceil(650000 * 250 / 360))
     np.testing.assert_array_equal(r.annotations.onset_s, sig.annotations.onset_s)
     assert r.duration_s == pytest.approx(sig.duration_s, abs=0.01)
 
 
-def test_channels_and_crop(data_root):
+def test_channels_and_crop(data_root, mitdb_100):
     sig = biosig.load(data_root / "ecg/mitdb/100.hea", channels=["V5"])
     assert sig.channels == ["V5"] and sig.n_channels == 1
-    c = biosig.load(data_root / "ecg/mitdb/100.hea").crop(10.0, 20.0)
+    np.testing.assert_array_equal(sig.data[0], mitdb_100.channel("V5"))
+    c = mitdb_100.crop(10.0, 20.0)
     assert c.n_samples == 3600
     assert all(0 <= t < 10.0 for t in c.annotations.onset_s)
     with pytest.raises(InputError, match=r"channels \['XX'\] not found"):
@@ -237,3 +238,96 @@ def test_errors_pickle_for_worker_processes(tmp_path):
     err = InputError(tmp_path / "a.wav", "file not found")
     back = pickle.loads(pickle.dumps(err))
     assert str(back) == str(err) and back.path == err.path
+
+
+# ---------------------------------------------------------------- sampling-rate arguments
+def test_fs_argument_mistakes_are_value_errors(tmp_path, data_root):
+    path = data_root / "eeg/bonn/A_Z/Z001.txt"
+    for kwargs, match in [({"source_fs": -1}, r"source_fs is -1 Hz, expected a positive"),
+                          ({"target_fs": 0}, r"target_fs is 0 Hz, expected a positive"),
+                          ({"target_fs": "fast"}, r"target_fs is 'fast', expected a sampling "
+                                                  r"rate in Hz")]:
+        with pytest.raises(ValueError, match=match) as e:
+            biosig.load(path, **kwargs)
+        assert not isinstance(e.value, InputError)   # the argument is wrong, not the file
+    with pytest.raises(ValueError, match=r"source_fs is nan Hz"):
+        biosig.info(path, source_fs=float("nan"))
+
+
+def test_absurd_fs_in_header_names_the_file(tmp_path, data_root):
+    hea = _copy_record(data_root, tmp_path)
+    lines = hea.read_text().splitlines()
+    lines[0] = "100 2 5000000 650000"
+    hea.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=r"sampling rate in header is 5e\+06 Hz, expected at "
+                                         r"most 1e\+06 Hz") as e:
+        biosig.info(hea)
+    _one_line_naming(e.value, hea)
+
+
+# ---------------------------------------------------------------- MATLAB orientation
+@pytest.mark.parametrize("stored", ["channels_last", "channels_first", "vector", "column"])
+def test_mat_orientation_time_last(tmp_path, stored):
+    """A MATLAB array (n_samples, n_channels) or (n_channels, n_samples) is read with time on
+    the last axis: the longer dimension is time."""
+    import scipy.io
+    x = np.stack([np.arange(1000.0), -np.arange(1000.0), np.full(1000, 7.0)])  # (3, 1000)
+    if stored in ("vector", "column"):
+        x = x[:1]
+    arr = {"channels_last": x.T, "channels_first": x, "vector": x[0],
+           "column": x[0][:, None]}[stored]
+    p = tmp_path / f"{stored}.mat"
+    scipy.io.savemat(p, {"eeg": arr, "small": np.ones((2, 2))})   # the largest array is read
+    sig = biosig.load(p, source_fs=250)
+    assert sig.data.shape == x.shape and sig.fs == 250.0
+    np.testing.assert_array_equal(sig.data, x.astype(np.float32))
+    assert sig.channels == (["eeg"] if x.shape[0] == 1 else ["eeg0", "eeg1", "eeg2"])
+    rec = biosig.info(p, source_fs=250)
+    assert (rec.n_channels, rec.n_samples) == x.shape
+
+
+# ---------------------------------------------------------------- EDF units per channel
+def _write_edf(path: Path, channels, *, fs: int, duration_s: int) -> None:
+    """A plain EDF (one-second records, 16-bit) written by hand after the EDF specification
+    (Kemp et al. 1992): ``channels`` is a list of (label, unit, physical values, phys min,
+    phys max)."""
+    ns = len(channels)
+
+    def field(value, width):
+        text = str(value)
+        assert len(text) <= width, (text, width)
+        return text.ljust(width).encode("latin-1")
+
+    head = (field("0", 8) + field("X X X X", 80) + field("Startdate 01-JAN-2020 X X X", 80)
+            + field("01.01.20", 8) + field("00.00.00", 8) + field(256 * (ns + 1), 8)
+            + field("", 44) + field(duration_s, 8) + field(1, 8) + field(ns, 4))
+    for k in range(10):
+        for label, unit, _, lo, hi in channels:
+            head += (field(label, 16), field("", 80), field(unit, 8), field(lo, 8),
+                     field(hi, 8), field(-32768, 8), field(32767, 8), field("", 80),
+                     field(fs, 8), field("", 32))[k]
+    digital = [np.round((x - lo) / (hi - lo) * 65535 - 32768).astype("<i2").reshape(-1, fs)
+               for _, _, x, lo, hi in channels]
+    body = b"".join(np.concatenate([d[r] for d in digital]).tobytes()
+                    for r in range(duration_s))
+    path.write_bytes(head + body)
+
+
+def test_edf_channels_keep_their_own_units(tmp_path):
+    """EEG in uV, ECG in mV, a temperature in degC in one EDF: each channel comes back in the
+    unit its header declares, with its physical values (to the 16-bit resolution)."""
+    fs, dur = 100, 3
+    t = np.arange(fs * dur) / fs
+    eeg = 50.0 * np.sin(2 * np.pi * 5 * t)          # uV
+    ecg = 1.5 * np.sin(2 * np.pi * 1 * t)           # mV
+    temp = 36.6 + 0.1 * np.sin(2 * np.pi * 0.5 * t)  # degC
+    p = tmp_path / "psg.edf"
+    _write_edf(p, [("EEG Fz", "uV", eeg, -200, 200), ("ECG", "mV", ecg, -5, 5),
+                   ("Temp", "degC", temp, 30, 40)], fs=fs, duration_s=dur)
+    sig = biosig.load(p)
+    assert sig.channels == ["EEG Fz", "ECG", "Temp"] and sig.fs == 100.0
+    assert sig.units == ["uV", "mV", "degC"]
+    assert biosig.info(p).units == sig.units
+    lsb = np.array([400, 10, 10]) / 65535                       # one digital step per channel
+    err = np.abs(sig.data - np.stack([eeg, ecg, temp])).max(axis=1)
+    assert np.all(err <= lsb), err

@@ -288,10 +288,21 @@ def test_audio_folder_fleurs(built, data_root):
 
 
 def test_segment_record_loads_cropped(built):
+    """A respiratory cycle of an ICBHI recording loads as exactly its samples of the file
+    (read here with soundfile), not the whole recording or a shifted window."""
+    import numpy as np
+    import soundfile as sf
+    _, manifest_path = built["icbhi2017.jsonl"]
     rec = _manifest(built, "icbhi2017.jsonl")[1]
-    sig = rec.load()
-    assert sig.fs == rec.fs
-    assert sig.n_samples == round(rec.end_s * rec.fs) - round(rec.start_s * rec.fs)
+    assert rec.is_segment and rec.start_s > 0            # a cycle inside the file
+    sig = rec.load(manifest_dir=manifest_path.parent)
+    a, b = round(rec.start_s * rec.fs), round(rec.end_s * rec.fs)
+    path = rec.resolve_path(manifest_dir=manifest_path.parent)
+    ref, sr = sf.read(path, start=a, stop=b, dtype="float32", always_2d=True)
+    assert sr == rec.fs == sig.fs
+    assert sig.n_samples == b - a and b - a < sf.info(path).frames
+    np.testing.assert_array_equal(sig.data, ref.T)
+    assert len(sig.data[0]) > 0 and np.ptp(sig.data) > 0
 
 
 def test_builders_name_the_problem(tmp_path):

@@ -11,12 +11,12 @@ from biosig.errors import ManifestError
 from biosig.manifests import (
     ManifestWriter,
     Record,
-    json_schema,
     read_manifest,
-    record_from_dict,
+    record_json_schema,
+    validate_record,
     write_manifest,
 )
-from biosig.manifests.schema import OPTIONAL_FIELDS, REQUIRED_FIELDS
+from biosig.manifests.schema import OPTIONAL_FIELDS, REQUIRED_FIELDS, write_record_json_schema
 
 
 def _rec(i: int = 0, **kw) -> Record:
@@ -47,23 +47,35 @@ def test_record_roundtrip_and_optional_keys_omitted():
     assert list(d)[:9] == list(REQUIRED_FIELDS)
     assert "text" not in d and "device" not in d      # unset optional keys are not written
     assert d["subject"] == "p0"
-    assert record_from_dict(json.loads(json.dumps(d))) == r
+    assert validate_record(json.loads(json.dumps(d))) == r
 
 
 @pytest.mark.parametrize("key, value, match", [
-    ("sampling_rate", 4000, r"m\.jsonl:2: key 'sampling_rate': unknown key"),
-    ("fs", "4000", r"m\.jsonl:2: key 'fs': is str '4000', expected a number"),
-    ("num_samples", 8000.5, r"m\.jsonl:2: key 'num_samples': is float 8000\.5, expected an "
-                            r"integer"),
-    ("num_samples", True, r"m\.jsonl:2: key 'num_samples': is bool"),
-    ("modality", "mri", r"m\.jsonl:2: key 'modality': is 'mri', expected one of pcg\|lung"),
-    ("channels", "audio", r"m\.jsonl:2: key 'channels': is 'audio', expected a non-empty list"),
-    ("labels", {"murmur": [1, 2]}, r"m\.jsonl:2: key 'labels\.murmur': is list"),
-    ("split", "dev", r"m\.jsonl:2: key 'split': is 'dev', expected one of train\|valid\|test"),
+    ("sampling_rate", 4000, r"m\.jsonl:2: key 'sampling_rate': unknown key \(expected one of "
+                            r"id, path, modality, fs,"),
+    ("fs", "4000", r"m\.jsonl:2: key 'fs': Input should be a valid number \(got '4000'\)"),
+    ("fs", float("nan"), r"m\.jsonl:2: key 'fs': Input should be a finite number"),
+    ("num_samples", 8000.5, r"m\.jsonl:2: key 'num_samples': Input should be a valid integer "
+                            r"\(got 8000\.5\)"),
+    ("num_samples", True, r"m\.jsonl:2: key 'num_samples': .* \(got True\)"),
+    ("num_samples", 0, r"m\.jsonl:2: key 'num_samples': Input should be greater than or equal "
+                       r"to 1 \(got 0\)"),
+    ("modality", "mri", r"m\.jsonl:2: key 'modality': Input should be 'pcg', 'lung', .* "
+                        r"\(got 'mri'\)"),
+    ("channels", "audio", r"m\.jsonl:2: key 'channels': Input should be a valid list "
+                          r"\(got 'audio'\)"),
+    ("channels", [], r"m\.jsonl:2: key 'channels': List should have at least 1 item"),
+    ("labels", {"murmur": [1, 2]}, r"m\.jsonl:2: key 'labels\.murmur': is list \[1, 2\], "
+                                   r"expected a string, number, boolean or null"),
+    ("split", "dev", r"m\.jsonl:2: key 'split': Input should be 'train', 'valid' or 'test' "
+                     r"\(got 'dev'\)"),
     ("duration_s", 3.0, r"m\.jsonl:2: key 'duration_s': is 3, expected num_samples / fs = 2"),
     ("start_s", 0.5, r"m\.jsonl:2: key 'end_s': is missing; a segment needs both"),
-    ("fs", -1, r"m\.jsonl:2: key 'fs': is -1, expected a number > 0"),
-    ("annotations", {"tsv": 3}, r"m\.jsonl:2: key 'annotations\.tsv': is 3"),
+    ("fs", -1, r"m\.jsonl:2: key 'fs': Input should be greater than 0 \(got -1\)"),
+    ("annotations", {"tsv": 3}, r"m\.jsonl:2: key 'annotations\.tsv': Input should be a valid "
+                                r"string \(got 3\)"),
+    ("annotations", {"tsv": ""}, r"m\.jsonl:2: key 'annotations\.tsv': String should have at "
+                                 r"least 1 character"),
 ])
 def test_schema_errors_name_file_line_and_key(tmp_path, key, value, match):
     p = _write_lines(tmp_path / "m.jsonl", [_line(), _line(id="x", **{key: value})])
@@ -95,27 +107,49 @@ def test_invalid_json_duplicate_id_and_missing_file(tmp_path):
 
 def test_segment_rules():
     seg = _rec(start_s=0.25, end_s=1.0, duration_s=0.75)
-    assert seg.is_segment
+    assert seg.is_segment and not _rec().is_segment
     with pytest.raises(ManifestError, match=r"key 'end_s': is 0\.25, expected more than start_s"):
         _rec(start_s=0.5, end_s=0.25, duration_s=0.25)
     with pytest.raises(ManifestError, match=r"key 'duration_s': is 2, expected end_s - start_s"):
         _rec(start_s=0.0, end_s=1.0)
 
 
-def test_json_schema_file_matches_code(repo_root):
+def test_record_built_in_python_is_validated_and_frozen():
+    with pytest.raises(ManifestError, match=r"Record: key 'fs': Input should be greater than 0 "
+                                            r"\(got -2\.0\)"):
+        _rec(fs=-2.0)
+    with pytest.raises(ManifestError, match=r"Record: key 'sampling_rate': unknown key"):
+        _rec(sampling_rate=4000)
+    r = _rec()
+    with pytest.raises(ValueError, match="frozen"):
+        r.fs = 1.0
+    assert r.model_copy(update={"split": "test"}).split == "test" and r.split is None
+    assert _rec(num_samples=8000.0).num_samples == 8000          # an integral float is an int
+
+
+def test_committed_json_schema_is_generated_from_the_model(repo_root, tmp_path):
+    # data_manifests/schema.json is what scripts/manifest_schema.py writes from Record
     committed = json.loads((repo_root / "data_manifests" / "schema.json").read_text())
-    assert committed == json_schema()
+    assert committed == record_json_schema()
+    assert (write_record_json_schema(tmp_path / "s.json").read_bytes()
+            == (repo_root / "data_manifests" / "schema.json").read_bytes())
     assert set(committed["properties"]) == set(REQUIRED_FIELDS) | set(OPTIONAL_FIELDS)
+    assert committed["required"] == list(REQUIRED_FIELDS)
     assert committed["additionalProperties"] is False
+    assert committed["properties"]["fs"]["exclusiveMinimum"] == 0
 
 
 def test_json_schema_accepts_and_rejects_like_record(repo_root):
     jsonschema = pytest.importorskip("jsonschema")
-    v = jsonschema.Draft202012Validator(json_schema())
+    v = jsonschema.Draft202012Validator(record_json_schema())
+    jsonschema.Draft202012Validator.check_schema(record_json_schema())
     assert not list(v.iter_errors(_rec(start_s=0.0, end_s=1.0, duration_s=1.0).to_dict()))
     for bad in (_line(extra=1), _line(fs="x"), {k: v for k, v in _line().items() if k != "id"},
-                _line(start_s=0.0)):
+                _line(start_s=0.0), _line(fs=-1), _line(modality="mri"),
+                _line(labels={"a": [1]}), _line(channels=[])):
         assert list(v.iter_errors(bad)), bad
+        with pytest.raises(ManifestError):
+            validate_record(bad)
 
 
 def test_resolve_path_order(tmp_path, monkeypatch):

@@ -10,11 +10,14 @@ import yaml
 
 from biosig.cli import main
 from biosig.errors import ConfigError
+from biosig.features import make_config
 from biosig.train.config import (
     WhisperTrainConfig,
     apply_overrides,
+    config_to_dict,
     load_config,
     parse_override,
+    preset_frontend,
     profiles_of,
     validate_config,
 )
@@ -64,11 +67,92 @@ def test_every_recipe_and_profile_validates(path):
     ({"eval": {"positive_class": "c"}}, r"eval.positive_class is 'c', expected one of"),
     ({"cv": {"folds": 2}}, r"cv.folds is 2, expected 0 \(off\) or at least 3"),
     ({"device": "tpu"}, r"device is 'tpu'"),
+    # ranges
+    ({"seed": -1}, r"key 'seed': Input should be greater than or equal to 0 \(got -1\)"),
+    ({"features": {"window_s": -0.1}}, r"key 'features.window_s': Input should be greater "
+                                       r"than 0 \(got -0\.1\)"),
+    ({"features": {"top_db": 0}}, r"key 'features.top_db': Input should be greater than 0"),
+    ({"features": {"fmin_hz": 30.0, "fmax_hz": 20.0}},
+     r"key 'features': fmin_hz is 30 and fmax_hz 20, expected fmin_hz < fmax_hz"),
+    ({"features": {"fmax_hz": 80.0}}, r"features.fmin_hz/fmax_hz \(0, 80.0\) must lie within "
+                                      r"data.target_fs / 2 = 50 Hz"),
+    ({"features": {"kind": "mfcc", "n_mels": 10, "n_mfcc": 13}},
+     r"key 'features': n_mfcc is 13, expected at most n_mels \(10\)"),
+    ({"features": {"preset": "speech"}}, r"key 'features.preset': Input should be 'pcg', "
+                                         r"'lung', 'cough', 'ecg' or 'eeg' \(got 'speech'\)"),
+    ({"features": {"preset": "pcg", "band_hz": [25, 400]}},
+     r"key 'features.band_hz': unknown key"),
+    ({"model": {"name": "crnn", "dropout": 1.0}}, r"key 'model.dropout': Input should be less "
+                                                  r"than 1 \(got 1\.0\)"),
+    ({"model": {"name": "crnn", "channels": [8, 16]}},
+     r"key 'model': pool_time has 3 values, expected 2 \(one per channels\)"),
+    ({"model": {"name": "tdnn", "dilations": [1, 2]}},
+     r"key 'model': dilations has 2 values, expected 5"),
+    ({"model": {"name": "lstm", "hidden": 0}}, r"key 'model.hidden': Input should be greater "
+                                               r"than or equal to 1 \(got 0\)"),
+    ({"optim": {"momentum": 1.5}}, r"key 'optim.momentum'"),
 ])
 def test_errors_name_the_key(patch, message):
     data = {**BASE, **patch}
     with pytest.raises(ConfigError, match=message):
         validate_config(data, source="toy.yaml")
+
+
+def test_data_ranges_name_the_key():
+    data = {**BASE, "data": {**BASE["data"], "valid_frac": 1.2}}
+    with pytest.raises(ConfigError, match=r"key 'data.valid_frac': Input should be less than 1 "
+                                          r"\(got 1\.2\)"):
+        validate_config(data, source="toy.yaml")
+
+
+def test_features_preset_plus_overrides():
+    # the modality's preset fills what the section leaves out; the section overrides the rest
+    cfg = validate_config({**BASE, "data": {**BASE["data"], "target_fs": 2000.0},
+                           "features": {"preset": "pcg", "fmax_hz": 800.0}})
+    pcg = make_config("pcg")
+    f = cfg.features
+    assert (f.kind, f.window_s, f.hop_s, f.n_mels, f.fmin_hz, f.top_db) == \
+        ("log_mel", pcg.window_s, pcg.hop_s, pcg.n_mels, pcg.fmin_hz, pcg.top_db)
+    assert f.fmax_hz == 800.0 and pcg.fmax_hz == 1000.0
+    # spectrogram presets give their pass band, the kind of their front-end and no mel count
+    eeg = preset_frontend("eeg")
+    assert eeg == {"kind": "log_spectrogram", "window_s": 2.0, "hop_s": 0.5, "fmin_hz": 0.5,
+                   "fmax_hz": 45.0}
+    assert preset_frontend("ecg")["fmin_hz"] == make_config("ecg").band_hz[0]
+    assert preset_frontend("cough", "mfcc")["n_mfcc"] == 13
+    assert "n_mfcc" not in preset_frontend("cough")      # log_mel does not use it
+    # the resolved values are what is saved, and they validate to the same config again
+    saved = config_to_dict(cfg)
+    assert "preset" not in saved["features"] and saved["features"]["fmax_hz"] == 800.0
+    assert validate_config(saved) == cfg
+
+
+# Each recipe's front-end as its config spelled it out before `features.preset` existed: the
+# preset plus overrides must resolve to exactly these values (and so to the same cache key).
+RESOLVED_FEATURES = {
+    "pcg_murmur_circor2022": dict(kind="log_mel", window_s=0.064, hop_s=0.016, n_mels=64,
+                                  n_mfcc=20, fmin_hz=25.0, fmax_hz=800.0, top_db=80.0,
+                                  normalize="instance"),
+    "lung_cycles_icbhi2017": dict(kind="log_mel", window_s=0.064, hop_s=0.016, n_mels=64,
+                                  n_mfcc=20, fmin_hz=50.0, fmax_hz=2000.0, top_db=80.0,
+                                  normalize="instance"),
+    "cough_covid_xvector": dict(kind="log_mel", window_s=0.025, hop_s=0.010, n_mels=40,
+                                n_mfcc=20, fmin_hz=20.0, fmax_hz=None, top_db=80.0,
+                                normalize="cmvn"),
+    "ecg_af_cinc2017": dict(kind="log_spectrogram", window_s=0.5, hop_s=0.125, n_mels=64,
+                            n_mfcc=20, fmin_hz=0.5, fmax_hz=50.0, top_db=80.0,
+                            normalize="instance"),
+    "eeg_seizure_bonn": dict(kind="log_spectrogram", window_s=1.0, hop_s=0.25, n_mels=64,
+                             n_mfcc=20, fmin_hz=0.5, fmax_hz=45.0, top_db=80.0,
+                             normalize="none"),
+}
+
+
+@pytest.mark.parametrize("recipe", sorted(RESOLVED_FEATURES))
+def test_recipe_features_are_the_preset_plus_overrides(recipe):
+    path = RECIPES[[p.parent.name for p in RECIPES].index(recipe)]
+    assert yaml.safe_load(path.read_text())["features"]["preset"] in recipe
+    assert load_config(path).features.model_dump() == RESOLVED_FEATURES[recipe]
 
 
 def test_missing_required_key():

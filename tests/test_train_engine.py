@@ -125,20 +125,23 @@ def test_resume_continues_from_last_checkpoint(toy, tmp_path):
 def test_resumed_run_equals_uninterrupted_run(toy, tmp_path, monkeypatch):
     """Killed after epoch 2 and resumed, a run ends with the same weights and losses as one
     that was never interrupted (batch order, augmentation and RNG states are restored)."""
-    import biosig.train.engine as engine
+    from biosig.train.engine import ClassifierTask
     cfg = validate_config(toy_config(toy, tmp_path, **{"train.epochs": 3}))
     whole = Path(run(cfg, run_id="whole", progress=False).run_dir)
-    real, calls = engine.train_one_epoch, []
+    real, epochs_seen = ClassifierTask.training_step, []
 
-    def dies_in_epoch_3(*a, **kw):
-        calls.append(1)
-        if len(calls) == 3:
+    def dies_in_epoch_3(self, net, batch, **kw):
+        epoch = len(json.loads("[" + ",".join(
+            (self.ctx.out / "metrics.jsonl").read_text().splitlines()) + "]")) + 1
+        epochs_seen.append(epoch)
+        if epoch == 3:
             raise KeyboardInterrupt
-        return real(*a, **kw)
-    monkeypatch.setattr(engine, "train_one_epoch", dies_in_epoch_3)
+        return real(self, net, batch, **kw)
+    monkeypatch.setattr(ClassifierTask, "training_step", dies_in_epoch_3)
     with pytest.raises(KeyboardInterrupt):
         run(cfg, run_id="cut", progress=False)
-    monkeypatch.setattr(engine, "train_one_epoch", real)
+    assert max(epochs_seen) == 3
+    monkeypatch.setattr(ClassifierTask, "training_step", real)
     cut = Path(run(cfg, run_id="cut", resume=True, progress=False).run_dir)
 
     def losses(d):

@@ -219,13 +219,13 @@ def test_lora_target_modules(targets, scope, expected):
     import re
 
     from biosig.train.config import LoraConfig
-    from biosig.train.whisper import _lora_targets
+    from biosig.train.whisper import lora_target_regex
     names = {f"d0.{m}" for m in ("self_attn.q_proj", "self_attn.out_proj",
                                  "encoder_attn.q_proj", "encoder_attn.out_proj", "fc1")}
     names |= {f"e0.{m}" for m in ("self_attn.q_proj", "self_attn.out_proj", "fc1")}
     full = {n: ("base_model.model.model." + ("decoder" if n[0] == "d" else "encoder")
                 + ".layers." + n[1:]) for n in names}
-    rx = _lora_targets(LoraConfig(target_modules=targets, scope=scope))
+    rx = lora_target_regex(LoraConfig(target_modules=targets, scope=scope))
     assert {n for n, f in full.items() if re.fullmatch(rx, f)} == expected
 
 
@@ -248,10 +248,10 @@ def test_starting_model_with_lora_is_the_model_before_training(tiny_whisper_dir)
     from transformers import WhisperForConditionalGeneration
 
     from biosig.train.config import LoraConfig
-    from biosig.train.whisper import StartingModel, _apply_lora, _loss
+    from biosig.train.whisper import StartingModel, apply_lora, token_loss
     torch.manual_seed(0)
     plain = WhisperForConditionalGeneration.from_pretrained(tiny_whisper_dir).eval()
-    model = _apply_lora(WhisperForConditionalGeneration.from_pretrained(tiny_whisper_dir),
+    model = apply_lora(WhisperForConditionalGeneration.from_pretrained(tiny_whisper_dir),
                         LoraConfig(enabled=True, r=4, alpha=8, target_modules=["q_proj",
                                                                                "v_proj"]))
     teacher = StartingModel(model, lora=True)
@@ -269,12 +269,12 @@ def test_starting_model_with_lora_is_the_model_before_training(tiny_whisper_dir)
     model.eval()
     t = teacher.logits(model, batch, None, enc, device=dev, amp_dtype=None,
                        rows=torch.tensor([0, 1]))
-    _, _, s_logits = _loss(model, batch, None, enc, device=dev, amp_dtype=None)
-    _, _, p_logits = _loss(plain, batch, None, enc, device=dev, amp_dtype=None)
+    _, _, s_logits = token_loss(model, batch, None, enc, device=dev, amp_dtype=None)
+    _, _, p_logits = token_loss(plain, batch, None, enc, device=dev, amp_dtype=None)
     assert torch.allclose(t, p_logits, atol=1e-5)
     assert not torch.allclose(s_logits, p_logits, atol=1e-3)
     # adapters are back on after the teacher's forward
-    _, _, again = _loss(model, batch, None, enc, device=dev, amp_dtype=None)
+    _, _, again = token_loss(model, batch, None, enc, device=dev, amp_dtype=None)
     assert torch.allclose(again, s_logits)
 
 

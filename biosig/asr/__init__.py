@@ -10,10 +10,11 @@
   paragraph", "scratch that").
 - :mod:`biosig.asr.metrics` -- normaliser, WER/CER, term recall, latency statistics;
   :mod:`biosig.asr.evaluate` -- manifest evaluation; :mod:`biosig.asr.synth` -- synthesized
-  dictation audio.
+  dictation audio; :mod:`biosig.asr.ct2` -- Whisper between CTranslate2 and transformers.
 
-Heavy libraries (faster-whisper, ctranslate2, transformers, torch, jiwer) are imported only
-when used.
+faster-whisper, ctranslate2, transformers and jiwer come with the ``asr`` extra (``pip install
+'biosig[asr]'``) and are imported only when used, so importing this package needs only the core;
+using a model or WER without the extra raises :class:`biosig.extras.MissingExtraError`.
 """
 
 from biosig.asr.audio import ASR_FS, load_audio, prepare_audio

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from biosig.errors import InputError
+from biosig.whisper_audio import WHISPER_FS
 
 __all__ = ["ASR_FS", "load_audio", "prepare_audio"]
 
-#: Sampling rate Whisper models expect, in Hz.
-ASR_FS = 16000
+#: Sampling rate Whisper models expect, in Hz (:data:`biosig.whisper_audio.WHISPER_FS`).
+ASR_FS = WHISPER_FS
 
 
 def prepare_audio(signal, *, fs: float, what: str = "audio") -> np.ndarray:

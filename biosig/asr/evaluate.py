@@ -141,7 +141,7 @@ def evaluate_manifest(manifest, model: AsrModel, *, streaming: bool = False,
         st["last_word_delay_s"] = float(np.mean(delays)) if delays else float("nan")
         st["last_word_delay_max_s"] = float(np.max(delays)) if delays else float("nan")
         lat = st
-    settings = ({"chunk_s": chunk_s, **asdict(stream_config)} if streaming
+    settings = ({"chunk_s": chunk_s, **stream_config.model_dump()} if streaming
                 else asdict(options))
     return EvalReport(str(man), getattr(model, "name", ""), "streaming" if streaming else
                       "offline", len(items), audio_s, compute_s,

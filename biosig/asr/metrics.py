@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from biosig.extras import require
+
 __all__ = ["normalize_text", "number_to_words", "ErrorRates", "error_rates", "term_recall",
            "LatencyStats", "latency_stats", "align_word_times"]
 
@@ -113,7 +115,7 @@ def error_rates(references: list[str], hypotheses: list[str], *,
 
     Empty references are allowed (their hypothesis words count as insertions).
     """
-    import jiwer
+    jiwer = require("jiwer", extra="asr")
     if len(references) != len(hypotheses):
         raise ValueError(f"references and hypotheses differ in length: {len(references)} vs "
                          f"{len(hypotheses)}")

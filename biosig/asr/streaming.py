@@ -47,9 +47,10 @@ import collections
 import logging
 import math
 import time
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+from pydantic import Field, model_validator
 
 from biosig.asr.audio import ASR_FS
 from biosig.asr.commands import CommandTable, apply_commands
@@ -57,6 +58,7 @@ from biosig.asr.metrics import normalize_text
 from biosig.asr.models import AsrModel, DecodeOptions
 from biosig.asr.types import StreamEvent, Word
 from biosig.asr.vad import VAD_FRAME, speech_probabilities
+from biosig.config import ConfigModel, Int
 from biosig.errors import ConfigError
 
 __all__ = ["StreamingConfig", "DictationEngine", "StreamRun", "simulate_stream",
@@ -65,41 +67,45 @@ __all__ = ["StreamingConfig", "DictationEngine", "StreamRun", "simulate_stream",
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class StreamingConfig:
+class StreamingConfig(ConfigModel):
     """Settings of :class:`DictationEngine` (all times in seconds).
+
+    A frozen pydantic model: unknown keys, wrong types and values out of range are
+    :class:`~biosig.errors.ConfigError` naming the key (``StreamingConfig(vad_threshold=1.5)``,
+    ``StreamingConfig.validate_mapping(yaml_dict, source=path)``).
 
     Attributes
     ----------
     language : str or None
-    beam_size : int
+    beam_size : int >= 1
         Beam of each re-decode (1: greedy, the fastest).
-    min_chunk_s : float
+    min_chunk_s : float >= 0
         :meth:`DictationEngine.step` decodes only when at least this much new audio is pending.
     agreement : int >= 1
         How many consecutive hypotheses must agree before words are committed.
     vad : bool
         Use Silero VAD to skip silence and to detect endpoints.
-    vad_threshold : float
+    vad_threshold : float in [0, 1]
         Speech probability above which a 32 ms frame is speech.
-    loud_dbfs : float
+    loud_dbfs : float <= 0
         A frame louder than this (RMS, dB full scale) also counts as speech: Silero VAD misses
         some voices (synthetic, distant), so audio is skipped or taken as a pause only when it
         is both unvoiced for the VAD and quiet.
-    endpoint_silence_s : float
+    endpoint_silence_s : float > 0
         Silence after speech that commits the whole hypothesis.
     trim_buffer_s, max_buffer_s : float
-        Buffer lengths that trigger trimming (see the module docstring).
-    prompt_chars : int
+        Buffer lengths that trigger trimming (see the module docstring);
+        ``0 < trim_buffer_s <= max_buffer_s <= 30``.
+    prompt_chars : int >= 0
         Characters of committed text fed back as the prompt.
     initial_prompt : str or None
         Prompt placed before the committed text (e.g. :func:`biosig.asr.vocab.vocab_prompt`).
     hotwords : str or None
         faster-whisper hotwords (vocabulary biasing).
-    overlap_tolerance_s : float
+    overlap_tolerance_s : float >= 0
         Hypothesis words starting this much before the last committed word's end are taken as
         already committed.
-    audio_ctx_pad_s : float or None
+    audio_ctx_pad_s : float >= 0 or None
         Encode only the buffer plus this much padding instead of Whisper's 30 s window
         (faster-whisper backend; see :class:`~biosig.asr.models.DecodeOptions`): an 8 s
         buffer encodes about 9x faster (0.06 s against 0.56 s on 2 CPU cores, Whisper base
@@ -107,59 +113,46 @@ class StreamingConfig:
         loops or stops early; such a hypothesis (:func:`looks_degenerate`) is decoded again
         on the full window (about one decode in eight on the dictation benchmark).
         ``None``: always the full window.
-    max_tokens_per_s : float
+    max_tokens_per_s : float > 0
         Cap on the tokens of one decode (this rate times the buffer length, plus 10): a
         degenerate repetition cannot stall the stream (fast speech is about 4 tokens/s).
-    stable_margin_s : float or None
+    stable_margin_s : float >= 0 or None
         Also commit, on first sighting, the leading words that end at least this long before
         the end of the buffer: with that much audio after them their transcription no longer
         depends on what comes next. This matters when decoding is slower than the chunks
         (merged audio puts new words deep in the buffer); ``None`` (default) is pure local
         agreement. With the shortened encoder window decodes keep up with 1 s chunks, and on
         the dictation benchmark a 1.5 s margin cost 4 points of WER for 0.1 s of latency.
-    stable_min_probability : float
+    stable_min_probability : float in [0, 1]
         Words committed by the stable margin must also have at least this decoder probability
         (Whisper's word probability); a less certain word waits for agreement.
     """
 
     language: str | None = "en"
-    beam_size: int = 1
-    min_chunk_s: float = 0.5
-    agreement: int = 2
+    beam_size: Int = Field(default=1, ge=1)
+    min_chunk_s: float = Field(default=0.5, ge=0)
+    agreement: Int = Field(default=2, ge=1)
     vad: bool = True
-    vad_threshold: float = 0.5
-    loud_dbfs: float = -40.0
-    endpoint_silence_s: float = 0.6
-    trim_buffer_s: float = 8.0
-    max_buffer_s: float = 20.0
-    prompt_chars: int = 200
+    vad_threshold: float = Field(default=0.5, ge=0, le=1)
+    loud_dbfs: float = Field(default=-40.0, le=0)
+    endpoint_silence_s: float = Field(default=0.6, gt=0)
+    trim_buffer_s: float = Field(default=8.0, gt=0, le=30)
+    max_buffer_s: float = Field(default=20.0, gt=0, le=30)
+    prompt_chars: Int = Field(default=200, ge=0)
     initial_prompt: str | None = None
     hotwords: str | None = None
-    overlap_tolerance_s: float = 0.1
-    audio_ctx_pad_s: float | None = 2.0
-    max_tokens_per_s: float = 8.0
-    stable_margin_s: float | None = None
-    stable_min_probability: float = 0.0
+    overlap_tolerance_s: float = Field(default=0.1, ge=0)
+    audio_ctx_pad_s: float | None = Field(default=2.0, ge=0)
+    max_tokens_per_s: float = Field(default=8.0, gt=0)
+    stable_margin_s: float | None = Field(default=None, ge=0)
+    stable_min_probability: float = Field(default=0.0, ge=0, le=1)
 
-    @classmethod
-    def from_dict(cls, d: dict, *, source: str = "streaming") -> StreamingConfig:
-        names = {f.name: f for f in fields(cls)}
-        unknown = set(d) - set(names)
-        if unknown:
-            raise ConfigError(f"{source}: unknown key(s) {sorted(unknown)}; expected "
-                              f"{sorted(names)}")
-        cfg = cls(**d)
-        cfg.validate(source)
-        return cfg
-
-    def validate(self, source: str = "streaming") -> None:
-        if self.agreement < 1:
-            raise ConfigError(f"{source}.agreement: expected >= 1, got {self.agreement}")
-        if self.beam_size < 1:
-            raise ConfigError(f"{source}.beam_size: expected >= 1, got {self.beam_size}")
-        if not 0 < self.trim_buffer_s <= self.max_buffer_s <= 30:
-            raise ConfigError(f"{source}: expected 0 < trim_buffer_s <= max_buffer_s <= 30, got "
-                              f"{self.trim_buffer_s}, {self.max_buffer_s}")
+    @model_validator(mode="after")
+    def _buffers(self):
+        if self.trim_buffer_s > self.max_buffer_s:
+            raise ValueError(f"trim_buffer_s is {self.trim_buffer_s:g}, expected at most "
+                             f"max_buffer_s ({self.max_buffer_s:g})")
+        return self
 
 
 def looks_degenerate(words, *, audio_s: float, speech_end_s: float | None = None) -> str | None:
@@ -209,7 +202,8 @@ class DictationEngine:
     ----------
     model : AsrModel
         From :func:`biosig.asr.load_model`.
-    config : StreamingConfig
+    config : StreamingConfig, optional
+        Default ``StreamingConfig()``.
     commands : CommandTable, optional
         Spoken commands applied by :attr:`document` (default table when omitted).
     clock : callable, optional
@@ -226,11 +220,10 @@ class DictationEngine:
     >>> eng.finish(); print(eng.document)                         # doctest: +SKIP
     """
 
-    def __init__(self, model: AsrModel, config: StreamingConfig = StreamingConfig(), *,
+    def __init__(self, model: AsrModel, config: StreamingConfig | None = None, *,
                  commands: CommandTable | None = None, clock=None):
-        config.validate()
         self.model = model
-        self.config = config
+        self.config = config = StreamingConfig() if config is None else config
         self.commands = commands or CommandTable.default()
         t0 = time.monotonic()
         self._clock = clock or (lambda: time.monotonic() - t0)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from biosig.asr.audio import ASR_FS
+from biosig.extras import require
+
 __all__ = ["speech_probabilities", "VAD_FRAME"]
 
 #: Samples per Silero VAD frame at 16 kHz (32 ms).
@@ -33,14 +36,14 @@ def speech_probabilities(audio: np.ndarray, *, reset_s: float = 4.0,
     np.ndarray [shape=(n // 512,)]
         Probability that each 32 ms frame holds speech (Silero VAD v6, Silero Team 2024).
     """
-    from faster_whisper.vad import get_vad_model
+    get_vad_model = require("faster_whisper.vad", extra="asr").get_vad_model
     n = (audio.size // VAD_FRAME) * VAD_FRAME
     if n == 0:
         return np.zeros(0, dtype=np.float32)
     x = np.ascontiguousarray(audio[:n], dtype=np.float32)
     model = get_vad_model()
-    piece = n if reset_s is None else max(int(reset_s * 16000) // VAD_FRAME, 1) * VAD_FRAME
-    ctx = int(context_s * 16000) // VAD_FRAME * VAD_FRAME
+    piece = n if reset_s is None else max(int(reset_s * ASR_FS) // VAD_FRAME, 1) * VAD_FRAME
+    ctx = int(context_s * ASR_FS) // VAD_FRAME * VAD_FRAME
     out = []
     for a in range(0, n, piece):
         c = min(ctx, a)

@@ -2,7 +2,10 @@
 
 Every sub-command module keeps heavy imports (torch, librosa, wfdb, mne ...) inside the command
 functions so that ``biosig --help`` stays fast. A :class:`~biosig.errors.BiosigError` is printed
-as one line on stderr (no traceback) and the command exits with status 2.
+as one line on stderr (no traceback) and the command exits with status 2; so is a missing
+optional extra (:class:`~biosig.extras.MissingExtraError`, or a ``ModuleNotFoundError`` naming a
+module of an extra), as ``biosig[asr] is needed for transcription: pip install 'biosig[asr]'
+(missing module: faster_whisper)``. Any other import error propagates with its traceback.
 """
 
 from __future__ import annotations
@@ -48,12 +51,19 @@ def _usage_line(exc) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``biosig`` console script."""
     from biosig.errors import BiosigError
+    from biosig.extras import MissingExtraError, extra_of
     _register()
     try:
         # with standalone_mode=False click returns a typer.Exit's code instead of exiting
         rv = app(args=argv, standalone_mode=False)
     except BiosigError as exc:
         print(f"biosig: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:  # an extra imported without biosig.extras.require
+        extra = extra_of(exc.name or "")
+        if extra is None:
+            raise
+        print(f"biosig: error: {MissingExtraError(extra, exc.name)}", file=sys.stderr)
         return 2
     except typer.Exit as exc:
         return exc.exit_code

@@ -35,32 +35,26 @@ def _vocab(vocab: Path | None):
 
 def _stream_config(config: Path | None, beam_size: int | None, language: str | None,
                    vocab: Path | None):
-    from dataclasses import replace
-
     import yaml
 
     from biosig.asr import StreamingConfig
     from biosig.errors import ConfigError
     from biosig.fileio import load_yaml
-    cfg = StreamingConfig()
+    d = {}
     if config is not None:
         try:
             d = load_yaml(config.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"{config}: cannot read streaming config "
                               f"({type(exc).__name__})") from exc
-        if not isinstance(d, dict):
-            raise ConfigError(f"{config}: expected a mapping of StreamingConfig keys")
-        cfg = StreamingConfig.from_dict(d, source=str(config))
+        StreamingConfig.validate_mapping(d, source=str(config))    # errors name the file
     prompt, hot = _vocab(vocab)
     over = {"language": language}
     if beam_size is not None:
         over["beam_size"] = beam_size
     if prompt:
         over.update(initial_prompt=prompt, hotwords=hot)
-    cfg = replace(cfg, **over)
-    cfg.validate()
-    return cfg
+    return StreamingConfig.validate_mapping({**d, **over}, source="options")
 
 
 Backend = Annotated[str, typer.Option("--backend", help="auto | faster-whisper | transformers")]
@@ -125,7 +119,9 @@ def transcribe_cmd(
 
 def _stdin_chunks(chunk_s: float):
     import numpy as np
-    n = max(int(chunk_s * 16000), 1) * 2
+
+    from biosig.asr.audio import ASR_FS
+    n = max(int(chunk_s * ASR_FS), 1) * 2
     buf = sys.stdin.buffer
     rest = b""
     while True:
@@ -140,26 +136,31 @@ def _stdin_chunks(chunk_s: float):
 
 def _file_chunks_realtime(audio, chunk_s: float):
     import time
-    n = max(int(chunk_s * 16000), 1)
+
+    from biosig.asr.audio import ASR_FS
+    n = max(int(chunk_s * ASR_FS), 1)
     t0 = time.monotonic()
     for k in range(0, audio.size, n):
         end = min(k + n, audio.size)
-        delay = t0 + end / 16000 - time.monotonic()
+        delay = t0 + end / ASR_FS - time.monotonic()
         if delay > 0:
             time.sleep(delay)
         yield audio[k:end]
 
 
 def _mic_chunks(chunk_s: float):
-    from biosig.errors import ConfigError
-    try:
-        import sounddevice as sd
-    except (ImportError, OSError) as exc:
-        raise ConfigError("--mic: needs the sounddevice package and PortAudio (pip install "
-                          f"sounddevice; apt-get install libportaudio2): {exc}") from None
     import queue
 
     import numpy as np
+
+    from biosig.asr.audio import ASR_FS
+    from biosig.errors import ConfigError
+    from biosig.extras import require
+    try:
+        sd = require("sounddevice", extra="mic")
+    except OSError as exc:  # sounddevice is installed, the PortAudio library is not
+        raise ConfigError(f"--mic: sounddevice cannot load PortAudio ({exc}); install it, e.g. "
+                          "apt-get install libportaudio2") from None
     q: queue.Queue = queue.Queue()
 
     def cb(indata, frames, t, status):
@@ -167,8 +168,8 @@ def _mic_chunks(chunk_s: float):
 
     # the stream is stopped and closed when the generator is closed (run_live does that from
     # the thread that iterates it), so that Ctrl+C never leaves PortAudio running at exit
-    with sd.InputStream(samplerate=16000, channels=1, dtype="float32",
-                        blocksize=int(chunk_s * 16000), callback=cb):
+    with sd.InputStream(samplerate=ASR_FS, channels=1, dtype="float32",
+                        blocksize=int(chunk_s * ASR_FS), callback=cb):
         try:
             while True:
                 yield q.get()

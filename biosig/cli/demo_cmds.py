@@ -1,4 +1,4 @@
-"""``biosig demo``: the main job of the README's first command."""
+"""``biosig demo``: the main job of the README's first command (:mod:`biosig.cli.demo`)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def demo(
 ) -> None:
     """Load every modality found (or synthetic stand-ins), write spectrogram plots and feature
     tables under OUT."""
-    from biosig.demo import run_demo
+    from biosig.cli.demo import run_demo
     res = run_demo(out, data_root=data_root, max_per_modality=max_per_modality,
                    synthetic_only=synthetic)
     if res.n_ok == 0:

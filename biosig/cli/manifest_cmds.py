@@ -34,9 +34,9 @@ def build(
     out: Annotated[Path, typer.Option("--out", "-o", help="Manifest to write (JSONL).")],
     seed: Annotated[int, typer.Option("--seed", help="Seed of the patient-wise split.")] = 0,
     valid_frac: Annotated[float, typer.Option("--valid-frac",
-                                              help="Fraction of patients in valid.")] = 0.1,
+                                              help="Fraction of lines in valid.")] = 0.1,
     test_frac: Annotated[float, typer.Option("--test-frac",
-                                             help="Fraction of patients in test.")] = 0.2,
+                                             help="Fraction of lines in test.")] = 0.2,
     no_split: Annotated[bool, typer.Option("--no-split", help="Write no split field.")] = False,
     modality: Annotated[str | None, typer.Option(
         "--modality", help="Modality for wfdb (default ecg) and audio_folder (default "

@@ -46,8 +46,9 @@ def train_cmd(
         return
     from biosig.train.config import WhisperTrainConfig
     if isinstance(cfg, WhisperTrainConfig):
-        _run_and_report(lambda: _train_whisper(cfg, resume=resume, run_id=run_id,
-                                               progress=progress), _whisper_summary)
+        from biosig.train.whisper import train_whisper
+        _run_and_report(lambda: train_whisper(cfg, resume=resume, run_id=run_id,
+                                              progress=progress), _whisper_summary)
     else:
         from biosig.train.engine import run
         _run_and_report(lambda: run(cfg, resume=resume, run_id=run_id, progress=progress),
@@ -83,16 +84,6 @@ def _whisper_summary(report: dict) -> dict:
             "valid_wer_start": (report.get("valid_start") or {}).get("wer"),
             "valid_wer": (report.get("valid") or {}).get("wer"),
             **{f"test_wer_{k}": v.get("wer") for k, v in report.get("test", {}).items()}}
-
-
-def _train_whisper(cfg, *, resume: bool, run_id: str | None, progress: bool):
-    from biosig.errors import ConfigError
-    from biosig.train.runs import resolve_run_dir
-    from biosig.train.whisper import train_whisper
-    run_dir = resolve_run_dir(cfg, run_id=run_id, resume=resume)
-    if resume and not (run_dir / "last.pt").is_file():
-        raise ConfigError(f"--resume: no last.pt in {run_dir}")
-    return train_whisper(cfg, run_dir=run_dir, resume=resume, progress=progress)
 
 
 @score_app.command("model")
@@ -148,7 +139,8 @@ def explain_cmd(
 ) -> None:
     """Grad-CAM heat map of a prediction over the input spectrogram, as PNG."""
     from biosig.errors import ConfigError
-    from biosig.train.inference import grad_cam, load_run, load_waveform, plot_grad_cam
+    from biosig.train.inference import grad_cam, load_run, load_waveform
+    from biosig.train.plots import plot_grad_cam
     if (start_s is None) != (end_s is None):
         raise ConfigError("--start-s and --end-s go together")
     run = load_run(run_dir, checkpoint=checkpoint, device=device)

@@ -4,17 +4,25 @@ state, powerline notch, baseline removal, envelopes and moving-window integratio
 Every function takes ``signal`` of shape ``(..., n_samples)`` (time on the last axis, any leading
 batch/channel axes) and returns the same shape. ``float32`` input gives ``float32`` output; every
 other input is computed and returned in ``float64``. The arithmetic runs in float64 either way.
+The functions that need a sampling rate take either an array with ``fs=`` or a
+:class:`biosig.Signal` (its ``fs`` is used, and a Signal comes back with the filtered data).
+
+Argument mistakes (a cut-off above Nyquist, an unknown ``btype``) raise ``ValueError``; a signal
+that cannot be filtered (too short for zero-phase filtering) raises
+:class:`~biosig.errors.InputError`.
 """
 
 from __future__ import annotations
 
-import math
+from dataclasses import replace
 
 import numpy as np
 import scipy.signal
 
 from biosig.dsp import _kernels
+from biosig.dsp._arrays import as_2d, unpack
 from biosig.errors import InputError
+from biosig.signal import Signal, check_fs
 
 __all__ = [
     "butter_sos", "sosfilt", "sosfiltfilt", "SosFilter", "bandpass", "highpass", "lowpass",
@@ -26,50 +34,27 @@ _BTYPES = ("lowpass", "highpass", "bandpass", "bandstop")
 _PADTYPES = {"odd": 1, "even": 2, "constant": 3, None: 0}
 
 
-def _as_2d(signal, name="signal"):
-    """float64 C-contiguous (n_sig, n) view of ``signal`` and a function restoring shape/dtype."""
-    x = np.asarray(signal)
-    if x.ndim == 0:
-        raise InputError(None, "expected an array with time on the last axis, got a scalar",
-                         what=name)
-    if x.dtype.kind not in "fiub":
-        raise InputError(None, f"expected a real-valued array, got dtype {x.dtype}", what=name)
-    out_dtype = np.float32 if x.dtype == np.float32 else np.float64
-    shape = x.shape
-    x2 = np.ascontiguousarray(x.reshape(-1, shape[-1]), dtype=np.float64)
-
-    def restore(y):
-        return y.reshape(shape).astype(out_dtype, copy=False)
-
-    return x2, restore
-
-
-def _check_fs(fs):
-    if fs is None or not np.isfinite(fs) or fs <= 0:
-        raise InputError(None, f"fs must be a positive sampling rate in Hz, got {fs!r}", what="fs")
-    return float(fs)
-
-
 def _check_sos(sos):
     sos = np.ascontiguousarray(np.atleast_2d(np.asarray(sos, dtype=np.float64)))
     if sos.ndim != 2 or sos.shape[1] != 6:
-        raise InputError(None, f"expected shape (n_sections, 6), got {sos.shape}", what="sos")
+        raise ValueError(f"sos has shape {sos.shape}, expected (n_sections, 6)")
     if not np.all(sos[:, 3] == 1.0):
         if np.any(sos[:, 3] == 0):
-            raise InputError(None, "a0 of some section is 0", what="sos")
+            raise ValueError("sos: a0 of some section is 0, expected a nonzero a0")
         sos = np.ascontiguousarray(sos / sos[:, 3:4])  # normalise each section so a0 == 1
         sos = np.concatenate([sos[:, :3], sos[:, 3:]], axis=1)
     return sos
 
 
-def butter_sos(btype: str, cutoff_hz, *, fs: float, order: int = 4) -> np.ndarray:
+def butter_sos(btype: str, cutoff_hz, /, *, fs: float, order: int = 4) -> np.ndarray:
     """Design a digital Butterworth filter as second-order sections.
 
     Parameters
     ----------
     btype : {"lowpass", "highpass", "bandpass", "bandstop"}
-    cutoff_hz : float or (float, float)
-        Cut-off frequency in Hz; a ``(low, high)`` pair for band filters.
+    cutoff_hz : float or (float, float), positional
+        Cut-off frequency in Hz; for band filters the band edges ``(low, high)`` (the
+        ``band_hz`` of :func:`bandpass`), as :func:`scipy.signal.butter`'s ``Wn``.
     fs : float > 0
         Sampling rate in Hz.
     order : int > 0
@@ -84,21 +69,26 @@ def butter_sos(btype: str, cutoff_hz, *, fs: float, order: int = 4) -> np.ndarra
     Butterworth, S. (1930). On the theory of filter amplifiers. Wireless Engineer 7, 536-541.
     Designed with :func:`scipy.signal.butter`.
     """
-    fs = _check_fs(fs)
+    fs = check_fs(fs)
     if btype not in _BTYPES:
-        raise InputError(None, f"expected one of {_BTYPES}, got {btype!r}", what="btype")
+        raise ValueError(f"btype is {btype!r}, expected one of {_BTYPES}")
     if not isinstance(order, (int, np.integer)) or order < 1:
-        raise InputError(None, f"expected a positive integer, got {order!r}", what="order")
+        raise ValueError(f"order is {order!r}, expected a positive integer")
     nyq = fs / 2
-    cut = np.atleast_1d(np.asarray(cutoff_hz, dtype=np.float64))
+    name = "band_hz" if btype in ("bandpass", "bandstop") else "cutoff_hz"
+    try:
+        cut = np.atleast_1d(np.asarray(cutoff_hz, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} is {cutoff_hz!r}, expected frequencies in Hz") from None
     want = 2 if btype in ("bandpass", "bandstop") else 1
     if cut.size != want:
-        raise InputError(None, f"{btype} needs {want} cut-off frequenc{'ies' if want == 2 else 'y'}"
-                               f", got {cutoff_hz!r}", what="cutoff_hz")
-    if np.any(cut <= 0) or np.any(cut >= nyq) or (want == 2 and cut[0] >= cut[1]):
-        raise InputError(None, f"cut-off {cutoff_hz!r} Hz must lie strictly between 0 and the "
-                               f"Nyquist frequency {nyq:g} Hz (fs={fs:g} Hz), increasing",
-                         what="cutoff_hz")
+        raise ValueError(f"{name} is {cutoff_hz!r}: {btype} needs "
+                         f"{'a (low, high) pair' if want == 2 else 'one frequency'} in Hz")
+    if not np.all(np.isfinite(cut)) or np.any(cut <= 0) or np.any(cut >= nyq) \
+            or (want == 2 and cut[0] >= cut[1]):
+        raise ValueError(f"{name} is {cutoff_hz!r} Hz, expected "
+                         f"{'0 < low < high' if want == 2 else '0 < cutoff'} < the Nyquist "
+                         f"frequency {nyq:g} Hz (fs={fs:g} Hz)")
     return scipy.signal.butter(order, cut if want == 2 else cut[0], btype=btype, fs=fs,
                                output="sos")
 
@@ -121,7 +111,7 @@ def sosfilt(sos, signal, *, zi=None):
         Only when ``zi`` is given.
     """
     sos = _check_sos(sos)
-    x2, restore = _as_2d(signal)
+    x2, restore = as_2d(signal)
     lead = np.shape(signal)[:-1]
     n_sec = sos.shape[0]
     if zi is None:
@@ -130,7 +120,7 @@ def sosfilt(sos, signal, *, zi=None):
         zi = np.asarray(zi, dtype=np.float64)
         want = (*lead, n_sec, 2)
         if zi.shape != want:
-            raise InputError(None, f"expected shape {want}, got {zi.shape}", what="zi")
+            raise ValueError(f"zi has shape {zi.shape}, expected {want}")
         state = np.ascontiguousarray(zi.reshape(-1, n_sec, 2)).copy()
     with _kernels.slp_vectorize():
         y = restore(_kernels.sosfilt_2d(sos, x2, state))
@@ -164,17 +154,18 @@ def sosfiltfilt(sos, signal, *, padtype: str | None = "odd", padlen: int | None 
     """
     sos = _check_sos(sos)
     if padtype not in _PADTYPES:
-        raise InputError(None, f"expected one of {list(_PADTYPES)}, got {padtype!r}",
-                         what="padtype")
-    x2, restore = _as_2d(signal)
+        raise ValueError(f"padtype is {padtype!r}, expected one of {list(_PADTYPES)}")
+    x2, restore = as_2d(signal)
     n = x2.shape[1]
     if padtype is None:
         padlen = 0
     elif padlen is None:
         padlen = _default_padlen(sos)
-    if padlen < 0 or (padlen > 0 and n <= padlen):
-        raise InputError(None, f"signal has {n} samples; zero-phase filtering with this filter "
-                               f"needs more than padlen={padlen}", what="signal")
+    if padlen < 0:
+        raise ValueError(f"padlen is {padlen!r}, expected a non-negative integer")
+    if padlen > 0 and n <= padlen:
+        raise InputError(None, f"{n} samples; zero-phase filtering with this filter needs more "
+                               f"than padlen={padlen}", what="signal")
     zi_unit = np.ascontiguousarray(scipy.signal.sosfilt_zi(sos))
     mode = _PADTYPES[padtype] if padlen > 0 else 0
     with _kernels.slp_vectorize():
@@ -207,8 +198,7 @@ class SosFilter:
 
     def __init__(self, sos, *, initial: str = "zeros"):
         if initial not in ("zeros", "steady"):
-            raise InputError(None, f"expected 'zeros' or 'steady', got {initial!r}",
-                             what="initial")
+            raise ValueError(f"initial is {initial!r}, expected 'zeros' or 'steady'")
         self.sos = _check_sos(sos)
         self.initial = initial
         self._zi_unit = scipy.signal.sosfilt_zi(self.sos)
@@ -230,8 +220,8 @@ class SosFilter:
             else:
                 self.state = np.zeros((*lead, n_sec, 2))
         elif self.state.shape[:-2] != lead:
-            raise InputError(None, f"chunk has leading shape {lead}, the stream has "
-                                   f"{self.state.shape[:-2]}", what="chunk")
+            raise ValueError(f"chunk has leading shape {lead}, expected the stream's "
+                             f"{self.state.shape[:-2]} (call reset() to start a new stream)")
         if chunk.shape[-1] == 0:
             return chunk.astype(np.float32 if chunk.dtype == np.float32 else np.float64)
         y, self.state = sosfilt(self.sos, chunk, zi=self.state)
@@ -242,85 +232,101 @@ def _apply(sos, signal, zero_phase):
     return sosfiltfilt(sos, signal) if zero_phase else sosfilt(sos, signal)
 
 
-def bandpass(signal, *, fs: float, low_hz: float, high_hz: float, order: int = 4,
+def bandpass(signal, *, fs: float | None = None, band_hz: tuple[float, float], order: int = 4,
              zero_phase: bool = True):
-    """Butterworth band-pass between ``low_hz`` and ``high_hz``.
+    """Butterworth band-pass over ``band_hz``.
 
     Parameters
     ----------
-    signal : np.ndarray [shape=(..., n_samples)]
+    signal : np.ndarray [shape=(..., n_samples)] or biosig.Signal
     fs : float > 0
-    low_hz, high_hz : float
-        Pass band edges in Hz, ``0 < low_hz < high_hz < fs / 2``.
+        Sampling rate in Hz; may be omitted for a Signal.
+    band_hz : (float, float)
+        Pass band ``(low, high)`` in Hz, ``0 < low < high < fs / 2``.
     order : int
         Butterworth order.
     zero_phase : bool
         Forward-backward (:func:`sosfiltfilt`, order doubled, no delay) or causal
         (:func:`sosfilt`).
+
+    Returns
+    -------
+    np.ndarray [shape=(..., n_samples)] or biosig.Signal
+        The kind that came in.
     """
-    return _apply(butter_sos("bandpass", (low_hz, high_hz), fs=fs, order=order), signal,
-                  zero_phase)
+    x, fs, give_back = unpack(signal, fs)
+    return give_back(_apply(butter_sos("bandpass", band_hz, fs=fs, order=order), x,
+                            zero_phase))
 
 
-def highpass(signal, *, fs: float, cutoff_hz: float, order: int = 4, zero_phase: bool = True):
+def highpass(signal, *, fs: float | None = None, cutoff_hz: float, order: int = 4,
+             zero_phase: bool = True):
     """Butterworth high-pass at ``cutoff_hz`` (see :func:`bandpass`)."""
-    return _apply(butter_sos("highpass", cutoff_hz, fs=fs, order=order), signal, zero_phase)
+    x, fs, give_back = unpack(signal, fs)
+    return give_back(_apply(butter_sos("highpass", cutoff_hz, fs=fs, order=order), x,
+                            zero_phase))
 
 
-def lowpass(signal, *, fs: float, cutoff_hz: float, order: int = 4, zero_phase: bool = True):
+def lowpass(signal, *, fs: float | None = None, cutoff_hz: float, order: int = 4,
+            zero_phase: bool = True):
     """Butterworth low-pass at ``cutoff_hz`` (see :func:`bandpass`)."""
-    return _apply(butter_sos("lowpass", cutoff_hz, fs=fs, order=order), signal, zero_phase)
+    x, fs, give_back = unpack(signal, fs)
+    return give_back(_apply(butter_sos("lowpass", cutoff_hz, fs=fs, order=order), x,
+                            zero_phase))
 
 
-def notch_sos(*, fs: float, freq_hz: float = 50.0, harmonics: bool = True,
+def notch_sos(*, fs: float, powerline_hz: float = 50.0, harmonics: bool = True,
               quality: float = 30.0) -> np.ndarray:
-    """Second-order sections of a powerline notch at ``freq_hz`` and, with ``harmonics``, at
+    """Second-order sections of a powerline notch at ``powerline_hz`` and, with ``harmonics``, at
     every multiple below the Nyquist frequency (:func:`scipy.signal.iirnotch` per frequency)."""
-    fs = _check_fs(fs)
-    if not (0 < freq_hz < fs / 2):
-        raise InputError(None, f"notch frequency {freq_hz!r} Hz must lie between 0 and the Nyquist "
-                               f"frequency {fs / 2:g} Hz", what="freq_hz")
-    if quality <= 0:
-        raise InputError(None, f"expected a positive quality factor, got {quality!r}",
-                         what="quality")
-    freqs = [freq_hz]
+    fs = check_fs(fs)
+    if not (0 < powerline_hz < fs / 2):
+        raise ValueError(f"powerline_hz is {powerline_hz!r} Hz, expected 0 < powerline_hz < "
+                         f"the Nyquist frequency {fs / 2:g} Hz")
+    if not quality > 0:
+        raise ValueError(f"quality is {quality!r}, expected a positive quality factor")
+    freqs = [powerline_hz]
     if harmonics:
         k = 2
-        while k * freq_hz < fs / 2 * 0.98:
-            freqs.append(k * freq_hz)
+        while k * powerline_hz < fs / 2 * 0.98:
+            freqs.append(k * powerline_hz)
             k += 1
     sections = [scipy.signal.tf2sos(*scipy.signal.iirnotch(f, quality, fs=fs)) for f in freqs]
     return np.concatenate(sections, axis=0)
 
 
-def notch(signal, *, fs: float, freq_hz: float = 50.0, harmonics: bool = True,
-          quality: float = 30.0, zero_phase: bool = True):
-    """Remove powerline interference at ``freq_hz`` (50 or 60 Hz) and its harmonics.
+def notch(signal, *, fs: float | None = None, powerline_hz: float = 50.0,
+          harmonics: bool = True, quality: float = 30.0, zero_phase: bool = True):
+    """Remove powerline interference at ``powerline_hz`` (50 or 60 Hz) and its harmonics.
 
     Parameters
     ----------
-    signal : np.ndarray [shape=(..., n_samples)]
+    signal : np.ndarray [shape=(..., n_samples)] or biosig.Signal
     fs : float > 0
-    freq_hz : float
+        Sampling rate in Hz; may be omitted for a Signal.
+    powerline_hz : float
         Mains frequency.
     harmonics : bool
-        Also notch 2, 3, ... times ``freq_hz`` below the Nyquist frequency.
+        Also notch 2, 3, ... times ``powerline_hz`` below the Nyquist frequency.
     quality : float > 0
         Quality factor ``freq / bandwidth`` of each notch.
     zero_phase : bool
         Forward-backward (no phase distortion) or causal.
     """
-    return _apply(notch_sos(fs=fs, freq_hz=freq_hz, harmonics=harmonics, quality=quality),
-                  signal, zero_phase)
+    x, fs, give_back = unpack(signal, fs)
+    return give_back(_apply(notch_sos(fs=fs, powerline_hz=powerline_hz, harmonics=harmonics,
+                                      quality=quality), x, zero_phase))
 
 
-def remove_baseline(signal, *, fs: float, cutoff_hz: float = 0.5, method: str = "highpass"):
+def remove_baseline(signal, *, fs: float | None = None, cutoff_hz: float = 0.5,
+                    method: str = "highpass"):
     """Remove baseline wander.
 
     Parameters
     ----------
-    signal : np.ndarray [shape=(..., n_samples)]
+    signal : np.ndarray [shape=(..., n_samples)] or biosig.Signal
     fs : float > 0
+        Sampling rate in Hz; may be omitted for a Signal.
     cutoff_hz : float
         High-pass cut-off for ``method="highpass"`` (0.5 Hz keeps the ECG's ST segment usable).
     method : {"highpass", "median"}
@@ -328,18 +334,18 @@ def remove_baseline(signal, *, fs: float, cutoff_hz: float = 0.5, method: str = 
         baseline estimated by a 200 ms then a 600 ms median filter (de Chazal, O'Dwyer & Reilly
         2004, IEEE Trans. Biomed. Eng. 51(7)).
     """
-    fs = _check_fs(fs)
+    x, fs, give_back = unpack(signal, fs)
     if method == "highpass":
-        return highpass(signal, fs=fs, cutoff_hz=cutoff_hz, order=2)
+        return give_back(highpass(x, fs=fs, cutoff_hz=cutoff_hz, order=2))
     if method == "median":
         import scipy.ndimage
-        x2, restore = _as_2d(signal)
+        x2, restore = as_2d(x)
         w1 = max(1, int(round(0.2 * fs)) | 1)
         w2 = max(1, int(round(0.6 * fs)) | 1)
         base = scipy.ndimage.median_filter(x2, size=(1, w1), mode="nearest")
         base = scipy.ndimage.median_filter(base, size=(1, w2), mode="nearest")
-        return restore(x2 - base)
-    raise InputError(None, f"expected 'highpass' or 'median', got {method!r}", what="method")
+        return give_back(restore(x2 - base))
+    raise ValueError(f"method is {method!r}, expected 'highpass' or 'median'")
 
 
 def envelope_hilbert(signal):
@@ -347,20 +353,23 @@ def envelope_hilbert(signal):
 
     Parameters
     ----------
-    signal : np.ndarray [shape=(..., n_samples)]
+    signal : np.ndarray [shape=(..., n_samples)] or biosig.Signal
     """
-    x2, restore = _as_2d(signal)
+    if isinstance(signal, Signal):
+        return replace(signal, data=envelope_hilbert(signal.data))
+    x2, restore = as_2d(signal)
     return restore(np.abs(scipy.signal.hilbert(x2, axis=-1)))
 
 
-def envelope_homomorphic(signal, *, fs: float, cutoff_hz: float = 8.0):
+def envelope_homomorphic(signal, *, fs: float | None = None, cutoff_hz: float = 8.0):
     """Homomorphic envelope: ``exp(lowpass(log |analytic signal|))``, the envelope used for heart
     sound segmentation.
 
     Parameters
     ----------
-    signal : np.ndarray [shape=(..., n_samples)]
+    signal : np.ndarray [shape=(..., n_samples)] or biosig.Signal
     fs : float > 0
+        Sampling rate in Hz; may be omitted for a Signal.
     cutoff_hz : float
         Cut-off of the zero-phase first-order Butterworth low-pass on the log envelope.
 
@@ -370,15 +379,15 @@ def envelope_homomorphic(signal, *, fs: float, cutoff_hz: float = 8.0):
     sounds. Applied Soft Computing 7(1), 286-297. Springer, D. B., Tarassenko, L. & Clifford,
     G. D. (2016). Logistic regression-HSMM-based heart sound segmentation. IEEE TBME 63(4).
     """
-    fs = _check_fs(fs)
-    env = envelope_hilbert(np.asarray(signal, dtype=np.float64))
+    x, fs, give_back = unpack(signal, fs)
+    env = envelope_hilbert(np.asarray(x, dtype=np.float64))
     tiny = np.finfo(np.float64).tiny
     log_env = np.log(np.maximum(env, tiny))
     out = np.exp(sosfiltfilt(butter_sos("lowpass", cutoff_hz, fs=fs, order=1), log_env))
-    return out.astype(np.float32) if np.asarray(signal).dtype == np.float32 else out
+    return give_back(out.astype(np.float32) if np.asarray(x).dtype == np.float32 else out)
 
 
-def moving_window_integration(signal, *, fs: float, window_s: float):
+def moving_window_integration(signal, *, fs: float | None = None, window_s: float):
     """Trailing moving average over ``window_s`` seconds (Pan & Tompkins 1985 integration stage).
 
     ``y[n] = (x[n - w + 1] + ... + x[n]) / w`` with ``w = round(window_s * fs)``; the first
@@ -388,19 +397,9 @@ def moving_window_integration(signal, *, fs: float, window_s: float):
     ----------
     Pan, J. & Tompkins, W. J. (1985). A real-time QRS detection algorithm. IEEE TBME 32(3).
     """
-    fs = _check_fs(fs)
+    x, fs, give_back = unpack(signal, fs)
     width = int(round(window_s * fs))
     if width < 1:
-        raise InputError(None, f"window of {window_s!r} s is shorter than one sample at "
-                               f"{fs:g} Hz", what="window_s")
-    x2, restore = _as_2d(signal)
-    return restore(_kernels.moving_sum_2d(x2, width) / width)
-
-
-def _gcd_ratio(fs: float, target_fs: float) -> tuple[int, int]:
-    from fractions import Fraction
-    ratio = Fraction(target_fs / fs).limit_denominator(10_000)
-    if ratio == 0 or not math.isclose(float(ratio), target_fs / fs, rel_tol=1e-6):
-        raise InputError(None, f"cannot resample {fs:g} Hz to {target_fs:g} Hz with a rational "
-                               f"ratio of small integers", what="target_fs")
-    return ratio.numerator, ratio.denominator
+        raise ValueError(f"window_s is {window_s!r} s, shorter than one sample at {fs:g} Hz")
+    x2, restore = as_2d(x)
+    return give_back(restore(_kernels.moving_sum_2d(x2, width) / width))

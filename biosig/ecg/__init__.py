@@ -4,7 +4,7 @@ Functions follow NeuroKit2's ``ecg_<verb>`` naming and take the sampling rate ``
 
     from biosig.ecg import ecg_clean, ecg_peaks, ecg_rate, hrv
     peaks = ecg_peaks(lead, fs=360.0)          # QrsPeaks: .samples, .times_s, .rr_ms
-    bpm = ecg_rate(peaks, fs=360.0)
+    heart_rate_bpm = ecg_rate(peaks, fs=360.0)
     stats = hrv(peaks.samples, fs=360.0)       # .time (SDNN, RMSSD...), .frequency (LF, HF)
 
 Whole databases: :func:`score_qrs` (batch detection, resumable) and :func:`evaluate_qrs`

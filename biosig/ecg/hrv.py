@@ -16,8 +16,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from biosig.ecg.rate import _as_peaks
+from biosig.ecg._common import as_peaks
 from biosig.errors import ConfigError
+from biosig.signal import check_fs
 
 __all__ = ["rr_intervals", "RRIntervals", "hrv_time", "hrv_frequency", "hrv", "HrvTime",
            "HrvFrequency", "Hrv", "rr_statistics"]
@@ -71,8 +72,8 @@ def rr_intervals(peaks, *, fs: float, ectopic: str = "median", threshold: float 
     min_rr_ms, max_rr_ms : float
         Intervals outside these bounds are artefacts whatever the rule.
     """
-    p = _as_peaks(peaks)
-    fs = float(fs)
+    p = as_peaks(peaks)
+    fs = check_fs(fs)
     rr = np.diff(p) * (1000.0 / fs)
     t = p[1:] / fs
     valid = (rr >= min_rr_ms) & (rr <= max_rr_ms)
@@ -250,9 +251,9 @@ def rr_statistics(peaks, *, fs: float) -> dict[str, float]:
         SD1/SD2), ``rr_diff_mad_norm`` (median absolute successive difference over the median
         RR).
     """
-    p = _as_peaks(peaks)
+    p = as_peaks(peaks)
     nan = float("nan")
-    rr = np.diff(p) / float(fs)
+    rr = np.diff(p) / check_fs(fs)
     d = np.diff(rr)
     out = {"n_beats": float(p.size)}
     if rr.size == 0:

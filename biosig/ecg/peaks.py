@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from biosig.ecg.clean import _as_lead, _check_fs, _filtfilt_lead
+from biosig.ecg._common import as_lead, ecg_data, filtfilt_lead
 from biosig.errors import ConfigError
 
 __all__ = ["ecg_peaks", "QrsPeaks", "METHODS"]
@@ -51,16 +51,16 @@ class QrsPeaks:
 
 
 @functools.lru_cache(maxsize=32)
-def _band_sos(low_hz: float, high_hz: float, fs: float) -> np.ndarray:
+def _band_sos(band_hz: tuple[float, float], fs: float) -> np.ndarray:
     from biosig import dsp
-    sos = dsp.butter_sos("bandpass", (low_hz, high_hz), fs=fs, order=2)
+    sos = dsp.butter_sos("bandpass", band_hz, fs=fs, order=2)
     sos.setflags(write=False)
     return sos
 
 
-def ecg_peaks(signal, *, fs: float, method: str = "biosig", band_hz: tuple[float, float] = (5.0,
-              15.0), refractory_s: float = 0.2, twave_s: float = 0.36,
-              searchback_factor: float = 1.66) -> QrsPeaks:
+def ecg_peaks(signal, *, fs: float | None = None, method: str = "biosig",
+              band_hz: tuple[float, float] = (5.0, 15.0), refractory_s: float = 0.2,
+              twave_s: float = 0.36, searchback_factor: float = 1.66) -> QrsPeaks:
     """Detect QRS complexes (R peaks) in one ECG lead at any sampling rate.
 
     The ``"biosig"`` method follows Pan & Tompkins (1985) with the decision rules of Hamilton &
@@ -88,10 +88,11 @@ def ecg_peaks(signal, *, fs: float, method: str = "biosig", band_hz: tuple[float
 
     Parameters
     ----------
-    signal : np.ndarray [shape=(n_samples,)]
-        One ECG lead (any unit; the detector is scale invariant).
+    signal : np.ndarray [shape=(n_samples,)] or biosig.Signal
+        One ECG lead (any unit; the detector is scale invariant): an array, or a one-channel
+        Signal (``sig.pick(["MLII"])``).
     fs : float >= 50
-        Sampling rate in Hz.
+        Sampling rate in Hz; may be omitted for a Signal.
     method : {"biosig"}
         Detector.
     band_hz : (float, float)
@@ -109,8 +110,10 @@ def ecg_peaks(signal, *, fs: float, method: str = "biosig", band_hz: tuple[float
 
     Raises
     ------
+    ValueError
+        Not one lead, sampling rate below 50 Hz, unknown ``method``, ``band_hz`` out of range.
     InputError
-        Not one lead, NaN/inf samples, sampling rate below 50 Hz.
+        NaN/inf samples.
 
     References
     ----------
@@ -132,16 +135,16 @@ def ecg_peaks(signal, *, fs: float, method: str = "biosig", band_hz: tuple[float
     if method not in METHODS:
         raise ConfigError(f"method: unknown QRS detector {method!r}; expected one of "
                           f"{', '.join(METHODS)}")
-    fs = _check_fs(fs)
-    x = _as_lead(signal)
+    data, fs = ecg_data(signal, fs)
+    x = as_lead(data)
     lo, hi = float(band_hz[0]), float(band_hz[1])
     if not 0 < lo < hi < fs / 2:
         raise ConfigError(f"band_hz: expected 0 < low < high < {fs / 2:g} Hz, got {band_hz!r}")
     n = x.size
     if n < int(fs):  # under one second: no complex can be told from noise
         return QrsPeaks(np.zeros(0, dtype=np.int64), fs, n, method)
-    sos = _band_sos(lo, hi, fs)
-    bp = _filtfilt_lead(sos, x, overlap=int(round(2 * fs)))
+    sos = _band_sos((lo, hi), fs)
+    bp = filtfilt_lead(sos, x, overlap=int(round(2 * fs)))
     slope, mwi = _kernels.energy_kernel(bp, max(1, int(round(0.15 * fs))))
     refractory = max(1, int(round(refractory_s * fs)))
     centres = _kernels.detect_kernel(mwi, slope, refractory, int(round(twave_s * fs)),

@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from biosig.errors import InputError
+from biosig.ecg._common import as_peaks
+from biosig.signal import check_fs
 
 __all__ = ["ecg_rate"]
-
-
-def _as_peaks(peaks) -> np.ndarray:
-    p = np.asarray(getattr(peaks, "samples", peaks))
-    if p.ndim != 1 or (p.size and not np.issubdtype(p.dtype, np.number)):
-        raise InputError(None, f"expected a 1-D array of sample indices, got shape {p.shape}",
-                         what="peaks")
-    p = p.astype(np.int64)
-    if p.size > 1 and np.any(np.diff(p) <= 0):
-        raise InputError(None, "peak indices must be strictly increasing", what="peaks")
-    return p
 
 
 def ecg_rate(peaks, *, fs: float, n_samples: int | None = None) -> np.ndarray:
@@ -40,10 +30,8 @@ def ecg_rate(peaks, *, fs: float, n_samples: int | None = None) -> np.ndarray:
         ``60 / RR`` in bpm; the value at beat ``k`` uses the interval ending at beat ``k`` (the
         first beat takes the first interval's rate). NaN where fewer than two beats exist.
     """
-    fs = float(fs)
-    if not np.isfinite(fs) or fs <= 0:
-        raise InputError(None, f"expected a positive sampling rate, got {fs!r}", what="fs")
-    p = _as_peaks(peaks)
+    fs = check_fs(fs)
+    p = as_peaks(peaks)
     if p.size < 2:
         rate = np.full(p.size, np.nan)
     else:

@@ -21,8 +21,9 @@ __all__ = ["score_qrs", "score_record", "write_qrs_annotations", "qrs_quality", 
 #: min/max instantaneous rate over RR intervals within 300-2000 ms (bpm); SDNN and RMSSD (ms,
 #: ectopic intervals removed, :func:`biosig.ecg.hrv_time`); quality flag
 #: (:func:`qrs_quality`: good/poor/unusable); status ("ok").
-SCORE_COLUMNS = ("record", "fs", "duration_s", "beats", "hr_mean_bpm", "hr_min_bpm",
-                 "hr_max_bpm", "sdnn_ms", "rmssd_ms", "quality", "status")
+SCORE_COLUMNS = ("record", "fs", "duration_s", "beats", "heart_rate_mean_bpm",
+                 "heart_rate_min_bpm", "heart_rate_max_bpm", "sdnn_ms", "rmssd_ms", "quality",
+                 "status")
 
 
 def write_qrs_annotations(path, samples, *, fs: float, symbol: str = "N",
@@ -55,7 +56,8 @@ def write_qrs_annotations(path, samples, *, fs: float, symbol: str = "N",
     path = Path(os.fspath(path))
     ext = path.suffix.lstrip(".")
     if not ext:
-        raise InputError(path, "annotation file needs an extension such as .qrs")
+        raise ValueError(f"path is {str(path)!r}, expected an annotation file name with an "
+                         f"extension such as .qrs")
     samples = np.asarray(samples, dtype=np.int64).reshape(-1)
     symbols = [symbol] * samples.size
     aux = None
@@ -166,9 +168,11 @@ def score_record(item, out_dir: str, *, lead: int = 0, method: str = "biosig",
     InputError
         Unreadable record (corrupt header, missing signal file, all-NaN or flat lead...).
     """
+    from biosig.ecg._common import MIN_FS
     from biosig.ecg.hrv import hrv_time
     from biosig.ecg.peaks import ecg_peaks
     from biosig.io import load
+    from biosig.signal import check_fs
     kwargs = {}
     if item.meta.get("source_fs") is not None:
         kwargs["source_fs"] = item.meta["source_fs"]
@@ -183,6 +187,8 @@ def score_record(item, out_dir: str, *, lead: int = 0, method: str = "biosig",
     if item.meta.get("start_s") is not None:
         sig = sig.crop(item.meta["start_s"], item.meta["end_s"])
     x = sig.data[0]
+    check_fs(sig.fs, name="sampling rate", path=sig.path, min_hz=MIN_FS,
+             purpose=" for QRS detection")
     peaks = ecg_peaks(x, fs=sig.fs, method=method)
     from biosig.batch import PARTIAL_DIR
     write_qrs_annotations(Path(out_dir) / f"{item.key}.{ext}", peaks.samples, fs=sig.fs,
@@ -194,9 +200,10 @@ def score_record(item, out_dir: str, *, lead: int = 0, method: str = "biosig",
         "fs": _r(float(sig.fs), 6),
         "duration_s": _r(x.size / sig.fs, 3),
         "beats": len(peaks),
-        "hr_mean_bpm": _r(60000.0 / t.mean_nn_ms if t.mean_nn_ms > 0 else float("nan"), 2),
-        "hr_min_bpm": _r(float(valid_hr.min()), 2) if valid_hr.size else None,
-        "hr_max_bpm": _r(float(valid_hr.max()), 2) if valid_hr.size else None,
+        "heart_rate_mean_bpm": _r(60000.0 / t.mean_nn_ms if t.mean_nn_ms > 0
+                                  else float("nan"), 2),
+        "heart_rate_min_bpm": _r(float(valid_hr.min()), 2) if valid_hr.size else None,
+        "heart_rate_max_bpm": _r(float(valid_hr.max()), 2) if valid_hr.size else None,
         "sdnn_ms": _r(t.sdnn_ms, 2),
         "rmssd_ms": _r(t.rmssd_ms, 2),
         "quality": qrs_quality(peaks.samples, fs=sig.fs, n_samples=x.size, lead=x),

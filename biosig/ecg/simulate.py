@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from biosig.errors import ConfigError
+from biosig.signal import check_fs
 
 __all__ = ["ecg_simulate", "SimulatedEcg", "write_wfdb_record"]
 
@@ -70,9 +71,10 @@ def ecg_simulate(*, duration_s: float, fs: float, heart_rate_bpm: float = 70.0,
     -------
     SimulatedEcg
     """
-    if not duration_s > 0 or not fs > 0 or not heart_rate_bpm > 0:
-        raise ConfigError(f"duration_s, fs and heart_rate_bpm must be positive, got "
-                          f"{duration_s!r}, {fs!r}, {heart_rate_bpm!r}")
+    fs = check_fs(fs)
+    for name, value in (("duration_s", duration_s), ("heart_rate_bpm", heart_rate_bpm)):
+        if not value > 0:
+            raise ConfigError(f"{name} is {value!r}, expected a positive number")
     if not 0 <= pvc_fraction < 1:
         raise ConfigError(f"pvc_fraction: expected a value in [0, 1), got {pvc_fraction!r}")
     rng = np.random.default_rng(seed)

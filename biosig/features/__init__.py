@@ -12,24 +12,15 @@ Functions (numpy or torch in, the same kind out; time last, ``fs`` explicit):
   speech, ECG, EEG) returning a :class:`FeatureSet` / a flat dict of summary numbers.
 
 Modules with cached buffers live in :mod:`biosig.features.transforms`.
+
+The presets sit a layer above the rest of :mod:`biosig.features` (the ECG preset detects beats
+with :mod:`biosig.ecg`), so their names here are loaded on first use: importing
+:mod:`biosig.features.spectral` never imports :mod:`biosig.ecg`.
 """
 
+import importlib
+
 from biosig.features.kaldi import kaldi_fbank
-from biosig.features.presets import (
-    MODALITIES,
-    CoughConfig,
-    ECGConfig,
-    EEGConfig,
-    FeatureSet,
-    LungConfig,
-    PCGConfig,
-    SpeechConfig,
-    compute_features,
-    extract_features,
-    load_feature_set,
-    make_config,
-    summarize,
-)
 from biosig.features.spectral import (
     EEG_BANDS_HZ,
     BandPowers,
@@ -61,3 +52,19 @@ __all__ = [
     "make_config", "MODALITIES", "PCGConfig", "LungConfig", "CoughConfig",
     "SpeechConfig", "ECGConfig", "EEGConfig",
 ]
+
+_PRESET_NAMES = ("compute_features", "extract_features", "summarize", "FeatureSet",
+                 "load_feature_set", "make_config", "MODALITIES", "PCGConfig", "LungConfig",
+                 "CoughConfig", "SpeechConfig", "ECGConfig", "EEGConfig")
+
+
+def __getattr__(name: str):
+    if name in _PRESET_NAMES:
+        value = getattr(importlib.import_module("biosig.features.presets"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'biosig.features' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_PRESET_NAMES))

@@ -1,11 +1,12 @@
-"""Private helpers: numpy/torch in, the same kind out; argument checks."""
+"""Private helpers: numpy/torch in, the same kind out; argument checks (``check_fs`` is
+:func:`biosig.signal.check_fs`)."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
+
+from biosig.signal import check_fs  # noqa: F401  (the one validator, used across features)
 
 __all__ = ["as_tensor", "restore", "check_fs", "check_positive_int", "make_window"]
 
@@ -35,7 +36,9 @@ def as_tensor(signal, *, device=None, name: str = "signal") -> tuple[torch.Tenso
     if x.ndim == 0:
         raise ValueError(f"{name}: expected an array of shape (..., n_samples), got a scalar")
     if x.shape[-1] == 0:
-        raise ValueError(f"{name}: has 0 samples on its last (time) axis, shape {tuple(x.shape)}")
+        from biosig.errors import InputError
+        raise InputError(None, f"has 0 samples on its last (time) axis, shape "
+                               f"{tuple(x.shape)}", what=name)
     if device is not None:
         x = x.to(device)
     return x, was_numpy
@@ -46,16 +49,6 @@ def restore(x: torch.Tensor, was_numpy: bool):
     if was_numpy:
         return x.detach().cpu().numpy()
     return x
-
-
-def check_fs(fs, *, name: str = "fs") -> float:
-    try:
-        value = float(fs)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} is {fs!r}, expected a positive number of Hz") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} is {value:g}, expected a positive finite number of Hz")
-    return value
 
 
 def check_positive_int(value, *, name: str) -> int:

@@ -15,7 +15,9 @@ import math
 
 import torch
 
-from biosig.features._tensor import as_tensor, check_fs, check_positive_int, restore
+from biosig.errors import InputError
+from biosig.features._tensor import as_tensor, check_positive_int, restore
+from biosig.signal import signal_data
 
 __all__ = ["kaldi_fbank"]
 
@@ -37,7 +39,8 @@ _TORCHAUDIO_HELPERS = ("_feature_window_function", "_get_epsilon", "get_mel_bank
 _WINDOW_TYPES = ("hamming", "hanning", "povey", "rectangular", "blackman")
 
 
-def kaldi_fbank(signal, *, fs: float, num_mel_bins: int = 80, frame_length_ms: float = 25.0,
+def kaldi_fbank(signal, *, fs: float | None = None, num_mel_bins: int = 80,
+                frame_length_ms: float = 25.0,
                 frame_shift_ms: float = 10.0, dither: float = 0.0, device=None, **kaldi_options):
     """Kaldi ``compute-fbank-feats`` on every channel and batch item.
 
@@ -49,12 +52,12 @@ def kaldi_fbank(signal, *, fs: float, num_mel_bins: int = 80, frame_length_ms: f
 
     Parameters
     ----------
-    signal : array [shape=(..., n_samples)]
+    signal : array [shape=(..., n_samples)] or biosig.Signal
         Audio, time last. Kaldi-trained models usually expect 16-bit integer scale: pass
         ``signal * 32768`` for full-scale float audio. float64 stays float64, anything else is
         computed in float32. Each row needs at least one frame (``frame_length_ms``) of samples.
     fs : float > 0
-        Sampling rate in Hz (Kaldi's ``sample_frequency``).
+        Sampling rate in Hz (Kaldi's ``sample_frequency``); may be omitted for a Signal.
     num_mel_bins : int > 3
         Number of triangular mel bins (Kaldi's default is 23; x-vector recipes use 24-80).
     frame_length_ms, frame_shift_ms : float > 0
@@ -105,7 +108,7 @@ def kaldi_fbank(signal, *, fs: float, num_mel_bins: int = 80, frame_length_ms: f
     Povey, D. et al. The Kaldi speech recognition toolkit. ASRU 2011.
     """
     import torchaudio.compliance.kaldi as kaldi
-    fs = check_fs(fs)
+    signal, fs = signal_data(signal, fs)
     num_mel_bins = check_positive_int(num_mel_bins, name="num_mel_bins")
     if num_mel_bins <= 3:
         raise ValueError(f"num_mel_bins is {num_mel_bins}, expected more than 3")
@@ -162,8 +165,9 @@ def _frame_sizes(n: int, fs: float, frame_length_ms: float, frame_shift_ms: floa
         raise ValueError(f"frame_length_ms is {frame_length_ms:g}, which is {size} samples at "
                          f"fs={fs:g} Hz; expected at least 2 samples")
     if n < size:
-        raise ValueError(f"signal has {n} samples, fewer than one frame: frame_length_ms="
-                         f"{frame_length_ms:g} is {size} samples at fs={fs:g} Hz")
+        raise InputError(None, f"{n} samples, fewer than one frame: frame_length_ms="
+                               f"{frame_length_ms:g} is {size} samples at fs={fs:g} Hz",
+                         what="signal")
     if padded % 2:
         raise ValueError(f"frame_length_ms is {frame_length_ms:g}, an odd {size} samples at "
                          f"fs={fs:g} Hz; Kaldi needs an even FFT size: set "
@@ -188,8 +192,8 @@ def _check_values(n: int, fs: float, opts: dict) -> None:
         raise ValueError(f"energy_floor is {floor!r}, expected a non-negative number")
     min_duration = float(opts["min_duration"])
     if n < min_duration * fs:
-        raise ValueError(f"signal has {n} samples ({n / fs:g} s at fs={fs:g} Hz), shorter than "
-                         f"min_duration={min_duration:g} s")
+        raise InputError(None, f"{n} samples ({n / fs:g} s at fs={fs:g} Hz), shorter than "
+                               f"min_duration={min_duration:g} s", what="signal")
 
 
 @functools.lru_cache(maxsize=32)

@@ -18,12 +18,20 @@ takes the maximum over the whole array.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from biosig.features._functional import (
+    dct_matrix,
+    frame_params,
+    mel_project,
+    mfcc_from_log_mel,
+    power_of,
+    power_to_db_tensor,
+    stft_tensor,
+)
 from biosig.features._tensor import (
     as_tensor,
     check_fs,
@@ -47,43 +55,6 @@ EEG_BANDS_HZ: dict[str, tuple[float, float]] = {
 
 # ------------------------------------------------------------------------------------------
 # STFT and power spectrogram
-
-def _frame_params(n_fft, hop_length, win_length):
-    n_fft = check_positive_int(n_fft, name="n_fft")
-    win_length = n_fft if win_length is None else check_positive_int(win_length,
-                                                                      name="win_length")
-    if win_length > n_fft:
-        raise ValueError(f"win_length is {win_length}, expected at most n_fft={n_fft}")
-    hop_length = win_length // 4 if hop_length is None else check_positive_int(
-        hop_length, name="hop_length")
-    return n_fft, max(1, hop_length), win_length
-
-
-def _stft(x: torch.Tensor, window: torch.Tensor, n_fft: int, hop_length: int, center: bool,
-          pad_mode: str) -> torch.Tensor:
-    """Complex STFT of ``x (..., n)`` -> ``(..., n_fft // 2 + 1, n_frames)``."""
-    if pad_mode not in ("constant", "reflect"):
-        raise ValueError(f"pad_mode is {pad_mode!r}, expected 'constant' or 'reflect'")
-    n = x.shape[-1]
-    if center and pad_mode == "reflect" and n <= n_fft // 2:
-        raise ValueError(f"signal has {n} samples, too short for pad_mode='reflect' with "
-                         f"n_fft={n_fft} (needs more than {n_fft // 2}); use pad_mode='constant'")
-    if not center and n < n_fft:
-        raise ValueError(f"signal has {n} samples, fewer than n_fft={n_fft} with center=False")
-    lead = x.shape[:-1]
-    flat = x.reshape(-1, n)
-    spec = torch.stft(flat, n_fft=n_fft, hop_length=hop_length, win_length=window.shape[0],
-                      window=window, center=center, pad_mode=pad_mode, normalized=False,
-                      onesided=True, return_complex=True)
-    return spec.reshape(*lead, spec.shape[-2], spec.shape[-1])
-
-
-def _power(spec: torch.Tensor, power: float) -> torch.Tensor:
-    if power == 2.0:  # |z|^2 = re^2 + im^2: no square root (|z| costs more than the STFT)
-        return spec.real.square() + spec.imag.square()
-    mag = spec.abs()
-    return mag if power == 1.0 else mag.pow(power)
-
 
 def stft(signal, *, n_fft: int = 2048, hop_length: int | None = None,
          win_length: int | None = None, window="hann", center: bool = True,
@@ -115,9 +86,9 @@ def stft(signal, *, n_fft: int = 2048, hop_length: int | None = None,
     complex array [shape=(..., 1 + n_fft // 2, n_frames)]
     """
     x, was_numpy = as_tensor(signal, device=device)
-    n_fft, hop_length, win_length = _frame_params(n_fft, hop_length, win_length)
+    n_fft, hop_length, win_length = frame_params(n_fft, hop_length, win_length)
     win = make_window(window, win_length, dtype=x.dtype, device=x.device)
-    return restore(_stft(x, win, n_fft, hop_length, center, pad_mode), was_numpy)
+    return restore(stft_tensor(x, win, n_fft, hop_length, center, pad_mode), was_numpy)
 
 
 def spectrogram(signal, *, n_fft: int = 2048, hop_length: int | None = None,
@@ -134,9 +105,9 @@ def spectrogram(signal, *, n_fft: int = 2048, hop_length: int | None = None,
     if not power > 0:
         raise ValueError(f"power is {power!r}, expected a positive number")
     x, was_numpy = as_tensor(signal, device=device)
-    n_fft, hop_length, win_length = _frame_params(n_fft, hop_length, win_length)
+    n_fft, hop_length, win_length = frame_params(n_fft, hop_length, win_length)
     win = make_window(window, win_length, dtype=x.dtype, device=x.device)
-    spec = _power(_stft(x, win, n_fft, hop_length, center, pad_mode), float(power))
+    spec = power_of(stft_tensor(x, win, n_fft, hop_length, center, pad_mode), float(power))
     return restore(spec, was_numpy)
 
 
@@ -161,42 +132,31 @@ def frame_times(n_frames: int, *, fs: float, hop_length: int, center: bool = Tru
 # Mel scale
 
 def hz_to_mel(frequencies_hz, *, htk: bool = False) -> np.ndarray:
-    """Hz to mels: Slaney's auditory toolbox scale (default) or HTK's ``2595 log10(1 + f/700)``."""
-    f = np.asarray(frequencies_hz, dtype=np.float64)
-    if htk:
-        return 2595.0 * np.log10(1.0 + f / 700.0)
-    f_sp = 200.0 / 3
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    with np.errstate(divide="ignore"):
-        log_part = min_log_mel + np.log(np.maximum(f, 1e-300) / min_log_hz) / logstep
-    return np.where(f >= min_log_hz, log_part, f / f_sp)
+    """Hz to mels (``librosa.hz_to_mel``): Slaney's auditory toolbox scale (default), linear
+    below 1 kHz (``f / (200 / 3)``) and logarithmic above, or HTK's ``2595 log10(1 + f/700)``."""
+    from librosa.core.convert import hz_to_mel as to_mel
+    return np.asarray(to_mel(np.asarray(frequencies_hz, dtype=np.float64), htk=htk))
 
 
 def mel_to_hz(mels, *, htk: bool = False) -> np.ndarray:
-    """Inverse of :func:`hz_to_mel`."""
-    m = np.asarray(mels, dtype=np.float64)
-    if htk:
-        return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
-    f_sp = 200.0 / 3
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+    """Inverse of :func:`hz_to_mel` (``librosa.mel_to_hz``)."""
+    from librosa.core.convert import mel_to_hz as to_hz
+    return np.asarray(to_hz(np.asarray(mels, dtype=np.float64), htk=htk))
 
 
 def mel_frequencies(n_mels: int, *, fmin_hz: float = 0.0, fmax_hz: float,
                     htk: bool = False) -> np.ndarray:
-    """``n_mels`` frequencies in Hz, equally spaced in mels from ``fmin_hz`` to ``fmax_hz``."""
-    return mel_to_hz(np.linspace(hz_to_mel(fmin_hz, htk=htk), hz_to_mel(fmax_hz, htk=htk),
-                                 n_mels), htk=htk)
+    """``n_mels`` frequencies in Hz, equally spaced in mels from ``fmin_hz`` to ``fmax_hz``
+    (``librosa.mel_frequencies``)."""
+    from librosa.core.convert import mel_frequencies as frequencies
+    return frequencies(n_mels=check_positive_int(n_mels, name="n_mels"), fmin=float(fmin_hz),
+                       fmax=float(fmax_hz), htk=htk)
 
 
 def mel_filterbank(*, fs: float, n_fft: int, n_mels: int = 128, fmin_hz: float = 0.0,
                    fmax_hz: float | None = None, htk: bool = False,
                    norm: str | None = "slaney") -> np.ndarray:
-    """Triangular mel filters, as ``librosa.filters.mel`` (computed in float64).
+    """Triangular mel filters: ``librosa.filters.mel`` in float64.
 
     Parameters
     ----------
@@ -219,14 +179,17 @@ def mel_filterbank(*, fs: float, n_fft: int, n_mels: int = 128, fmin_hz: float =
 
     Notes
     -----
-    Unlike ``torchaudio.functional.melscale_fbanks``, which places the FFT bins on a grid up to
-    ``sample_rate // 2`` (integer division), this accepts fractional rates such as the Bonn
-    EEG's 173.61 Hz. Whisper's filters are ``mel_filterbank(fs=16000, n_fft=400, n_mels=80)``.
+    librosa places the FFT bins at ``k * fs / n_fft`` and so accepts fractional rates such as
+    the Bonn EEG's 173.61 Hz, where ``torchaudio.functional.melscale_fbanks`` puts them on a
+    grid up to ``sample_rate // 2`` (integer division). librosa warns when a filter is empty
+    (too many mels for ``n_fft``). Whisper's filters are
+    ``mel_filterbank(fs=16000, n_fft=400, n_mels=80)`` (see ``whisper_mel_filters``).
 
     References
     ----------
     Slaney, M. Auditory Toolbox, Technical Report 1998-010, Interval Research Corporation, 1998.
     """
+    from librosa.filters import mel
     fs = check_fs(fs)
     n_fft = check_positive_int(n_fft, name="n_fft")
     n_mels = check_positive_int(n_mels, name="n_mels")
@@ -237,24 +200,8 @@ def mel_filterbank(*, fs: float, n_fft: int, n_mels: int = 128, fmin_hz: float =
                          f"0 <= fmin_hz < fmax_hz")
     if norm not in ("slaney", None):
         raise ValueError(f"norm is {norm!r}, expected 'slaney' or None")
-    fftfreqs = np.fft.rfftfreq(n_fft, d=1.0 / fs)
-    mel_f = mel_frequencies(n_mels + 2, fmin_hz=fmin_hz, fmax_hz=fmax_hz, htk=htk)
-    fdiff = np.diff(mel_f)
-    ramps = np.subtract.outer(mel_f, fftfreqs)
-    lower = -ramps[:-2] / fdiff[:-1, None]
-    upper = ramps[2:] / fdiff[1:, None]
-    weights = np.maximum(0.0, np.minimum(lower, upper))
-    if norm == "slaney":
-        weights *= (2.0 / (mel_f[2:n_mels + 2] - mel_f[:n_mels]))[:, None]
-    if not np.all((mel_f[:-2] == 0) | (weights.max(axis=1) > 0)):
-        warnings.warn(f"mel_filterbank: some of the {n_mels} filters are empty; use fewer mels "
-                      f"or a larger n_fft (fs={fs:g}, n_fft={n_fft})", UserWarning, stacklevel=2)
-    return weights
-
-
-def _mel(power_spec: torch.Tensor, mel_basis: torch.Tensor) -> torch.Tensor:
-    """``mel_basis (n_mels, n_freqs) @ power_spec (..., n_freqs, n_frames)``."""
-    return torch.matmul(mel_basis, power_spec)
+    return mel(sr=fs, n_fft=n_fft, n_mels=n_mels, fmin=fmin_hz, fmax=fmax_hz, htk=htk,
+               norm=norm, dtype=np.float64)
 
 
 def mel_spectrogram(signal, *, fs: float, n_fft: int = 2048, hop_length: int | None = None,
@@ -279,37 +226,17 @@ def mel_spectrogram(signal, *, fs: float, n_fft: int = 2048, hop_length: int | N
     array [shape=(..., n_mels, n_frames)]
     """
     x, was_numpy = as_tensor(signal, device=device)
-    n_fft, hop_length, win_length = _frame_params(n_fft, hop_length, win_length)
+    n_fft, hop_length, win_length = frame_params(n_fft, hop_length, win_length)
     win = make_window(window, win_length, dtype=x.dtype, device=x.device)
     fb = torch.as_tensor(mel_filterbank(fs=fs, n_fft=n_fft, n_mels=n_mels, fmin_hz=fmin_hz,
                                         fmax_hz=fmax_hz, htk=htk, norm=norm),
                          dtype=x.dtype, device=x.device)
-    spec = _power(_stft(x, win, n_fft, hop_length, center, pad_mode), float(power))
-    return restore(_mel(spec, fb), was_numpy)
+    spec = power_of(stft_tensor(x, win, n_fft, hop_length, center, pad_mode), float(power))
+    return restore(mel_project(spec, fb), was_numpy)
 
 
 # ------------------------------------------------------------------------------------------
 # Decibels, log-mel, MFCC, deltas
-
-def _power_to_db(s: torch.Tensor, ref, amin: float, top_db: float | None) -> torch.Tensor:
-    log_spec = 10.0 * torch.log10(torch.clamp(s, min=amin))
-    if isinstance(ref, str):
-        if ref != "max":
-            raise ValueError(f"ref is {ref!r}, expected a positive number or 'max'")
-        peak = torch.amax(s, dim=(-2, -1), keepdim=True) if s.ndim >= 2 else s.max()
-        log_spec = log_spec - 10.0 * torch.log10(torch.clamp(peak, min=amin))
-    else:
-        if not float(ref) > 0:
-            raise ValueError(f"ref is {ref!r}, expected a positive number or 'max'")
-        log_spec = log_spec - 10.0 * np.log10(max(amin, float(ref)))
-    if top_db is not None:
-        if top_db < 0:
-            raise ValueError(f"top_db is {top_db!r}, expected a non-negative number or None")
-        peak_db = (torch.amax(log_spec, dim=(-2, -1), keepdim=True) if log_spec.ndim >= 2
-                   else log_spec.max())
-        log_spec = torch.maximum(log_spec, peak_db - top_db)
-    return log_spec
-
 
 def power_to_db(power, *, ref=1.0, amin: float = 1e-10, top_db: float | None = 80.0):
     """Power to decibels ``10 log10(max(amin, S) / ref)``, as ``librosa.power_to_db``.
@@ -332,7 +259,7 @@ def power_to_db(power, *, ref=1.0, amin: float = 1e-10, top_db: float | None = 8
     if not amin > 0:
         raise ValueError(f"amin is {amin!r}, expected a positive number")
     s, was_numpy = as_tensor(power, name="power")
-    return restore(_power_to_db(s, ref, float(amin), top_db), was_numpy)
+    return restore(power_to_db_tensor(s, ref, float(amin), top_db), was_numpy)
 
 
 def log_mel_spectrogram(signal, *, fs: float, n_fft: int = 2048, hop_length: int | None = None,
@@ -354,31 +281,7 @@ def log_mel_spectrogram(signal, *, fs: float, n_fft: int = 2048, hop_length: int
                           win_length=win_length, window=window, center=center, pad_mode=pad_mode,
                           power=power, n_mels=n_mels, fmin_hz=fmin_hz, fmax_hz=fmax_hz, htk=htk,
                           norm=norm)
-    return restore(_power_to_db(mel, ref, float(amin), top_db), was_numpy)
-
-
-def _dct_matrix(n_mfcc: int, n_mels: int, *, dtype, device) -> torch.Tensor:
-    """Orthonormal DCT-II matrix ``(n_mels, n_mfcc)``, built in float64.
-
-    The layout of ``torchaudio.functional.create_dct(n_mfcc, n_mels, norm="ortho")``, which is
-    computed in float32 and would limit float64 results to about 1e-7 relative accuracy.
-    """
-    if n_mfcc > n_mels:
-        raise ValueError(f"n_mfcc is {n_mfcc}, expected at most n_mels={n_mels}")
-    n = np.arange(n_mels, dtype=np.float64)
-    k = np.arange(n_mfcc, dtype=np.float64)
-    dct = np.cos(np.pi / n_mels * (n[:, None] + 0.5) * k[None, :])
-    dct[:, 0] *= np.sqrt(1.0 / n_mels)
-    dct[:, 1:] *= np.sqrt(2.0 / n_mels)
-    return torch.as_tensor(dct, dtype=dtype, device=device)
-
-
-def _mfcc_from_log_mel(log_mel: torch.Tensor, dct: torch.Tensor, lifter: float) -> torch.Tensor:
-    out = torch.matmul(dct.transpose(0, 1), log_mel)
-    if lifter > 0:
-        n = torch.arange(1, out.shape[-2] + 1, dtype=out.dtype, device=out.device)
-        out = out * (1 + (lifter / 2) * torch.sin(np.pi * n / lifter))[:, None]
-    return out
+    return restore(power_to_db_tensor(mel, ref, float(amin), top_db), was_numpy)
 
 
 def mfcc(signal, *, fs: float, n_mfcc: int = 20, lifter: float = 0.0, n_fft: int = 2048,
@@ -419,9 +322,9 @@ def mfcc(signal, *, fs: float, n_mfcc: int = 20, lifter: float = 0.0, n_fft: int
     mel = mel_spectrogram(x, fs=fs, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
                           window=window, center=center, pad_mode=pad_mode, power=power,
                           n_mels=n_mels, fmin_hz=fmin_hz, fmax_hz=fmax_hz, htk=htk, norm=norm)
-    log_mel = _power_to_db(mel, 1.0, 1e-10, top_db)
-    dct = _dct_matrix(n_mfcc, int(n_mels), dtype=log_mel.dtype, device=log_mel.device)
-    return restore(_mfcc_from_log_mel(log_mel, dct, float(lifter)), was_numpy)
+    log_mel = power_to_db_tensor(mel, 1.0, 1e-10, top_db)
+    dct = dct_matrix(n_mfcc, int(n_mels), dtype=log_mel.dtype, device=log_mel.device)
+    return restore(mfcc_from_log_mel(log_mel, dct, float(lifter)), was_numpy)
 
 
 def deltas(features, *, width: int = 9, order: int = 1):

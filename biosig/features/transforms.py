@@ -1,8 +1,9 @@
 """``torch.nn.Module`` versions of the spectral functions, for models and GPU pipelines.
 
 Each module holds its window, mel filters and DCT matrix as buffers (so ``.to(device)`` moves
-them and they are built once) and its ``forward`` is one call to the function's math in
-:mod:`biosig.features.spectral`. Input ``(..., n_samples)`` tensors, time last.
+them and they are built once) and its ``forward`` is one call to the tensor kernels in
+:mod:`biosig.features._functional` (the same ones the functions call). Input
+``(..., n_samples)`` tensors, time last.
 """
 
 from __future__ import annotations
@@ -10,18 +11,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from biosig.features._tensor import check_fs, make_window
-from biosig.features.spectral import (
-    _dct_matrix,
-    _frame_params,
-    _mel,
-    _mfcc_from_log_mel,
-    _power,
-    _power_to_db,
-    _stft,
-    mel_filterbank,
+from biosig.features._functional import (
+    dct_matrix,
+    frame_params,
+    mel_project,
+    mfcc_from_log_mel,
+    power_of,
+    power_to_db_tensor,
+    stft_tensor,
+    whisper_log_mel_tensor,
 )
-from biosig.features.whisper import _whisper_log_mel, whisper_mel_filters
+from biosig.features._tensor import check_fs, make_window
+from biosig.features.spectral import mel_filterbank
+from biosig.features.whisper import whisper_mel_filters
 
 __all__ = ["Spectrogram", "MelSpectrogram", "LogMelSpectrogram", "MFCC", "WhisperLogMel"]
 
@@ -33,13 +35,13 @@ class Spectrogram(nn.Module):
                  win_length: int | None = None, window="hann", center: bool = True,
                  pad_mode: str = "constant", power: float = 2.0):
         super().__init__()
-        self.n_fft, self.hop_length, win_length = _frame_params(n_fft, hop_length, win_length)
+        self.n_fft, self.hop_length, win_length = frame_params(n_fft, hop_length, win_length)
         self.center, self.pad_mode, self.power = center, pad_mode, float(power)
         self.register_buffer("window", make_window(window, win_length))
 
     def forward(self, signal: torch.Tensor) -> torch.Tensor:
         """``(..., n_samples)`` -> ``(..., 1 + n_fft // 2, n_frames)``."""
-        return _power(_stft(signal, self.window, self.n_fft, self.hop_length, self.center,
+        return power_of(stft_tensor(signal, self.window, self.n_fft, self.hop_length, self.center,
                             self.pad_mode), self.power)
 
 
@@ -60,7 +62,7 @@ class MelSpectrogram(Spectrogram):
 
     def forward(self, signal: torch.Tensor) -> torch.Tensor:
         """``(..., n_samples)`` -> ``(..., n_mels, n_frames)``."""
-        return _mel(super().forward(signal), self.mel_basis)
+        return mel_project(super().forward(signal), self.mel_basis)
 
 
 class LogMelSpectrogram(MelSpectrogram):
@@ -73,7 +75,7 @@ class LogMelSpectrogram(MelSpectrogram):
 
     def forward(self, signal: torch.Tensor) -> torch.Tensor:
         """``(..., n_samples)`` -> ``(..., n_mels, n_frames)``."""
-        return _power_to_db(super().forward(signal), self.ref, self.amin, self.top_db)
+        return power_to_db_tensor(super().forward(signal), self.ref, self.amin, self.top_db)
 
 
 class MFCC(LogMelSpectrogram):
@@ -83,12 +85,12 @@ class MFCC(LogMelSpectrogram):
                  top_db: float | None = 80.0, **mel_options):
         super().__init__(fs=fs, ref=1.0, amin=1e-10, top_db=top_db, **mel_options)
         self.lifter = float(lifter)
-        self.register_buffer("dct", _dct_matrix(int(n_mfcc), self.mel_basis.shape[0],
+        self.register_buffer("dct", dct_matrix(int(n_mfcc), self.mel_basis.shape[0],
                                                 dtype=torch.float32, device=None))
 
     def forward(self, signal: torch.Tensor) -> torch.Tensor:
         """``(..., n_samples)`` -> ``(..., n_mfcc, n_frames)``."""
-        return _mfcc_from_log_mel(super().forward(signal), self.dct, self.lifter)
+        return mfcc_from_log_mel(super().forward(signal), self.dct, self.lifter)
 
 
 class WhisperLogMel(nn.Module):
@@ -103,4 +105,4 @@ class WhisperLogMel(nn.Module):
 
     def forward(self, signal: torch.Tensor) -> torch.Tensor:
         """16 kHz ``(..., n_samples)`` -> ``(..., n_mels, n_frames)``."""
-        return _whisper_log_mel(signal, self.window, self.mel_basis, self.pad_to_30s)
+        return whisper_log_mel_tensor(signal, self.window, self.mel_basis, self.pad_to_30s)

@@ -11,25 +11,28 @@ import functools
 import numpy as np
 import torch
 
+from biosig.features._functional import whisper_log_mel_tensor
 from biosig.features._tensor import as_tensor, restore
-from biosig.features.spectral import _stft, mel_filterbank
+from biosig.features.spectral import mel_filterbank
+from biosig.whisper_audio import (
+    WHISPER_CHUNK_S,
+    WHISPER_FS,
+    WHISPER_HOP_LENGTH,
+    WHISPER_N_FFT,
+    WHISPER_N_FRAMES,
+    WHISPER_N_SAMPLES,
+)
 
 __all__ = ["whisper_log_mel", "whisper_mel_filters", "pad_or_trim", "WHISPER_FS", "WHISPER_N_FFT",
            "WHISPER_HOP_LENGTH", "WHISPER_CHUNK_S", "WHISPER_N_SAMPLES", "WHISPER_N_FRAMES"]
 
-WHISPER_FS = 16000
-WHISPER_N_FFT = 400
-WHISPER_HOP_LENGTH = 160
-WHISPER_CHUNK_S = 30
-WHISPER_N_SAMPLES = WHISPER_CHUNK_S * WHISPER_FS           # 480000
-WHISPER_N_FRAMES = WHISPER_N_SAMPLES // WHISPER_HOP_LENGTH  # 3000
-
 
 def whisper_mel_filters(n_mels: int = 80) -> np.ndarray:
-    """Whisper's mel filters ``[shape=(n_mels, 201), dtype=float32]``.
+    """Whisper's mel filters ``[shape=(n_mels, 201), dtype=float64]``.
 
-    The same as Whisper's ``mel_filters.npz``: ``librosa.filters.mel(sr=16000, n_fft=400,
-    n_mels=n_mels)`` (Slaney scale and normalisation).
+    ``librosa.filters.mel(sr=16000, n_fft=400, n_mels=n_mels)`` (Slaney scale and
+    normalisation) through :func:`~biosig.features.mel_filterbank`: Whisper's
+    ``mel_filters.npz`` (stored in float32) and ``WhisperFeatureExtractor.mel_filters.T``.
     """
     return _whisper_filters(n_mels).copy()
 
@@ -51,22 +54,6 @@ def pad_or_trim(signal, n_samples: int = WHISPER_N_SAMPLES):
     elif n < n_samples:
         x = torch.nn.functional.pad(x, (0, n_samples - n))
     return restore(x, was_numpy)
-
-
-def _whisper_log_mel(x: torch.Tensor, window: torch.Tensor, mel_basis: torch.Tensor,
-                     pad_to_30s: bool) -> torch.Tensor:
-    if pad_to_30s:
-        n = x.shape[-1]
-        if n > WHISPER_N_SAMPLES:
-            x = x[..., :WHISPER_N_SAMPLES]
-        elif n < WHISPER_N_SAMPLES:
-            x = torch.nn.functional.pad(x, (0, WHISPER_N_SAMPLES - n))
-    spec = _stft(x, window, WHISPER_N_FFT, WHISPER_HOP_LENGTH, True, "reflect")
-    power = spec[..., :-1].abs().square()                       # drop the last frame
-    log_spec = torch.clamp(torch.matmul(mel_basis, power), min=1e-10).log10()
-    peak = torch.amax(log_spec, dim=(-2, -1), keepdim=True)
-    log_spec = torch.maximum(log_spec, peak - 8.0)
-    return (log_spec + 4.0) / 4.0
 
 
 def whisper_log_mel(signal, *, fs: float, n_mels: int = 80, pad_to_30s: bool = True,
@@ -111,4 +98,4 @@ def whisper_log_mel(signal, *, fs: float, n_mels: int = 80, pad_to_30s: bool = T
                          f"{WHISPER_N_FFT // 2} (or pass pad_to_30s=True)")
     window = torch.hann_window(WHISPER_N_FFT, periodic=True, dtype=x.dtype, device=x.device)
     fb = torch.tensor(_whisper_filters(n_mels), dtype=x.dtype, device=x.device)
-    return restore(_whisper_log_mel(x, window, fb, bool(pad_to_30s)), was_numpy)
+    return restore(whisper_log_mel_tensor(x, window, fb, bool(pad_to_30s)), was_numpy)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from biosig.errors import InputError
-from biosig.signal import Annotations, Signal
+from biosig.signal import Annotations, Signal, check_fs
 
 
 def _one_line(exc: BaseException) -> str:
@@ -65,8 +65,8 @@ def _check_header(hea: Path, h) -> None:
     if h.fs is None or h.sig_len is None or h.n_sig is None:
         raise InputError(hea, "corrupt WFDB header (missing sampling rate, length or signal "
                               "count)")
-    from biosig.io.core import _check_fs
-    _check_fs(hea, h.fs)
+    from biosig.io.core import MAX_FS
+    check_fs(h.fs, name="sampling rate in header", path=hea, max_hz=MAX_FS)
     if h.n_sig == 0 or not h.file_name:
         raise InputError(hea, "WFDB header lists no signals")
     for fname in sorted(set(h.file_name)):

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from biosig.errors import InputError
-from biosig.signal import Annotations, Signal, summary_fields
+from biosig.signal import Annotations, Signal, check_fs, summary_fields
 
 __all__ = ["load", "info", "RecordingInfo", "read_annotations", "supported_extensions",
            "validate_signal"]
@@ -106,15 +106,9 @@ def _resolve(path) -> tuple[Path, str]:
                         f"{' '.join(supported_extensions())}")
 
 
-def _check_fs(path, fs, what="sampling rate in header") -> float:
-    try:
-        fs = float(fs)
-    except (TypeError, ValueError):
-        raise InputError(path, f"{what} is {fs!r}, expected a positive number") from None
-    if not math.isfinite(fs) or fs <= 0 or fs > MAX_FS:
-        raise InputError(path, f"{what} is {fs:g} Hz, expected a positive finite value "
-                               f"up to {MAX_FS:g} Hz")
-    return fs
+def _header_fs(path, fs) -> float:
+    """The sampling rate a file's header gives, checked (InputError naming the file)."""
+    return check_fs(fs, name="sampling rate in header", path=path, max_hz=MAX_FS)
 
 
 def _reader(fmt):
@@ -141,11 +135,11 @@ def info(path, *, source_fs: float | None = None) -> RecordingInfo:
     InputError
         Missing file, unknown extension, unreadable or inconsistent header, bad sampling rate.
     """
-    p, fmt = _resolve(path)
     if source_fs is not None:
-        source_fs = _check_fs(p, source_fs, "source_fs")
+        source_fs = check_fs(source_fs, name="source_fs")
+    p, fmt = _resolve(path)
     rec = _reader(fmt).read_info(p, source_fs=source_fs)
-    _check_fs(p, rec.fs)
+    _header_fs(p, rec.fs)
     if rec.n_samples <= 0:
         raise InputError(p, "recording is empty (0 samples)")
     return rec
@@ -169,7 +163,7 @@ def validate_signal(data: np.ndarray, *, path=None, what: str = "signal",
         Accept a recording whose every channel is constant.
     """
     if on_nan not in ("raise", "interpolate"):
-        raise ValueError(f"on_nan must be 'raise' or 'interpolate', got {on_nan!r}")
+        raise ValueError(f"on_nan is {on_nan!r}, expected 'raise' or 'interpolate'")
     if data.size == 0 or data.shape[-1] == 0:
         raise InputError(path, "recording is empty (0 samples)", what=what)
     finite = np.isfinite(data)
@@ -244,11 +238,15 @@ def load(path, *, target_fs: float | None = None, channels=None, annotations="au
     >>> sig.data.shape, sig.fs, len(sig.annotations)           # doctest: +SKIP
     ((2, 451389), 250.0, 2274)
     """
-    p, fmt = _resolve(path)
     if source_fs is not None:
-        source_fs = _check_fs(p, source_fs, "source_fs")
+        source_fs = check_fs(source_fs, name="source_fs")
+    if target_fs is not None:
+        target_fs = check_fs(target_fs, name="target_fs")
+    if expected_fs is not None:
+        expected_fs = check_fs(expected_fs, name="expected_fs")
+    p, fmt = _resolve(path)
     sig = _reader(fmt).read(p, source_fs=source_fs, annotations=annotations)
-    fs = _check_fs(p, sig.fs)
+    fs = _header_fs(p, sig.fs)
     if expected_fs is not None and not math.isclose(fs, float(expected_fs), rel_tol=1e-6):
         raise InputError(p, f"sampling rate is {fs:g} Hz, expected {float(expected_fs):g} Hz")
     if channels is not None:
@@ -260,7 +258,6 @@ def load(path, *, target_fs: float | None = None, channels=None, annotations="au
                            on_nan=on_nan, allow_silent=allow_silent)
     sig = replace(sig, data=data, path=str(p))
     if target_fs is not None:
-        target_fs = _check_fs(p, target_fs, "target_fs")
         if not math.isclose(target_fs, fs, rel_tol=1e-9):
             from biosig.dsp import resample
             sig = replace(sig, data=resample(sig.data, fs=fs, target_fs=target_fs),

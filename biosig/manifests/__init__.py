@@ -42,15 +42,15 @@ from biosig.manifests.schema import (
     MODALITIES,
     SPLITS,
     Record,
-    json_schema,
-    record_from_dict,
+    record_json_schema,
     resolve_path,
+    validate_record,
 )
 from biosig.manifests.splits import assign_splits, group_of, summarize_splits
 from biosig.manifests.stats import count_by, field_value, format_counts
 
 __all__ = [
-    "Record", "MODALITIES", "SPLITS", "json_schema", "record_from_dict", "resolve_path",
+    "Record", "MODALITIES", "SPLITS", "record_json_schema", "validate_record", "resolve_path",
     "read_manifest", "ManifestWriter", "write_manifest",
     "assign_splits", "group_of", "summarize_splits",
     "build_manifest", "BuildResult", "check_manifest", "Problem",

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from biosig.errors import ManifestError
-from biosig.manifests.schema import Record, record_from_dict
+from biosig.manifests.schema import Record, validate_record
 
 __all__ = ["read_manifest", "iter_manifest_lines", "ManifestWriter", "write_manifest",
            "count_lines"]
@@ -56,7 +56,7 @@ def parse_line(text: str, where: str) -> Record:
     except json.JSONDecodeError as exc:
         raise ManifestError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") \
             from None
-    return record_from_dict(data, where)
+    return validate_record(data, where)
 
 
 def read_manifest(path, *, check_ids: bool = True) -> Iterator[Record]:

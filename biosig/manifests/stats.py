@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from biosig.errors import ConfigError
-from biosig.manifests.schema import _FIELDS, Record
+from biosig.manifests.schema import Record
 from biosig.manifests.splits import group_of
 
 __all__ = ["field_value", "count_by", "CountRow", "format_counts"]
@@ -28,7 +28,8 @@ def field_value(record: Record, key: str):
         ``key`` names no field.
     """
     head, _, sub = key.partition(".")
-    if head not in _FIELDS or (sub and head not in _NESTED) or (head in _NESTED and not sub):
+    if head not in Record.model_fields or (sub and head not in _NESTED) \
+            or (head in _NESTED and not sub):
         raise ConfigError(f"key {key!r}: expected a manifest field or one of "
                           f"{', '.join(n + '.NAME' for n in _NESTED)}")
     value = getattr(record, head)

@@ -7,8 +7,12 @@
 - :mod:`biosig.train.config` -- :class:`TrainConfig`, :func:`load_config` (profiles, ``--set``);
 - :mod:`biosig.train.data` -- examples, splits and K folds, :class:`WindowDataset`,
   :class:`FrontEnd`, augmentation;
-- :mod:`biosig.train.engine` -- :func:`compute_loss`, :func:`train_one_epoch`,
-  :func:`evaluate`, :func:`train`, :func:`run`;
+- :mod:`biosig.train.loop` -- the one training loop (:func:`fit`) and the hooks a task
+  supplies (:class:`Task`): checkpoints and resume, early stopping, ``metrics.jsonl``, DDP;
+- :mod:`biosig.train.engine` -- the classifier task: :func:`compute_loss`, :func:`evaluate`,
+  :class:`ClassifierTask`, :func:`train`, :func:`run`;
+- :mod:`biosig.train.whisper` -- the Whisper fine-tuning task (data and targets, the loop's
+  hooks, export);
 - :mod:`biosig.train.runs` -- what every task's run shares: device and process group, seeding,
   the run folder (``--run-id`` never overwrites), atomic checkpoints, ``env.json``;
 - :mod:`biosig.train.cache` -- the on-disk feature cache (``data.feature_cache``);
@@ -17,8 +21,10 @@
 """
 
 from biosig.train.config import TrainConfig, load_config, validate_config
-from biosig.train.engine import compute_loss, evaluate, run, train, train_one_epoch
+from biosig.train.engine import ClassifierTask, compute_loss, evaluate, run, train
+from biosig.train.loop import Task, fit
 from biosig.train.runs import pick_device, seed_everything
 
 __all__ = ["TrainConfig", "load_config", "validate_config", "run", "train", "compute_loss",
-           "train_one_epoch", "evaluate", "pick_device", "seed_everything"]
+           "ClassifierTask", "evaluate", "pick_device", "seed_everything",
+           "Task", "fit"]

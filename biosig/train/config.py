@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from biosig.config import describe_validation_error
 from biosig.errors import ConfigError
 from biosig.fileio import load_yaml
 
@@ -27,10 +28,15 @@ __all__ = ["TrainConfig", "DataConfig", "FeatureConfig", "CRNNConfig", "TDNNConf
            "load_config", "validate_config", "apply_overrides", "parse_override",
            "config_to_dict", "CHALLENGES", "WhisperTrainConfig", "WhisperModelConfig",
            "WhisperDataConfig", "WhisperReplayConfig", "WhisperLoopConfig", "LoraConfig",
-           "WhisperEvalConfig", "AnyTrainConfig"]
+           "WhisperEvalConfig", "AnyTrainConfig", "FEATURE_PRESETS", "preset_frontend"]
 
 #: Challenge scores that ``eval.challenge`` can name.
 CHALLENGES = ("none", "physionet2022", "physionet2016", "icbhi2017", "cinc2017")
+#: Feature presets (:mod:`biosig.features`) that ``features.preset`` can name.
+FEATURE_PRESETS = ("pcg", "lung", "cough", "ecg", "eeg")
+
+PositiveInt = Annotated[int, Field(ge=1)]
+Probability = Annotated[float, Field(ge=0, lt=1)]
 
 
 def _check_device(device: str) -> None:
@@ -53,9 +59,9 @@ class DataConfig(_Strict):
     filter: dict[str, str | int | float | bool] = {}  # field or labels.x -> required value
     splits: Literal["manifest", "auto"] = "manifest"
     group_by: str = "subject"                     # record field grouping patients in splits
-    valid_frac: float = 0.1
-    test_frac: float = 0.2
-    split_seed: int = 0
+    valid_frac: float = Field(default=0.1, ge=0, lt=1)
+    test_frac: float = Field(default=0.2, ge=0, lt=1)
+    split_seed: int = Field(default=0, ge=0)
     target_fs: float = Field(gt=0)
     channel: int | Literal["mean"] = 0           # channel index, or the mean of all
     window_s: float = Field(gt=0)
@@ -68,43 +74,117 @@ class DataConfig(_Strict):
     limit_per_split: int | None = Field(default=None, ge=1)
 
 
-class FeatureConfig(_Strict):
-    """Front-end computed on the training device (see :mod:`biosig.features`)."""
+def preset_frontend(modality: str, kind: str | None = None) -> dict[str, Any]:
+    """The front-end keys that the feature preset of ``modality`` defines.
 
+    The preset (:func:`biosig.features.make_config`) gives ``window_s``, ``hop_s`` and
+    ``top_db`` where it has them, ``fmin_hz``/``fmax_hz`` (its pass band ``band_hz`` when it
+    has no mel range), ``n_mels`` for the mel kinds and ``n_mfcc`` for ``mfcc``. ``kind``
+    defaults to ``log_mel`` for presets with mel filters, ``log_spectrogram`` otherwise.
+
+    >>> preset_frontend("pcg")["fmax_hz"], preset_frontend("eeg")["kind"]
+    (1000.0, 'log_spectrogram')
+    """
+    from biosig.features import make_config
+    if modality not in FEATURE_PRESETS:
+        raise ConfigError(f"features.preset is {modality!r}, expected one of "
+                          f"{', '.join(FEATURE_PRESETS)}")
+    p = make_config(modality)
+    has = type(p).model_fields
+    kind = kind or ("log_mel" if "n_mels" in has else "log_spectrogram")
+    out: dict[str, Any] = {"kind": kind, "window_s": p.window_s, "hop_s": p.hop_s,
+                           "fmin_hz": p.fmin_hz if "fmin_hz" in has else p.band_hz[0],
+                           "fmax_hz": p.fmax_hz if "fmax_hz" in has else p.band_hz[1]}
+    if "top_db" in has:
+        out["top_db"] = p.top_db
+    if kind in ("log_mel", "mfcc", "kaldi_fbank") and "n_mels" in has:
+        out["n_mels"] = p.n_mels
+    if kind == "mfcc" and "n_mfcc" in has:
+        out["n_mfcc"] = p.n_mfcc
+    return out
+
+
+class FeatureConfig(_Strict):
+    """Front-end computed on the training device (see :mod:`biosig.features`).
+
+    ``preset: <modality>`` starts from that modality's feature preset
+    (:func:`preset_frontend`), so a recipe names only what differs (``preset: pcg`` and
+    ``fmax_hz: 800.0``). The validated config holds the resolved values and not the preset's
+    name (``preset`` is ``None`` once resolved), so the run's ``config.yaml`` and the
+    feature-cache key see the values only.
+    """
+
+    preset: Literal[FEATURE_PRESETS] | None = Field(default=None, exclude=True)
     kind: Literal["log_mel", "mfcc", "log_spectrogram", "kaldi_fbank", "frames"] = "log_mel"
     window_s: float = Field(default=0.064, gt=0)
     hop_s: float = Field(default=0.016, gt=0)
     n_mels: int = Field(default=64, ge=1)
     n_mfcc: int = Field(default=20, ge=1)
     fmin_hz: float = Field(default=0.0, ge=0)
-    fmax_hz: float | None = None
-    top_db: float | None = 80.0
+    fmax_hz: float | None = Field(default=None, gt=0)
+    top_db: float | None = Field(default=80.0, gt=0)
     normalize: Literal["none", "instance", "cmvn"] = "instance"  # cmvn: per bin over time
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_preset(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("preset") in FEATURE_PRESETS:
+            data = dict(data)                 # resolved: the values stay, the name goes
+            kind = data.get("kind")
+            return {**preset_frontend(data.pop("preset"),
+                                      kind if isinstance(kind, str) else None), **data}
+        return data
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        if self.fmax_hz is not None and self.fmin_hz >= self.fmax_hz:
+            raise ValueError(f"fmin_hz is {self.fmin_hz:g} and fmax_hz {self.fmax_hz:g}, "
+                             f"expected fmin_hz < fmax_hz")
+        if self.kind == "mfcc" and self.n_mfcc > self.n_mels:
+            raise ValueError(f"n_mfcc is {self.n_mfcc}, expected at most n_mels "
+                             f"({self.n_mels})")
+        return self
 
 
 class CRNNConfig(_Strict):
     name: Literal["crnn"]
-    channels: list[int] = [32, 64, 128]
-    pool_time: list[int] = [2, 2, 1]
-    gru_hidden: int = 64
-    gru_layers: int = 1
-    dropout: float = 0.2
+    channels: list[PositiveInt] = Field(default=[32, 64, 128], min_length=1)
+    pool_time: list[PositiveInt] = [2, 2, 1]      # one per conv block (channels)
+    gru_hidden: int = Field(default=64, ge=1)
+    gru_layers: int = Field(default=1, ge=1)
+    dropout: Probability = 0.2
+
+    @model_validator(mode="after")
+    def _blocks(self):
+        if len(self.pool_time) != len(self.channels):
+            raise ValueError(f"pool_time has {len(self.pool_time)} values, expected "
+                             f"{len(self.channels)} (one per channels)")
+        return self
 
 
 class TDNNConfig(_Strict):
     name: Literal["tdnn"]
-    channels: list[int] = [512, 512, 512, 512, 1500]
-    kernel_sizes: list[int] = [5, 3, 3, 1, 1]
-    dilations: list[int] = [1, 2, 3, 1, 1]
-    embedding_dim: int = 512
-    dropout: float = 0.0
+    channels: list[PositiveInt] = Field(default=[512, 512, 512, 512, 1500], min_length=1)
+    kernel_sizes: list[PositiveInt] = [5, 3, 3, 1, 1]
+    dilations: list[PositiveInt] = [1, 2, 3, 1, 1]
+    embedding_dim: int = Field(default=512, ge=1)
+    dropout: Probability = 0.0
+
+    @model_validator(mode="after")
+    def _layers(self):
+        n = len(self.channels)
+        for key in ("kernel_sizes", "dilations"):
+            if len(getattr(self, key)) != n:
+                raise ValueError(f"{key} has {len(getattr(self, key))} values, expected {n} "
+                                 f"(one per channels)")
+        return self
 
 
 class LSTMConfig(_Strict):
     name: Literal["lstm"]
-    hidden: int = 64
-    layers: int = 2
-    dropout: float = 0.2
+    hidden: int = Field(default=64, ge=1)
+    layers: int = Field(default=2, ge=1)
+    dropout: Probability = 0.2
 
 
 ModelConfig = Annotated[CRNNConfig | TDNNConfig | LSTMConfig, Field(discriminator="name")]
@@ -114,7 +194,7 @@ class OptimConfig(_Strict):
     optimizer: Literal["adam", "adamw", "sgd"] = "adamw"
     lr: float = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=1e-4, ge=0)
-    momentum: float = 0.9
+    momentum: Probability = 0.9
     scheduler: Literal["none", "cosine", "plateau"] = "cosine"
 
 
@@ -147,7 +227,7 @@ class EvalConfig(_Strict):
         "none"
     positive_class: str | None = None            # for binary ROC/PR curves and Se/Sp
     normal_class: str | None = None              # ICBHI: the normal cycle class
-    class_weights: list[float] | None = None     # PhysioNet 2022 weights by class index
+    class_weights: list[Annotated[float, Field(ge=0)]] | None = None  # PhysioNet 2022 weights
     aggregate_by: str | None = None              # e.g. subject: score patients, not records
     n_bootstrap: int = Field(default=200, ge=1)
     bootstrap_level: float = Field(default=0.95, gt=0, lt=1)
@@ -161,7 +241,7 @@ class TrainConfig(_Strict):
     """The whole training configuration of one recipe."""
 
     recipe: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)
     device: str = "auto"                          # auto | cpu | cuda | cuda:N
     output_dir: str = "runs"
     data: DataConfig
@@ -206,6 +286,11 @@ class TrainConfig(_Strict):
             raise ValueError("features.hop_s must not exceed features.window_s")
         if self.features.window_s >= self.data.window_s:
             raise ValueError("features.window_s must be shorter than data.window_s")
+        nyquist = self.data.target_fs / 2
+        if (self.features.fmax_hz or 0) > nyquist or self.features.fmin_hz >= nyquist:
+            raise ValueError(f"features.fmin_hz/fmax_hz ({self.features.fmin_hz:g}, "
+                             f"{self.features.fmax_hz}) must lie within data.target_fs / 2 = "
+                             f"{nyquist:g} Hz")
         if self.data.feature_cache is not None and self.augment.noise_prob > 0:
             raise ValueError(f"augment.noise_prob is {self.augment.noise_prob} but additive "
                              f"noise needs the waveform, and data.feature_cache is set: set "
@@ -220,7 +305,7 @@ class TrainConfig(_Strict):
 
 class WhisperModelConfig(_Strict):
     """The model to start from: a transformers directory, a hub name, or a CTranslate2
-    directory (imported with :func:`biosig.asr.convert.import_ct2_whisper`)."""
+    directory (imported with :func:`biosig.asr.ct2.import_ct2_whisper`)."""
 
     name_or_path: str
     language: str = "en"
@@ -357,28 +442,6 @@ AnyTrainConfig = TrainConfig | WhisperTrainConfig
 
 # ------------------------------------------------------------------------------ loading
 
-def _format_errors(exc: ValidationError, source: str) -> str:
-    parts = []
-    for err in exc.errors():
-        path = [str(x) for x in err["loc"]]
-        if len(path) > 1 and path[0] == "model" and path[1] in ("crnn", "tdnn", "lstm"):
-            del path[1]                      # the union's tag is not a key of the file
-        loc = ".".join(path)
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif err["type"] == "missing":
-            msg = "missing required key"
-        elif "input" in err and err["type"] not in ("value_error",):
-            msg = f"{msg} (got {err['input']!r})"
-        if err["type"] == "value_error":
-            msg = msg.removeprefix("Value error, ")
-            parts.append(msg)
-        else:
-            parts.append(f"key {loc!r}: {msg}" if loc else msg)
-    return f"{source}: " + "; ".join(parts)
-
-
 def parse_override(text: str) -> tuple[str, Any]:
     """``"train.epochs=3"`` -> ``("train.epochs", 3)``; the value is parsed as YAML."""
     if "=" not in text:
@@ -433,8 +496,9 @@ def validate_config(data: dict, *, source: str = "config") -> AnyTrainConfig:
             return WhisperTrainConfig.model_validate(data)
         data = {k: v for k, v in data.items() if k != "task"}
         return TrainConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, source)) from None
+    except ValidationError as exc:              # the union's tag is not a key of the file
+        raise ConfigError(describe_validation_error(
+            exc, source, drop_loc=("crnn", "tdnn", "lstm"))) from None
 
 
 def load_config(path, *, overrides: list[str] | None = None, profile: str | None = None,

@@ -9,7 +9,6 @@ workers: no open files or CUDA state are shared.
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -18,7 +17,7 @@ from torch import nn
 
 from biosig.errors import ConfigError, InputError
 from biosig.manifests import Record, field_value, read_manifest
-from biosig.manifests.splits import split_groups
+from biosig.manifests.splits import group_holdout, group_kfold
 
 __all__ = ["Example", "load_examples", "assign_example_splits", "kfold_assign",
            "WindowDataset", "collate_train", "collate_eval", "FrontEnd", "augment_waveforms",
@@ -83,42 +82,21 @@ def load_examples(dcfg) -> tuple[list[Example], dict]:
                  "kept": len(out)}
 
 
-def _group_strata(examples: list[Example]) -> dict[str, str]:
-    votes: dict[str, Counter] = defaultdict(Counter)
-    for e in examples:
-        votes[e.group][str(e.target)] += 1
-    return {g: sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[0][0] for g, c in votes.items()}
-
-
 def assign_example_splits(examples: list[Example], *, seed: int, valid_frac: float,
                           test_frac: float) -> list[Example]:
-    """Patient-wise (``group``-wise), label-stratified train/valid/test assignment."""
-    assignment = split_groups(_group_strata(examples), seed=seed, valid_frac=valid_frac,
-                              test_frac=test_frac)
-    return [replace(e, split=assignment[e.group]) for e in examples]
+    """Patient-wise (``group``-wise), label-stratified train/valid/test assignment
+    (:func:`biosig.manifests.splits.group_holdout`)."""
+    splits = group_holdout([e.group for e in examples], valid_frac=valid_frac,
+                           test_frac=test_frac, seed=seed, labels=[e.target for e in examples])
+    return [replace(e, split=s) for e, s in zip(examples, splits)]
 
 
 def kfold_assign(examples: list[Example], *, folds: int, seed: int) -> list[int]:
-    """Stratified, group-wise K-fold: the fold index of each example.
-
-    Groups are sorted by stratum (their majority class), shuffled within it with ``seed`` and
-    dealt round-robin, so each fold gets every class in proportion (within one group) and a
-    patient never lies in two folds.
-    """
-    strata = _group_strata(examples)
-    by_stratum: dict[str, list[str]] = defaultdict(list)
-    for g, s in strata.items():
-        by_stratum[s].append(g)
-    order: list[str] = []
-    rng = np.random.default_rng(seed)
-    for s in sorted(by_stratum):
-        groups = sorted(by_stratum[s])
-        rng.shuffle(groups)
-        order.extend(groups)
-    if len(order) < folds:
-        raise ConfigError(f"cv.folds is {folds} but there are only {len(order)} groups")
-    fold_of = {g: k % folds for k, g in enumerate(order)}
-    return [fold_of[e.group] for e in examples]
+    """Stratified, group-wise K-fold (:func:`biosig.manifests.splits.group_kfold`): the fold
+    index of each example. Each fold gets every class in proportion (up to whole groups) and
+    a patient never lies in two folds."""
+    return group_kfold([e.group for e in examples], n_folds=folds, seed=seed,
+                       labels=[e.target for e in examples]).tolist()
 
 
 def class_weights(targets, n_classes: int, *, power: float = 1.0) -> torch.Tensor:
@@ -320,9 +298,9 @@ class FrontEnd(nn.Module):
         if self.kind in ("log_mel", "mfcc"):
             f = self.transform(x)
         elif self.kind == "log_spectrogram":
-            from biosig.features.spectral import _power_to_db
-            f = _power_to_db(self.transform(x)[:, self.first_bin:self.n_bins], 1.0, 1e-10,
-                             self.fcfg.top_db)
+            from biosig.features.spectral import power_to_db
+            f = power_to_db(self.transform(x)[:, self.first_bin:self.n_bins], ref=1.0,
+                            amin=1e-10, top_db=self.fcfg.top_db)
         elif self.kind == "kaldi_fbank":
             from biosig.features import kaldi_fbank
             fmax = self.fcfg.fmax_hz or 0.0

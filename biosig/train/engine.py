@@ -1,5 +1,6 @@
-"""The training engine: plain functions (:func:`compute_loss`, :func:`train_one_epoch`,
-:func:`evaluate`) and :func:`train` / :func:`run`, which own a run folder.
+"""The classifier recipes: plain functions (:func:`compute_loss`, :func:`evaluate`), their hooks
+into the one training loop (:class:`ClassifierTask`, run by :func:`biosig.train.loop.fit`) and
+:func:`train` / :func:`run`, which own a run folder.
 
 A run folder ``<output_dir>/<recipe>/<run-id>/`` holds ``config.yaml`` (resolved),
 ``env.json`` (package version, git hash, torch, device, world size), ``metrics.jsonl`` (one line
@@ -8,8 +9,8 @@ per epoch), ``best.pt`` and ``last.pt``, ``report.json`` (test metrics with boot
 With ``cv.folds = K`` each fold gets a ``fold-<k>/`` folder like that and the run folder a
 ``cv_report.json`` with the mean and standard deviation of every metric over folds.
 
-Under ``torchrun`` (``WORLD_SIZE > 1``) the model is wrapped in DistributedDataParallel (NCCL on
-GPUs, gloo on CPUs), the training set is sharded with a DistributedSampler, and only rank 0
+Under ``torchrun`` (``WORLD_SIZE > 1``) the loop wraps the model in DistributedDataParallel (NCCL
+on GPUs, gloo on CPUs), the training set is sharded with a DistributedSampler, and only rank 0
 evaluates, decides early stopping (broadcast to the others) and writes files.
 """
 
@@ -21,14 +22,12 @@ import json
 import logging
 import math
 import random
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from biosig.errors import ConfigError
 from biosig.fileio import jsonable, write_text_atomic
@@ -48,20 +47,11 @@ from biosig.train.data import (
     mixup,
     spec_augment,
 )
-from biosig.train.runs import (
-    DistInfo,
-    dist_info,
-    env_info,
-    init_device,
-    new_run_dir,
-    resolve_run_dir,
-    save_checkpoint,
-    seed_everything,
-    set_cpu_threads,
-)
+from biosig.train.loop import LoopResult, RunContext, StepOutput, Task, fit
+from biosig.train.runs import DistInfo, dist_info, run_folder, save_checkpoint
 
-__all__ = ["compute_loss", "input_features", "train_one_epoch", "evaluate", "EvalOutput",
-           "scored_items", "train", "run", "RunResult"]
+__all__ = ["compute_loss", "input_features", "evaluate", "EvalOutput", "scored_items",
+           "ClassifierTask", "train", "run", "RunResult"]
 
 log = logging.getLogger("biosig.train")
 
@@ -129,50 +119,6 @@ def compute_loss(model, frontend, waves: torch.Tensor, targets: torch.Tensor, *,
                            f"({waves.shape[0]}, {n_classes})")
     loss = torch.nn.functional.cross_entropy(logits.float(), soft, weight=weights)
     return LossResult(loss, logits)
-
-
-def train_one_epoch(model, frontend, loader, optimizer, *, cfg: TrainConfig, device,
-                    scaler=None, weights=None, amp: bool = False,
-                    generator: torch.Generator | None = None, progress=None) -> float:
-    """One pass over ``loader``; returns the mean training loss (over all ranks under DDP).
-
-    ``progress`` (a :class:`biosig.progress.Progress`), if given, is advanced per batch with
-    the number of recordings (windows) in it.
-    """
-    model.train()
-    total, n = 0.0, 0
-    for step, (waves, targets) in enumerate(loader):
-        if cfg.train.max_steps_per_epoch is not None and step >= cfg.train.max_steps_per_epoch:
-            break
-        waves, targets = waves.to(device, non_blocking=True), targets.to(device)
-        res = compute_loss(model, frontend, waves, targets, cfg=cfg, weights=weights,
-                           train=True, amp=amp, generator=generator)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(res.loss).backward()
-            scaler.unscale_(optimizer)
-        else:
-            res.loss.backward()
-        if cfg.train.grad_clip_norm is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip_norm)
-        if scaler is not None:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
-        if not torch.isfinite(res.loss):
-            raise RuntimeError(f"training loss became {res.loss.item()} at step {step}; lower "
-                               f"optim.lr or set train.grad_clip_norm")
-        total += res.loss.item() * waves.shape[0]
-        n += waves.shape[0]
-        if progress is not None:
-            progress.update(1, items=int(waves.shape[0]), loss=f"{total / n:.3f}")
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        t = torch.tensor([total, float(n)], dtype=torch.float64,
-                         device=device if torch.distributed.get_backend() == "nccl" else "cpu")
-        torch.distributed.all_reduce(t)                 # mean over all ranks' items
-        total, n = float(t[0]), int(t[1])
-    return total / max(n, 1)
 
 
 @dataclass
@@ -301,6 +247,124 @@ def _datasets(cfg, examples: list[Example], *, frontend=None, dist: DistInfo | N
             for s, v in by.items()}
 
 
+class ClassifierTask(Task):
+    """The classifier recipes' hooks into :func:`biosig.train.loop.fit`: windows of recordings
+    (or cached features) through the front-end and a CRNN/TDNN/LSTM, weighted cross-entropy with
+    mixup, validation by the recipe's monitored metric, ``best.pt`` for the best epoch, and a
+    test report with bootstrap CIs."""
+
+    mode = "max"
+    ddp_kwargs = {"find_unused_parameters": True}
+
+    def __init__(self, cfg: TrainConfig, examples: list[Example] | None = None):
+        self.cfg = cfg
+        self.examples = examples
+        self.monitor = cfg.train.monitor
+        self.scheduler_interval = "plateau" if cfg.optim.scheduler == "plateau" else "epoch"
+        self.grad_clip_norm = cfg.train.grad_clip_norm
+        self.max_steps_per_epoch = cfg.train.max_steps_per_epoch
+        self.patience = cfg.train.patience
+
+    def setup(self, ctx: RunContext) -> None:
+        cfg = self.cfg
+        self.ctx = ctx
+        self.device, self.dist = ctx.device, ctx.dist
+        self.amp = bool(cfg.train.amp and ctx.device.type == "cuda")
+        self.amp_dtype = torch.float16 if self.amp else None
+        examples = self.examples
+        if examples is None:
+            examples, _ = load_examples(cfg.data)
+            if cfg.data.splits == "auto":
+                examples = assign_example_splits(examples, seed=cfg.data.split_seed,
+                                                 valid_frac=cfg.data.valid_frac,
+                                                 test_frac=cfg.data.test_frac)
+        from biosig.train.evaluation import metric_names
+        if cfg.train.monitor not in metric_names(cfg):
+            raise ConfigError(f"train.monitor is {cfg.train.monitor!r}; this config reports "
+                              f"{', '.join(metric_names(cfg))}")
+        self.frontend = FrontEnd(cfg.features, fs=cfg.data.target_fs).to(ctx.device)
+        self.ds = _datasets(cfg, examples, frontend=self.frontend, dist=ctx.dist)
+        n_classes = len(cfg.data.classes)
+        train_targets = self.ds["train"].targets
+        self.weights, sampler_weights = None, None
+        if cfg.data.balance == "sqrt_weights":
+            self.weights = class_weights(train_targets, n_classes, power=0.5).to(ctx.device)
+        elif cfg.data.balance == "weights" or (cfg.data.balance == "sampler"
+                                               and ctx.dist.distributed):
+            self.weights = class_weights(train_targets, n_classes).to(ctx.device)
+        elif cfg.data.balance == "sampler":
+            cw = class_weights(train_targets, n_classes).numpy()
+            sampler_weights = torch.as_tensor(cw[np.asarray(train_targets)], dtype=torch.double)
+        from biosig.models import build_model
+        self.model = build_model(cfg.model, n_features=self.frontend.n_features,
+                                 n_classes=n_classes).to(ctx.device)
+        self.loaders = {"train": _loader(self.ds["train"], cfg=cfg, train=True, dist=ctx.dist,
+                                         weights_for_sampler=sampler_weights),
+                        "valid": _loader(self.ds["valid"], cfg=cfg, train=False,
+                                         dist=ctx.dist)}
+
+    def configure_optimizers(self, params):
+        cfg = self.cfg
+        opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+                   "sgd": torch.optim.SGD}
+        okw = dict(lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+        if cfg.optim.optimizer == "sgd":
+            okw["momentum"] = cfg.optim.momentum
+        optimizer = opt_cls[cfg.optim.optimizer](params, **okw)
+        if cfg.optim.scheduler == "cosine":
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer,
+                                                                   T_max=cfg.train.epochs)
+        elif cfg.optim.scheduler == "plateau":
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max",
+                                                                   patience=3, factor=0.5)
+        else:
+            scheduler = None
+        return optimizer, scheduler
+
+    def train_batches(self, epoch: int):
+        loader = self.loaders["train"]
+        if self.dist.distributed:
+            loader.sampler.set_epoch(epoch)
+        else:  # the order is a function of (seed, epoch), so a resumed run equals a whole one
+            loader.sampler.generator.manual_seed(self.cfg.seed * 100_003 + epoch)
+        return loader
+
+    def training_step(self, net, batch, *, generator) -> StepOutput:
+        waves, targets = batch
+        waves = waves.to(self.device, non_blocking=True)
+        targets = targets.to(self.device)
+        res = compute_loss(net, self.frontend, waves, targets, cfg=self.cfg,
+                           weights=self.weights, train=True, amp=self.amp, generator=generator)
+        n = int(waves.shape[0])
+        return StepOutput(res.loss, n=n, items=n)
+
+    def validate(self, epoch: int) -> tuple[dict, float]:
+        from biosig.train.evaluation import compute_metrics
+        ev = evaluate(self.model, self.frontend, self.loaders["valid"], cfg=self.cfg,
+                      device=self.device, amp=self.amp)
+        vp, vt, _ = scored_items(self.cfg, ev, self.ds["valid"].examples)
+        return compute_metrics(vt, vp, self.cfg), ev.loss
+
+    def on_best(self, epoch: int, metrics: dict, state: dict) -> None:
+        save_checkpoint(state, self.ctx.out / "best.pt")
+
+    def checkpoint_extra(self) -> dict:
+        return {"config": config_to_dict(self.cfg), "classes": list(self.cfg.data.classes),
+                "n_features": self.frontend.n_features}
+
+    def env_extra(self) -> dict:
+        n_frames = self.frontend.n_frames(int(round(self.cfg.data.window_s
+                                                    * self.cfg.data.target_fs)))
+        return {"n_features": self.frontend.n_features, "n_frames": n_frames,
+                "splits": {s: len(d) for s, d in self.ds.items()}}
+
+    def finish(self, result: LoopResult) -> dict:
+        return _test_and_report(self.cfg, self.model, self.frontend, self.ds, self.ctx.out,
+                                device=self.device, amp=self.amp, dist=self.dist,
+                                history=result.history, best_epoch=result.best_epoch,
+                                stopped_early=result.stopped_early, train_s=result.train_s)
+
+
 def train(cfg: TrainConfig, *, run_dir=None, resume: bool = False,
           examples: list[Example] | None = None, progress: bool = True) -> RunResult:
     """Train, early-stop, checkpoint and test one model; write everything to ``run_dir``.
@@ -311,11 +375,8 @@ def train(cfg: TrainConfig, *, run_dir=None, resume: bool = False,
     run_dir : str or PathLike, optional
         The run folder (default: a new ``<output_dir>/<recipe>/<UTC time>``).
     resume : bool
-        Continue from ``run_dir/last.pt`` (the optimizer, scheduler, scaler, RNG states,
-        best score and patience counter come back too, and the batch order is a function of
-        the seed and the epoch, so a run resumed at an epoch boundary ends with the same
-        weights as one never interrupted). A run whose ``report.json`` exists is returned as
-        it is.
+        Continue from ``run_dir/last.pt`` (see :func:`biosig.train.loop.fit`). A run whose
+        ``report.json`` exists is returned as it is.
     examples : list of Example, optional
         Records with splits already set (used by :func:`run` for K-fold); default: read from
         the manifest and split as ``data.splits`` says.
@@ -327,188 +388,14 @@ def train(cfg: TrainConfig, *, run_dir=None, resume: bool = False,
     -------
     RunResult
     """
-    t_wall = time.perf_counter()
-    dist, device = init_device(cfg.device)
-    if device.type == "cpu":
-        set_cpu_threads(dist)
-    amp = bool(cfg.train.amp and device.type == "cuda")
-    seed_everything(cfg.seed + dist.rank)
-    out = Path(run_dir) if run_dir is not None else new_run_dir(cfg, dist)
-    if resume and (out / "report.json").is_file():
-        return RunResult(str(out), json.loads((out / "report.json").read_text()))
-    if resume and not (out / "last.pt").is_file():
-        raise ConfigError(f"--resume: {out / 'last.pt'} not found")
-
-    if examples is None:
-        examples, counts = load_examples(cfg.data)
-        if cfg.data.splits == "auto":
-            examples = assign_example_splits(examples, seed=cfg.data.split_seed,
-                                             valid_frac=cfg.data.valid_frac,
-                                             test_frac=cfg.data.test_frac)
-    from biosig.train.evaluation import metric_names
-    if cfg.train.monitor not in metric_names(cfg):
-        raise ConfigError(f"train.monitor is {cfg.train.monitor!r}; this config reports "
-                          f"{', '.join(metric_names(cfg))}")
-    frontend = FrontEnd(cfg.features, fs=cfg.data.target_fs).to(device)
-    ds = _datasets(cfg, examples, frontend=frontend, dist=dist)
-    classes = list(cfg.data.classes)
-    n_classes = len(classes)
-    train_targets = ds["train"].targets
-    weights = None
-    sampler_weights = None
-    if cfg.data.balance == "sqrt_weights":
-        weights = class_weights(train_targets, n_classes, power=0.5).to(device)
-    elif cfg.data.balance == "weights" or (cfg.data.balance == "sampler" and dist.distributed):
-        weights = class_weights(train_targets, n_classes).to(device)
-    elif cfg.data.balance == "sampler":
-        cw = class_weights(train_targets, n_classes).numpy()
-        sampler_weights = torch.as_tensor(cw[np.asarray(train_targets)], dtype=torch.double)
-
-    n_frames = frontend.n_frames(int(round(cfg.data.window_s * cfg.data.target_fs)))
-    from biosig.models import build_model
-    model = build_model(cfg.model, n_features=frontend.n_features, n_classes=n_classes)
-    model.to(device)
-    net = model
-    if dist.distributed:
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=True)
-    opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
-    okw = dict(lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
-    if cfg.optim.optimizer == "sgd":
-        okw["momentum"] = cfg.optim.momentum
-    optimizer = opt_cls[cfg.optim.optimizer](net.parameters(), **okw)
-    if cfg.optim.scheduler == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.train.epochs)
-    elif cfg.optim.scheduler == "plateau":
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max",
-                                                               patience=3, factor=0.5)
-    else:
-        scheduler = None
-    scaler = torch.amp.GradScaler("cuda") if amp else None
-    gen = torch.Generator().manual_seed(cfg.seed * 1000 + dist.rank)
-
-    start_epoch, best_score, best_epoch, bad_epochs = 1, -math.inf, 0, 0
-    history: list[dict] = []
-    if resume:
-        ck = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
-        model.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        if scheduler is not None and ck.get("scheduler") is not None:
-            scheduler.load_state_dict(ck["scheduler"])
-        if scaler is not None and ck.get("scaler") is not None:
-            scaler.load_state_dict(ck["scaler"])
-        start_epoch = ck["epoch"] + 1
-        best_score, best_epoch, bad_epochs = ck["best_score"], ck["best_epoch"], ck["bad_epochs"]
-        torch.set_rng_state(ck["rng"]["torch"])
-        gen.set_state(ck["rng"]["gen"])
-        np.random.set_state(ck["rng"]["numpy"])
-        random.setstate(ck["rng"]["python"])
-        if (out / "metrics.jsonl").is_file():
-            history = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()
-                       if x.strip()]
-            history = [h for h in history if h["epoch"] < start_epoch]
-    if dist.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-        env = env_info(cfg, device, dist, amp)
-        env.update({"n_features": frontend.n_features, "n_frames": n_frames,
-                    "n_parameters": sum(p.numel() for p in model.parameters()),
-                    "splits": {s: len(d) for s, d in ds.items()}})
-        write_text_atomic(out / "env.json", json.dumps(jsonable(env), indent=2))
-        write_text_atomic(out / "metrics.jsonl", "".join(json.dumps(jsonable(h)) + "\n"
-                                                    for h in history))
-    loaders = {"train": _loader(ds["train"], cfg=cfg, train=True, dist=dist,
-                                weights_for_sampler=sampler_weights),
-               "valid": _loader(ds["valid"], cfg=cfg, train=False, dist=dist)}
-    monitor = cfg.train.monitor
-    from biosig.train.evaluation import compute_metrics
-    t_start = time.perf_counter()
-    from biosig.progress import Progress, format_duration
-    show = bool(progress and dist.is_main)
-    n_batches = len(loaders["train"])
-    if cfg.train.max_steps_per_epoch is not None:
-        n_batches = min(n_batches, cfg.train.max_steps_per_epoch)
-    stopped_early = False
-    for epoch in range(start_epoch, cfg.train.epochs + 1):
-        t0 = time.perf_counter()
-        train_sampler = loaders["train"].sampler
-        if dist.distributed:
-            train_sampler.set_epoch(epoch)
-        else:  # the order is a function of (seed, epoch), so a resumed run equals a whole one
-            train_sampler.generator.manual_seed(cfg.seed * 100_003 + epoch)
-        bar = Progress(n_batches, desc=f"{cfg.recipe} epoch {epoch}/{cfg.train.epochs}",
-                       unit="batch", items_unit="rec", enabled=show)
-        train_loss = train_one_epoch(net, frontend, loaders["train"], optimizer, cfg=cfg,
-                                     device=device, scaler=scaler, weights=weights, amp=amp,
-                                     generator=gen, progress=bar)
-        bar.close()
-        train_s = time.perf_counter() - t0
-        train_items = bar.items
-        decision = [False, False, 0.0]          # stop, improved, score
-        if dist.is_main:
-            ev = evaluate(model, frontend, loaders["valid"], cfg=cfg, device=device, amp=amp)
-            vp, vt, _ = scored_items(cfg, ev, ds["valid"].examples)
-            valid = compute_metrics(vt, vp, cfg)
-            score = valid[monitor] if math.isfinite(valid[monitor]) else -math.inf
-            improved = epoch == 1 or score > best_score or best_epoch == 0
-            decision = [False, improved, score]
-            row = {"epoch": epoch, "train_loss": train_loss, "valid_loss": ev.loss,
-                   "lr": optimizer.param_groups[0]["lr"], "epoch_s": time.perf_counter() - t0,
-                   "train_s": train_s, "train_rec_per_s": train_items / max(train_s, 1e-9),
-                   "valid": {k: v for k, v in valid.items() if not isinstance(v, (dict, list))}}
-            history.append(row)
-            with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(jsonable(row)) + "\n")
-        if dist.distributed:
-            torch.distributed.broadcast_object_list(decision, src=0)
-        _, improved, score = decision
-        if improved:
-            best_score, best_epoch, bad_epochs = score, epoch, 0
-        else:
-            bad_epochs += 1
-        if scheduler is not None:
-            if cfg.optim.scheduler == "plateau":
-                scheduler.step(score if math.isfinite(score) else -1e9)
-            else:
-                scheduler.step()
-        if dist.is_main:
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                     "scaler": scaler.state_dict() if scaler is not None else None,
-                     "epoch": epoch, "best_score": best_score, "best_epoch": best_epoch,
-                     "bad_epochs": bad_epochs, "config": config_to_dict(cfg),
-                     "classes": classes, "n_features": frontend.n_features,
-                     "rng": {"torch": torch.get_rng_state(), "gen": gen.get_state(),
-                             "numpy": np.random.get_state(), "python": random.getstate()}}
-            if improved:
-                save_checkpoint(state, out / "best.pt")
-            save_checkpoint(state, out / "last.pt")
-            if show:
-                print(f"{cfg.recipe} epoch {epoch}/{cfg.train.epochs}: train_loss "
-                      f"{train_loss:.4f}, valid {monitor} {score:.4f} (best {best_score:.4f} "
-                      f"at epoch {best_epoch}), {format_duration(time.perf_counter() - t0)}, "
-                      f"{train_items / max(train_s, 1e-9):.1f} rec/s", file=sys.stderr,
-                      flush=True)
-            log.info("epoch %d train_loss %.4f valid %s %.4f", epoch, train_loss, monitor,
-                     score)
-        if cfg.train.patience is not None and bad_epochs >= cfg.train.patience:
-            stopped_early = True
-            break
-    report: dict = {}
-    if dist.is_main:
-        report = _test_and_report(cfg, model, frontend, ds, out, device=device, amp=amp,
-                                  dist=dist, history=history, best_epoch=best_epoch,
-                                  stopped_early=stopped_early,
-                                  train_s=time.perf_counter() - t_start, t_wall=t_wall)
-    if dist.distributed:
-        torch.distributed.barrier()
+    out, report, _ = fit(ClassifierTask(cfg, examples), cfg, run_dir=run_dir, resume=resume,
+                         progress=progress)
     return RunResult(str(out), report)
 
 
 def _test_and_report(cfg, model, frontend, ds, out: Path, *, device, amp, dist, history,
-                     best_epoch, stopped_early, train_s, t_wall) -> dict:
-    from biosig.train.evaluation import embedding_eer, metrics_with_ci
+                     best_epoch, stopped_early, train_s) -> dict:
+    from biosig.train.evaluation import embedding_eer, metrics_with_ci, positive_class
     from biosig.train.plots import plot_confusion, plot_learning_curves, plot_roc
     ck = torch.load(out / "best.pt", map_location=device, weights_only=False)
     model.load_state_dict(ck["model"])
@@ -538,8 +425,8 @@ def _test_and_report(cfg, model, frontend, ds, out: Path, *, device, amp, dist, 
               "splits": {s: len(d) for s, d in ds.items()}, "best_epoch": best_epoch,
               "epochs_run": len(history), "stopped_early": stopped_early,
               "monitor": cfg.train.monitor,
-              "best_valid": (history[best_epoch - 1]["valid"].get(cfg.train.monitor)
-                             if 0 < best_epoch <= len(history) else None),
+              "best_valid": next((h["valid"].get(cfg.train.monitor) for h in history
+                                  if h["epoch"] == best_epoch), None),
               "train_s": train_s,
               "throughput": {
                   "train_rec_per_s": (float(np.mean([h["train_rec_per_s"] for h in history
@@ -553,13 +440,8 @@ def _test_and_report(cfg, model, frontend, ds, out: Path, *, device, amp, dist, 
               "device": str(device),
               "device_name": env.get("device_name"), "world_size": dist.world_size,
               "amp": amp, "git": env.get("git"), "metrics": res}
-    # this process's time, reading the data and filling the feature cache included (a resumed
-    # run counts only the part after resuming)
-    report["wall_s"] = time.perf_counter() - t_wall
-    write_text_atomic(out / "report.json", json.dumps(jsonable(report), indent=2))
     plot_learning_curves(history, out / "learning_curves.png", monitor=cfg.train.monitor)
-    from biosig.train.evaluation import _positive
-    plot_roc(targets, probs, classes, out / "roc.png", positive=_positive(cfg))
+    plot_roc(targets, probs, classes, out / "roc.png", positive=positive_class(cfg))
     plot_confusion(res["confusion"], classes, out / "confusion_matrix.png")
     return report
 
@@ -600,11 +482,7 @@ def run(cfg: TrainConfig, *, resume: bool = False, run_id: str | None = None,
     deviation over folds of every scalar test metric. ``--resume`` skips finished folds.
     """
     dist = dist_info()
-    out = resolve_run_dir(cfg, run_id=run_id, resume=resume)
-    if out is None:
-        if dist.distributed:          # the new folder's name is broadcast from rank 0
-            init_device(cfg.device)
-        out = new_run_dir(cfg, dist)
+    out = run_folder(cfg, run_id=run_id, resume=resume)
     if cfg.cv.folds == 0:
         return train(cfg, run_dir=out, resume=resume and (out / "last.pt").exists(),
                      progress=progress)

