@@ -312,6 +312,9 @@ def main(argv=None) -> int:
             entry["confound"] = _confound(cfg, work)
         base.pop("_probs"), base.pop("_targets")
         entry["baseline"], entry["deep"] = base, deep
+        from biosig.train.runs import git_hash
+        entry["measured"] = {"git": git_hash(ROOT), "date": time.strftime("%Y-%m-%d"),
+                             "splits": "scikit-learn group splitters (biosig >= 587bb4a)"}
         _confusion_pngs(recipe, entry, a.out.parent / "recipes")
         out["recipes"][recipe] = entry
         _print(recipe, entry)
@@ -343,9 +346,15 @@ def _markdown(out: dict) -> str:
               f"machine was lent). 95 % bootstrap CIs in brackets.", ""]
     for recipe, e in out["recipes"].items():
         name, target = TARGETS[recipe]
+        measured = e.get("measured")
+        when = (f"Measured {measured['date']} at commit {measured['git']}, on the "
+                f"{measured['splits']}." if measured else
+                "**Measured on the previous release's hand-written splits (before 587bb4a) and "
+                "not rerun since: `biosig manifest build` and K-fold CV now split with "
+                "scikit-learn, so the current code tests on other records.**")
         lines += [f"## {recipe}", "",
                   f"Corpus `{e['corpus']}` (development portion), scored per "
-                  f"{e['scored_by']}; target {name} >= {target}.", ""]
+                  f"{e['scored_by']}; target {name} >= {target}. {when}", ""]
         cols = list(dict.fromkeys([name, *(["specificity"] if name == "sensitivity" else []),
                                    "macro_f1", "accuracy", "roc_auc", "kappa"]))
         lines += ["| model | protocol | n | " + " | ".join(cols) + " |",
