@@ -82,7 +82,6 @@ class RunContext:
     device: torch.device
     dist: DistInfo
     progress: bool
-    resume: bool
 
     @property
     def show(self) -> bool:
@@ -262,7 +261,7 @@ def fit(task: Task, cfg, *, run_dir=None, resume: bool = False, progress: bool =
     if dist.distributed:
         torch.distributed.barrier()
 
-    ctx = RunContext(cfg, out, device, dist, progress, resume)
+    ctx = RunContext(cfg, out, device, dist, progress)
     task.setup(ctx)
     model = task.model
     net = model
