@@ -56,12 +56,15 @@ TRAIN_VOICES_DEFAULT = "espeak-en-us,espeak-en-us-f3,espeak-en-gb-m3,espeak-en-g
 TEST_VOICES_DEFAULT = "espeak-en-scotland,festival-kal-diphone"
 
 
-def build_data(work: Path, *, n_train: int, n_test: int, train_voices, test_voices, seed: int):
+def build_data(work: Path, *, n_train: int, n_test: int, train_voices, test_voices, seed: int,
+               telephone_frac: float = 0.0):
     phrases = generated_dictation(n_train + n_test, seed=seed)
     train_p, test_p = phrases[:n_train], phrases[n_train:]
     synth = work / "synth"
-    # only the pairs that are used: training voices x training sentences, test x test
-    synth_dictation(train_p, synth, voices=train_voices, progress=True)
+    # only the pairs that are used: training voices x training sentences, test x test;
+    # telephone copies (augmentation) for training only
+    synth_dictation(train_p, synth, voices=train_voices, telephone_frac=telephone_frac,
+                    seed=seed, progress=True)
     res = synth_dictation(test_p, synth, voices=test_voices, progress=True)
     tr, te, n_tr, n_te = write_held_out_split(res.manifest, test_voices=test_voices,
                                               test_phrases=[p.id for p in test_p])
@@ -147,6 +150,9 @@ def main() -> int:
     ap.add_argument("--replay-clips", type=int, default=150,
                     help="General-speech rehearsal clips (0: no replay).")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--telephone-frac", type=float, default=0.0,
+                    help="Share of training clips that also get a telephone copy (room noise, "
+                         "300-3400 Hz, 8 kHz, mu-law); the published run used 0.")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--set", dest="overrides", action="append", default=[],
                     help="Extra recipe override key=value (repeatable).")
@@ -172,7 +178,8 @@ def main() -> int:
     t0 = time.time()
     paths, n_train, n_test = build_data(work, n_train=args.train_phrases,
                                         n_test=args.test_phrases, train_voices=tv,
-                                        test_voices=hv, seed=args.seed)
+                                        test_voices=hv, seed=args.seed,
+                                        telephone_frac=args.telephone_frac)
     replay = build_replay(work, n=args.replay_clips, voices=tv, seed=args.seed)
     t_data = time.time() - t0
     print(f"data: {n_train} training clips, {n_test} held-out clips, "

@@ -29,7 +29,7 @@ __all__ = ["EXTRAS", "MissingExtraError", "require", "extra_of", "missing_module
 #: Each extra: what it enables (for the message) and the top-level modules it provides.
 EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
     "asr": ("transcription", ("faster_whisper", "ctranslate2", "transformers", "jiwer",
-                              "tokenizers", "huggingface_hub")),
+                              "tokenizers", "huggingface_hub", "rapidfuzz", "jellyfish")),
     "train": ("Whisper fine-tuning", ("peft",)),
     "mic": ("live microphone input", ("sounddevice",)),
     "scale": ("the Dask executor", ("dask", "distributed")),

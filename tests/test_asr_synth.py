@@ -90,3 +90,49 @@ def test_festival_voice_renders_16k():
 
 def test_voice_table_names_engines():
     assert {e for e, _ in VOICES.values()} == {"espeak-ng", "festival"}
+
+
+def test_telephone_channel_is_narrowband_8khz_with_the_asked_snr():
+    from scipy.signal import welch
+
+    from biosig.asr.synth import TELEPHONE_FS, telephone_channel
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal(3 * 16000)).astype(np.float32)     # flat spectrum
+    y = telephone_channel(x, fs=16000, snr_db=200.0, rng=rng)
+    assert y.dtype == np.float32 and abs(y.size - x.size // 2) <= 1
+    f, p = welch(y, fs=TELEPHONE_FS, nperseg=1024)
+    inband = p[(f > 500) & (f < 3000)].mean()
+    assert p[f < 100].mean() < inband / 100          # below the band: > 20 dB down
+    assert p[f > 3850].mean() < inband / 100         # above it
+    t = np.arange(3 * 16000) / 16000
+    x = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 47)).astype(np.float32)
+    x *= 0.3 / np.max(np.abs(x))
+    # the noise added at 10 dB SNR: residual power about a tenth of the speech's
+    clean = telephone_channel(x, fs=16000, snr_db=200.0, rng=np.random.default_rng(1))
+    noisy = telephone_channel(x, fs=16000, snr_db=10.0, rng=np.random.default_rng(1))
+    snr = 10 * np.log10(np.mean(clean ** 2) / np.mean((noisy - clean) ** 2))
+    assert 6.0 < snr < 14.0
+    with pytest.raises(ConfigError, match="band_hz"):
+        telephone_channel(x, fs=16000, snr_db=10, rng=rng, band_hz=(300, 5000))
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None,
+                    reason="needs espeak-ng (apt-get install -y espeak-ng)")
+def test_synth_telephone_copies_are_8khz_and_resume(tmp_path):
+    from biosig.asr.synth import Phrase, synth_dictation
+    from biosig.manifests import read_manifest
+    phrases = [Phrase("p1", "chest pain"), Phrase("p2", "shortness of breath")]
+    res = synth_dictation(phrases, tmp_path, voices=["espeak-en-us"], telephone_frac=1.0,
+                          progress=False)
+    recs = {r.id: r for r in read_manifest(res.manifest)}
+    assert set(recs) == {"espeak-en-us--p1", "espeak-en-us--p1--tel", "espeak-en-us--p2",
+                         "espeak-en-us--p2--tel"}
+    tel = recs["espeak-en-us--p1--tel"]
+    assert tel.fs == 8000 and tel.labels["channel"] == "telephone"
+    assert 10 <= tel.labels["noise_snr_db"] <= 20
+    assert recs["espeak-en-us--p1"].labels["channel"] == "wideband"
+    import soundfile as sf
+    assert sf.info(str(tmp_path / tel.path)).samplerate == 8000
+    again = synth_dictation(phrases, tmp_path, voices=["espeak-en-us"], telephone_frac=1.0,
+                            progress=False)
+    assert again.n_written == 0 and again.n_skipped == 2

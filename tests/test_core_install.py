@@ -32,7 +32,8 @@ else:  # pytest itself requires tomli before Python 3.11
 
 #: Distributions of the extras (pyproject.toml's optional-dependencies), and the modules
 #: biosig imports from them.
-EXTRA_DISTS = {"faster-whisper", "ctranslate2", "transformers", "jiwer", "tokenizers",
+EXTRA_DISTS = {"faster-whisper", "ctranslate2", "transformers", "jiwer", "rapidfuzz",
+               "jellyfish", "tokenizers",
                "huggingface-hub", "peft", "sounddevice", "dask", "distributed"}
 EXTRA_MODULES = sorted({m for _, modules in EXTRAS.values() for m in modules})
 CORE_MODULES = ["biosig", "biosig.io", "biosig.dsp", "biosig.features", "biosig.ecg",

@@ -14,6 +14,7 @@ from biosig.asr.metrics import error_rates, latency_stats, term_recall
 from biosig.asr.models import AsrModel, DecodeOptions
 from biosig.asr.streaming import DictationEngine, StreamingConfig, simulate_stream
 from biosig.asr.transcribe import transcribe
+from biosig.asr.vocab import Vocabulary
 from biosig.errors import ManifestError
 
 __all__ = ["EvalItem", "EvalReport", "evaluate_manifest", "record_terms"]
@@ -84,7 +85,9 @@ def record_terms(rec) -> list[str]:
 def evaluate_manifest(manifest, model: AsrModel, *, streaming: bool = False,
                       chunk_s: float = 1.0, options: DecodeOptions | None = None,
                       stream_config: StreamingConfig | None = None, root=None,
-                      limit: int | None = None, progress: bool = True) -> EvalReport:
+                      limit: int | None = None, progress: bool = True,
+                      vocab: Vocabulary | None = None, vocab_correct: bool = False
+                      ) -> EvalReport:
     """Transcribe every line of a manifest that has ``text`` and score it.
 
     Parameters
@@ -99,6 +102,9 @@ def evaluate_manifest(manifest, model: AsrModel, *, streaming: bool = False,
         the manifest's folder).
     limit : int, optional
         Only the first ``limit`` lines with text.
+    vocab, vocab_correct
+        Vocabulary biasing and term restoration (:mod:`biosig.asr.vocab`), offline and
+        streaming alike.
     """
     from biosig.manifests import read_manifest
     options = DecodeOptions(vad=True) if options is None else options
@@ -118,12 +124,14 @@ def evaluate_manifest(manifest, model: AsrModel, *, streaming: bool = False,
             x = x[int(rec.start_s * ASR_FS): int(rec.end_s * ASR_FS)]
         terms = record_terms(rec)
         if streaming:
-            eng = DictationEngine(model, stream_config)
+            eng = DictationEngine(model, stream_config, vocab=vocab,
+                                  vocab_correct=vocab_correct)
             run = simulate_stream(eng, x, chunk_s=chunk_s)
             hyp, compute = run.text, run.compute_s
             ct, we = run.commit_times_s, [w.end_s for w in run.words]
         else:
-            tr = transcribe(x, fs=ASR_FS, model=model, options=options)
+            tr = transcribe(x, fs=ASR_FS, model=model, options=options, vocab=vocab,
+                            vocab_correct=vocab_correct)
             hyp, compute, ct, we = tr.text, tr.decode_time_s, [], []
         found, total = term_recall(terms, hyp)
         items.append(EvalItem(rec.id, rec.text, hyp, x.size / ASR_FS, compute, found, total,
@@ -143,6 +151,8 @@ def evaluate_manifest(manifest, model: AsrModel, *, streaming: bool = False,
         lat = st
     settings = ({"chunk_s": chunk_s, **stream_config.model_dump()} if streaming
                 else asdict(options))
+    settings["vocab_terms"] = None if vocab is None else len(vocab)
+    settings["vocab_correct"] = vocab_correct
     return EvalReport(str(man), getattr(model, "name", ""), "streaming" if streaming else
                       "offline", len(items), audio_s, compute_s,
                       compute_s / audio_s if audio_s else float("nan"), er.wer, er.cer,

@@ -54,10 +54,12 @@ from pydantic import Field, model_validator
 
 from biosig.asr.audio import ASR_FS
 from biosig.asr.commands import CommandTable, apply_commands
+from biosig.asr.degenerate import looks_degenerate
 from biosig.asr.metrics import normalize_text
 from biosig.asr.models import AsrModel, DecodeOptions
 from biosig.asr.types import StreamEvent, Word
 from biosig.asr.vad import VAD_FRAME, speech_probabilities
+from biosig.asr.vocab import Vocabulary, correct_terms, vocab_prompt
 from biosig.config import ConfigModel, Int
 from biosig.errors import ConfigError
 
@@ -155,38 +157,6 @@ class StreamingConfig(ConfigModel):
         return self
 
 
-def looks_degenerate(words, *, audio_s: float, speech_end_s: float | None = None) -> str | None:
-    """Why a hypothesis over ``audio_s`` seconds looks broken, or ``None``.
-
-    Broken: more than 5 words per second plus 3 (speech rarely passes 4), an n-gram of 1-6
-    words repeated back to back (4 times for one word, 3 for longer ones), a gzip compression
-    ratio of the text above 2.4 (Whisper's own threshold, from 60 characters), or, when
-    ``speech_end_s`` (seconds from the start of the audio) is given, the words ending more
-    than 2.5 s before the speech does (the decoder stopped early).
-    """
-    import zlib
-    keys = [normalize_text(w.text) for w in words]
-    keys = [k for k in keys if k]
-    if len(keys) > 5 * audio_s + 3:
-        return "too many words"
-    for n in range(1, 7):
-        need = 4 if n == 1 else 3
-        for i in range(0, len(keys) - n * need + 1):
-            gram = keys[i:i + n]
-            if all(keys[i + r * n: i + (r + 1) * n] == gram for r in range(1, need)):
-                return f"{n}-gram repeated"
-    text = " ".join(keys)
-    if len(text) >= 60:
-        b = text.encode("utf-8")
-        if len(b) / len(zlib.compress(b)) > 2.4:
-            return "compression ratio"
-    if speech_end_s is not None and speech_end_s > 3.0:
-        last = max((w.end_s for w in words), default=0.0)
-        if last < speech_end_s - 2.5:
-            return "stopped early"
-    return None
-
-
 def _key(w: Word) -> str:
     return normalize_text(w.text)
 
@@ -209,6 +179,14 @@ class DictationEngine:
     clock : callable, optional
         Returns the current time in seconds for ``emitted_at`` (default: seconds since the
         engine was created, monotonic).
+    vocab : Vocabulary, optional
+        Medical terms (:mod:`biosig.asr.vocab`): each decode's prompt starts with the terms
+        that sound like the previous hypothesis or the last committed words (at most
+        :data:`~biosig.asr.vocab.MAX_PROMPT_TERMS`), and a decode that then looks degenerate
+        (:func:`looks_degenerate`) is run again without them, as in offline transcription.
+    vocab_correct : bool
+        Replace low-confidence spans that sound like a term by the term as words are committed
+        (:func:`biosig.asr.vocab.correct_terms`); needs ``vocab``.
 
     Examples
     --------
@@ -221,8 +199,13 @@ class DictationEngine:
     """
 
     def __init__(self, model: AsrModel, config: StreamingConfig | None = None, *,
-                 commands: CommandTable | None = None, clock=None):
+                 commands: CommandTable | None = None, clock=None,
+                 vocab: Vocabulary | None = None, vocab_correct: bool = False):
+        if vocab_correct and vocab is None:
+            raise ConfigError("vocab_correct: needs a vocabulary (vocab=...)")
         self.model = model
+        self.vocab = vocab
+        self.vocab_correct = vocab_correct
         self.config = config = StreamingConfig() if config is None else config
         self.commands = commands or CommandTable.default()
         t0 = time.monotonic()
@@ -237,6 +220,8 @@ class DictationEngine:
         self._hyps: collections.deque = collections.deque(maxlen=max(config.agreement - 1, 1))
         self.n_decodes = 0
         self.n_full_window_retries = 0
+        self.n_vocab_rejected = 0
+        self.n_terms_restored = 0
         self.decode_time_s = 0.0
         self.finished = False
 
@@ -304,30 +289,52 @@ class DictationEngine:
         parts = [p for p in (self.config.initial_prompt, tail) if p]
         return " ".join(parts) or None
 
+    def _vocab_terms(self) -> list[str]:
+        if self.vocab is None:
+            return []
+        heard = " ".join(w.text for w in self.committed[-10:])
+        if self._hyps and self._hyps[-1]:
+            heard += " " + _join(self._hyps[-1])
+        return [t for t, _ in self.vocab.candidates(heard)]
+
     def _decode(self, speech_end_s: float | None = None):
         """Segments of the buffer on the stream's clock. ``speech_end_s`` (stream time): where
         the VAD saw the speech end, for the early-stop check of a shortened encoder window."""
+        context = self._prompt()
+        terms = self._vocab_terms()
+        prompt = " ".join(p for p in (vocab_prompt(terms), context) if p) or None
         opts = DecodeOptions(language=self.config.language, beam_size=self.config.beam_size,
-                             initial_prompt=self._prompt(), hotwords=self.config.hotwords,
+                             initial_prompt=prompt, hotwords=self.config.hotwords,
                              word_timestamps=True, vad=False, temperature_fallback=False,
                              condition_on_previous_text=False,
                              audio_ctx_pad_s=self.config.audio_ctx_pad_s,
                              max_new_tokens=min(int(self.config.max_tokens_per_s
                                                     * self.buffer_s) + 10, 220))
-        res = self.model.decode(self._buf, opts)
-        self.n_decodes += 1
-        self.decode_time_s += res.decode_time_s
         off = self._buf_start / ASR_FS
-        if opts.audio_ctx_pad_s is not None and getattr(self.model, "short_window", False):
-            why = looks_degenerate([w for s in res.segments for w in s.words],
+        short = opts.audio_ctx_pad_s is not None and getattr(self.model, "short_window", False)
+
+        def run(o):
+            r = self.model.decode(self._buf, o)
+            self.decode_time_s += r.decode_time_s
+            if not (short or terms):
+                return r, None
+            why = looks_degenerate([w for s in r.segments for w in s.words],
                                    audio_s=self.buffer_s,
-                                   speech_end_s=None if speech_end_s is None
+                                   speech_end_s=None if speech_end_s is None or not short
                                    else speech_end_s - off)
-            if why is not None:  # decode again on Whisper's full 30 s window
-                log.debug("short-window decode %s: full window", why)
-                res = self.model.decode(self._buf, replace(opts, audio_ctx_pad_s=None))
-                self.n_full_window_retries += 1
-                self.decode_time_s += res.decode_time_s
+            return r, why
+
+        res, why = run(opts)
+        self.n_decodes += 1
+        if why is not None and terms:   # the vocabulary guard: again without the terms
+            log.debug("biased decode %s: without the terms", why)
+            self.n_vocab_rejected += 1
+            opts = replace(opts, initial_prompt=context)
+            res, why = run(opts)
+        if why is not None and short:   # decode again on Whisper's full 30 s window
+            log.debug("short-window decode %s: full window", why)
+            self.n_full_window_retries += 1
+            res, _ = run(replace(opts, audio_ctx_pad_s=None))
         return [s.shifted(off) for s in res.segments]
 
     def _new_words(self, segments) -> list[Word]:
@@ -418,6 +425,9 @@ class DictationEngine:
                 n_commit = sum(1 for w in hyp if w.end_s < end_s - 2.0)
         new = hyp[:n_commit]
         rest = hyp[n_commit:]
+        if self.vocab_correct and new:
+            new, fixed = correct_terms(new, self.vocab)
+            self.n_terms_restored += len(fixed)
         events = []
         t = self._clock() if now is None else now
         if new:
@@ -447,6 +457,9 @@ class DictationEngine:
 
     def _commit_all(self, words, now) -> list[StreamEvent]:
         t = self._clock() if now is None else now
+        if self.vocab_correct and words:
+            words, fixed = correct_terms(words, self.vocab)
+            self.n_terms_restored += len(fixed)
         self.committed.extend(words)
         self.commit_times.extend([t] * len(words))
         self._hyps.clear()

@@ -5,7 +5,8 @@ engines: espeak-ng (several voices/variants) and festival (``cmu_us_slt_arctic_h
 ``kal_diphone``). Audio is written as 16 kHz 16-bit mono WAV and described by a JSONL manifest
 (:mod:`biosig.manifests` schema): ``text`` is what was spoken; ``labels`` hold ``voice``,
 ``engine``, ``phrase_id``, ``document`` (the expected text after spoken commands), ``terms``
-(medical terms, ``"; "``-separated) and ``noise_snr_db``; ``subject`` is the voice, so voices
+(medical terms, ``"; "``-separated), ``noise_snr_db`` and ``channel`` (``wideband`` or
+``telephone``, :func:`telephone_channel`); ``subject`` is the voice, so voices
 and phrases can be held out separately (:func:`split_held_out`).
 
 Debian packages: ``espeak-ng festival festvox-us-slt-hts festvox-kallpc16k``.
@@ -30,8 +31,9 @@ from biosig.errors import ConfigError, InputError
 from biosig.fileio import atomic_path
 
 __all__ = ["VOICES", "Phrase", "read_phrases", "dictation_phrases", "generated_dictation",
-           "render", "synth_dictation", "concatenate_long_form", "split_held_out",
-           "write_held_out_split"]
+           "render", "telephone_channel", "held_out_dictation",
+           "HELD_OUT_VOICES", "TUNING_VOICES", "synth_dictation", "concatenate_long_form",
+           "split_held_out", "write_held_out_split", "pink_noise", "TELEPHONE_FS"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,19 @@ VOICES = {
     "festival-slt-hts": ("festival", "voice_cmu_us_slt_arctic_hts"),
     "festival-kal-diphone": ("festival", "voice_kal_diphone"),
 }
+
+#: Voices kept out of all development and tuning: the unseen speakers of the vocabulary
+#: benchmark (``bench/dictation_vocab.py``). :func:`render` speaks them, but they are not in
+#: :data:`VOICES`, so no default (``synth_dictation(voices=None)``) ever trains on them. One has
+#: an accent no development voice has (New York City), the other a voice variant (female 5)
+#: no development voice uses. The vocabulary code was tuned on :data:`TUNING_VOICES` instead.
+HELD_OUT_VOICES = {
+    "espeak-en-us-nyc": ("espeak-ng", "en-us-nyc"),
+    "espeak-en-us-f5": ("espeak-ng", "en-us+f5"),
+}
+#: The voice the vocabulary biasing and term restoration were developed on (with
+#: :func:`generated_dictation` sentences), kept apart from :data:`HELD_OUT_VOICES`.
+TUNING_VOICES = {"espeak-en-us-m7": ("espeak-ng", "en-us+m7")}
 
 
 @dataclass(frozen=True)
@@ -182,23 +197,38 @@ _TEMPLATES = [
 ]
 
 
-def generated_dictation(n: int, *, seed: int = 0) -> list[Phrase]:
-    """``n`` clinical dictation sentences built from templates and a vocabulary of drugs,
-    conditions, symptoms, tests and findings, with spoken commands ("period", "comma",
-    "new paragraph", "scratch that", ...). Seeded and reproducible; ids ``gen-<seed>-<k>``.
+#: Sentence shapes used only by :func:`held_out_dictation`: none of them is a shape of
+#: :data:`_TEMPLATES`, so a model fine-tuned on generated dictation has never heard them.
+_HELD_OUT_TEMPLATES = [
+    ("{person} was admitted overnight with {symptom} period the {test} showed {finding} "
+     "period",),
+    ("she has been taking {drug} {dose} milligrams {freq} for her {cond} period",),
+    ("he was commenced on {drug} and {drug2} by the medical registrar period new line",),
+    ("differential diagnosis includes {cond} comma {cond2} or {cond3} period",),
+    ("no change to the {drug} period increase {drug2} to {dose} milligrams {freq} period",),
+    ("he describes {symptom} with associated {symptom2} since last {day} period",),
+    ("the {test} and the {test2} are both still awaited period",),
+    ("known {cond} on {drug} comma now with worsening {symptom} period",),
+    ("discharge medications colon {drug} {dose} milligrams {freq} and {drug2} as before "
+     "period",),
+    ("the {test} was reported as {finding} comma in keeping with {cond} period",),
+    ("please arrange a {test} within {weeks} weeks and see her again afterwards period",),
+    ("{drug} was withheld on {day} because of {symptom} period new paragraph",),
+    ("summary colon {cond} with {finding} on the {test} period",),
+    ("family history of {cond} period she has never smoked period",),
+    ("the {symptom} has settled since starting {drug} period",),
+]
+_DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
-    Different sentences reuse the same vocabulary, as one clinic's dictations do, so a model
-    fine-tuned on some sentences can be scored on others (held-out phrases) for WER and for
-    recall of the medical terms (``Phrase.terms``: the drugs, conditions, symptoms, tests and
-    findings spoken).
-    """
+
+def _from_templates(templates, n: int, seed: int, prefix: str, source: str) -> list[Phrase]:
     import re
 
     from biosig.asr.commands import apply_commands
     rng = np.random.default_rng(seed)
     pools = {"drug": _DRUGS, "dose": _DOSES, "freq": _FREQ, "cond": _CONDITIONS,
              "symptom": _SYMPTOMS, "test": _TESTS, "finding": _FINDINGS, "exam": _EXAM,
-             "reaction": _ALLERGY_REACTIONS, "weeks": _WEEKS}
+             "reaction": _ALLERGY_REACTIONS, "weeks": _WEEKS, "day": _DAYS}
     term_pools = {"drug", "cond", "symptom", "test", "finding"}
     out: list[Phrase] = []
     seen: set[str] = set()
@@ -206,8 +236,8 @@ def generated_dictation(n: int, *, seed: int = 0) -> list[Phrase]:
     while len(out) < n:
         tries += 1
         if tries > 50 * n + 1000:
-            raise ConfigError(f"generated_dictation: cannot make {n} distinct sentences")
-        (template,) = _TEMPLATES[int(rng.integers(len(_TEMPLATES)))]
+            raise ConfigError(f"{prefix} dictation: cannot make {n} distinct sentences")
+        (template,) = templates[int(rng.integers(len(templates)))]
         used: dict[str, list[str]] = {}
         terms: list[str] = []
 
@@ -228,9 +258,30 @@ def generated_dictation(n: int, *, seed: int = 0) -> list[Phrase]:
         if text in seen:
             continue
         seen.add(text)
-        out.append(Phrase(f"gen-{seed}-{len(out):04d}", text, apply_commands(text.split()),
-                          tuple(dict.fromkeys(terms)), "generated-dictation"))
+        out.append(Phrase(f"{prefix}-{seed}-{len(out):04d}", text,
+                          apply_commands(text.split()), tuple(dict.fromkeys(terms)), source))
     return out
+
+
+def generated_dictation(n: int, *, seed: int = 0) -> list[Phrase]:
+    """``n`` clinical dictation sentences built from templates and a vocabulary of drugs,
+    conditions, symptoms, tests and findings, with spoken commands ("period", "comma",
+    "new paragraph", "scratch that", ...). Seeded and reproducible; ids ``gen-<seed>-<k>``.
+
+    Different sentences reuse the same vocabulary, as one clinic's dictations do, so a model
+    fine-tuned on some sentences can be scored on others (held-out phrases) for WER and for
+    recall of the medical terms (``Phrase.terms``: the drugs, conditions, symptoms, tests and
+    findings spoken).
+    """
+    return _from_templates(_TEMPLATES, n, seed, "gen", "generated-dictation")
+
+
+def held_out_dictation(n: int, *, seed: int = 0) -> list[Phrase]:
+    """``n`` dictation sentences of shapes that :func:`generated_dictation` never makes
+    (:data:`_HELD_OUT_TEMPLATES`), over the same clinical vocabulary; ids
+    ``heldout-<seed>-<k>``. For benchmarks of models tuned on generated dictation: the
+    sentences are new, the terms are the clinic's."""
+    return _from_templates(_HELD_OUT_TEMPLATES, n, seed, "heldout", "held-out-dictation")
 
 
 def _pid(prefix: str, text: str) -> str:
@@ -333,9 +384,10 @@ def render(text: str, voice: str, *, rate_wpm: int | None = None) -> np.ndarray:
     import soundfile as sf
 
     from biosig.asr.audio import prepare_audio
-    if voice not in VOICES:
-        raise ConfigError(f"voice {voice!r}: expected one of {sorted(VOICES)}")
-    engine, arg = VOICES[voice]
+    known = {**VOICES, **HELD_OUT_VOICES, **TUNING_VOICES}
+    if voice not in known:
+        raise ConfigError(f"voice {voice!r}: expected one of {sorted(known)}")
+    engine, arg = known[voice]
     exe = _check_engine(engine)
     with tempfile.TemporaryDirectory(prefix="biosig-tts-") as tmp:
         wav = Path(tmp) / "out.wav"
@@ -361,10 +413,69 @@ def _add_noise(x: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.nda
     return np.clip(x + noise, -1.0, 1.0).astype(np.float32)
 
 
-def _write_wav(path: Path, x: np.ndarray) -> None:
+def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` samples of unit-variance 1/f (pink) noise, shaped in the frequency domain."""
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.arange(spec.size, dtype=np.float64)
+    f[0] = 1.0
+    x = np.fft.irfft(spec / np.sqrt(f), n)
+    return (x / (np.std(x) or 1.0)).astype(np.float32)
+
+
+#: The telephone channel's sampling rate and pass band (ITU-T G.712, narrowband telephony).
+TELEPHONE_FS = 8000
+TELEPHONE_BAND_HZ = (300.0, 3400.0)
+
+
+def telephone_channel(audio: np.ndarray, *, fs: float, snr_db: float,
+                      rng: np.random.Generator, band_hz=TELEPHONE_BAND_HZ) -> np.ndarray:
+    """What a telephone line makes of ``audio``: background noise in the room, the
+    300-3400 Hz band, 8 kHz sampling and 8-bit mu-law (G.711) coding.
+
+    Parameters
+    ----------
+    audio : np.ndarray [shape=(n,)]
+        Clean speech in [-1, 1].
+    fs : float > 0
+        Its sampling rate.
+    snr_db : float
+        Ratio of the speech's power to the pink noise added before the channel (10-20 dB is
+        a quiet to a busy room).
+    rng : np.random.Generator
+        Source of the noise.
+    band_hz : (lo, hi)
+        Pass band of the line (a 4th-order Butterworth band-pass, causal like a real line).
+
+    Returns
+    -------
+    np.ndarray [shape=(m,), dtype=float32]
+        Audio at :data:`TELEPHONE_FS` (8 kHz).
+    """
+    from math import gcd
+
+    from scipy.signal import butter, resample_poly, sosfilt
+
+    from biosig.signal import check_fs
+    fs = check_fs(fs)
+    lo, hi = float(band_hz[0]), float(band_hz[1])
+    if not 0 < lo < hi < TELEPHONE_FS / 2:
+        raise ConfigError(f"band_hz: expected 0 < lo < hi < {TELEPHONE_FS / 2}, got {band_hz}")
+    x = np.asarray(audio, dtype=np.float64).reshape(-1)
+    p = float(np.mean(x ** 2)) or 1e-12
+    x = x + pink_noise(x.size, rng) * np.sqrt(p / 10 ** (snr_db / 10))
+    g = gcd(int(round(fs)), TELEPHONE_FS)
+    y = resample_poly(x, TELEPHONE_FS // g, int(round(fs)) // g)
+    y = sosfilt(butter(4, (lo, hi), btype="bandpass", fs=TELEPHONE_FS, output="sos"), y)
+    y = np.clip(y, -1.0, 1.0)
+    mu = 255.0                                            # G.711 mu-law, 8 bits
+    code = np.round(np.sign(y) * np.log1p(mu * np.abs(y)) / np.log1p(mu) * 127.0) / 127.0
+    return (np.sign(code) * np.expm1(np.abs(code) * np.log1p(mu)) / mu).astype(np.float32)
+
+
+def _write_wav(path: Path, x: np.ndarray, fs: int = ASR_FS) -> None:
     import soundfile as sf
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), x, ASR_FS, subtype="PCM_16")
+        sf.write(str(tmp), x, fs, subtype="PCM_16")
 
 
 @dataclass
@@ -375,8 +486,15 @@ class SynthResult:
     long_form: list[Path] = field(default_factory=list)
 
 
+def _clip_rng(seed: int, rid: str) -> np.random.Generator:
+    """A generator for one clip, the same on every run (reruns resume)."""
+    h = int.from_bytes(hashlib.sha1(rid.encode("utf-8")).digest()[:8], "little")
+    return np.random.default_rng([seed, h])
+
+
 def synth_dictation(phrases: list[Phrase], out_dir, *, voices=None, noise_snr_db=None,
                     long_form_s: float | None = None, seed: int = 0, gap_s: float = 0.6,
+                    telephone_frac: float = 0.0, telephone_snr_db=(10.0, 20.0),
                     progress: bool = True) -> SynthResult:
     """Render ``phrases`` with each voice into ``out_dir`` and write ``manifest.jsonl``.
 
@@ -387,7 +505,8 @@ def synth_dictation(phrases: list[Phrase], out_dir, *, voices=None, noise_snr_db
         Receives ``audio/<voice>/<phrase_id>.wav`` and ``manifest.jsonl``; reruns skip lines
         already in the manifest (resumable).
     voices : list of str, optional
-        Keys of :data:`VOICES` (default: all).
+        Keys of :data:`VOICES` (default: all), or of :data:`HELD_OUT_VOICES` /
+        :data:`TUNING_VOICES` when asked for by name.
     noise_snr_db : float, optional
         Add white Gaussian noise at this signal-to-noise ratio.
     long_form_s : float, optional
@@ -395,16 +514,30 @@ def synth_dictation(phrases: list[Phrase], out_dir, *, voices=None, noise_snr_db
         about this length, listed in ``long_form.jsonl``.
     seed : int
         Noise seed.
+    telephone_frac : float in [0, 1]
+        Share of the (voice, phrase) clips that also get a telephone copy
+        (:func:`telephone_channel`: pink room noise, 300-3400 Hz, 8 kHz, mu-law), written as
+        ``audio/<voice>-telephone/<phrase_id>.wav`` at 8 kHz with id ``<voice>--<phrase>--tel``
+        and ``labels.channel = "telephone"`` (the others say ``"wideband"``). Which clips, and
+        each one's SNR, are drawn per clip from ``seed``, so reruns make the same choice.
+    telephone_snr_db : (low, high)
+        The telephone copies' SNR is drawn uniformly from this range.
 
     Returns
     -------
     SynthResult
     """
     from biosig.manifests import ManifestWriter, Record
+    known = {**VOICES, **HELD_OUT_VOICES, **TUNING_VOICES}
     voices = list(voices or VOICES)
     for v in voices:
-        if v not in VOICES:
-            raise ConfigError(f"voice {v!r}: expected one of {sorted(VOICES)}")
+        if v not in known:
+            raise ConfigError(f"voice {v!r}: expected one of {sorted(known)}")
+    if not 0.0 <= telephone_frac <= 1.0:
+        raise ConfigError(f"telephone_frac: expected in [0, 1], got {telephone_frac}")
+    lo_snr, hi_snr = (float(x) for x in telephone_snr_db)
+    if lo_snr > hi_snr:
+        raise ConfigError(f"telephone_snr_db: expected (low, high), got {telephone_snr_db}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -412,25 +545,40 @@ def synth_dictation(phrases: list[Phrase], out_dir, *, voices=None, noise_snr_db
     from biosig.progress import track
     it = track(jobs, desc="synth-dictation", unit="phrase", enabled=progress)
     n_skipped = 0
+
+    def record(rid, rel, x, fs, v, ph, channel, snr):
+        labels = {"voice": v, "engine": known[v][0], "phrase_id": ph.id,
+                  "document": ph.document, "terms": "; ".join(ph.terms) or None,
+                  "noise_snr_db": None if snr is None else round(float(snr), 2),
+                  "channel": channel}
+        return Record(id=rid, path=rel.as_posix(), modality="speech", fs=float(fs),
+                      num_samples=int(x.size), duration_s=round(x.size / fs, 6),
+                      channels=["audio"], subject=v, labels=labels, text=ph.text,
+                      corpus="synth-dictation", source=known[v][0])
+
     with ManifestWriter(out / "manifest.jsonl") as w:
         for v, ph in it:
             rid = f"{v}--{ph.id}"
-            if rid in w:  # written by an earlier run: resume
+            crng = _clip_rng(seed, rid)
+            tel = telephone_frac > 0 and crng.random() < telephone_frac
+            todo = [r for r in ([rid] + ([rid + "--tel"] if tel else [])) if r not in w]
+            if not todo:  # written by an earlier run: resume
                 n_skipped += 1
                 continue
             x = render(ph.text, v)
-            if noise_snr_db is not None:
-                x = _add_noise(x, float(noise_snr_db), rng)
-            rel = Path("audio") / v / f"{ph.id}.wav"
-            (out / rel).parent.mkdir(parents=True, exist_ok=True)
-            _write_wav(out / rel, x)
-            labels = {"voice": v, "engine": VOICES[v][0], "phrase_id": ph.id,
-                      "document": ph.document, "terms": "; ".join(ph.terms) or None,
-                      "noise_snr_db": None if noise_snr_db is None else float(noise_snr_db)}
-            w.write(Record(id=rid, path=rel.as_posix(), modality="speech", fs=float(ASR_FS),
-                           num_samples=int(x.size), duration_s=round(x.size / ASR_FS, 6),
-                           channels=["audio"], subject=v, labels=labels, text=ph.text,
-                           corpus="synth-dictation", source=VOICES[v][0]))
+            if rid in todo:
+                xw = x if noise_snr_db is None else _add_noise(x, float(noise_snr_db), rng)
+                rel = Path("audio") / v / f"{ph.id}.wav"
+                (out / rel).parent.mkdir(parents=True, exist_ok=True)
+                _write_wav(out / rel, xw)
+                w.write(record(rid, rel, xw, ASR_FS, v, ph, "wideband", noise_snr_db))
+            if rid + "--tel" in todo:
+                snr = crng.uniform(lo_snr, hi_snr)
+                xt = telephone_channel(x, fs=ASR_FS, snr_db=snr, rng=crng)
+                rel = Path("audio") / f"{v}-telephone" / f"{ph.id}.wav"
+                (out / rel).parent.mkdir(parents=True, exist_ok=True)
+                _write_wav(out / rel, xt, fs=TELEPHONE_FS)
+                w.write(record(rid + "--tel", rel, xt, TELEPHONE_FS, v, ph, "telephone", snr))
         n_written = w.n_written
     long_paths = []
     if long_form_s:

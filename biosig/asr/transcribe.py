@@ -13,6 +13,7 @@ import numpy as np
 from biosig.asr.audio import ASR_FS, load_audio, prepare_audio
 from biosig.asr.models import AsrModel, DecodeOptions
 from biosig.asr.types import Transcript
+from biosig.asr.vocab import MAX_PROMPT_TERMS, Vocabulary, correct_terms, decode_with_vocab
 from biosig.errors import ConfigError
 from biosig.fileio import write_text_atomic
 
@@ -33,7 +34,8 @@ PROMPT_CHARS = 600
 def transcribe(audio: np.ndarray, *, fs: float, model: AsrModel,
                options: DecodeOptions | None = None, path=None,
                max_window_s: float = 28.0, context_chars: int = 0,
-               min_silence_s: float = 8.0) -> Transcript:
+               min_silence_s: float = 8.0, vocab: Vocabulary | None = None,
+               vocab_correct: bool = False) -> Transcript:
     """Transcribe an audio array of any length.
 
     Parameters
@@ -68,12 +70,22 @@ def transcribe(audio: np.ndarray, *, fs: float, model: AsrModel,
     min_silence_s : float > 0
         Shortest silence that is dropped (see :func:`speech_regions`); long silences are
         where Whisper hallucinates.
+    vocab : Vocabulary, optional
+        Medical terms to bias decoding towards: every piece of audio is decoded with
+        :func:`biosig.asr.vocab.decode_with_vocab` (a plain decode, the terms it seems to hold
+        as the prompt of a second decode, which is dropped if it looks degenerate).
+        ``options.hotwords`` must then be empty.
+    vocab_correct : bool
+        Also replace low-confidence spans that sound like a term by the term
+        (:func:`biosig.asr.vocab.correct_terms`); needs ``vocab``.
 
     Returns
     -------
     Transcript
     """
     options = DEFAULT_OPTIONS if options is None else options
+    if vocab_correct and vocab is None:
+        raise ConfigError("vocab_correct: needs a vocabulary (vocab=...)")
     x = prepare_audio(audio, fs=fs)
     duration_s = x.size / ASR_FS
     if x.size == 0 or float(np.max(np.abs(x))) == 0.0:
@@ -81,6 +93,18 @@ def transcribe(audio: np.ndarray, *, fs: float, model: AsrModel,
                           else str(path))
     t0 = time.perf_counter()
     segments, language = [], options.language
+    stats = {"decodes": 0, "biased": 0, "rejected": 0}
+
+    def decode(piece, opts):
+        stats["decodes"] += 1
+        if vocab is None:
+            return model.decode(piece, opts)
+        max_terms = min(MAX_PROMPT_TERMS * max(1, int(np.ceil(piece.size / ASR_FS / 30))), 30)
+        res, info = decode_with_vocab(model, piece, opts, vocab, max_terms=max_terms)
+        stats["biased"] += info["biased"]
+        stats["rejected"] += info["rejected"] is not None
+        return res
+
     if options.vad:
         regions = speech_regions(x, min_silence_s=min_silence_s)
         if getattr(model, "long_form", False):
@@ -91,7 +115,7 @@ def transcribe(audio: np.ndarray, *, fs: float, model: AsrModel,
                     tail = " ".join(s.text for s in segments[-8:])[-PROMPT_CHARS:]
                     opts = replace(opts, initial_prompt=" ".join(
                         p for p in (options.initial_prompt, tail.split(" ", 1)[-1]) if p))
-                res = model.decode(x[a:b], opts)
+                res = decode(x[a:b], opts)
                 segments.extend(s.shifted(a / ASR_FS) for s in res.segments)
                 language = res.language
         else:
@@ -106,17 +130,30 @@ def transcribe(audio: np.ndarray, *, fs: float, model: AsrModel,
                         tail = prev[-context_chars:].split(" ", 1)[-1]
                         opts = replace(opts, initial_prompt=" ".join(
                             p for p in (options.initial_prompt, tail) if p))
-                    res = model.decode(x[a:b], opts)
+                    res = decode(x[a:b], opts)
                     segments.extend(s.shifted(a / ASR_FS) for s in res.segments)
                     prev = " ".join(s.text for s in res.segments) or prev
                     language = res.language
     else:
-        res = model.decode(x, options)
+        res = decode(x, options)
         segments, language = res.segments, res.language
+    n_fixed = 0
+    if vocab_correct:
+        fixed = []
+        for s in segments:
+            words, corr = correct_terms(s.words, vocab)
+            n_fixed += len(corr)
+            fixed.append(replace(s, text="".join(w.text for w in words).strip(),
+                                 words=tuple(words)) if corr else s)
+        segments = fixed
     decode_s = time.perf_counter() - t0
     text = " ".join(s.text for s in segments).strip()
     log.info("transcribed %s: %.1f s of audio in %.1f s, %d segments",
              path or "audio", duration_s, decode_s, len(segments))
+    if vocab is not None:   # counts only: no text in the log
+        log.info("vocabulary: %d of %d decodes biased, %d biased decodes rejected by the "
+                 "guard, %d terms restored", stats["biased"], stats["decodes"],
+                 stats["rejected"], n_fixed)
     return Transcript(text, segments, language, duration_s, decode_s,
                       None if path is None else str(path))
 
@@ -214,10 +251,12 @@ def speech_windows(audio: np.ndarray, *, max_window_s: float = 28.0,
     return out
 
 
-def transcribe_file(path, *, model: AsrModel,
-                    options: DecodeOptions | None = None) -> Transcript:
-    """Load ``path`` with :func:`biosig.load` (mono, 16 kHz) and transcribe it."""
-    return transcribe(load_audio(path), fs=ASR_FS, model=model, options=options, path=path)
+def transcribe_file(path, *, model: AsrModel, options: DecodeOptions | None = None,
+                    vocab: Vocabulary | None = None, vocab_correct: bool = False) -> Transcript:
+    """Load ``path`` with :func:`biosig.load` (mono, 16 kHz) and transcribe it
+    (:func:`transcribe`)."""
+    return transcribe(load_audio(path), fs=ASR_FS, model=model, options=options, path=path,
+                      vocab=vocab, vocab_correct=vocab_correct)
 
 
 def _clock(t_s: float, sep: str) -> str:

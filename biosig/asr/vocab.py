@@ -1,15 +1,77 @@
-"""Medical-term biasing: a vocabulary list turned into a decoder prompt and hotwords."""
+"""Medical-term biasing: a vocabulary steers decoding, a guard keeps a biased decode from going
+wrong, and fuzzy restoration puts terms back where the decoder misheard them.
+
+How ``--vocab`` decodes a stretch of audio (:func:`decode_with_vocab`)
+----------------------------------------------------------------------
+1. **Plain decode**, without any bias.
+2. **Which terms were spoken?** Spans of one to four words of the plain text are compared with
+   every term by sound (:func:`sound_similarity`: the Metaphone keys' edit distance, or the
+   letters' when that is closer); the terms that come close (``"listen April"`` ->
+   lisinopril) are the candidates, at most :data:`MAX_PROMPT_TERMS`. None: the plain decode
+   is the result (a term list can then not hurt).
+3. **Biased decode** with the candidates as the decoder's prompt (``"Terms: apixaban,
+   lisinopril."``) and nothing else: no faster-whisper ``hotwords`` on top of the prompt (the
+   two together put the same list twice before the transcript, and Whisper base continues a
+   repetitive context by repeating itself: a 4 s sentence came back 15 times), and a short
+   list, not the whole vocabulary (70 terms fill the 223-token prompt and make every clip
+   look like a list).
+4. **Guard**: a biased hypothesis that :func:`biosig.asr.degenerate.looks_degenerate` rejects
+   (repeated n-grams or sentences, more words than the audio can hold, a text that
+   compresses too well) or that has far more words than the plain one (more than 1.5 times
+   plus 3) is dropped, and the plain decode is kept.
+
+:func:`correct_terms` (``--vocab-correct``) then replaces spans whose words the decoder was
+unsure of (mean word probability below ``max_probability``) and that sound like a term
+(similarity at least ``min_similarity``) by the term.
+"""
 
 from __future__ import annotations
 
+import logging
+import re
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from biosig.errors import InputError
+from biosig.errors import ConfigError, InputError
 
-__all__ = ["read_vocab", "vocab_prompt", "vocab_hotwords"]
+__all__ = ["Vocabulary", "read_vocab", "vocab_prompt", "sound_similarity", "correct_terms",
+           "Correction", "decode_with_vocab", "MAX_PROMPT_TERMS"]
 
-#: Whisper's prompt holds at most 223 tokens; keep the vocabulary part well inside it.
+log = logging.getLogger(__name__)
+
+#: Whisper's prompt holds at most 223 tokens; the vocabulary part stays well inside it.
 MAX_PROMPT_CHARS = 400
+#: Terms put in one biased decode's prompt (the closest to what the plain decode heard).
+MAX_PROMPT_TERMS = 12
+#: Span length (words) compared with a term: up to the term's words plus this.
+_EXTRA_WORDS = 1
+_LETTERS = re.compile(r"[^a-z]+")
+
+
+def _letters(text: str) -> str:
+    return _LETTERS.sub("", text.lower())
+
+
+def _metaphone(letters: str) -> str:
+    from biosig.extras import require
+    return require("jellyfish", extra="asr").metaphone(letters) if letters else ""
+
+
+def _similarity(a: str, b: str) -> float:
+    if not a or not b:
+        return 0.0
+    from biosig.extras import require
+    lev = require("rapidfuzz", extra="asr").distance.Levenshtein
+    return float(lev.normalized_similarity(a, b))
+
+
+def sound_similarity(a: str, b: str) -> float:
+    """How alike two words or phrases sound, in [0, 1]: the larger of the normalised
+    Levenshtein similarities of their Metaphone keys and of their letters (spaces and
+    punctuation ignored). ``sound_similarity("listen april", "lisinopril")`` is 0.86,
+    ``sound_similarity("malitis", "mellitus")`` 1.0."""
+    la, lb = _letters(a), _letters(b)
+    return max(_similarity(_metaphone(la), _metaphone(lb)), _similarity(la, lb))
 
 
 def read_vocab(path) -> list[str]:
@@ -25,29 +87,229 @@ def read_vocab(path) -> list[str]:
         if term and term.lower() not in seen:
             seen.add(term.lower())
             terms.append(term)
+    if not terms:
+        raise InputError(p, "vocabulary holds no terms (one term per line expected)")
     return terms
 
 
-def vocab_prompt(terms: list[str], *, max_chars: int = MAX_PROMPT_CHARS) -> str | None:
-    """A prompt that primes the decoder with the spelling of ``terms`` (first terms win)."""
-    if not terms:
-        return None
-    text = "Clinical note. Terms: "
-    for i, t in enumerate(terms):
-        piece = (", " if i else "") + t
+def vocab_prompt(terms, *, max_chars: int = MAX_PROMPT_CHARS) -> str | None:
+    """The decoder prompt for ``terms``: ``"Terms: a, b, c."`` (first terms win when they do
+    not all fit in ``max_chars``)."""
+    text = ""
+    for t in terms:
+        piece = (", " if text else "Terms: ") + t
         if len(text) + len(piece) + 1 > max_chars:
             break
         text += piece
-    return text + "."
+    return text + "." if text else None
 
 
-def vocab_hotwords(terms: list[str], *, max_chars: int = MAX_PROMPT_CHARS) -> str | None:
-    """The same terms as faster-whisper ``hotwords`` (a space-separated prefix)."""
-    if not terms:
-        return None
-    out = ""
-    for t in terms:
-        if len(out) + len(t) + 1 > max_chars:
-            break
-        out += (" " if out else "") + t
-    return out
+@dataclass(frozen=True)
+class _Term:
+    text: str
+    letters: str
+    key: str
+    n_words: int
+
+
+@dataclass(frozen=True)
+class Correction:
+    """One span replaced by :func:`correct_terms` (``start``/``end``: word indices)."""
+
+    start: int
+    end: int
+    heard: str
+    term: str
+    similarity: float
+    probability: float
+
+
+class Vocabulary:
+    """Terms to bias decoding towards, with their phonetic keys.
+
+    Parameters
+    ----------
+    terms : iterable of str
+        One term per item (a drug, a finding: ``"lisinopril"``, ``"diabetes mellitus"``);
+        duplicates (ignoring case) are dropped, order is kept.
+
+    Examples
+    --------
+    >>> v = Vocabulary(["lisinopril", "apixaban"])
+    >>> v.candidates("started listen april ten milligrams")[0][0]
+    'lisinopril'
+    """
+
+    def __init__(self, terms):
+        out, seen = [], set()
+        for t in terms:
+            t = str(t).strip()
+            if t and t.lower() not in seen:
+                seen.add(t.lower())
+                letters = _letters(t)
+                if letters:
+                    out.append(_Term(t, letters, _metaphone(letters), len(t.split())))
+        if not out:
+            raise ConfigError("vocabulary: expected at least one term with letters")
+        self._terms = tuple(out)
+
+    @classmethod
+    def read(cls, path) -> Vocabulary:
+        """From a file of one term per line (:func:`read_vocab`)."""
+        return cls(read_vocab(path))
+
+    @property
+    def terms(self) -> list[str]:
+        return [t.text for t in self._terms]
+
+    def __len__(self) -> int:
+        return len(self._terms)
+
+    def prompt(self, terms=None) -> str | None:
+        """:func:`vocab_prompt` of ``terms`` (default: all, as many as fit)."""
+        return vocab_prompt(self.terms if terms is None else terms)
+
+    def _spans(self, words: list[str]):
+        """(start, end, letters, key) of every span of 1 to 4 words."""
+        longest = min(max(t.n_words for t in self._terms) + _EXTRA_WORDS, 4)
+        for i in range(len(words)):
+            for j in range(i + 1, min(i + longest, len(words)) + 1):
+                letters = "".join(_letters(w) for w in words[i:j])
+                if letters:
+                    yield i, j, letters, _metaphone(letters)
+
+    def _score(self, term: _Term, letters: str, key: str) -> float:
+        # spans much longer or shorter than the term cannot sound like it
+        if not 0.5 * len(term.letters) <= len(letters) <= 2.0 * len(term.letters) + 2:
+            return 0.0
+        return max(_similarity(term.key, key), _similarity(term.letters, letters))
+
+    def candidates(self, text: str, *, min_similarity: float = 0.6,
+                   max_terms: int = MAX_PROMPT_TERMS) -> list[tuple[str, float]]:
+        """Terms that sound like a span of ``text``, most similar first.
+
+        Returns
+        -------
+        list of (term, similarity)
+            At most ``max_terms``, each with similarity >= ``min_similarity``.
+        """
+        words = text.split()
+        best: dict[str, float] = {}
+        spans = list(self._spans(words))
+        for t in self._terms:
+            s = max((self._score(t, letters, key) for _, _, letters, key in spans), default=0.0)
+            if s >= min_similarity:
+                best[t.text] = s
+        ranked = sorted(best.items(), key=lambda kv: -kv[1])
+        return ranked[:max_terms]
+
+
+def correct_terms(words, vocab: Vocabulary, *, min_similarity: float = 0.85,
+                  max_probability: float = 0.6):
+    """Replace spans of words that sound like a vocabulary term and that the decoder was
+    unsure of by the term (fuzzy term restoration, ``--vocab-correct``).
+
+    Parameters
+    ----------
+    words : sequence of Word
+        Decoded words in order (their ``probability`` is the decoder's confidence).
+    vocab : Vocabulary
+    min_similarity : float in (0, 1]
+        :func:`sound_similarity` a span needs with a term.
+    max_probability : float in [0, 1]
+        A span is replaced only when its words' mean probability is below this: a word the
+        decoder is sure of is kept, however much it sounds like a term.
+
+    Returns
+    -------
+    (list of Word, list of Correction)
+        The words with replacements (a replaced span becomes one word spanning its times,
+        keeping the first word's leading space and the last word's trailing punctuation), and
+        what was replaced.
+    """
+    from biosig.asr.types import Word
+    if not 0 < min_similarity <= 1:
+        raise ConfigError(f"min_similarity: expected in (0, 1], got {min_similarity}")
+    if not 0 <= max_probability <= 1:
+        raise ConfigError(f"max_probability: expected in [0, 1], got {max_probability}")
+    words = list(words)
+    texts = [w.text for w in words]
+    found = []
+    for i, j, letters, key in vocab._spans(texts):
+        prob = sum(w.probability for w in words[i:j]) / (j - i)
+        if prob >= max_probability:
+            continue
+        for t in vocab._terms:
+            if letters == t.letters:
+                continue  # already the term
+            s = vocab._score(t, letters, key)
+            if s >= min_similarity:
+                found.append((s, -(j - i), i, j, t, prob))
+    found.sort(key=lambda f: (-f[0], f[1]))
+    taken = [False] * len(words)
+    chosen = []
+    for s, _, i, j, t, prob in found:
+        if any(taken[i:j]):
+            continue
+        # a span that is already the term followed or preceded by other words is not a match
+        for k in range(i, j):
+            taken[k] = True
+        chosen.append(Correction(i, j, "".join(texts[i:j]).strip(), t.text, s, prob))
+    if not chosen:
+        return words, []
+    out, k = [], 0
+    by_start = {c.start: c for c in chosen}
+    while k < len(words):
+        c = by_start.get(k)
+        if c is None:
+            out.append(words[k])
+            k += 1
+            continue
+        first, last = words[c.start], words[c.end - 1]
+        lead = first.text[: len(first.text) - len(first.text.lstrip())]
+        trail = re.search(r"[^\w]*$", last.text.strip()).group(0)
+        out.append(Word(lead + c.term + trail, first.start_s, last.end_s, c.probability))
+        k = c.end
+    return out, sorted(chosen, key=lambda c: c.start)
+
+
+def decode_with_vocab(model, audio, options, vocab: Vocabulary, *,
+                      max_terms: int = MAX_PROMPT_TERMS, min_similarity: float = 0.6):
+    """Decode 16 kHz ``audio`` biased towards the terms it seems to contain (module
+    docstring: plain decode, candidate terms, biased decode, guard).
+
+    ``options.initial_prompt`` (earlier text, for context) is kept after the terms;
+    ``options.hotwords`` must be empty.
+
+    Returns
+    -------
+    (DecodeResult, dict)
+        The result, and what happened: ``terms`` (how many were in the prompt), ``biased``
+        (the biased decode was kept), ``rejected`` (why the guard dropped it, or ``None``).
+    """
+    from biosig.asr.audio import ASR_FS
+    from biosig.asr.degenerate import looks_degenerate
+    if options.hotwords:
+        raise ConfigError("decode_with_vocab: options.hotwords must be empty (the vocabulary "
+                          "goes in the prompt)")
+    plain = model.decode(audio, options)
+    text = " ".join(s.text for s in plain.segments)
+    cands = [t for t, _ in vocab.candidates(text, min_similarity=min_similarity,
+                                            max_terms=max_terms)]
+    info = {"terms": len(cands), "biased": False, "rejected": None}
+    if not cands:
+        return plain, info
+    prompt = " ".join(p for p in (vocab_prompt(cands), options.initial_prompt) if p)
+    biased = model.decode(audio, replace(options, initial_prompt=prompt))
+    b_words = [w for s in biased.segments for w in s.words]
+    n_plain = sum(len(s.text.split()) for s in plain.segments)
+    n_biased = sum(len(s.text.split()) for s in biased.segments)
+    why = looks_degenerate(b_words, audio_s=len(audio) / ASR_FS) if b_words else None
+    if why is None and n_biased > 1.5 * n_plain + 3:
+        why = "far more words than the plain decode"
+    if why is not None:
+        log.info("biased decode rejected (%s): kept the plain decode", why)
+        info["rejected"] = why
+        return replace(plain, decode_time_s=plain.decode_time_s + biased.decode_time_s), info
+    info["biased"] = True
+    return replace(biased, decode_time_s=plain.decode_time_s + biased.decode_time_s), info

@@ -25,16 +25,22 @@ def _load(model: str, backend: str, compute_type: str, device: str, threads: int
                       cpu_threads=threads)
 
 
-def _vocab(vocab: Path | None):
-    from biosig.asr.vocab import read_vocab, vocab_hotwords, vocab_prompt
-    if vocab is None:
-        return None, None
-    terms = read_vocab(vocab)
-    return vocab_prompt(terms), vocab_hotwords(terms)
+def _vocab(vocab: Path | None, correct: bool = False):
+    from biosig.asr.vocab import Vocabulary
+    from biosig.errors import ConfigError
+    if correct and vocab is None:
+        raise ConfigError("--vocab-correct: needs --vocab FILE")
+    return None if vocab is None else Vocabulary.read(vocab)
 
 
-def _stream_config(config: Path | None, beam_size: int | None, language: str | None,
-                   vocab: Path | None):
+_VOCAB_HELP = ("Medical terms, one per line: each stretch of audio is decoded plainly, then "
+               "again with the terms it seems to hold as the prompt; a biased decode that "
+               "repeats itself or runs long is dropped.")
+_CORRECT_HELP = ("With --vocab: replace words the decoder was unsure of that sound like a "
+                 "term ('listen April' -> lisinopril).")
+
+
+def _stream_config(config: Path | None, beam_size: int | None, language: str | None):
     import yaml
 
     from biosig.asr import StreamingConfig
@@ -48,12 +54,9 @@ def _stream_config(config: Path | None, beam_size: int | None, language: str | N
             raise ConfigError(f"{config}: cannot read streaming config "
                               f"({type(exc).__name__})") from exc
         StreamingConfig.validate_mapping(d, source=str(config))    # errors name the file
-    prompt, hot = _vocab(vocab)
     over = {"language": language}
     if beam_size is not None:
         over["beam_size"] = beam_size
-    if prompt:
-        over.update(initial_prompt=prompt, hotwords=hot)
     return StreamingConfig.validate_mapping({**d, **over}, source="options")
 
 
@@ -73,9 +76,9 @@ def transcribe_cmd(
     out: Annotated[Path | None, typer.Option(
         "--out", "-o", help="Folder for <name>.<format> files (default: print to stdout).")
     ] = None,
-    vocab: Annotated[Path | None, typer.Option(
-        "--vocab", help="Medical terms, one per line: biases decoding (prompt + hotwords).")
-    ] = None,
+    vocab: Annotated[Path | None, typer.Option("--vocab", help=_VOCAB_HELP)] = None,
+    vocab_correct: Annotated[bool, typer.Option("--vocab-correct", help=_CORRECT_HELP)
+                             ] = False,
     language: Language = "en",
     beam_size: Annotated[int, typer.Option("--beam-size")] = 5,
     no_vad: Annotated[bool, typer.Option(
@@ -95,14 +98,15 @@ def transcribe_cmd(
         raise ConfigError(f"--format: expected one of {FORMATS}, got {fmt!r}")
     if beam_size < 1:
         raise ConfigError(f"--beam-size: expected >= 1, got {beam_size}")
-    prompt, hot = _vocab(vocab)
-    opts = DecodeOptions(language=language or None, beam_size=beam_size, initial_prompt=prompt,
-                         hotwords=hot, word_timestamps=True, vad=not no_vad)
+    voc = _vocab(vocab, vocab_correct)
+    opts = DecodeOptions(language=language or None, beam_size=beam_size, word_timestamps=True,
+                         vad=not no_vad)
     m = _load(model, backend, compute_type, device, threads)
     n_bad = 0
     for p in paths:
         try:
-            tr = transcribe_file(p, model=m, options=opts)
+            tr = transcribe_file(p, model=m, options=opts, vocab=voc,
+                                 vocab_correct=vocab_correct)
         except InputError as exc:
             print(f"biosig: error: {exc}", file=sys.stderr)
             n_bad += 1
@@ -267,8 +271,9 @@ def dictate_cmd(
     config: Annotated[Path | None, typer.Option(
         "--config", help="YAML of StreamingConfig keys (agreement, endpoint_silence_s ...).")
     ] = None,
-    vocab: Annotated[Path | None, typer.Option("--vocab", help="Medical terms, one per line.")
-                     ] = None,
+    vocab: Annotated[Path | None, typer.Option("--vocab", help=_VOCAB_HELP)] = None,
+    vocab_correct: Annotated[bool, typer.Option("--vocab-correct", help=_CORRECT_HELP)
+                             ] = False,
     beam_size: Annotated[int | None, typer.Option("--beam-size")] = None,
     raw: Annotated[bool, typer.Option(
         "--raw", help="Print the committed words without applying the commands.")] = False,
@@ -288,10 +293,11 @@ def dictate_cmd(
     if chunk_s <= 0:
         raise ConfigError(f"--chunk-s: expected > 0, got {chunk_s}")
     table = CommandTable.from_yaml(commands) if commands else CommandTable.default()
-    cfg = _stream_config(config, beam_size, language, vocab)
+    cfg = _stream_config(config, beam_size, language)
+    voc = _vocab(vocab, vocab_correct)
     audio = load_audio(file) if file is not None else None
     m = _load(model, backend, compute_type, device, threads)
-    engine = DictationEngine(m, cfg, commands=table)
+    engine = DictationEngine(m, cfg, commands=table, vocab=voc, vocab_correct=vocab_correct)
     fh = open(events, "w", encoding="utf-8") if events is not None else sys.stderr
 
     def emit(ev):
@@ -328,7 +334,9 @@ def eval_cmd(
         "--with-text", help="Include references and hypotheses in the JSON.")] = False,
     config: Annotated[Path | None, typer.Option("--config", help="Streaming config YAML.")
                       ] = None,
-    vocab: Annotated[Path | None, typer.Option("--vocab")] = None,
+    vocab: Annotated[Path | None, typer.Option("--vocab", help=_VOCAB_HELP)] = None,
+    vocab_correct: Annotated[bool, typer.Option("--vocab-correct", help=_CORRECT_HELP)
+                             ] = False,
     beam_size: Annotated[int, typer.Option("--beam-size", help="Offline beam size.")] = 5,
     language: Language = "en",
     backend: Backend = "auto",
@@ -340,13 +348,13 @@ def eval_cmd(
     --streaming, commit latency (mean/p50/p90/max) and last-word delay. Writes JSON."""
     from biosig.asr import DecodeOptions
     from biosig.asr.evaluate import evaluate_manifest
-    prompt, hot = _vocab(vocab)
-    opts = DecodeOptions(language=language or None, beam_size=beam_size, initial_prompt=prompt,
-                         hotwords=hot, vad=True)
-    cfg = _stream_config(config, None, language, vocab)
+    voc = _vocab(vocab, vocab_correct)
+    opts = DecodeOptions(language=language or None, beam_size=beam_size, vad=True)
+    cfg = _stream_config(config, None, language)
     m = _load(model, backend, compute_type, device, threads)
     rep = evaluate_manifest(manifest, m, streaming=streaming, chunk_s=chunk_s, options=opts,
-                            stream_config=cfg, root=root, limit=limit)
+                            stream_config=cfg, root=root, limit=limit, vocab=voc,
+                            vocab_correct=vocab_correct)
     text = json.dumps(rep.to_dict(with_text=with_text), indent=1, allow_nan=True) + "\n"
     if out is None:
         sys.stdout.write(text)
@@ -377,6 +385,9 @@ def synth_dictation_cmd(
         "--long-form-s", help="Also concatenate each voice's phrases into ~N s recordings.")
     ] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    telephone_frac: Annotated[float, typer.Option(
+        "--telephone-frac", help="Share of clips that also get a telephone copy (room noise "
+                                 "at 10-20 dB SNR, 300-3400 Hz, 8 kHz, mu-law).")] = 0.0,
     test_voices: Annotated[str | None, typer.Option(
         "--test-voices", help="Comma-separated voices held out for testing: also write "
                               "train.jsonl / test.jsonl with no voice or phrase on both "
@@ -392,7 +403,7 @@ def synth_dictation_cmd(
     phrases = read_phrases(texts, limit=limit)
     vs = [v.strip() for v in voices.split(",") if v.strip()] if voices else None
     res = synth_dictation(phrases, out, voices=vs, noise_snr_db=noise_snr_db,
-                          long_form_s=long_form_s, seed=seed)
+                          long_form_s=long_form_s, seed=seed, telephone_frac=telephone_frac)
     print(f"{res.manifest}: {res.n_written} written, {res.n_skipped} already there"
           + (f"; {len(res.long_form)} long-form recordings" if res.long_form else ""))
     if test_voices:

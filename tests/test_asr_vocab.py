@@ -1,0 +1,163 @@
+"""Vocabulary biasing (biosig.asr.vocab): term matching by sound, the biased-decode guard,
+fuzzy term restoration. The real-speech checks with the packaged Whisper are at the end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("jellyfish", reason="needs the [asr] extra (jellyfish)")
+
+from biosig.asr.audio import ASR_FS  # noqa: E402
+from biosig.asr.degenerate import looks_degenerate  # noqa: E402
+from biosig.asr.models import AsrModel, DecodeOptions, DecodeResult  # noqa: E402
+from biosig.asr.types import Segment, Word  # noqa: E402
+from biosig.asr.vocab import (  # noqa: E402
+    Vocabulary,
+    correct_terms,
+    decode_with_vocab,
+    read_vocab,
+    sound_similarity,
+    vocab_prompt,
+)
+from biosig.errors import ConfigError, InputError  # noqa: E402
+
+TERMS = ["lisinopril", "apixaban", "diabetes mellitus", "atrial fibrillation", "metformin",
+         "bisoprolol", "echocardiogram"]
+
+
+def _w(texts, probs=None, step=0.5):
+    probs = probs or [0.9] * len(texts)
+    return [Word(t, k * step, k * step + 0.4, p) for k, (t, p) in enumerate(zip(texts, probs))]
+
+
+@pytest.mark.parametrize("a, b, low, high", [
+    ("listen april", "lisinopril", 0.8, 0.9),      # Metaphone LSTNPRL vs LSNPRL
+    ("malitis", "mellitus", 1.0, 1.0),              # same key MLTS
+    ("a pixaban", "apixaban", 1.0, 1.0),
+    ("the", "metformin", 0.0, 0.2),
+])
+def test_sound_similarity(a, b, low, high):
+    assert low <= sound_similarity(a, b) <= high
+
+
+def test_candidates_find_misheard_terms_and_nothing_in_unrelated_text():
+    v = Vocabulary(TERMS + ["Lisinopril"])          # duplicate ignoring case: dropped
+    assert len(v) == len(TERMS)
+    got = dict(v.candidates("he takes listen april ten milligrams and a pixaban"))
+    assert {"lisinopril", "apixaban"} <= set(got)
+    assert got["apixaban"] == 1.0
+    assert v.candidates("the weather was lovely on our walk by the river") == []
+    assert len(v.candidates("lisinopril apixaban metformin bisoprolol", max_terms=2)) == 2
+
+
+def test_vocab_prompt_lists_terms_within_the_budget():
+    assert vocab_prompt(["a", "b"]) == "Terms: a, b."
+    assert vocab_prompt([]) is None
+    p = vocab_prompt([f"term{k:03d}" for k in range(200)], max_chars=60)
+    assert len(p) <= 60 and p.endswith(".")
+
+
+def test_read_vocab(tmp_path):
+    f = tmp_path / "terms.txt"
+    f.write_text("# drugs\nlisinopril\n\nApixaban  # anticoagulant\nlisinopril\n")
+    assert read_vocab(f) == ["lisinopril", "Apixaban"]
+    (tmp_path / "empty.txt").write_text("# nothing\n")
+    with pytest.raises(InputError, match="empty.txt"):
+        read_vocab(tmp_path / "empty.txt")
+    with pytest.raises(InputError, match="missing.txt"):
+        read_vocab(tmp_path / "missing.txt")
+    with pytest.raises(ConfigError):
+        Vocabulary(["", "  ", "123"])
+
+
+def test_correct_terms_replaces_unsure_spans_only():
+    v = Vocabulary(TERMS)
+    words = _w([" started", " listen", " April,", " ten", " milligrams"],
+               [0.95, 0.3, 0.4, 0.9, 0.9])
+    out, fixed = correct_terms(words, v)
+    assert [w.text for w in out] == [" started", " lisinopril,", " ten", " milligrams"]
+    assert out[1].start_s == words[1].start_s and out[1].end_s == words[2].end_s
+    assert [(c.start, c.end, c.term) for c in fixed] == [(1, 3, "lisinopril")]
+    # the decoder was sure of those words: kept
+    sure = _w([" started", " listen", " April,"], [0.95, 0.9, 0.9])
+    assert correct_terms(sure, v) == (sure, [])
+    # already the term, or nothing like one: kept
+    ok = _w([" type", " two", " diabetes", " mellitus"], [0.2, 0.2, 0.2, 0.2])
+    assert correct_terms(ok, v)[1] == []
+    plain = _w([" the", " cat", " sat", " on", " the", " mat"], [0.1] * 6)
+    assert correct_terms(plain, v)[1] == []
+    with pytest.raises(ConfigError, match="min_similarity"):
+        correct_terms(words, v, min_similarity=0)
+
+
+def test_a_repeated_sentence_is_degenerate():
+    s = " the patient denies chest pain period".split()
+    assert looks_degenerate(_w(s + s), audio_s=20.0) == "phrase repeated"
+    assert looks_degenerate(_w(s), audio_s=20.0) is None
+    # a phrase of three words said twice is speech
+    assert looks_degenerate(_w("no chest pain no chest pain today".split()), audio_s=9) is None
+
+
+class _Model(AsrModel):
+    """Plain decodes give ``plain``; decodes whose prompt starts with "Terms:" give
+    ``biased``. Records the prompts."""
+
+    backend = name = "fake"
+
+    def __init__(self, plain, biased):
+        self.plain, self.biased, self.prompts = plain, biased, []
+
+    def decode(self, audio, options=None):
+        options = options or DecodeOptions()
+        self.prompts.append(options.initial_prompt)
+        text = self.biased if (options.initial_prompt or "").startswith("Terms:") \
+            else self.plain
+        words = tuple(_w([" " + t for t in text.split()]))
+        seg = Segment(text, 0.0, audio.size / ASR_FS, words)
+        return DecodeResult([seg], "en", 0.01)
+
+
+AUDIO = np.zeros(4 * ASR_FS, np.float32)
+
+
+def test_decode_with_vocab_biases_with_the_terms_it_heard():
+    m = _Model("he takes listen april daily", "he takes lisinopril daily")
+    res, info = decode_with_vocab(m, AUDIO, DecodeOptions(initial_prompt="Earlier text."),
+                                  Vocabulary(TERMS))
+    assert res.segments[0].text == "he takes lisinopril daily"
+    assert info == {"terms": 1, "biased": True, "rejected": None}
+    assert m.prompts == ["Earlier text.", "Terms: lisinopril. Earlier text."]
+
+
+def test_decode_with_vocab_guard_keeps_the_plain_decode():
+    sentence = "he takes listen april daily"
+    m = _Model(sentence, " ".join(["he takes lisinopril daily"] * 3))
+    res, info = decode_with_vocab(m, AUDIO, DecodeOptions(), Vocabulary(TERMS))
+    assert res.segments[0].text == sentence
+    assert info["rejected"] and not info["biased"]
+    # no term heard: one decode, no bias
+    m = _Model("the weather is lovely today", "unused")
+    res, info = decode_with_vocab(m, AUDIO, DecodeOptions(), Vocabulary(TERMS))
+    assert m.prompts == [None] and info["terms"] == 0
+    with pytest.raises(ConfigError, match="hotwords"):
+        decode_with_vocab(m, AUDIO, DecodeOptions(hotwords="x"), Vocabulary(TERMS))
+
+
+def test_transcribe_vocab_correct_needs_a_vocabulary():
+    from biosig.asr import transcribe
+    with pytest.raises(ConfigError, match="vocab_correct"):
+        transcribe(AUDIO, fs=ASR_FS, model=_Model("a", "b"), vocab_correct=True)
+
+
+def test_streaming_engine_drops_a_degenerate_biased_decode():
+    from biosig.asr.streaming import DictationEngine, StreamingConfig
+    m = _Model("he takes listen april daily", " ".join(["he takes lisinopril daily"] * 3))
+    eng = DictationEngine(m, StreamingConfig(vad=False, audio_ctx_pad_s=None, agreement=1),
+                          vocab=Vocabulary(TERMS), vocab_correct=True)
+    eng.push(AUDIO)
+    eng.step()
+    eng.push(AUDIO)
+    eng.step()
+    assert eng.n_vocab_rejected >= 1
+    assert "lisinopril" not in " ".join(p or "" for p in m.prompts[:1])
