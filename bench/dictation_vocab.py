@@ -57,21 +57,13 @@ from biosig.asr import DecodeOptions, load_model, transcribe  # noqa: E402
 from biosig.asr.audio import ASR_FS, load_audio  # noqa: E402
 from biosig.asr.degenerate import looks_degenerate  # noqa: E402
 from biosig.asr.metrics import error_rates, term_recall  # noqa: E402
+from biosig.asr.synth import clinic_terms  # noqa: E402
 from biosig.asr.types import Word  # noqa: E402
 from biosig.asr.vocab import Vocabulary, correct_terms  # noqa: E402
 
 CONDITIONS = ("plain", "vocab", "peer", "before")
 REAL = {"librispeech": REPO / "data_manifests" / "librispeech_test_clean_mini.jsonl",
         "fleurs": REPO / "data_manifests" / "fleurs_en.jsonl"}
-
-
-def clinic_terms() -> list[str]:
-    from biosig.asr import synth
-    terms = []
-    for pool in (synth._DRUGS, synth._CONDITIONS, synth._SYMPTOMS, synth._TESTS,
-                 synth._FINDINGS):
-        terms += [t for t in pool if t not in terms]
-    return terms
 
 
 def old_prompt_and_hotwords(terms, max_chars=400):

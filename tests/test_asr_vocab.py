@@ -161,3 +161,63 @@ def test_streaming_engine_drops_a_degenerate_biased_decode():
     eng.step()
     assert eng.n_vocab_rejected >= 1
     assert "lisinopril" not in " ".join(p or "" for p in m.prompts[:1])
+
+
+# -- real speech with the packaged Whisper base ----------------------------------------------
+
+#: "STUFF IT INTO YOU HIS BELLY COUNSELLED HIM": with the clinic's 119-term list as the prompt
+#: and as faster-whisper hotwords (the previous release's ``--vocab``), Whisper base returned
+#: this 8-word sentence three times over (20 words) after 2.5 minutes of temperature fallbacks.
+REPEAT_CLIP = "1089-134686-0001"
+
+
+@pytest.fixture(scope="module")
+def repeat_clip(data_root):
+    d = data_root / "speech" / "librispeech_test_clean_mini" / "test-clean" / "1089" / "134686"
+    ref = [ln.split(" ", 1)[1] for ln in (d / "1089-134686.trans.txt").read_text().splitlines()
+           if ln.startswith(REPEAT_CLIP)][0]
+    return d / f"{REPEAT_CLIP}.flac", ref
+
+
+def test_vocab_never_makes_real_speech_repeat_or_worse(whisper_model, repeat_clip):
+    from biosig.asr import error_rates, load_audio, transcribe
+    from biosig.asr.synth import clinic_terms
+    path, ref = repeat_clip
+    x = load_audio(path)
+    plain = transcribe(x, fs=ASR_FS, model=whisper_model)
+    biased = transcribe(x, fs=ASR_FS, model=whisper_model, vocab=Vocabulary(clinic_terms()),
+                        vocab_correct=True)
+    n_ref = len(ref.split())
+    assert len(biased.text.split()) <= n_ref + 2, "the biased transcript runs long"
+    assert looks_degenerate(biased.words, audio_s=x.size / ASR_FS) is None
+    assert error_rates([ref], [biased.text]).wer <= error_rates([ref], [plain.text]).wer
+
+
+@pytest.mark.skipif(__import__("shutil").which("espeak-ng") is None,
+                    reason="needs espeak-ng (apt-get install -y espeak-ng)")
+def test_vocab_restores_a_drug_name_whisper_mishears(whisper_model):
+    """Synthesized dictation (the tuning voice): plain Whisper base mishears the drug names;
+    the biased decode spells them."""
+    from biosig.asr import transcribe
+    from biosig.asr.metrics import term_recall
+    from biosig.asr.synth import clinic_terms, render
+    text = "current medications colon bisoprolol five milligrams and apixaban five milligrams"
+    x = render(text, "espeak-en-us-m7")
+    plain = transcribe(x, fs=ASR_FS, model=whisper_model)
+    biased = transcribe(x, fs=ASR_FS, model=whisper_model, vocab=Vocabulary(clinic_terms()))
+    terms = ["bisoprolol", "apixaban"]
+    assert term_recall(terms, biased.text)[0] > term_recall(terms, plain.text)[0]
+
+
+def test_cli_transcribe_with_vocab(whisper_model_dir, repeat_clip, tmp_path, capsys):
+    from biosig.cli import main
+    terms = tmp_path / "terms.txt"
+    terms.write_text("lisinopril\napixaban\nmetformin\n")
+    rc = main(["transcribe", str(repeat_clip[0]), "--model", str(whisper_model_dir),
+               "--vocab", str(terms), "--vocab-correct"])
+    assert rc in (0, None)
+    assert "belly" in capsys.readouterr().out.lower()
+    rc = main(["transcribe", str(repeat_clip[0]), "--model", str(whisper_model_dir),
+               "--vocab-correct"])
+    assert rc == 2
+    assert "--vocab-correct: needs --vocab" in capsys.readouterr().err

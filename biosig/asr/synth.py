@@ -31,7 +31,7 @@ from biosig.errors import ConfigError, InputError
 from biosig.fileio import atomic_path
 
 __all__ = ["VOICES", "Phrase", "read_phrases", "dictation_phrases", "generated_dictation",
-           "render", "telephone_channel", "held_out_dictation",
+           "render", "telephone_channel", "held_out_dictation", "clinic_terms",
            "HELD_OUT_VOICES", "TUNING_VOICES", "synth_dictation", "concatenate_long_form",
            "split_held_out", "write_held_out_split", "pink_noise", "TELEPHONE_FS"]
 
@@ -219,6 +219,15 @@ _HELD_OUT_TEMPLATES = [
     ("the {symptom} has settled since starting {drug} period",),
 ]
 _DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+
+
+def clinic_terms() -> list[str]:
+    """The clinic vocabulary the dictation generators draw from: drugs, conditions, symptoms,
+    tests and findings (119 terms, in that order) -- what a clinic's ``--vocab`` list holds."""
+    terms: list[str] = []
+    for pool in (_DRUGS, _CONDITIONS, _SYMPTOMS, _TESTS, _FINDINGS):
+        terms += [t for t in pool if t not in terms]
+    return terms
 
 
 def _from_templates(templates, n: int, seed: int, prefix: str, source: str) -> list[Phrase]:
