@@ -184,7 +184,7 @@ def plot(result, path: Path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from biosig.fileio import atomic_path
+    from biosig.plot import save_png
     groups = list(result["dictation"])
     conds = [c for c in ("plain", "vocab", "vocab+correct", "before", "peer")
              if c in result["dictation"][groups[0]]]
@@ -205,9 +205,7 @@ def plot(result, path: Path):
     axes[0].legend(fontsize=7)
     fig.suptitle("Vocabulary biasing on unseen voices (Whisper base int8, 2 CPU cores)")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_png(fig, path, dpi=110)
 
 
 def main() -> int:

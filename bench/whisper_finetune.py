@@ -118,7 +118,7 @@ def plot(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from biosig.fileio import atomic_path
+    from biosig.plot import save_png
     names = list(result["before"])
     fig, ax = plt.subplots(figsize=(7, 3.5))
     x = range(len(names))
@@ -134,9 +134,7 @@ def plot(result: dict, path: Path) -> None:
     ax.set_title("Whisper base before/after whisper_dictation fine-tuning (CPU)")
     ax.legend()
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_png(fig, path, dpi=110)
 
 
 def main() -> int:

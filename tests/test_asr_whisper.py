@@ -30,11 +30,8 @@ CLIP = "1089-134691-0001"   # "FOR A FULL HOUR HE HAD PACED UP AND DOWN WAITING 
 
 
 @pytest.fixture(scope="module")
-def clip(data_root):
-    d = data_root / "speech" / "librispeech_test_clean_mini" / "test-clean" / "1089" / "134691"
-    ref = [ln.split(" ", 1)[1] for ln in (d / "1089-134691.trans.txt").read_text().splitlines()
-           if ln.startswith(CLIP)][0]
-    return d / f"{CLIP}.flac", ref
+def clip(librispeech_clip):
+    return librispeech_clip(CLIP)
 
 
 @pytest.fixture(scope="module")
