@@ -87,6 +87,10 @@ def test_correct_terms_replaces_unsure_spans_only():
     assert correct_terms(ok, v)[1] == []
     plain = _w([" the", " cat", " sat", " on", " the", " mat"], [0.1] * 6)
     assert correct_terms(plain, v)[1] == []
+    article = _w([" a", " diabetes", " mellitus"], [0.1, 0.1, 0.1])
+    assert correct_terms(article, v)[1] == []
+    short = Vocabulary(["gout"])               # too short to restore: "got" stays
+    assert correct_terms(_w([" I", " got", " it"], [0.1] * 3), short)[1] == []
     with pytest.raises(ConfigError, match="min_similarity"):
         correct_terms(words, v, min_similarity=0)
 

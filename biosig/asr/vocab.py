@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 MAX_PROMPT_CHARS = 400
 #: Terms put in one biased decode's prompt (the closest to what the plain decode heard).
 MAX_PROMPT_TERMS = 12
+#: Terms shorter than this (letters) are never restored by :func:`correct_terms`: "gout" or
+#: "fever" sound like too many everyday words.
+MIN_CORRECT_LETTERS = 6
 #: Span length (words) compared with a term: up to the term's words plus this.
 _EXTRA_WORDS = 1
 _LETTERS = re.compile(r"[^a-z]+")
@@ -220,6 +223,9 @@ def correct_terms(words, vocab: Vocabulary, *, min_similarity: float = 0.85,
         A span is replaced only when its words' mean probability is below this: a word the
         decoder is sure of is kept, however much it sounds like a term.
 
+    Terms of fewer than :data:`MIN_CORRECT_LETTERS` letters are not restored, and a span that
+    already holds a term's letters is left alone (``"a diabetes mellitus"`` stays).
+
     Returns
     -------
     (list of Word, list of Correction)
@@ -240,8 +246,8 @@ def correct_terms(words, vocab: Vocabulary, *, min_similarity: float = 0.85,
         if prob >= max_probability:
             continue
         for t in vocab._terms:
-            if letters == t.letters:
-                continue  # already the term
+            if len(t.letters) < MIN_CORRECT_LETTERS or t.letters in letters:
+                continue  # a short term sounds like too many words; the term is already there
             s = vocab._score(t, letters, key)
             if s >= min_similarity:
                 found.append((s, -(j - i), i, j, t, prob))
