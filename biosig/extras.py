@@ -33,6 +33,7 @@ EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
     "train": ("Whisper fine-tuning", ("peft",)),
     "mic": ("live microphone input", ("sounddevice",)),
     "scale": ("the Dask executor", ("dask", "distributed")),
+    "serve": ("the dictation server", ("starlette", "uvicorn", "websockets")),
 }
 
 

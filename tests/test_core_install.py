@@ -34,7 +34,8 @@ else:  # pytest itself requires tomli before Python 3.11
 #: biosig imports from them.
 EXTRA_DISTS = {"faster-whisper", "ctranslate2", "transformers", "jiwer", "rapidfuzz",
                "jellyfish", "tokenizers",
-               "huggingface-hub", "peft", "sounddevice", "dask", "distributed"}
+               "huggingface-hub", "peft", "sounddevice", "dask", "distributed", "starlette",
+               "uvicorn", "websockets"}
 EXTRA_MODULES = sorted({m for _, modules in EXTRAS.values() for m in modules})
 CORE_MODULES = ["biosig", "biosig.io", "biosig.dsp", "biosig.features", "biosig.ecg",
                 "biosig.manifests", "biosig.metrics", "biosig.batch", "biosig.cli",

@@ -411,3 +411,34 @@ def synth_dictation_cmd(
         tr, te, ntr, nte = write_held_out_split(res.manifest, test_voices=tv,
                                                 test_phrase_frac=test_phrase_frac, seed=seed)
         print(f"{tr}: {ntr} lines (other voices, other phrases); {te}: {nte} lines")
+
+
+@app.command("serve")
+def serve_cmd(
+    model: Annotated[str, typer.Option("--model", "-m", help=_MODEL_HELP)],
+    host: Annotated[str, typer.Option(
+        "--host", help="Address to bind; anything but a loopback address needs --token.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8765,
+    token: Annotated[str | None, typer.Option(
+        "--token", envvar="BIOSIG_SERVE_TOKEN",
+        help="Bearer token clients must present (env BIOSIG_SERVE_TOKEN).")] = None,
+    max_sessions: Annotated[int, typer.Option("--max-sessions")] = 4,
+    vocab: Annotated[Path | None, typer.Option("--vocab", help=_VOCAB_HELP)] = None,
+    allow_origin: Annotated[list[str] | None, typer.Option(
+        "--allow-origin", help="Another web origin allowed to open the WebSocket.")] = None,
+    compute_type: Compute = "int8",
+    device: Device = "cpu",
+    threads: Threads = 0,
+) -> None:
+    """Serve streaming dictation over a WebSocket (protocol: biosig.asr.serve)."""
+    from biosig.asr.serve import ServeConfig, create_app
+    from biosig.asr.vocab import read_vocab
+    from biosig.extras import require
+    cfg = ServeConfig(host=host, port=port, token=token, max_sessions=max_sessions,
+                      allowed_origins=tuple(allow_origin or ()),
+                      vocab_terms=tuple(read_vocab(vocab)) if vocab else ())
+    uvicorn = require("uvicorn", extra="serve")
+    m = _load(model, "auto", compute_type, device, threads)
+    uvicorn.run(create_app(m, cfg), host=host, port=port, log_level="info",
+                access_log=False)

@@ -1,0 +1,244 @@
+"""Dictation as a local service: an ASGI app (Starlette) with a WebSocket endpoint that several
+clients stream to at once, sharing one loaded model.
+
+Protocol (``/ws``)
+------------------
+Client -> server:
+
+- text ``{"type": "start", "options": {...}}`` first (optional ``options``: ``language``,
+  ``vocab``: a list of terms, ``vocab_correct``: bool);
+- binary frames: 16 kHz mono signed 16-bit little-endian PCM, at most ``max_frame_bytes``;
+- text ``{"type": "flush"}``: commit what is pending now (as at a pause);
+- text ``{"type": "stop"}``: end of audio; the server commits the rest, sends ``done`` and
+  closes.
+
+Server -> client (JSON text): ``{"type": "ready", "session": ..., "version": ...}``; the events
+of ``biosig dictate --events`` (``partial`` and ``final``, with ``text``, ``start``, ``end``,
+``emitted_at``); ``{"type": "done", "document": ...}`` (the committed text with the dictation
+commands applied); ``{"type": "error", "message": ...}`` for a bad frame or message (the
+session goes on); ``{"type": "busy"}`` then close code 1013 when ``max_sessions`` are open.
+
+Scheduling: every session's decodes go through one FIFO lock, so sessions take turns (one
+decode each in arrival order) and a decode of one session never runs inside another's.
+
+Security: the server binds to 127.0.0.1 unless told otherwise; bound elsewhere it refuses to
+start without a bearer token (``Authorization: Bearer ...`` or ``?token=``). A WebSocket whose
+``Origin`` is not the server's own (or one given in ``allowed_origins``) is refused, against
+cross-site WebSocket hijacking. Logs hold session ids, durations and counts, never audio or text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from biosig.asr.audio import ASR_FS
+from biosig.errors import ConfigError
+
+__all__ = ["ServeConfig", "create_app", "LOOPBACK_HOSTS"]
+
+log = logging.getLogger(__name__)
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclass
+class ServeConfig:
+    """Settings of :func:`create_app`.
+
+    Attributes
+    ----------
+    host, port : str, int
+        Where the server listens (for the Origin check and the token rule).
+    token : str or None
+        Bearer token clients must present; required when ``host`` is not a loopback address.
+    max_sessions : int >= 1
+        Streams served at once; one more is told ``busy``.
+    max_frame_bytes : int
+        Largest binary frame (default 64 KiB: 2 s of audio).
+    max_session_s : float
+        Longest stream (audio seconds); past it the session ends as if stopped.
+    allowed_origins : tuple of str
+        Origins allowed besides the server's own (``http://host:port``).
+    vocab_terms : tuple of str
+        Default vocabulary of every session (``--vocab``).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    token: str | None = None
+    max_sessions: int = 4
+    max_frame_bytes: int = 65536
+    max_session_s: float = 4 * 3600.0
+    allowed_origins: tuple[str, ...] = ()
+    vocab_terms: tuple[str, ...] = ()
+    stream: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.host not in LOOPBACK_HOSTS and not self.token:
+            raise ConfigError(f"--host {self.host}: not a loopback address, so a token is "
+                              "required (--token or BIOSIG_SERVE_TOKEN)")
+        if self.max_sessions < 1:
+            raise ConfigError(f"--max-sessions: expected >= 1, got {self.max_sessions}")
+        if self.max_frame_bytes < 2:
+            raise ConfigError(f"max_frame_bytes: expected >= 2, got {self.max_frame_bytes}")
+
+    def origins(self) -> set[str]:
+        hosts = {self.host, "127.0.0.1", "localhost"} if self.host in LOOPBACK_HOSTS \
+            else {self.host}
+        own = {f"{scheme}://{h}:{self.port}" for h in hosts for scheme in ("http", "https")}
+        return own | set(self.allowed_origins)
+
+
+def pcm16_to_float(frame: bytes) -> np.ndarray:
+    """Signed 16-bit little-endian PCM -> float32 in [-1, 1]; an odd byte count is an error."""
+    if len(frame) % 2:
+        raise ValueError(f"odd byte count ({len(frame)}): expected 16-bit samples")
+    return np.frombuffer(frame, dtype="<i2").astype(np.float32) / 32768.0
+
+
+def create_app(model, config: ServeConfig | None = None):
+    """The ASGI app: ``/ws`` (the protocol above), ``/health``, ``/version``.
+
+    Parameters
+    ----------
+    model : AsrModel
+        Loaded once (:func:`biosig.asr.load_model`), shared by every session.
+    config : ServeConfig, optional
+    """
+    from biosig.extras import require
+    require("starlette", extra="serve")
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route, WebSocketRoute
+    from starlette.websockets import WebSocket, WebSocketDisconnect
+
+    import biosig
+    from biosig.asr.streaming import DictationEngine, StreamingConfig
+    from biosig.asr.vocab import Vocabulary
+
+    cfg = config or ServeConfig()
+    stream_cfg = StreamingConfig.validate_mapping(cfg.stream or {}, source="serve")
+    decode_lock = asyncio.Lock()         # FIFO: sessions take turns
+    sessions: dict[str, dict] = {}
+    allowed = cfg.origins()
+
+    def authorised(ws) -> bool:
+        if not cfg.token:
+            return True
+        auth = ws.headers.get("authorization", "")
+        given = auth[7:] if auth.lower().startswith("bearer ") else \
+            ws.query_params.get("token", "")
+        return hmac.compare_digest(given.encode(), cfg.token.encode())
+
+    async def health(request):
+        return JSONResponse({"status": "ok", "sessions": len(sessions),
+                             "max_sessions": cfg.max_sessions})
+
+    async def version(request):
+        return JSONResponse({"biosig": biosig.__version__,
+                             "model": getattr(model, "name", "")})
+
+    async def ws_endpoint(ws: WebSocket):
+        origin = ws.headers.get("origin")
+        if origin is not None and origin not in allowed:
+            log.warning("websocket refused: foreign origin")
+            await ws.close(code=1008)
+            return
+        if not authorised(ws):
+            log.warning("websocket refused: missing or wrong token")
+            await ws.close(code=1008)
+            return
+        await ws.accept()
+        if len(sessions) >= cfg.max_sessions:
+            await ws.send_json({"type": "busy", "max_sessions": cfg.max_sessions})
+            await ws.close(code=1013)
+            return
+        sid = uuid.uuid4().hex[:12]
+        state = {"t0": time.monotonic(), "audio_s": 0.0}
+        sessions[sid] = state
+        log.info("session %s opened (%d open)", sid, len(sessions))
+        engine = DictationEngine(model, stream_cfg, vocab=Vocabulary(cfg.vocab_terms)
+                                 if cfg.vocab_terms else None,
+                                 clock=lambda: time.monotonic() - state["t0"])
+        await ws.send_json({"type": "ready", "session": sid, "version": biosig.__version__})
+
+        async def step(final: bool = False):
+            async with decode_lock:
+                evs = await asyncio.to_thread(engine.finish if final else engine.step)
+            for ev in evs:
+                await ws.send_json(ev.to_dict())
+
+        started = False
+        try:
+            while True:
+                msg = await ws.receive()
+                if msg["type"] == "websocket.disconnect":
+                    raise WebSocketDisconnect(msg.get("code", 1000))
+                data, text = msg.get("bytes"), msg.get("text")
+                if data is not None:
+                    if len(data) > cfg.max_frame_bytes:
+                        await ws.send_json({"type": "error", "message":
+                                            f"frame of {len(data)} bytes: at most "
+                                            f"{cfg.max_frame_bytes}"})
+                        continue
+                    try:
+                        x = pcm16_to_float(data)
+                    except ValueError as exc:
+                        await ws.send_json({"type": "error", "message": str(exc)})
+                        continue
+                    engine.push(x)
+                    state["audio_s"] += x.size / ASR_FS
+                    if state["audio_s"] > cfg.max_session_s:
+                        await ws.send_json({"type": "error", "message":
+                                            f"session longer than {cfg.max_session_s:g} s: "
+                                            "ended"})
+                        break
+                    await step()
+                    continue
+                try:
+                    ctl = json.loads(text or "")
+                    kind = ctl.get("type") if isinstance(ctl, dict) else None
+                except json.JSONDecodeError:
+                    kind = None
+                if kind == "start" and not started:
+                    started = True
+                    opts = ctl.get("options") or {}
+                    if not isinstance(opts, dict):
+                        await ws.send_json({"type": "error", "message":
+                                            "start: options must be an object"})
+                        continue
+                    terms = opts.get("vocab")
+                    if isinstance(terms, list) and terms:
+                        try:
+                            engine.vocab = Vocabulary(str(t) for t in terms)
+                            engine.vocab_correct = bool(opts.get("vocab_correct", False))
+                        except ConfigError as exc:
+                            await ws.send_json({"type": "error", "message": str(exc)})
+                elif kind == "flush":
+                    await step(final=False)
+                elif kind == "stop":
+                    break
+                else:
+                    await ws.send_json({"type": "error", "message":
+                                        "expected a binary PCM frame or a JSON message with "
+                                        "type start, flush or stop"})
+            await step(final=True)
+            await ws.send_json({"type": "done", "document": engine.document})
+            await ws.close()
+        except WebSocketDisconnect:
+            log.info("session %s: client left", sid)
+        finally:
+            sessions.pop(sid, None)
+            log.info("session %s closed: %.1f s of audio, %d decodes (%d open)", sid,
+                     state["audio_s"], engine.n_decodes, len(sessions))
+
+    return Starlette(routes=[Route("/health", health), Route("/version", version),
+                             WebSocketRoute("/ws", ws_endpoint)])

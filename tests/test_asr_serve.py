@@ -1,0 +1,146 @@
+"""The dictation service (biosig.asr.serve) through Starlette's test client: protocol,
+security checks, bad frames, busy, a vanished client; then the real Whisper base on real
+speech."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("starlette", reason="needs the [serve] extra (starlette)")
+pytest.importorskip("httpx", reason="Starlette's test client needs httpx")
+
+from starlette.testclient import TestClient  # noqa: E402
+from starlette.websockets import WebSocketDisconnect  # noqa: E402
+
+from biosig.asr.audio import ASR_FS  # noqa: E402
+from biosig.asr.models import AsrModel, DecodeResult  # noqa: E402
+from biosig.asr.serve import ServeConfig, create_app, pcm16_to_float  # noqa: E402
+from biosig.asr.types import Segment, Word  # noqa: E402
+from biosig.errors import ConfigError  # noqa: E402
+
+ORIGIN = {"origin": "http://127.0.0.1:8765"}
+
+
+class _Echo(AsrModel):
+    """One word per second of audio: "w0 w1 ..." (a stand-in that decodes instantly)."""
+
+    backend = name = "echo"
+
+    def decode(self, audio, options=None):
+        n = int(audio.size / ASR_FS)
+        words = tuple(Word(f" w{k}", k + 0.1, k + 0.9, 0.9) for k in range(n))
+        segs = [Segment("".join(w.text for w in words).strip(), 0.0, float(n), words)] \
+            if words else []
+        return DecodeResult(segs, "en", 0.0)
+
+
+def _pcm(seconds):
+    x = (0.3 * np.sin(2 * np.pi * 220 * np.arange(int(seconds * ASR_FS)) / ASR_FS))
+    return (x * 32767).astype("<i2").tobytes()
+
+
+def _client(**cfg):
+    return TestClient(create_app(_Echo(), ServeConfig(stream={"vad": False}, **cfg)))
+
+
+def test_stream_gets_events_and_the_document():
+    with _client() as c, c.websocket_connect("/ws", headers=ORIGIN) as ws:
+        ready = ws.receive_json()
+        assert ready["type"] == "ready" and ready["session"]
+        ws.send_text(json.dumps({"type": "start", "options": {}}))
+        for _ in range(3):
+            ws.send_bytes(_pcm(1.0))
+        ws.send_text(json.dumps({"type": "stop"}))
+        msgs = []
+        while True:
+            m = ws.receive_json()
+            msgs.append(m)
+            if m["type"] == "done":
+                break
+    finals = " ".join(m["text"] for m in msgs if m["type"] == "final")
+    assert finals.split() == ["w0", "w1", "w2"]
+    assert msgs[-1]["document"].lower().split() == ["w0", "w1", "w2"]   # capitalised
+    assert all({"start", "end", "emitted_at"} <= set(m) for m in msgs if m["type"] == "final")
+
+
+def test_bad_frames_get_an_error_and_the_session_goes_on():
+    with _client(max_frame_bytes=4000) as c, c.websocket_connect("/ws", headers=ORIGIN) as ws:
+        ws.receive_json()
+        ws.send_bytes(b"\x00\x01\x02")                       # odd byte count
+        assert "odd byte count" in ws.receive_json()["message"]
+        ws.send_bytes(b"\x00" * 5000)                        # oversized
+        assert "at most 4000" in ws.receive_json()["message"]
+        ws.send_text("{not json")
+        assert ws.receive_json()["type"] == "error"
+        ws.send_text(json.dumps({"type": "dance"}))
+        assert ws.receive_json()["type"] == "error"
+        ws.send_text(json.dumps({"type": "stop"}))
+        while ws.receive_json()["type"] != "done":
+            pass
+
+
+def test_foreign_origin_and_missing_token_are_refused():
+    with _client() as c:
+        with pytest.raises(WebSocketDisconnect) as e, \
+                c.websocket_connect("/ws", headers={"origin": "https://evil.example"}):
+            pass
+        assert e.value.code == 1008
+    with _client(token="s3cret") as c:
+        with pytest.raises(WebSocketDisconnect), c.websocket_connect("/ws", headers=ORIGIN):
+            pass
+        with pytest.raises(WebSocketDisconnect), c.websocket_connect(
+                "/ws", headers={**ORIGIN, "authorization": "Bearer wrong"}):
+            pass
+        with c.websocket_connect("/ws", headers={**ORIGIN, "authorization": "Bearer s3cret"}
+                                 ) as ws:
+            assert ws.receive_json()["type"] == "ready"
+    with pytest.raises(ConfigError, match="token"):
+        ServeConfig(host="0.0.0.0")
+
+
+def test_busy_when_full_and_a_vanished_client_frees_its_session():
+    with _client(max_sessions=1) as c:
+        with c.websocket_connect("/ws", headers=ORIGIN) as ws:
+            ws.receive_json()
+            ws.send_bytes(_pcm(1.0))
+            with c.websocket_connect("/ws", headers=ORIGIN) as ws2:
+                assert ws2.receive_json()["type"] == "busy"
+            assert c.get("/health").json()["sessions"] == 1
+        # the first client left without "stop": its session is freed
+        for _ in range(50):
+            if c.get("/health").json()["sessions"] == 0:
+                break
+            import time
+            time.sleep(0.05)
+        assert c.get("/health").json() == {"status": "ok", "sessions": 0, "max_sessions": 1}
+        assert c.get("/version").json()["model"] == "echo"
+
+
+def test_pcm16_to_float():
+    assert pcm16_to_float(np.array([0, 16384, -32768], "<i2").tobytes()).tolist() == \
+        [0.0, 0.5, -1.0]
+
+
+def test_real_speech_through_the_server(whisper_model, librispeech_clip):
+    from biosig.asr import error_rates, load_audio
+    path, ref = librispeech_clip("1089-134691-0001")
+    x = load_audio(path)
+    pcm = (np.clip(x, -1, 1) * 32767).astype("<i2").tobytes()
+    with TestClient(create_app(whisper_model, ServeConfig())) as c, \
+            c.websocket_connect("/ws", headers=ORIGIN) as ws:
+        ws.receive_json()
+        step = 2 * ASR_FS            # 1 s frames
+        for k in range(0, len(pcm), step):
+            ws.send_bytes(pcm[k:k + step])
+        ws.send_text(json.dumps({"type": "stop"}))
+        finals = []
+        while True:
+            m = ws.receive_json()
+            if m["type"] == "final":
+                finals.append(m["text"])
+            if m["type"] == "done":
+                break
+    assert error_rates([ref], [" ".join(finals)]).wer < 0.2
