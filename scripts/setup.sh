@@ -19,8 +19,9 @@ fi
 
 # --- Debian packages used by the dictation tests and speech synthesis -----------------------
 # (TTS voices, sox; PortAudio for `biosig dictate --mic`; PulseAudio and its ALSA plugin for the
-# test that feeds --mic through a virtual microphone)
-APT_PACKAGES="espeak-ng festival festvox-us-slt-hts festvox-kallpc16k sox libsndfile1 libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins"
+# test that feeds --mic through a virtual microphone; Chromium and its driver for the test of
+# the dictation page in a real browser)
+APT_PACKAGES="espeak-ng festival festvox-us-slt-hts festvox-kallpc16k sox libsndfile1 libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins chromium chromium-driver"
 if [ -z "${BIOSIG_SKIP_APT:-}" ] && command -v apt-get >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1; then
   missing=""
   for p in $APT_PACKAGES; do

@@ -144,3 +144,14 @@ def test_real_speech_through_the_server(whisper_model, librispeech_clip):
             if m["type"] == "done":
                 break
     assert error_rates([ref], [" ".join(finals)]).wer < 0.2
+
+
+def test_page_and_static_files_are_served():
+    with _client() as c:
+        page = c.get("/")
+        assert page.status_code == 200 and "biosig dictation" in page.text
+        for name in ("app.js", "worklet.js", "style.css"):
+            assert c.get(f"/static/{name}").status_code == 200
+        for name in ("app.js", "worklet.js", "style.css"):       # no CDN, nothing remote
+            assert "://" not in c.get(f"/static/{name}").text
+        assert "://" not in page.text

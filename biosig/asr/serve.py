@@ -1,5 +1,8 @@
 """Dictation as a local service: an ASGI app (Starlette) with a WebSocket endpoint that several
-clients stream to at once, sharing one loaded model.
+clients stream to at once, sharing one loaded model, and a web page at ``/`` (static files in
+``biosig/asr/static``: microphone capture through an AudioWorklet that resamples to 16 kHz,
+partial text apart from the committed, editable document, .txt download, latency; no build
+step, no CDN).
 
 Protocol (``/ws``)
 ------------------
@@ -36,6 +39,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -116,8 +120,9 @@ def create_app(model, config: ServeConfig | None = None):
     from biosig.extras import require
     require("starlette", extra="serve")
     from starlette.applications import Starlette
-    from starlette.responses import JSONResponse
-    from starlette.routing import Route, WebSocketRoute
+    from starlette.responses import FileResponse, JSONResponse
+    from starlette.routing import Mount, Route, WebSocketRoute
+    from starlette.staticfiles import StaticFiles
     from starlette.websockets import WebSocket, WebSocketDisconnect
 
     import biosig
@@ -170,15 +175,40 @@ def create_app(model, config: ServeConfig | None = None):
                                  clock=lambda: time.monotonic() - state["t0"])
         await ws.send_json({"type": "ready", "session": sid, "version": biosig.__version__})
 
-        async def step(final: bool = False):
-            async with decode_lock:
-                evs = await asyncio.to_thread(engine.finish if final else engine.step)
-            for ev in evs:
-                await ws.send_json(ev.to_dict())
+        pending: list[np.ndarray] = []      # audio received, not yet given to the engine
+        wake = asyncio.Event()
+        ctl = {"stop": False, "flush": False, "gone": False}
 
+        async def decoder():
+            """Decode whatever has arrived, one step at a time: audio that arrives during a
+            decode is merged into the next one, so a slow machine means longer latency, never
+            dropped or queued-up audio."""
+            while True:
+                await wake.wait()
+                wake.clear()
+                if ctl["gone"]:
+                    return
+                if pending:
+                    engine.push(np.concatenate(pending))
+                    pending.clear()
+                final = ctl["stop"]
+                flush, ctl["flush"] = ctl["flush"], False
+                async with decode_lock:
+                    evs = await asyncio.to_thread(
+                        engine.finish if final else engine.step, None,
+                        **({} if final else {"final": flush}))
+                for ev in evs:
+                    await ws.send_json(ev.to_dict())
+                if final:
+                    await ws.send_json({"type": "done", "document": engine.document})
+                    return
+                if pending or ctl["stop"] or ctl["flush"]:
+                    wake.set()
+
+        task = asyncio.create_task(decoder())
         started = False
         try:
-            while True:
+            while not ctl["stop"]:
                 msg = await ws.receive()
                 if msg["type"] == "websocket.disconnect":
                     raise WebSocketDisconnect(msg.get("code", 1000))
@@ -194,23 +224,23 @@ def create_app(model, config: ServeConfig | None = None):
                     except ValueError as exc:
                         await ws.send_json({"type": "error", "message": str(exc)})
                         continue
-                    engine.push(x)
+                    pending.append(x)
                     state["audio_s"] += x.size / ASR_FS
                     if state["audio_s"] > cfg.max_session_s:
                         await ws.send_json({"type": "error", "message":
                                             f"session longer than {cfg.max_session_s:g} s: "
                                             "ended"})
-                        break
-                    await step()
+                        ctl["stop"] = True
+                    wake.set()
                     continue
                 try:
-                    ctl = json.loads(text or "")
-                    kind = ctl.get("type") if isinstance(ctl, dict) else None
+                    msg_ctl = json.loads(text or "")
+                    kind = msg_ctl.get("type") if isinstance(msg_ctl, dict) else None
                 except json.JSONDecodeError:
                     kind = None
                 if kind == "start" and not started:
                     started = True
-                    opts = ctl.get("options") or {}
+                    opts = msg_ctl.get("options") or {}
                     if not isinstance(opts, dict):
                         await ws.send_json({"type": "error", "message":
                                             "start: options must be an object"})
@@ -223,22 +253,32 @@ def create_app(model, config: ServeConfig | None = None):
                         except ConfigError as exc:
                             await ws.send_json({"type": "error", "message": str(exc)})
                 elif kind == "flush":
-                    await step(final=False)
+                    ctl["flush"] = True
+                    wake.set()
                 elif kind == "stop":
-                    break
+                    ctl["stop"] = True
+                    wake.set()
                 else:
                     await ws.send_json({"type": "error", "message":
                                         "expected a binary PCM frame or a JSON message with "
                                         "type start, flush or stop"})
-            await step(final=True)
-            await ws.send_json({"type": "done", "document": engine.document})
+            await task
             await ws.close()
         except WebSocketDisconnect:
             log.info("session %s: client left", sid)
+            ctl["gone"] = True
+            wake.set()
+            task.cancel()
         finally:
             sessions.pop(sid, None)
             log.info("session %s closed: %.1f s of audio, %d decodes (%d open)", sid,
                      state["audio_s"], engine.n_decodes, len(sessions))
 
-    return Starlette(routes=[Route("/health", health), Route("/version", version),
-                             WebSocketRoute("/ws", ws_endpoint)])
+    static = Path(__file__).with_name("static")
+
+    async def page(request):
+        return FileResponse(static / "index.html")
+
+    return Starlette(routes=[Route("/", page), Route("/health", health),
+                             Route("/version", version), WebSocketRoute("/ws", ws_endpoint),
+                             Mount("/static", StaticFiles(directory=static), name="static")])
