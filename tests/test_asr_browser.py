@@ -1,7 +1,8 @@
 """The dictation page in a real browser: headless Chromium (Debian's chromium and
 chromium-driver) driven by selenium, with a real speech recording as its microphone
 (``--use-file-for-fake-audio-capture``). The committed text must reach the WER the streaming
-engine reaches on the same audio (+1 point, or one word on this short recording); a screenshot goes to ``test-artifacts/``."""
+engine reaches on the same audio (+1 point, or one word on this short recording); a screenshot
+goes to ``test-artifacts/``."""
 
 from __future__ import annotations
 
