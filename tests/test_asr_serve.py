@@ -155,3 +155,49 @@ def test_page_and_static_files_are_served():
         for name in ("app.js", "worklet.js", "style.css"):       # no CDN, nothing remote
             assert "://" not in c.get(f"/static/{name}").text
         assert "://" not in page.text
+
+
+@pytest.fixture()
+def live_server():
+    """A real uvicorn server on a free port in a thread, serving the stand-in model."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(_Echo(), ServeConfig(port=port, stream={"vad": False}))
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    th = threading.Thread(target=srv.run, daemon=True)
+    th.start()
+    for _ in range(100):
+        if srv.started:
+            break
+        time.sleep(0.05)
+    yield f"ws://127.0.0.1:{port}/ws"
+    srv.should_exit = True
+    th.join(timeout=10)
+
+
+def test_python_client_and_dictate_server(live_server, tmp_path, capsys):
+    pytest.importorskip("websockets", reason="needs the [serve] extra (websockets)")
+    import soundfile as sf
+
+    from biosig.asr.serve import stream_to_server
+    from biosig.cli import main
+    events = []
+    doc = stream_to_server(live_server, [pcm16_to_float(_pcm(1.5)), pcm16_to_float(_pcm(1.5))],
+                           emit=events.append)
+    assert doc.lower().split() == ["w0", "w1", "w2"]
+    assert {e["type"] for e in events} <= {"partial", "final"} and events
+    wav = tmp_path / "a.wav"
+    sf.write(str(wav), pcm16_to_float(_pcm(2.0)), ASR_FS)
+    rc = main(["dictate", "--server", live_server, "--file", str(wav), "--chunk-s", "0.5",
+               "--events", str(tmp_path / "ev.jsonl")])
+    assert rc in (0, None)
+    assert capsys.readouterr().out.lower().split() == ["w0", "w1"]
+    assert (tmp_path / "ev.jsonl").read_text().strip()
+    rc = main(["dictate", "--server", "ws://127.0.0.1:9/ws", "--file", str(wav)])
+    assert rc == 2 and "cannot open the WebSocket" in capsys.readouterr().err

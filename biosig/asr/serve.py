@@ -46,7 +46,7 @@ import numpy as np
 from biosig.asr.audio import ASR_FS
 from biosig.errors import ConfigError
 
-__all__ = ["ServeConfig", "create_app", "LOOPBACK_HOSTS"]
+__all__ = ["ServeConfig", "create_app", "stream_to_server", "LOOPBACK_HOSTS"]
 
 log = logging.getLogger(__name__)
 
@@ -282,3 +282,57 @@ def create_app(model, config: ServeConfig | None = None):
     return Starlette(routes=[Route("/", page), Route("/health", health),
                              Route("/version", version), WebSocketRoute("/ws", ws_endpoint),
                              Mount("/static", StaticFiles(directory=static), name="static")])
+
+
+def stream_to_server(url: str, chunks, *, emit=None, token: str | None = None,
+                     options: dict | None = None) -> str:
+    """The client side of the protocol: send float32 16 kHz ``chunks`` (an iterable of
+    arrays) to ``url`` (``ws://127.0.0.1:8765/ws``), call ``emit`` with each event (a dict),
+    and return the document the server sends at the end.
+
+    Raises
+    ------
+    ConnectionError
+        The server refused the session (busy, token, origin) or went away.
+    """
+    import threading
+
+    from biosig.extras import require
+    require("websockets", extra="serve")
+    from websockets.sync.client import connect
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    result: dict = {}
+    try:
+        ws = connect(url, additional_headers=headers, max_size=2 ** 22)
+    except Exception as exc:  # the websockets exceptions differ by version
+        raise ConnectionError(f"{url}: cannot open the WebSocket ({exc})") from None
+    with ws:
+        first = json.loads(ws.recv())
+        if first.get("type") != "ready":
+            raise ConnectionError(f"{url}: server says {first.get('type')}")
+        ws.send(json.dumps({"type": "start", "options": options or {}}))
+
+        def reader():
+            try:
+                for raw in ws:
+                    ev = json.loads(raw)
+                    if ev.get("type") == "done":
+                        result["document"] = ev.get("document", "")
+                        return
+                    if emit is not None:
+                        emit(ev)
+            except Exception as exc:
+                result["error"] = exc
+
+        th = threading.Thread(target=reader, daemon=True)
+        th.start()
+        for x in chunks:
+            pcm = (np.clip(np.asarray(x, np.float32), -1, 1) * 32767).astype("<i2")
+            for k in range(0, pcm.size, 16000):          # frames of at most 1 s
+                ws.send(pcm[k:k + 16000].tobytes())
+        ws.send(json.dumps({"type": "stop"}))
+        th.join()
+    if "document" not in result:
+        raise ConnectionError(f"{url}: connection closed before the end of the stream "
+                              f"({result.get('error')})")
+    return result["document"]

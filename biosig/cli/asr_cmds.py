@@ -253,7 +253,7 @@ def run_live(engine, chunks, emit) -> None:
 
 @app.command("dictate")
 def dictate_cmd(
-    model: Annotated[str, typer.Option("--model", "-m", help=_MODEL_HELP)],
+    model: Annotated[str | None, typer.Option("--model", "-m", help=_MODEL_HELP)] = None,
     file: Annotated[Path | None, typer.Option(
         "--file", help="Audio file streamed in chunks (simulated clock unless --realtime).")
     ] = None,
@@ -277,6 +277,12 @@ def dictate_cmd(
     beam_size: Annotated[int | None, typer.Option("--beam-size")] = None,
     raw: Annotated[bool, typer.Option(
         "--raw", help="Print the committed words without applying the commands.")] = False,
+    server: Annotated[str | None, typer.Option(
+        "--server", help="Stream to a `biosig serve` WebSocket (ws://127.0.0.1:8765/ws) "
+                         "instead of decoding here (a --file goes at real-time pace).")
+    ] = None,
+    token: Annotated[str | None, typer.Option(
+        "--token", envvar="BIOSIG_SERVE_TOKEN", help="Bearer token for --server.")] = None,
     language: Language = "en",
     backend: Backend = "auto",
     compute_type: Compute = "int8",
@@ -292,6 +298,12 @@ def dictate_cmd(
         raise ConfigError("--realtime: only with --file")
     if chunk_s <= 0:
         raise ConfigError(f"--chunk-s: expected > 0, got {chunk_s}")
+    if server is None and model is None:
+        raise ConfigError("dictate: give --model (decode here) or --server URL")
+    if server is not None:
+        _dictate_via_server(server, token, file, realtime, mic, stdin, chunk_s, events, vocab,
+                            vocab_correct, raw)
+        return
     table = CommandTable.from_yaml(commands) if commands else CommandTable.default()
     cfg = _stream_config(config, beam_size, language)
     voc = _vocab(vocab, vocab_correct)
@@ -317,6 +329,38 @@ def dictate_cmd(
         if events is not None:
             fh.close()
     sys.stdout.write((engine.text if raw else engine.document).rstrip("\n") + "\n")
+
+
+def _dictate_via_server(server, token, file, realtime, mic, stdin, chunk_s, events, vocab,
+                        vocab_correct, raw) -> None:
+    from biosig.asr import load_audio
+    from biosig.asr.serve import stream_to_server
+    from biosig.asr.vocab import read_vocab
+    from biosig.errors import ConfigError
+    if raw:
+        raise ConfigError("--raw: not with --server (the server sends the document)")
+    if file is not None:
+        # a file goes at the pace of real time, as a live source would
+        chunks = _file_chunks_realtime(load_audio(file), chunk_s)
+    elif stdin:
+        chunks = _stdin_chunks(chunk_s)
+    else:
+        chunks = _mic_chunks(chunk_s)
+    opts = {"vocab": read_vocab(vocab), "vocab_correct": vocab_correct} if vocab else {}
+    fh = open(events, "w", encoding="utf-8") if events is not None else sys.stderr
+
+    def emit(ev):
+        fh.write(json.dumps(ev, ensure_ascii=False) + "\n")
+        fh.flush()
+
+    try:
+        doc = stream_to_server(server, chunks, emit=emit, token=token, options=opts)
+    except ConnectionError as exc:
+        raise ConfigError(str(exc)) from None
+    finally:
+        if events is not None:
+            fh.close()
+    sys.stdout.write(doc.rstrip("\n") + "\n")
 
 
 @asr_app.command("eval")
