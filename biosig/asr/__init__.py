@@ -4,13 +4,16 @@
   run by faster-whisper (CTranslate2: int8/float16/float32) or transformers (PyTorch).
 - :func:`transcribe` / :func:`transcribe_file` -- whole recordings with word timestamps, VAD
   and medical-vocabulary biasing; :func:`format_transcript` writes txt/json/srt/vtt.
+- :class:`Vocabulary` (:mod:`biosig.asr.vocab`) -- medical terms: biased decoding with a guard
+  against degenerate output, fuzzy restoration of misheard terms.
 - :class:`DictationEngine` -- streaming: rolling buffer, local-agreement commits, VAD
   endpoints, bounded latency; :func:`simulate_stream` runs it on an honest simulated clock.
 - :func:`apply_commands` / :class:`CommandTable` -- spoken commands ("period", "new
   paragraph", "scratch that").
 - :mod:`biosig.asr.metrics` -- normaliser, WER/CER, term recall, latency statistics;
   :mod:`biosig.asr.evaluate` -- manifest evaluation; :mod:`biosig.asr.synth` -- synthesized
-  dictation audio; :mod:`biosig.asr.ct2` -- Whisper between CTranslate2 and transformers.
+  dictation audio; :mod:`biosig.asr.ct2` -- Whisper between CTranslate2 and transformers;
+  :mod:`biosig.asr.serve` -- the local dictation service (``biosig serve``, extra ``serve``).
 
 faster-whisper, ctranslate2, transformers and jiwer come with the ``asr`` extra (``pip install
 'biosig[asr]'``) and are imported only when used, so importing this package needs only the core;
@@ -24,11 +27,12 @@ from biosig.asr.models import AsrModel, DecodeOptions, load_model, packaged_mode
 from biosig.asr.streaming import DictationEngine, StreamingConfig, StreamRun, simulate_stream
 from biosig.asr.transcribe import format_transcript, transcribe, transcribe_file
 from biosig.asr.types import Segment, StreamEvent, Transcript, Word
+from biosig.asr.vocab import Vocabulary
 
 __all__ = [
     "ASR_FS", "load_audio", "prepare_audio", "CommandTable", "apply_commands", "error_rates",
     "latency_stats", "normalize_text", "term_recall", "AsrModel", "DecodeOptions", "load_model",
     "packaged_model_dir", "DictationEngine", "StreamingConfig", "StreamRun", "simulate_stream",
     "format_transcript", "transcribe", "transcribe_file", "Segment", "StreamEvent",
-    "Transcript", "Word",
+    "Transcript", "Word", "Vocabulary",
 ]
