@@ -124,8 +124,11 @@ def test_pcm16_to_float():
         [0.0, 0.5, -1.0]
 
 
-def test_real_speech_through_the_server(whisper_model, librispeech_clip):
+def test_real_speech_through_the_server(whisper_model, librispeech_clip, caplog):
+    import logging
+
     from biosig.asr import error_rates, load_audio
+    caplog.set_level(logging.DEBUG)
     path, ref = librispeech_clip("1089-134691-0001")
     x = load_audio(path)
     pcm = (np.clip(x, -1, 1) * 32767).astype("<i2").tobytes()
@@ -144,6 +147,10 @@ def test_real_speech_through_the_server(whisper_model, librispeech_clip):
             if m["type"] == "done":
                 break
     assert error_rates([ref], [" ".join(finals)]).wer < 0.2
+    # the log names the session and counts, never what was said
+    assert "session" in caplog.text
+    for word in {w for w in ref.lower().split() if len(w) > 4}:
+        assert word not in caplog.text.lower()
 
 
 def test_page_and_static_files_are_served():
