@@ -59,7 +59,9 @@ class DecodeOptions:
     initial_prompt : str or None
         Text the decoder sees as preceding context (vocabulary biasing, streaming context).
     hotwords : str or None
-        Extra words to bias towards (faster-whisper only; ignored by transformers).
+        Extra words to bias towards (faster-whisper only; ignored by transformers). For a
+        medical vocabulary use :func:`biosig.asr.vocab.decode_with_vocab` (``--vocab``):
+        hotwords plus a prompt made Whisper repeat itself.
     word_timestamps : bool
         Align words with the cross-attention heads.
     vad : bool

@@ -101,9 +101,11 @@ class StreamingConfig(ConfigModel):
     prompt_chars : int >= 0
         Characters of committed text fed back as the prompt.
     initial_prompt : str or None
-        Prompt placed before the committed text (e.g. :func:`biosig.asr.vocab.vocab_prompt`).
+        Prompt placed before the committed text (fixed context; a medical vocabulary goes
+        through ``DictationEngine(vocab=...)`` instead).
     hotwords : str or None
-        faster-whisper hotwords (vocabulary biasing).
+        faster-whisper's ``hotwords``, passed through as they are. Not for vocabularies:
+        together with a prompt they made Whisper repeat itself (:mod:`biosig.asr.vocab`).
     overlap_tolerance_s : float >= 0
         Hypothesis words starting this much before the last committed word's end are taken as
         already committed.
