@@ -1,8 +1,9 @@
 """Does ``--vocab`` help, and never hurt? Vocabulary biasing on unseen voices, wideband and
 telephone, next to faster-whisper given the term list as its prompt.
 
-Run (about 40 min on 2 cores for the default 30 sentences; results are cached per clip in
-``--work``, so a rerun resumes)::
+Run (about an hour on 2 shared cores for the default 15 sentences, most of it the previous
+release's ``--vocab`` with its temperature fallbacks; results are cached per clip in ``--work``,
+so a rerun resumes and a rerun with more ``--sentences`` only decodes the new clips)::
 
     HF_HUB_OFFLINE=1 python bench/dictation_vocab.py        # -> bench/results/dictation_vocab.json
 
@@ -211,7 +212,7 @@ def plot(result, path: Path):
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="packaged:whisper-base")
-    ap.add_argument("--sentences", type=int, default=30)
+    ap.add_argument("--sentences", type=int, default=15)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--conditions", default=",".join(CONDITIONS))
