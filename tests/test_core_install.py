@@ -74,10 +74,11 @@ def test_pyproject_core_has_no_extra(repo_root):
     core = {canonicalize_name(Requirement(r).name) for r in project["dependencies"]}
     assert not core & EXTRA_DISTS
     extras = project["optional-dependencies"]
-    named = {canonicalize_name(Requirement(r).name) for k in ("asr", "train", "mic", "scale")
+    named = {canonicalize_name(Requirement(r).name)
+             for k in ("asr", "train", "mic", "scale", "serve")
              for r in extras[k] if not r.startswith("biosig")}
     assert named == EXTRA_DISTS - {"tokenizers", "huggingface-hub", "distributed"}
-    assert set(extras["all"]) == {"biosig[asr,train,mic,scale]"}
+    assert set(extras["all"]) == {"biosig[asr,train,mic,scale,serve]"}
     assert "biosig[all]" in extras["test"]  # the README's test command installs everything
 
 
@@ -91,11 +92,12 @@ def test_installed_metadata_has_no_unconditional_extra():
     by_extra = {}
     for r in md.requires("biosig"):
         req = Requirement(r)
-        for extra in ("asr", "train", "mic", "scale"):
+        for extra in ("asr", "train", "mic", "scale", "serve"):
             if req.marker is not None and req.marker.evaluate({"extra": extra}):
                 by_extra.setdefault(extra, set()).add(canonicalize_name(req.name))
     assert {"faster-whisper", "ctranslate2", "transformers", "jiwer"} <= by_extra["asr"]
     assert "peft" in by_extra["train"] and "sounddevice" in by_extra["mic"]
+    assert {"starlette", "uvicorn", "websockets"} <= by_extra["serve"]
 
 
 def test_core_dependencies_do_not_pull_extras(repo_root):
