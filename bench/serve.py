@@ -35,7 +35,13 @@ sys.path.insert(0, str(REPO / "bench"))
 import numpy as np  # noqa: E402
 
 from biosig.asr import ASR_FS, error_rates, load_model, packaged_model_dir  # noqa: E402
-from biosig.asr.serve import ServeConfig, create_app, stream_to_server  # noqa: E402
+from biosig.asr.serve import (  # noqa: E402
+    ServeConfig,
+    create_app,
+    free_port,
+    serve_in_thread,
+    stream_to_server,
+)
 
 
 def realtime_chunks(x: np.ndarray, t0: float, frame_s: float = 1.0):
@@ -77,28 +83,17 @@ def word_latencies(finals) -> list[float]:
 
 
 def run_level(model, x, ref, n: int, threads_note: str, max_sessions: int) -> dict:
-    import socket
-
-    import uvicorn
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     app = create_app(model, ServeConfig(port=port, max_sessions=max_sessions))
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    while not srv.started:
-        time.sleep(0.05)
-    url = f"ws://127.0.0.1:{port}/ws"
     t0 = time.monotonic() + 0.5
     outs = [{} for _ in range(n)]
-    clients = [threading.Thread(target=one_client, args=(url, x, t0, o)) for o in outs]
-    for c in clients:
-        c.start()
-    for c in clients:
-        c.join()
-    srv.should_exit = True
-    th.join(timeout=10)
+    with serve_in_thread(app, port=port) as srv:
+        clients = [threading.Thread(target=one_client, args=(srv.ws_url, x, t0, o))
+                   for o in outs]
+        for c in clients:
+            c.start()
+        for c in clients:
+            c.join()
     audio_s = x.size / ASR_FS
     streams = []
     for o in outs:

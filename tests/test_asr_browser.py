@@ -7,8 +7,6 @@ goes to ``test-artifacts/``."""
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
 import time
 
 import numpy as np
@@ -25,12 +23,6 @@ pytestmark = pytest.mark.skipif(
     reason="needs Chromium and its driver: apt-get install -y chromium chromium-driver")
 
 CLIPS = ["1089-134691-0001", "1089-134686-0000"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -53,21 +45,10 @@ def speech(librispeech_clip, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(whisper_model):
-    import uvicorn
-
-    from biosig.asr.serve import ServeConfig, create_app
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(whisper_model, ServeConfig(port=port)),
-                                       host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    for _ in range(100):
-        if srv.started:
-            break
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}/"
-    srv.should_exit = True
-    th.join(timeout=10)
+    from biosig.asr.serve import ServeConfig, create_app, free_port, serve_in_thread
+    port = free_port()
+    with serve_in_thread(create_app(whisper_model, ServeConfig(port=port)), port=port) as srv:
+        yield srv.url
 
 
 def test_page_transcribes_a_real_recording(server, speech, whisper_model, repo_root):

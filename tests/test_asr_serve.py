@@ -167,25 +167,11 @@ def test_page_and_static_files_are_served():
 @pytest.fixture()
 def live_server():
     """A real uvicorn server on a free port in a thread, serving the stand-in model."""
-    import socket
-    import threading
-    import time
-
-    import uvicorn
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    app = create_app(_Echo(), ServeConfig(port=port, stream={"vad": False}))
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    for _ in range(100):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    yield f"ws://127.0.0.1:{port}/ws"
-    srv.should_exit = True
-    th.join(timeout=10)
+    from biosig.asr.serve import free_port, serve_in_thread
+    port = free_port()
+    with serve_in_thread(create_app(_Echo(), ServeConfig(port=port, stream={"vad": False})),
+                         port=port) as srv:
+        yield srv.ws_url
 
 
 def test_python_client_and_dictate_server(live_server, tmp_path, capsys):

@@ -46,7 +46,8 @@ import numpy as np
 from biosig.asr.audio import ASR_FS
 from biosig.errors import ConfigError
 
-__all__ = ["ServeConfig", "create_app", "stream_to_server", "LOOPBACK_HOSTS"]
+__all__ = ["ServeConfig", "create_app", "stream_to_server", "serve_in_thread", "free_port",
+           "LOOPBACK_HOSTS"]
 
 log = logging.getLogger(__name__)
 
@@ -336,3 +337,48 @@ def stream_to_server(url: str, chunks, *, emit=None, token: str | None = None,
         raise ConnectionError(f"{url}: connection closed before the end of the stream "
                               f"({result.get('error')})")
     return result["document"]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class serve_in_thread:
+    """Run an ASGI app under uvicorn in a background thread (tests, benchmarks, embedding).
+
+    Examples
+    --------
+    >>> with serve_in_thread(create_app(model, ServeConfig(port=port)), port=port) as srv:
+    ...     stream_to_server(srv.ws_url, chunks)                       # doctest: +SKIP
+    """
+
+    def __init__(self, app, *, port: int, host: str = "127.0.0.1", timeout_s: float = 20.0):
+        import threading
+
+        from biosig.extras import require
+        uvicorn = require("uvicorn", extra="serve")
+        self.url = f"http://{host}:{port}/"
+        self.ws_url = f"ws://{host}:{port}/ws"
+        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port,
+                                                    log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        t0 = time.monotonic()
+        while not self.server.started:
+            if time.monotonic() - t0 > timeout_s or not self.thread.is_alive():
+                raise RuntimeError(f"server on {host}:{port} did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
