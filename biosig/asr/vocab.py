@@ -27,6 +27,7 @@ unsure of (mean word probability below ``max_probability``) and that sound like 
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass, replace
@@ -55,17 +56,25 @@ def _letters(text: str) -> str:
     return _LETTERS.sub("", text.lower())
 
 
-def _metaphone(letters: str) -> str:
+@functools.cache
+def _kernels():
+    """(metaphone, normalised Levenshtein similarity), looked up once: both run thousands of
+    times per decode."""
     from biosig.extras import require
-    return require("jellyfish", extra="asr").metaphone(letters) if letters else ""
+    return (require("jellyfish", extra="asr").metaphone,
+            require("rapidfuzz", extra="asr").distance.Levenshtein.normalized_similarity)
+
+
+def _metaphone(letters: str) -> str:
+    return _kernels()[0](letters) if letters else ""
 
 
 def _similarity(a: str, b: str) -> float:
-    if not a or not b:
-        return 0.0
-    from biosig.extras import require
-    lev = require("rapidfuzz", extra="asr").distance.Levenshtein
-    return float(lev.normalized_similarity(a, b))
+    return float(_kernels()[1](a, b)) if a and b else 0.0
+
+
+def _sound(letters_a: str, key_a: str, letters_b: str, key_b: str) -> float:
+    return max(_similarity(key_a, key_b), _similarity(letters_a, letters_b))
 
 
 def sound_similarity(a: str, b: str) -> float:
@@ -74,7 +83,7 @@ def sound_similarity(a: str, b: str) -> float:
     punctuation ignored). ``sound_similarity("listen april", "lisinopril")`` is 0.86,
     ``sound_similarity("malitis", "mellitus")`` 1.0."""
     la, lb = _letters(a), _letters(b)
-    return max(_similarity(_metaphone(la), _metaphone(lb)), _similarity(la, lb))
+    return _sound(la, _metaphone(la), lb, _metaphone(lb))
 
 
 def read_vocab(path) -> list[str]:
@@ -185,7 +194,7 @@ class Vocabulary:
         # spans much longer or shorter than the term cannot sound like it
         if not 0.5 * len(term.letters) <= len(letters) <= 2.0 * len(term.letters) + 2:
             return 0.0
-        return max(_similarity(term.key, key), _similarity(term.letters, letters))
+        return _sound(term.letters, term.key, letters, key)
 
     def candidates(self, text: str, *, min_similarity: float = 0.6,
                    max_terms: int = MAX_PROMPT_TERMS) -> list[tuple[str, float]]:
