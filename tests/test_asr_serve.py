@@ -99,6 +99,10 @@ def test_foreign_origin_and_missing_token_are_refused():
             assert ws.receive_json()["type"] == "ready"
     with pytest.raises(ConfigError, match="token"):
         ServeConfig(host="0.0.0.0")
+    with pytest.raises(ConfigError, match="max_sessions"):
+        ServeConfig(max_sessions=0)
+    with pytest.raises(ConfigError, match="max_frame"):
+        ServeConfig(max_frames=1)                            # unknown key
 
 
 def test_busy_when_full_and_a_vanished_client_frees_its_session():

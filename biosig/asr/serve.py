@@ -38,12 +38,13 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from pydantic import Field, model_validator
 
 from biosig.asr.audio import ASR_FS
+from biosig.config import ConfigModel, Int
 from biosig.errors import ConfigError
 
 __all__ = ["ServeConfig", "create_app", "stream_to_server", "serve_in_thread", "free_port",
@@ -54,9 +55,9 @@ log = logging.getLogger(__name__)
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
-@dataclass
-class ServeConfig:
-    """Settings of :func:`create_app`.
+class ServeConfig(ConfigModel):
+    """Settings of :func:`create_app` (a :class:`~biosig.config.ConfigModel`: unknown keys and
+    values out of range are :class:`~biosig.errors.ConfigError` naming the key).
 
     Attributes
     ----------
@@ -74,26 +75,26 @@ class ServeConfig:
         Origins allowed besides the server's own (``http://host:port``).
     vocab_terms : tuple of str
         Default vocabulary of every session (``--vocab``).
+    stream : dict
+        :class:`~biosig.asr.streaming.StreamingConfig` keys for every session.
     """
 
     host: str = "127.0.0.1"
-    port: int = 8765
+    port: Int = Field(default=8765, ge=1, le=65535)
     token: str | None = None
-    max_sessions: int = 4
-    max_frame_bytes: int = 65536
-    max_session_s: float = 4 * 3600.0
+    max_sessions: Int = Field(default=4, ge=1)
+    max_frame_bytes: Int = Field(default=65536, ge=2)
+    max_session_s: float = Field(default=4 * 3600.0, gt=0)
     allowed_origins: tuple[str, ...] = ()
     vocab_terms: tuple[str, ...] = ()
-    stream: dict = field(default_factory=dict)
+    stream: dict = Field(default_factory=dict)
 
-    def __post_init__(self):
+    @model_validator(mode="after")
+    def _token_off_loopback(self):
         if self.host not in LOOPBACK_HOSTS and not self.token:
-            raise ConfigError(f"--host {self.host}: not a loopback address, so a token is "
-                              "required (--token or BIOSIG_SERVE_TOKEN)")
-        if self.max_sessions < 1:
-            raise ConfigError(f"--max-sessions: expected >= 1, got {self.max_sessions}")
-        if self.max_frame_bytes < 2:
-            raise ConfigError(f"max_frame_bytes: expected >= 2, got {self.max_frame_bytes}")
+            raise ValueError(f"host {self.host}: not a loopback address, so a token is "
+                             "required (--token or BIOSIG_SERVE_TOKEN)")
+        return self
 
     def origins(self) -> set[str]:
         hosts = {self.host, "127.0.0.1", "localhost"} if self.host in LOOPBACK_HOSTS \
