@@ -126,7 +126,8 @@ def main(argv=None) -> int:
     ap.add_argument("--levels", default="1,2,4,8")
     ap.add_argument("--long-s", type=float, default=240.0)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--work", type=Path, default=REPO / "work" / "bench_dictation")
+    ap.add_argument("--work", type=Path,     # bench/dictation.py's, so its audio is reused
+                    default=Path.home() / ".cache" / "biosig" / "bench-dictation")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "serve.json")
     args = ap.parse_args(argv)
     levels = [int(v) for v in args.levels.split(",") if v]

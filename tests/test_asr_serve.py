@@ -198,3 +198,79 @@ def test_python_client_and_dictate_server(live_server, tmp_path, capsys):
     assert (tmp_path / "ev.jsonl").read_text().strip()
     rc = main(["dictate", "--server", "ws://127.0.0.1:9/ws", "--file", str(wav)])
     assert rc == 2 and "cannot open the WebSocket" in capsys.readouterr().err
+
+
+class _LevelModel(AsrModel):
+    """Reads words off the signal: second k of the test audio is the constant level
+    (k + 1) / 100, heard as the word "w<k>" when at least 0.8 s of it is in the buffer, so a
+    word lost or repeated across sessions shows in the text."""
+
+    backend = name = "level"
+
+    def decode(self, audio, options=None):
+        lev = np.round(np.asarray(audio) * 100).astype(int)
+        edges = np.flatnonzero(np.diff(lev)) + 1
+        words = []
+        for a, b in zip(np.r_[0, edges], np.r_[edges, lev.size]):
+            if b - a >= 0.8 * ASR_FS and lev[a] > 0:
+                words.append(Word(f" w{lev[a] - 1}", a / ASR_FS + 0.05, b / ASR_FS - 0.05, 0.9))
+        segs = [Segment("".join(w.text for w in words).strip(), 0.0, audio.size / ASR_FS,
+                        tuple(words))] if words else []
+        return DecodeResult(segs, "en", 0.0)
+
+
+def test_python_client_survives_a_server_restart():
+    """The server is stopped after the first committed words and started again on the same
+    port: the client reconnects, sends again the audio not yet committed, and the document
+    holds every word once, in order."""
+    import threading
+    import time
+
+    from biosig.asr.serve import free_port, serve_in_thread, stream_to_server
+    port = free_port()
+    cfg = ServeConfig(port=port, stream={"vad": False})
+    servers = [serve_in_thread(create_app(_LevelModel(), cfg), port=port)]
+    events = []
+
+    def restart():
+        time.sleep(0.5)
+        servers.append(serve_in_thread(create_app(_LevelModel(), cfg), port=port))
+
+    def chunks():
+        for k in range(8):
+            if k == 4:
+                t0 = time.monotonic()
+                while not any(e["type"] == "final" for e in events):
+                    assert time.monotonic() - t0 < 20, "no word committed before the restart"
+                    time.sleep(0.05)
+                servers[0].stop()
+                threading.Thread(target=restart, daemon=True).start()
+            time.sleep(0.2)
+            yield np.full(ASR_FS, (k + 1) / 100, np.float32)
+
+    try:
+        doc = stream_to_server(servers[0].ws_url, chunks(), emit=events.append, reconnect_s=20)
+    finally:
+        for s in servers:
+            s.stop()
+    kinds = [e["type"] for e in events]
+    assert "reconnecting" in kinds and "reconnected" in kinds
+    assert doc.lower().split() == [f"w{k}" for k in range(8)]
+
+
+def test_json_log_lines():
+    import logging
+    import logging.config
+
+    from biosig.asr.serve import JsonLogFormatter, log_config
+    rec = logging.LogRecord("biosig.asr.serve", logging.INFO, __file__, 1,
+                            "session %s opened (%d open)", ("abc", 2), None)
+    line = json.loads(JsonLogFormatter().format(rec))
+    assert line["message"] == "session abc opened (2 open)" and line["level"] == "INFO"
+    for as_json in (False, True):   # both configurations are valid dictConfigs
+        cfg = log_config(as_json)
+        assert cfg["loggers"]["uvicorn.access"]["handlers"] == []
+        logging.config.dictConfig(cfg)
+    logging.config.dictConfig({"version": 1, "disable_existing_loggers": False,
+                               "loggers": {n: {"propagate": True, "handlers": []} for n in
+                                           ("biosig", "uvicorn", "uvicorn.error")}})

@@ -106,6 +106,21 @@ def test_pending_audio_is_merged_not_queued():
     assert model.calls[0][1] - model.calls[0][0] == pytest.approx(5.0)
 
 
+def test_a_backlog_past_the_window_is_decoded_in_steps_not_lost():
+    """Audio pushed far faster than real time (a file sent at once, a machine far behind):
+    Whisper hears 30 s at most, so a step takes in at most max_buffer_s; the rest waits in the
+    inbox and nothing is lost."""
+    eng, model = make_engine()
+    eng.push(noise(20.2))                 # the whole script at once
+    assert eng.inbox_s == pytest.approx(20.2) and eng.audio_s == pytest.approx(20.2)
+    eng.step(now=0.0)
+    assert eng.inbox_s == pytest.approx(20.2 - eng.config.max_buffer_s)
+    eng.finish(now=1.0)
+    assert eng.inbox_s == 0 and eng.n_dropped_s == 0
+    assert eng.text == " ".join(w[0].strip() for w in SCRIPT)
+    assert max(b - a for a, b, _ in model.calls) <= eng.config.max_buffer_s + eng.config.min_chunk_s
+
+
 def test_min_chunk_gates_decoding():
     eng, model = make_engine(min_chunk_s=0.5)
     eng.push(noise(0.2))
@@ -296,6 +311,27 @@ def test_short_window_loop_is_decoded_again_on_the_full_window():
     assert "and" not in run.text.split()
     assert run.text.split()[:4] == ["w0", "w1", "w2", "w3"]
     assert run.n_full_window_retries == run.n_decodes > 0
+
+
+class _LoopsAtFirst(ScriptedModel):
+    """A repetition loop on every window for the first three decodes, then the script."""
+
+    def decode(self, audio, options=None):
+        self.n = getattr(self, "n", 0) + 1
+        if self.n <= 3:
+            loop = tuple(Word(" and", 0.05 * k, 0.05 * k + 0.05) for k in range(60))
+            return DecodeResult([Segment("and " * 60, 0.0, 3.0, loop)], "en", 0.0)
+        return super().decode(audio, options)
+
+
+def test_a_loop_on_the_full_window_too_is_never_committed():
+    holder = []
+    model = _LoopsAtFirst(holder)
+    eng = DictationEngine(model, StreamingConfig(vad=False, agreement=1))
+    holder.append(lambda: eng._buf_start / ASR_FS)
+    run = simulate_stream(eng, noise(6.0), chunk_s=1.0)
+    assert "and" not in run.text.split() and eng.n_degenerate_dropped >= 1
+    assert run.text.split()[:4] == ["w0", "w1", "w2", "w3"]
 
 
 def test_document_keeps_whisper_word_spacing():

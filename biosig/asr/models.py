@@ -21,6 +21,7 @@ import importlib.util
 import logging
 import os
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -296,7 +297,16 @@ def _ctx_model_class():
         WhisperModel = require("faster_whisper", extra="asr").WhisperModel
 
         class _WhisperModel(WhisperModel):
-            audio_ctx_frames: int | None = None
+            # per thread: decodes of one shared model may run in several threads at once
+            _ctx = threading.local()
+
+            @property
+            def audio_ctx_frames(self) -> int | None:
+                return getattr(self._ctx, "frames", None)
+
+            @audio_ctx_frames.setter
+            def audio_ctx_frames(self, frames: int | None) -> None:
+                self._ctx.frames = frames
 
             def encode(self, features):
                 if self.audio_ctx_frames is not None:

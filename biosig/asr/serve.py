@@ -21,6 +21,12 @@ of ``biosig dictate --events`` (``partial`` and ``final``, with ``text``, ``star
 commands applied); ``{"type": "error", "message": ...}`` for a bad frame or message (the
 session goes on); ``{"type": "busy"}`` then close code 1013 when ``max_sessions`` are open.
 
+Reconnecting: a session's clock (``start``/``end``) starts at its first sample. A client keeps
+the audio it sent after the ``end`` of the last ``final`` event; when the connection is lost (a
+server restart closes every WebSocket with code 1012), it opens a new session and sends that
+audio first, so the words being spoken are not lost and committed ones are not repeated
+(the page and :func:`stream_to_server` both do this).
+
 Scheduling: every session's decodes go through one FIFO lock, so sessions take turns (one
 decode each in arrival order) and a decode of one session never runs inside another's.
 
@@ -48,7 +54,7 @@ from biosig.config import ConfigModel, Int
 from biosig.errors import ConfigError
 
 __all__ = ["ServeConfig", "create_app", "stream_to_server", "serve_in_thread", "free_port",
-           "LOOPBACK_HOSTS"]
+           "log_config", "JsonLogFormatter", "LOOPBACK_HOSTS"]
 
 log = logging.getLogger(__name__)
 
@@ -193,8 +199,11 @@ def create_app(model, config: ServeConfig | None = None):
                 if pending:
                     engine.push(np.concatenate(pending))
                     pending.clear()
-                final = ctl["stop"]
-                flush, ctl["flush"] = ctl["flush"], False
+                # one step at a time, even for a backlog (engine.inbox_s: audio sent faster
+                # than real time, or a machine far behind), so the other sessions take turns
+                final = ctl["stop"] and not engine.inbox_s
+                flush = ctl["flush"] and not engine.inbox_s
+                ctl["flush"] = ctl["flush"] and not flush
                 async with decode_lock:
                     evs = await asyncio.to_thread(
                         engine.finish if final else engine.step, None,
@@ -204,7 +213,7 @@ def create_app(model, config: ServeConfig | None = None):
                 if final:
                     await ws.send_json({"type": "done", "document": engine.document})
                     return
-                if pending or ctl["stop"] or ctl["flush"]:
+                if pending or ctl["stop"] or ctl["flush"] or engine.inbox_s:
                     wake.set()
 
         task = asyncio.create_task(decoder())
@@ -273,8 +282,9 @@ def create_app(model, config: ServeConfig | None = None):
             task.cancel()
         finally:
             sessions.pop(sid, None)
-            log.info("session %s closed: %.1f s of audio, %d decodes (%d open)", sid,
-                     state["audio_s"], engine.n_decodes, len(sessions))
+            log.info("session %s closed: %.1f s of audio, %d decodes, %.1f s dropped at the "
+                     "window (%d open)", sid, state["audio_s"], engine.n_decodes,
+                     engine.n_dropped_s, len(sessions))
 
     static = Path(__file__).with_name("static")
 
@@ -286,58 +296,201 @@ def create_app(model, config: ServeConfig | None = None):
                              Mount("/static", StaticFiles(directory=static), name="static")])
 
 
+class _ClientSession:
+    """One WebSocket session of :func:`stream_to_server`: a reader thread collects the events;
+    the audio sent and not yet committed is kept (to send again after a lost connection)."""
+
+    def __init__(self, url, headers, options, emit):
+        import threading
+
+        from websockets.sync.client import connect
+        try:
+            # entered as a context manager (websockets >= 17.1 warns otherwise); closed below
+            self.ws = connect(url, additional_headers=headers, max_size=2 ** 22,
+                              open_timeout=10).__enter__()
+        except Exception as exc:  # the websockets exceptions differ by version
+            raise ConnectionError(f"{url}: cannot open the WebSocket ({exc})") from None
+        try:
+            first = json.loads(self.ws.recv(timeout=30))
+        except Exception as exc:
+            self.ws.close()
+            raise ConnectionError(f"{url}: no answer from the server ({exc})") from None
+        if first.get("type") != "ready":
+            self.ws.close()
+            raise ConnectionError(f"{url}: server says {first.get('type')}")
+        self.ws.send(json.dumps({"type": "start", "options": options or {}}))
+        self.emit = emit
+        self.lock = threading.Lock()
+        self.unconfirmed: list[tuple[int, bytes]] = []   # (first sample, PCM) not committed
+        self.sent = 0                                     # samples sent in this session
+        self.finals: list[str] = []
+        self.document: str | None = None
+        self.error: Exception | None = None
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        try:
+            for raw in self.ws:
+                ev = json.loads(raw)
+                if ev.get("type") == "done":
+                    self.document = ev.get("document", "")
+                    return
+                if ev.get("type") == "final":
+                    self._confirm(float(ev.get("end", 0.0)))
+                    self.finals.append(ev.get("text", ""))
+                if self.emit is not None:
+                    self.emit(ev)
+        except Exception as exc:
+            self.error = exc
+
+    def _confirm(self, end_s: float) -> None:
+        cut = int(round(end_s * ASR_FS))
+        with self.lock:
+            keep = []
+            for start, pcm in self.unconfirmed:
+                n = len(pcm) // 2
+                if start + n <= cut:
+                    continue
+                if start < cut:
+                    pcm, start = pcm[2 * (cut - start):], cut
+                keep.append((start, pcm))
+            self.unconfirmed = keep
+
+    def send(self, pcm: bytes) -> None:
+        with self.lock:
+            self.unconfirmed.append((self.sent, pcm))
+            self.sent += len(pcm) // 2
+        self.ws.send(pcm)
+
+    @property
+    def alive(self) -> bool:
+        return self.document is None and self.error is None and self.thread.is_alive()
+
+    def pending_audio(self) -> list[bytes]:
+        with self.lock:
+            return [pcm for _, pcm in self.unconfirmed]
+
+    def lost_text(self) -> str:
+        """The committed text of a session that ended without ``done``, commands applied."""
+        from biosig.asr.commands import CommandTable, apply_commands
+        return apply_commands(" ".join(self.finals).split(), CommandTable.default())
+
+
 def stream_to_server(url: str, chunks, *, emit=None, token: str | None = None,
-                     options: dict | None = None) -> str:
+                     options: dict | None = None, reconnect_s: float = 30.0) -> str:
     """The client side of the protocol: send float32 16 kHz ``chunks`` (an iterable of
     arrays) to ``url`` (``ws://127.0.0.1:8765/ws``), call ``emit`` with each event (a dict),
-    and return the document the server sends at the end.
+    and return the document.
+
+    A lost connection (a server restart) is opened again for up to ``reconnect_s`` seconds;
+    the audio sent and not yet committed is sent again first, so nothing committed and nothing
+    said is lost; ``emit`` gets ``{"type": "reconnecting"}`` and ``{"type": "reconnected",
+    "resent_s": ...}``. The document is then the sessions' documents joined.
 
     Raises
     ------
     ConnectionError
-        The server refused the session (busy, token, origin) or went away.
+        The server refused the session (busy, token, origin), or stayed away longer than
+        ``reconnect_s``.
     """
-    import threading
-
     from biosig.extras import require
     require("websockets", extra="serve")
-    from websockets.sync.client import connect
     headers = {"Authorization": f"Bearer {token}"} if token else None
-    result: dict = {}
-    try:
-        ws = connect(url, additional_headers=headers, max_size=2 ** 22)
-    except Exception as exc:  # the websockets exceptions differ by version
-        raise ConnectionError(f"{url}: cannot open the WebSocket ({exc})") from None
-    with ws:
-        first = json.loads(ws.recv())
-        if first.get("type") != "ready":
-            raise ConnectionError(f"{url}: server says {first.get('type')}")
-        ws.send(json.dumps({"type": "start", "options": options or {}}))
+    done_docs: list[str] = []
+    held: list[bytes] = []          # audio to send first in the next session
 
-        def reader():
+    def open_session(first: bool) -> _ClientSession:
+        if first:
+            return _ClientSession(url, headers, options, emit)
+        if emit is not None:
+            emit({"type": "reconnecting"})
+        t0, wait = time.monotonic(), 0.25
+        while True:
             try:
-                for raw in ws:
-                    ev = json.loads(raw)
-                    if ev.get("type") == "done":
-                        result["document"] = ev.get("document", "")
-                        return
-                    if emit is not None:
-                        emit(ev)
-            except Exception as exc:
-                result["error"] = exc
+                sess = _ClientSession(url, headers, options, emit)
+                break
+            except ConnectionError as exc:
+                if "server says" in str(exc) or time.monotonic() - t0 > reconnect_s:
+                    raise ConnectionError(f"{exc} (the connection was lost; "
+                                          f"{' '.join(done_docs)!r} was committed)") from None
+                time.sleep(wait)
+                wait = min(2 * wait, 4.0)
+        resent = sum(len(p) for p in held) / 2 / ASR_FS
+        for pcm in held:
+            sess.send(pcm)
+        held.clear()
+        if emit is not None:
+            emit({"type": "reconnected", "resent_s": round(resent, 3)})
+        return sess
 
-        th = threading.Thread(target=reader, daemon=True)
-        th.start()
-        for x in chunks:
-            pcm = (np.clip(np.asarray(x, np.float32), -1, 1) * 32767).astype("<i2")
-            for k in range(0, pcm.size, 16000):          # frames of at most 1 s
-                ws.send(pcm[k:k + 16000].tobytes())
-        ws.send(json.dumps({"type": "stop"}))
-        th.join()
-    if "document" not in result:
-        raise ConnectionError(f"{url}: connection closed before the end of the stream "
-                              f"({result.get('error')})")
-    return result["document"]
+    lost = [0]
+
+    def recover(sess: _ClientSession) -> _ClientSession:
+        lost[0] += 1
+        if lost[0] > 10:
+            raise ConnectionError(f"{url}: the connection was lost {lost[0]} times: giving up "
+                                  f"({' '.join(done_docs)!r} was committed)")
+        sess.thread.join(timeout=5)
+        held[:0] = sess.pending_audio()
+        done_docs.append(sess.lost_text())
+        try:
+            sess.ws.close()
+        except Exception:
+            pass
+        return open_session(False)
+
+    sess = open_session(True)
+    for x in chunks:
+        pcm = (np.clip(np.asarray(x, np.float32), -1, 1) * 32767).astype("<i2")
+        for k in range(0, pcm.size, 16000):          # frames of at most 1 s
+            frame = pcm[k:k + 16000].tobytes()
+            if not sess.alive:
+                held.append(frame)
+                sess = recover(sess)
+                continue
+            try:
+                sess.send(frame)
+            except Exception:   # closed under us: the frame is in sess.unconfirmed
+                sess = recover(sess)
+    while True:
+        try:
+            if sess.alive:
+                sess.ws.send(json.dumps({"type": "stop"}))
+        except Exception:
+            pass
+        sess.thread.join()
+        if sess.document is not None:
+            sess.ws.close()
+            return " ".join(d for d in [*done_docs, sess.document] if d)
+        sess = recover(sess)
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per log line (``ts``, ``level``, ``logger``, ``message``), for log
+    collectors. The service's messages hold session ids, durations and counts, never audio or
+    text."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {"ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "level": record.levelname,
+               "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            out["error"] = self.formatException(record.exc_info).splitlines()[-1]
+        return json.dumps(out)
+
+
+def log_config(json_lines: bool = False) -> dict:
+    """A :func:`logging.config.dictConfig` for ``biosig serve`` (uvicorn's loggers included):
+    plain lines, or :class:`JsonLogFormatter` lines with ``json_lines``. Access logs stay off
+    (query strings may hold the token)."""
+    fmt = {"()": f"{__name__}.JsonLogFormatter"} if json_lines else \
+        {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    handler = {"class": "logging.StreamHandler", "formatter": "f", "stream": "ext://sys.stderr"}
+    loggers = {name: {"handlers": ["h"], "level": "INFO", "propagate": False}
+               for name in ("biosig", "uvicorn", "uvicorn.error")}
+    loggers["uvicorn.access"] = {"handlers": [], "level": "WARNING", "propagate": False}
+    return {"version": 1, "disable_existing_loggers": False, "formatters": {"f": fmt},
+            "handlers": {"h": handler}, "loggers": loggers}
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -4,8 +4,13 @@ How it works (:class:`DictationEngine`)
 ---------------------------------------
 Audio is pushed in chunks (:meth:`~DictationEngine.push`). Each :meth:`~DictationEngine.step`
 decodes the whole rolling buffer once, however much audio arrived since the previous decode:
-when decoding falls behind, pending audio is merged into one decode instead of queued, so the
-delay cannot grow without bound. A word is committed (becomes ``final``) when
+when decoding falls behind, pending audio is merged into one decode instead of queued (a
+machine that decodes faster than real time on average catches up). A step takes in at most
+what keeps the buffer within ``max_buffer_s`` (Whisper hears 30 s at most: audio past its
+window would be lost); the rest waits in the engine's inbox for the next step
+(:attr:`~DictationEngine.inbox_s`), so a client that sends faster than real time, or a
+machine that falls far behind, costs time, never audio.
+A word is committed (becomes ``final``) when
 
 - **local agreement** (Machacek et al. 2023, "Turning Whisper into Real-Time Transcription
   System"): the last ``agreement`` hypotheses (default 2) agree on it, as a common prefix of
@@ -62,6 +67,7 @@ from biosig.asr.vad import VAD_FRAME, speech_probabilities
 from biosig.asr.vocab import Vocabulary, correct_terms, vocab_prompt
 from biosig.config import ConfigModel, Int
 from biosig.errors import ConfigError
+from biosig.whisper_audio import WHISPER_N_SAMPLES
 
 __all__ = ["StreamingConfig", "DictationEngine", "StreamRun", "simulate_stream",
            "looks_degenerate"]
@@ -214,7 +220,10 @@ class DictationEngine:
         self._clock = clock or (lambda: time.monotonic() - t0)
         self._buf = np.zeros(0, dtype=np.float32)
         self._buf_start = 0          # absolute sample index of _buf[0]
-        self._total = 0              # samples pushed
+        self._total = 0              # absolute sample index of the buffer's end
+        self._inbox: collections.deque = collections.deque()   # pushed, not yet in _buf
+        self._inbox_n = 0
+        self.n_dropped_s = 0.0       # audio that had to fall off Whisper's window (see step)
         self._decoded_upto = 0       # _total at the last decode
         self._probs = np.zeros(0, dtype=np.float32)   # VAD probability per absolute frame
         self.committed: list[Word] = []
@@ -223,6 +232,7 @@ class DictationEngine:
         self.n_decodes = 0
         self.n_full_window_retries = 0
         self.n_vocab_rejected = 0
+        self.n_degenerate_dropped = 0
         self.n_terms_restored = 0
         self.decode_time_s = 0.0
         self.finished = False
@@ -234,13 +244,48 @@ class DictationEngine:
             raise RuntimeError("push() after finish()")
         x = np.asarray(audio, dtype=np.float32).reshape(-1)
         if x.size:
-            self._buf = np.concatenate([self._buf, x])
-            self._total += x.size
+            self._inbox.append(x)
+            self._inbox_n += x.size
 
     @property
     def audio_s(self) -> float:
         """Seconds of audio pushed so far."""
-        return self._total / ASR_FS
+        return (self._total + self._inbox_n) / ASR_FS
+
+    @property
+    def inbox_s(self) -> float:
+        """Seconds of audio pushed but not yet taken into the buffer (a step takes in at most
+        what keeps the buffer within ``max_buffer_s``): while it is above zero, the caller
+        should call :meth:`step` again."""
+        return self._inbox_n / ASR_FS
+
+    def _intake(self) -> None:
+        """Move inbox audio into the buffer, up to ``max_buffer_s`` (at least ``min_chunk_s``,
+        so a step always moves on), never past Whisper's 30 s window."""
+        cfg = self.config
+        window = WHISPER_N_SAMPLES - ASR_FS // 2
+        room = max(min(int(cfg.max_buffer_s * ASR_FS), window) - self._buf.size,
+                   int(max(cfg.min_chunk_s, 0.1) * ASR_FS))
+        over = self._buf.size + min(room, self._inbox_n) - window
+        if over > 0:
+            # The buffer's head never became words (Whisper heard noise, or nothing it could
+            # commit) for max_buffer_s: it falls off the window rather than the new audio.
+            log.warning("stream buffer at Whisper's 30 s window with nothing committed: "
+                        "%.1f s of its head dropped", over / ASR_FS)
+            self.n_dropped_s += over / ASR_FS
+            self._trim_to(self._buf_start + over)
+        take = []
+        while self._inbox and room > 0:
+            x = self._inbox.popleft()
+            if x.size > room:
+                self._inbox.appendleft(x[room:])
+                x = x[:room]
+            take.append(x)
+            room -= x.size
+            self._inbox_n -= x.size
+        if take:
+            self._buf = np.concatenate([self._buf, *take])
+            self._total += sum(x.size for x in take)
 
     @property
     def buffer_s(self) -> float:
@@ -337,6 +382,13 @@ class DictationEngine:
             log.debug("short-window decode %s: full window", why)
             self.n_full_window_retries += 1
             res, _ = run(replace(opts, audio_ctx_pad_s=None))
+        if looks_degenerate([w for s in res.segments for w in s.words], audio_s=self.buffer_s):
+            # Still a repetition loop (or far too many words) on the full window: no
+            # hypothesis this time rather than hundreds of committed words; the next decode,
+            # with more audio, tries again.
+            log.debug("decode still degenerate on the full window: no hypothesis")
+            self.n_degenerate_dropped += 1
+            return []
         return [s.shifted(off) for s in res.segments]
 
     def _new_words(self, segments) -> list[Word]:
@@ -383,6 +435,8 @@ class DictationEngine:
             the uncommitted hypothesis (if it changed).
         """
         cfg = self.config
+        self._intake()
+        final = final and not self._inbox_n      # the end is reached when the inbox is empty
         pending = self._total - self._decoded_upto
         if not final and pending < cfg.min_chunk_s * ASR_FS:
             return []
@@ -469,8 +523,13 @@ class DictationEngine:
         return [self._event("final", words, t)] if words else []
 
     def finish(self, now: float | None = None) -> list[StreamEvent]:
-        """End of stream: decode what is left and commit everything."""
-        events = self.step(now, final=True) if self._total > 0 else []
+        """End of stream: decode what is left (in as many steps as the inbox needs) and commit
+        everything."""
+        events = []
+        while self._inbox_n:
+            events += self.step(now)
+        if self._total > 0:
+            events += self.step(now, final=True)
         self.finished = True
         return events
 

@@ -474,9 +474,12 @@ def serve_cmd(
     compute_type: Compute = "int8",
     device: Device = "cpu",
     threads: Threads = 0,
+    log_json: Annotated[bool, typer.Option(
+        "--log-json", help="Log one JSON object per line (no audio or text is ever logged).")
+    ] = False,
 ) -> None:
     """Serve streaming dictation over a WebSocket (protocol: biosig.asr.serve)."""
-    from biosig.asr.serve import ServeConfig, create_app
+    from biosig.asr.serve import ServeConfig, create_app, log_config
     from biosig.asr.vocab import read_vocab
     from biosig.extras import require
     cfg = ServeConfig(host=host, port=port, token=token, max_sessions=max_sessions,
@@ -484,5 +487,5 @@ def serve_cmd(
                       vocab_terms=tuple(read_vocab(vocab)) if vocab else ())
     uvicorn = require("uvicorn", extra="serve")
     m = _load(model, "auto", compute_type, device, threads)
-    uvicorn.run(create_app(m, cfg), host=host, port=port, log_level="info",
-                access_log=False)
+    uvicorn.run(create_app(m, cfg), host=host, port=port, log_config=log_config(log_json),
+                access_log=False, timeout_graceful_shutdown=10)

@@ -5,18 +5,39 @@
   const doc = $("document"), partial = $("partial"), statusEl = $("status"), msg = $("message");
   const token = new URLSearchParams(location.search).get("token");
   let ws = null, ctx = null, node = null, stream = null, running = false;
-  let t0 = 0, latencies = [], retry = 0;
+  let t0 = 0, latencies = [], retry = 0, reconnecting = false;
   // audio captured while the connection is (re)opening: sent once it is open (at most 60 s)
   let backlog = [], backlogBytes = 0;
   const MAX_BACKLOG = 60 * 16000 * 2;
+  // audio sent in this session and not yet committed ({buf, start}: start in samples of the
+  // session): if the connection is lost it is sent again to the next session, so a server
+  // restart loses neither committed text nor the words being spoken
+  let unconfirmed = [], sessionSamples = 0;
+  function trimBacklog() {
+    while (backlogBytes > MAX_BACKLOG) backlogBytes -= backlog.shift().byteLength;
+  }
+  function send(buf) {
+    ws.send(buf);
+    unconfirmed.push({ buf: buf, start: sessionSamples });
+    sessionSamples += buf.byteLength / 2;
+  }
+  function confirmUpTo(endS) {       // a final event committed the audio up to endS
+    const cut = Math.round(endS * 16000);
+    while (unconfirmed.length) {
+      const u = unconfirmed[0], n = u.buf.byteLength / 2;
+      if (u.start + n <= cut) { unconfirmed.shift(); continue; }
+      if (u.start < cut) { unconfirmed[0] = { buf: u.buf.slice((cut - u.start) * 2), start: cut }; }
+      break;
+    }
+  }
   function sendAudio(buf) {
     if (ws && ws.readyState === WebSocket.OPEN) {
-      while (backlog.length) ws.send(backlog.shift());
+      while (backlog.length) send(backlog.shift());
       backlogBytes = 0;
-      ws.send(buf);
+      send(buf);
     } else if (running) {
       backlog.push(buf); backlogBytes += buf.byteLength;
-      while (backlogBytes > MAX_BACKLOG) backlogBytes -= backlog.shift().byteLength;
+      trimBacklog();
     }
   }
 
@@ -39,9 +60,16 @@
     doc.scrollTop = doc.scrollHeight;
   }
   function onEvent(ev) {
-    if (ev.type === "ready") { retry = 0; status("listening", ""); message(""); return; }
+    if (ev.type === "ready") {
+      retry = 0; status("listening", "");
+      if (reconnecting) message("Reconnected. The committed text is kept; the audio not yet committed was sent again.", "ok");
+      else message("");
+      reconnecting = false;
+      return;
+    }
     if (ev.type === "partial") { partial.textContent = ev.text; return; }
     if (ev.type === "final") {
+      confirmUpTo(ev.end);
       append(ev.text);
       partial.textContent = "";
       // latency: from when the last committed word was spoken to now
@@ -63,14 +91,22 @@
     ws.binaryType = "arraybuffer";
     ws.onopen = () => {
       ws.send(JSON.stringify({ type: "start", options: {} }));
-      while (backlog.length) ws.send(backlog.shift());
+      unconfirmed = []; sessionSamples = 0;
+      while (backlog.length) send(backlog.shift());
       backlogBytes = 0;
     };
     ws.onmessage = (e) => onEvent(JSON.parse(e.data));
     ws.onclose = (e) => {
       if (!running) return;
       if (e.code === 1013) return;      // busy: already said
-      // lost connection: committed text stays in the document; reconnect with back-off
+      // lost connection: committed text stays in the document; the audio not yet committed
+      // goes first in the next session; reconnect with back-off
+      backlog = unconfirmed.map((u) => u.buf).concat(backlog);
+      backlogBytes = backlog.reduce((a, b) => a + b.byteLength, 0);
+      trimBacklog();
+      unconfirmed = []; sessionSamples = 0;
+      partial.textContent = "";
+      reconnecting = true;
       status("reconnecting", "warn");
       message("Connection lost. The committed text is kept; reconnecting\u2026", "warn");
       const wait = Math.min(8000, 500 * Math.pow(2, retry++));
