@@ -39,9 +39,9 @@ class ScriptedModel(AsrModel):
         return DecodeResult(segs, "en", 0.0)
 
 
-def make_engine(**cfg):
+def make_engine(model_cls=None, **cfg):
     holder = []
-    model = ScriptedModel(holder)
+    model = (model_cls or ScriptedModel)(holder)
     eng = DictationEngine(model, StreamingConfig(vad=False, **cfg))
     holder.append(lambda: eng._buf_start / ASR_FS)
     return eng, model
@@ -297,16 +297,18 @@ class _LoopsOnShortWindow(ScriptedModel):
     def decode(self, audio, options=None):
         if options is not None and options.audio_ctx_pad_s is not None:
             self.calls.append(("short", audio.size / ASR_FS))
-            loop = tuple(Word(" and", 0.1 * k, 0.1 * k + 0.1) for k in range(8))
-            return DecodeResult([Segment("and " * 8, 0.0, 0.8, loop)], "en", 0.0)
+            return _loop_result(8, 0.1)
         return super().decode(audio, options)
 
 
+def _loop_result(n, word_s):
+    """A decode stuck in a loop: " and" ``n`` times."""
+    loop = tuple(Word(" and", word_s * k, word_s * (k + 1)) for k in range(n))
+    return DecodeResult([Segment("and " * n, 0.0, word_s * n, loop)], "en", 0.0)
+
+
 def test_short_window_loop_is_decoded_again_on_the_full_window():
-    holder = []
-    model = _LoopsOnShortWindow(holder)
-    eng = DictationEngine(model, StreamingConfig(vad=False, audio_ctx_pad_s=1.0))
-    holder.append(lambda: eng._buf_start / ASR_FS)
+    eng, _ = make_engine(_LoopsOnShortWindow, audio_ctx_pad_s=1.0)
     run = simulate_stream(eng, noise(6.0), chunk_s=1.0)
     assert "and" not in run.text.split()
     assert run.text.split()[:4] == ["w0", "w1", "w2", "w3"]
@@ -319,16 +321,12 @@ class _LoopsAtFirst(ScriptedModel):
     def decode(self, audio, options=None):
         self.n = getattr(self, "n", 0) + 1
         if self.n <= 3:
-            loop = tuple(Word(" and", 0.05 * k, 0.05 * k + 0.05) for k in range(60))
-            return DecodeResult([Segment("and " * 60, 0.0, 3.0, loop)], "en", 0.0)
+            return _loop_result(60, 0.05)
         return super().decode(audio, options)
 
 
 def test_a_loop_on_the_full_window_too_is_never_committed():
-    holder = []
-    model = _LoopsAtFirst(holder)
-    eng = DictationEngine(model, StreamingConfig(vad=False, agreement=1))
-    holder.append(lambda: eng._buf_start / ASR_FS)
+    eng, _ = make_engine(_LoopsAtFirst, agreement=1)
     run = simulate_stream(eng, noise(6.0), chunk_s=1.0)
     assert "and" not in run.text.split() and eng.n_degenerate_dropped >= 1
     assert run.text.split()[:4] == ["w0", "w1", "w2", "w3"]
