@@ -377,6 +377,11 @@ class _ClientSession:
         return apply_commands(" ".join(self.finals).split(), CommandTable.default())
 
 
+def _n_words(docs) -> int:
+    # errors say how much was committed, never what (no transcript in messages or logs)
+    return sum(len(d.split()) for d in docs)
+
+
 def stream_to_server(url: str, chunks, *, emit=None, token: str | None = None,
                      options: dict | None = None, reconnect_s: float = 30.0) -> str:
     """The client side of the protocol: send float32 16 kHz ``chunks`` (an iterable of
@@ -412,8 +417,9 @@ def stream_to_server(url: str, chunks, *, emit=None, token: str | None = None,
                 break
             except ConnectionError as exc:
                 if "server says" in str(exc) or time.monotonic() - t0 > reconnect_s:
-                    raise ConnectionError(f"{exc} (the connection was lost; "
-                                          f"{' '.join(done_docs)!r} was committed)") from None
+                    raise ConnectionError(
+                        f"{exc} (the connection was lost; {_n_words(done_docs)} words were "
+                        "committed before)") from None
                 time.sleep(wait)
                 wait = min(2 * wait, 4.0)
         resent = sum(len(p) for p in held) / 2 / ASR_FS
@@ -430,7 +436,7 @@ def stream_to_server(url: str, chunks, *, emit=None, token: str | None = None,
         lost[0] += 1
         if lost[0] > 10:
             raise ConnectionError(f"{url}: the connection was lost {lost[0]} times: giving up "
-                                  f"({' '.join(done_docs)!r} was committed)")
+                                  f"({_n_words(done_docs)} words were committed before)")
         sess.thread.join(timeout=5)
         held[:0] = sess.pending_audio()
         done_docs.append(sess.lost_text())
