@@ -42,6 +42,7 @@ import asyncio
 import hmac
 import json
 import logging
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -53,8 +54,8 @@ from biosig.asr.audio import ASR_FS
 from biosig.config import ConfigModel, Int
 from biosig.errors import ConfigError
 
-__all__ = ["ServeConfig", "create_app", "stream_to_server", "serve_in_thread", "free_port",
-           "log_config", "JsonLogFormatter", "LOOPBACK_HOSTS"]
+__all__ = ["ServeConfig", "create_app", "stream_to_server", "ServerRefused", "serve_in_thread",
+           "free_port", "log_config", "JsonLogFormatter", "LOOPBACK_HOSTS"]
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +204,8 @@ def create_app(model, config: ServeConfig | None = None):
                 # than real time, or a machine far behind), so the other sessions take turns
                 final = ctl["stop"] and not engine.inbox_s
                 flush = ctl["flush"] and not engine.inbox_s
-                ctl["flush"] = ctl["flush"] and not flush
+                if flush:
+                    ctl["flush"] = False
                 async with decode_lock:
                     evs = await asyncio.to_thread(
                         engine.finish if final else engine.step, None,
@@ -296,13 +298,15 @@ def create_app(model, config: ServeConfig | None = None):
                              Mount("/static", StaticFiles(directory=static), name="static")])
 
 
+class ServerRefused(ConnectionError):
+    """The server answered the WebSocket with something other than ``ready`` (``busy``)."""
+
+
 class _ClientSession:
     """One WebSocket session of :func:`stream_to_server`: a reader thread collects the events;
     the audio sent and not yet committed is kept (to send again after a lost connection)."""
 
     def __init__(self, url, headers, options, emit):
-        import threading
-
         from websockets.sync.client import connect
         try:
             # entered as a context manager (websockets >= 17.1 warns otherwise); closed below
@@ -317,7 +321,7 @@ class _ClientSession:
             raise ConnectionError(f"{url}: no answer from the server ({exc})") from None
         if first.get("type") != "ready":
             self.ws.close()
-            raise ConnectionError(f"{url}: server says {first.get('type')}")
+            raise ServerRefused(f"{url}: server says {first.get('type')}")
         self.ws.send(json.dumps({"type": "start", "options": options or {}}))
         self.emit = emit
         self.lock = threading.Lock()
@@ -396,8 +400,8 @@ def stream_to_server(url: str, chunks, *, emit=None, token: str | None = None,
     Raises
     ------
     ConnectionError
-        The server refused the session (busy, token, origin), or stayed away longer than
-        ``reconnect_s``.
+        The server refused the session (:class:`ServerRefused` for ``busy``; token, origin),
+        or stayed away longer than ``reconnect_s``.
     """
     from biosig.extras import require
     require("websockets", extra="serve")
@@ -416,7 +420,7 @@ def stream_to_server(url: str, chunks, *, emit=None, token: str | None = None,
                 sess = _ClientSession(url, headers, options, emit)
                 break
             except ConnectionError as exc:
-                if "server says" in str(exc) or time.monotonic() - t0 > reconnect_s:
+                if isinstance(exc, ServerRefused) or time.monotonic() - t0 > reconnect_s:
                     raise ConnectionError(
                         f"{exc} (the connection was lost; {_n_words(done_docs)} words were "
                         "committed before)") from None
@@ -430,12 +434,13 @@ def stream_to_server(url: str, chunks, *, emit=None, token: str | None = None,
             emit({"type": "reconnected", "resent_s": round(resent, 3)})
         return sess
 
-    lost = [0]
+    n_lost = 0
 
     def recover(sess: _ClientSession) -> _ClientSession:
-        lost[0] += 1
-        if lost[0] > 10:
-            raise ConnectionError(f"{url}: the connection was lost {lost[0]} times: giving up "
+        nonlocal n_lost
+        n_lost += 1
+        if n_lost > 10:
+            raise ConnectionError(f"{url}: the connection was lost {n_lost} times: giving up "
                                   f"({_n_words(done_docs)} words were committed before)")
         sess.thread.join(timeout=5)
         held[:0] = sess.pending_audio()
@@ -517,8 +522,6 @@ class serve_in_thread:
     """
 
     def __init__(self, app, *, port: int, host: str = "127.0.0.1", timeout_s: float = 20.0):
-        import threading
-
         from biosig.extras import require
         uvicorn = require("uvicorn", extra="serve")
         self.url = f"http://{host}:{port}/"
