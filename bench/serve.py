@@ -22,6 +22,7 @@ single stream. Each finished level is written at once; a rerun keeps the levels 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import platform
 import sys
@@ -84,7 +85,25 @@ def word_latencies(finals) -> list[float]:
     return lat
 
 
+class _SessionStats(logging.Handler):
+    """Collects the server's per-session close records (seconds of audio, decodes, seconds
+    dropped at Whisper's window): numbers only, the server never logs audio or text."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.closed: list[dict] = []
+
+    def emit(self, record):
+        if record.msg.startswith("session %s closed"):
+            _, audio_s, decodes, dropped_s, _ = record.args
+            self.closed.append({"audio_s": audio_s, "decodes": decodes, "dropped_s": dropped_s})
+
+
 def run_level(model, x, ref, n: int, threads_note: str, max_sessions: int) -> dict:
+    stats = _SessionStats()
+    server_log = logging.getLogger("biosig.asr.serve")
+    server_log.addHandler(stats)
+    server_log.setLevel(logging.INFO)
     port = free_port()
     app = create_app(model, ServeConfig(port=port, max_sessions=max_sessions))
     t0 = time.monotonic() + 0.5
@@ -96,6 +115,7 @@ def run_level(model, x, ref, n: int, threads_note: str, max_sessions: int) -> di
             c.start()
         for c in clients:
             c.join()
+    server_log.removeHandler(stats)
     audio_s = x.size / ASR_FS
     streams = []
     for o in outs:
@@ -117,7 +137,9 @@ def run_level(model, x, ref, n: int, threads_note: str, max_sessions: int) -> di
             "latency_p90_s": float(np.max([s["latency_p90_s"] for s in ok])) if ok
             else float("nan"),
             "end_lag_s": float(np.max([s["end_lag_s"] for s in ok])) if ok else float("nan"),
-            "refused": len(streams) - len(ok)}
+            "refused": len(streams) - len(ok),
+            "sessions": stats.closed,
+            "audio_dropped_s": float(sum(c["dropped_s"] for c in stats.closed))}
 
 
 def main(argv=None) -> int:
@@ -162,7 +184,8 @@ def main(argv=None) -> int:
         write_json_atomic(args.out, results)        # each finished level is kept
         print(f"{n} streams: WER {100 * r['wer_mean']:.1f} %, latency mean "
               f"{r['latency_mean_s']:.2f} s, p90 {r['latency_p90_s']:.2f} s, end lag "
-              f"{r['end_lag_s']:.2f} s", flush=True)
+              f"{r['end_lag_s']:.2f} s, audio dropped {r['audio_dropped_s']:.1f} s",
+              flush=True)
     one = [r for r in results["levels"] if r["streams"] == 1]
     base = (one or results["levels"])[0]["wer_mean"]     # WER of a single stream
     good = [r["streams"] for r in results["levels"]
