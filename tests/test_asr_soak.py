@@ -30,12 +30,12 @@ def _rss_mb(pid: int) -> float:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 120.0) -> None:
+def _wait_healthy(url: str, proc: subprocess.Popen, log, timeout_s: float = 120.0) -> None:
     t_end = time.monotonic() + timeout_s
     while time.monotonic() < t_end:
         if proc.poll() is not None:
             raise RuntimeError(f"biosig serve exited with {proc.returncode}: "
-                               f"{proc.stderr.read()[-2000:]}")
+                               f"{log.read_text()[-2000:]}")
         try:
             with urllib.request.urlopen(url, timeout=2) as r:
                 if r.status == 200:
@@ -48,7 +48,8 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 120.0) ->
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"),
                     reason="reads the memory from /proc (Linux)")
-def test_thirty_minutes_of_dictation_with_flat_memory(whisper_model_dir, librispeech_clip):
+def test_thirty_minutes_of_dictation_with_flat_memory(whisper_model_dir, librispeech_clip,
+                                                      tmp_path):
     from biosig.asr import ASR_FS, error_rates, load_audio
     from biosig.asr.serve import free_port, stream_to_server
     clips = [librispeech_clip(c) for c in CLIPS]
@@ -72,18 +73,20 @@ def test_thirty_minutes_of_dictation_with_flat_memory(whisper_model_dir, librisp
     samples = []                             # (stream time of the words, RSS in MiB)
 
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "biosig", "serve", "--model", str(whisper_model_dir),
-         "--port", str(port), "--threads", "2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    log = tmp_path / "serve.log"             # a file, not a pipe nobody reads while it runs
+    with open(log, "w") as log_fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "biosig", "serve", "--model", str(whisper_model_dir),
+             "--port", str(port), "--threads", "2"],
+            stdout=log_fh, stderr=subprocess.STDOUT,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
     def emit(ev):
         if ev["type"] == "final":
             samples.append((ev["end"], _rss_mb(proc.pid)))
 
     try:
-        _wait_healthy(f"http://127.0.0.1:{port}/health", proc)
+        _wait_healthy(f"http://127.0.0.1:{port}/health", proc, log)
         doc = stream_to_server(f"ws://127.0.0.1:{port}/ws", paced(), emit=emit)
     finally:
         proc.terminate()
@@ -98,7 +101,9 @@ def test_thirty_minutes_of_dictation_with_flat_memory(whisper_model_dir, librisp
     # buffer length). Alone, that is done within a minute or two and RSS then wanders by a few
     # tens of MiB with each decode's buffer; on a busy machine the server falls behind, meets
     # longer buffers, and the caches keep growing for up to 20 minutes before they level off.
-    # Either way a leak shows as the last 10 minutes standing above everything before them.
+    # Either way a leak shows as the last 10 minutes standing above everything before them:
+    # their median above the earlier peak (one busy decode's spike does not decide; a leak of
+    # a few MiB per minute of audio does).
     warm = rss[(t >= 2) & (t < MINUTES - 10)]
     last = rss[t >= MINUTES - 10]
     wer = error_rates([" ".join(refs)], [doc]).wer
@@ -108,6 +113,6 @@ def test_thirty_minutes_of_dictation_with_flat_memory(whisper_model_dir, librisp
           f"WER {wer:.3f}")
     assert t.max() > MINUTES - 1, "the last minute's words were not committed"
     assert wer < 0.15
-    assert np.median(last) - warm.max() < 10.0 and last.max() - warm.max() < 25.0, (
+    assert np.median(last) - warm.max() < 10.0, (
         f"server memory kept growing: peak {warm.max():.1f} MiB before minute {MINUTES - 10}, "
         f"median {np.median(last):.1f} and max {last.max():.1f} MiB after")
