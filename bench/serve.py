@@ -22,6 +22,7 @@ single stream. Each finished level is written at once; a rerun keeps the levels 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import platform
@@ -45,6 +46,7 @@ from biosig.asr.serve import (  # noqa: E402
     serve_in_thread,
     stream_to_server,
 )
+from biosig.fileio import write_json_atomic  # noqa: E402
 
 
 def realtime_chunks(x: np.ndarray, t0: float, frame_s: float = 1.0):
@@ -116,6 +118,9 @@ def run_level(model, x, ref, n: int, threads_note: str, max_sessions: int) -> di
         for c in clients:
             c.join()
     server_log.removeHandler(stats)
+    if len(stats.closed) != n:      # the log line changed: say so rather than report 0 s dropped
+        raise RuntimeError(f"{len(stats.closed)} session records for {n} streams: has the "
+                           "'session ... closed' log line of biosig.asr.serve changed?")
     audio_s = x.size / ASR_FS
     streams = []
     for o in outs:
@@ -162,13 +167,11 @@ def main(argv=None) -> int:
     synth = synth_clips(args.work, ["festival-slt-hts", "espeak-en-us-f3"])
     x, ref, _ = build_long_form(real, synth, args.long_s)
     model = load_model(str(packaged_model_dir()), compute_type="int8", cpu_threads=args.threads)
-    from biosig.fileio import write_json_atomic
     audio_s = x.size / ASR_FS
     results = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                            "loadavg_start": os.getloadavg(), "threads": args.threads},
                "audio_s": audio_s, "levels": []}
     if args.out.is_file() and not args.fresh:       # resume: keep the levels already measured
-        import json
         old = json.loads(args.out.read_text())
         if abs(old.get("audio_s", -1) - audio_s) < 1e-6:
             results["levels"] = [r for r in old["levels"] if r["streams"] in levels]
