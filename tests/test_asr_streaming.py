@@ -62,6 +62,8 @@ def test_local_agreement_commits_after_two_agreeing_decodes():
     finals = [e for e in ev2 if e.type == "final"]
     assert finals and finals[0].text == "w0 w1"          # w0, w1 in both hypotheses
     assert eng.commit_times == [2.0, 2.0]
+    assert eng.committed_by == {"agreement": 2, "stable": 0, "forced": 0, "endpoint": 0,
+                                "final": 0}
 
 
 def test_agreement_one_commits_immediately_even_unstable_words():
@@ -72,6 +74,7 @@ def test_agreement_one_commits_immediately_even_unstable_words():
     eng.push(noise(0.8))
     eng.finish(now=2.5)
     assert eng.text == "w0 w1 w2x w3"   # and is not repeated afterwards
+    assert eng.committed_by["agreement"] == 4 == sum(eng.committed_by.values())
 
 
 def test_simulated_stream_commits_everything_in_order_with_monotonic_events():
@@ -95,6 +98,9 @@ def test_simulated_stream_commits_everything_in_order_with_monotonic_events():
     assert max(b - a for a, b, _ in model.calls) <= eng.config.max_buffer_s + 1.0
     # committed text before the buffer is fed back as the prompt
     assert any(p and p.startswith("w") for _, _, p in model.calls)
+    # every committed word is counted once, under the rule that committed it
+    assert sum(eng.committed_by.values()) == len(run.words)
+    assert eng.committed_by["agreement"] > 0 and eng.committed_by["stable"] == 0
 
 
 def test_pending_audio_is_merged_not_queued():
@@ -269,6 +275,7 @@ def test_stable_margin_commits_on_first_sighting_unless_unsure():
         eng.push(noise(2.5))
         eng.step(now=2.5)   # first decode: words ending by 2.0 s are deep enough
         assert eng.text == expected
+        assert eng.committed_by["stable"] == len(expected.split())
 
 
 def _words(texts, step=0.4):

@@ -74,6 +74,9 @@ __all__ = ["StreamingConfig", "DictationEngine", "StreamRun", "simulate_stream",
 
 log = logging.getLogger(__name__)
 
+#: the rules that commit words (:attr:`DictationEngine.committed_by`)
+COMMIT_RULES = ("agreement", "stable", "forced", "endpoint", "final")
+
 
 class StreamingConfig(ConfigModel):
     """Settings of :class:`DictationEngine` (all times in seconds).
@@ -234,6 +237,10 @@ class DictationEngine:
         self.n_vocab_rejected = 0
         self.n_degenerate_dropped = 0
         self.n_terms_restored = 0
+        # committed words by the rule that committed them: ``agreement`` (the last decodes
+        # agree), ``stable`` (old and probable enough in one decode: stable_margin_s),
+        # ``forced`` (the buffer passed max_buffer_s), ``endpoint`` (a pause) and ``final``
+        self.committed_by = dict.fromkeys(COMMIT_RULES, 0)
         self.decode_time_s = 0.0
         self.finished = False
 
@@ -469,8 +476,9 @@ class DictationEngine:
         endpoint = cfg.vad and end_s - last_speech_end_s >= cfg.endpoint_silence_s
         if final or endpoint:
             n_commit = len(hyp)
+            self.committed_by["final" if final else "endpoint"] += n_commit
         else:
-            n_commit = self._agreed(hyp)
+            n_commit = agreed = self._agreed(hyp)
             if cfg.stable_margin_s is not None:
                 deep = 0
                 while (deep < len(hyp) and hyp[deep].end_s <= end_s - cfg.stable_margin_s
@@ -479,6 +487,10 @@ class DictationEngine:
                 n_commit = max(n_commit, deep)
             if n_commit == 0 and self.buffer_s > cfg.max_buffer_s:
                 n_commit = sum(1 for w in hyp if w.end_s < end_s - 2.0)
+                self.committed_by["forced"] += n_commit
+            else:
+                self.committed_by["agreement"] += agreed
+                self.committed_by["stable"] += n_commit - agreed
         new = hyp[:n_commit]
         rest = hyp[n_commit:]
         if self.vocab_correct and new:
@@ -513,6 +525,7 @@ class DictationEngine:
 
     def _commit_all(self, words, now) -> list[StreamEvent]:
         t = self._clock() if now is None else now
+        self.committed_by["final"] += len(words)
         if self.vocab_correct and words:
             words, fixed = correct_terms(words, self.vocab)
             self.n_terms_restored += len(fixed)
