@@ -64,6 +64,9 @@ def test_stream_gets_events_and_the_document():
     assert finals.split() == ["w0", "w1", "w2"]
     assert msgs[-1]["document"].lower().split() == ["w0", "w1", "w2"]   # capitalised
     assert all({"start", "end", "emitted_at"} <= set(m) for m in msgs if m["type"] == "final")
+    stats = msgs[-1]["stats"]          # counts only: no audio, no text
+    assert stats["audio_s"] == 3.0 and stats["decodes"] >= 1 and stats["dropped_s"] == 0
+    assert sum(stats["committed_by"].values()) == 3
 
 
 def test_bad_frames_get_an_error_and_the_session_goes_on():
@@ -188,13 +191,16 @@ def test_python_client_and_dictate_server(live_server, tmp_path, capsys):
     doc = stream_to_server(live_server, [pcm16_to_float(_pcm(1.5)), pcm16_to_float(_pcm(1.5))],
                            emit=events.append)
     assert doc.lower().split() == ["w0", "w1", "w2"]
-    assert {e["type"] for e in events} <= {"partial", "final"} and events
+    assert {e["type"] for e in events[:-1]} <= {"partial", "final"} and len(events) > 1
+    assert events[-1]["type"] == "done" and events[-1]["stats"]["audio_s"] == 3.0
     wav = tmp_path / "a.wav"
     sf.write(str(wav), pcm16_to_float(_pcm(2.0)), ASR_FS)
     rc = main(["dictate", "--server", live_server, "--file", str(wav), "--chunk-s", "0.5",
                "--events", str(tmp_path / "ev.jsonl")])
     assert rc in (0, None)
     assert capsys.readouterr().out.lower().split() == ["w0", "w1"]
+    done = json.loads((tmp_path / "ev.jsonl").read_text().splitlines()[-1])
+    assert done["type"] == "done" and "document" not in done and done["stats"]["decodes"] >= 1
     assert (tmp_path / "ev.jsonl").read_text().strip()
     rc = main(["dictate", "--server", "ws://127.0.0.1:9/ws", "--file", str(wav)])
     assert rc == 2 and "cannot open the WebSocket" in capsys.readouterr().err

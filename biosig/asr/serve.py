@@ -17,9 +17,12 @@ Client -> server:
 
 Server -> client (JSON text): ``{"type": "ready", "session": ..., "version": ...}``; the events
 of ``biosig dictate --events`` (``partial`` and ``final``, with ``text``, ``start``, ``end``,
-``emitted_at``); ``{"type": "done", "document": ...}`` (the committed text with the dictation
-commands applied); ``{"type": "error", "message": ...}`` for a bad frame or message (the
-session goes on); ``{"type": "busy"}`` then close code 1013 when ``max_sessions`` are open.
+``emitted_at``); ``{"type": "done", "document": ..., "stats": {...}}`` (the committed text
+with the dictation commands applied, and the session's counts: ``audio_s``, ``decodes``,
+``dropped_s``, ``committed_by``: words per commit rule, see
+:attr:`~biosig.asr.streaming.DictationEngine.committed_by`); ``{"type": "error", "message":
+...}`` for a bad frame or message (the session goes on); ``{"type": "busy"}`` then close code
+1013 when ``max_sessions`` are open.
 
 Reconnecting: a session's clock (``start``/``end``) starts at its first sample. A client keeps
 the audio it sent after the ``end`` of the last ``final`` event; when the connection is lost (a
@@ -112,6 +115,12 @@ class ServeConfig(ConfigModel):
             else {self.host}
         own = {f"{scheme}://{h}:{self.port}" for h in hosts for scheme in ("http", "https")}
         return own | set(self.allowed_origins)
+
+
+def session_stats(engine, audio_s: float) -> dict:
+    """A session's counts (numbers only, never audio or text): for ``done`` and the log."""
+    return {"audio_s": round(audio_s, 3), "decodes": engine.n_decodes,
+            "dropped_s": round(engine.n_dropped_s, 3), "committed_by": dict(engine.committed_by)}
 
 
 def pcm16_to_float(frame: bytes) -> np.ndarray:
@@ -217,7 +226,8 @@ def create_app(model, config: ServeConfig | None = None):
                 for ev in evs:
                     await ws.send_json(ev.to_dict())
                 if final:
-                    await ws.send_json({"type": "done", "document": engine.document})
+                    await ws.send_json({"type": "done", "document": engine.document,
+                                        "stats": session_stats(engine, state["audio_s"])})
                     return
                 if pending or ctl["stop"] or ctl["flush"] or engine.inbox_s:
                     wake.set()
@@ -345,6 +355,8 @@ class _ClientSession:
                 ev = json.loads(raw)
                 if ev.get("type") == "done":
                     self.document = ev.get("document", "")
+                    if self.emit is not None:
+                        self.emit(ev)
                     return
                 if ev.get("type") == "final":
                     self._confirm(float(ev.get("end", 0.0)))

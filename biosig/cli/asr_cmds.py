@@ -350,6 +350,8 @@ def _dictate_via_server(server, token, file, realtime, mic, stdin, chunk_s, even
     fh = open(events, "w", encoding="utf-8") if events is not None else sys.stderr
 
     def emit(ev):
+        if ev.get("type") == "done":        # the document goes to stdout, the counts here
+            ev = {k: v for k, v in ev.items() if k != "document"}
         fh.write(json.dumps(ev, ensure_ascii=False) + "\n")
         fh.flush()
 
