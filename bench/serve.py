@@ -121,8 +121,9 @@ def word_latencies(finals) -> list[float]:
 
 
 class _SessionStats(logging.Handler):
-    """Collects the server's per-session close records (seconds of audio, decodes, seconds
-    dropped at Whisper's window): numbers only, the server never logs audio or text."""
+    """Collects the server's per-session close records (:func:`biosig.asr.serve.session_stats`:
+    seconds of audio, decodes, seconds dropped at Whisper's window, words per commit rule):
+    numbers only, the server never logs audio or text."""
 
     def __init__(self):
         super().__init__(logging.INFO)
@@ -130,9 +131,7 @@ class _SessionStats(logging.Handler):
 
     def emit(self, record):
         if record.msg.startswith("session %s closed"):
-            _, audio_s, decodes, dropped_s, *by_rule, _ = record.args
-            self.closed.append({"audio_s": audio_s, "decodes": decodes, "dropped_s": dropped_s,
-                                "committed_by": dict(zip(COMMIT_RULES, by_rule))})
+            self.closed.append(record.args[1])      # biosig.asr.serve.session_stats
 
 
 def stream_stats(ref: str, text: str, latencies, done_s: float, audio_s: float) -> dict:

@@ -148,7 +148,7 @@ def create_app(model, config: ServeConfig | None = None):
     from starlette.websockets import WebSocket, WebSocketDisconnect
 
     import biosig
-    from biosig.asr.streaming import COMMIT_RULES, DictationEngine, StreamingConfig
+    from biosig.asr.streaming import DictationEngine, StreamingConfig
     from biosig.asr.vocab import Vocabulary
 
     cfg = config or ServeConfig()
@@ -298,11 +298,8 @@ def create_app(model, config: ServeConfig | None = None):
             task.cancel()
         finally:
             sessions.pop(sid, None)
-            log.info("session %s closed: %.1f s of audio, %d decodes, %.1f s dropped at the "
-                     "window; words committed by agreement %d, stable %d, forced %d, at a "
-                     "pause %d, at the end %d (%d open)", sid, state["audio_s"],
-                     engine.n_decodes, engine.n_dropped_s,
-                     *(engine.committed_by[r] for r in COMMIT_RULES), len(sessions))
+            log.info("session %s closed: %s (%d open)", sid,
+                     session_stats(engine, state["audio_s"]), len(sessions))
 
     static = Path(__file__).with_name("static")
 
