@@ -42,6 +42,7 @@ recall >= 80 %; ``--vocab-correct`` does not raise WER on real read speech.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -209,6 +210,21 @@ def plot(result, path: Path):
     save_png(fig, path, dpi=110)
 
 
+def model_tag(model: str) -> str:
+    """The prediction cache's name for ``model``: a directory's name with a digest of its
+    resolved path and its ``model.bin`` (size, modification time), so two runs' ``ct2``
+    folders, or a folder exported again, never share cached predictions."""
+    path = Path(model).expanduser()
+    if not path.is_dir():
+        return str(model).replace(":", "_").replace("/", "_")
+    stamp = str(path.resolve())
+    weights = path / "model.bin"
+    if weights.is_file():
+        st = weights.stat()
+        stamp += f":{st.st_size}:{st.st_mtime_ns}"
+    return f"{path.name}_{hashlib.sha1(stamp.encode()).hexdigest()[:10]}"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="packaged:whisper-base")
@@ -238,7 +254,7 @@ def main() -> int:
     vocab = Vocabulary(terms)
     (args.work / "vocab.txt").write_text("\n".join(terms) + "\n", encoding="utf-8")
     model = load_model(args.model, compute_type="int8", cpu_threads=args.threads)
-    tag = Path(str(args.model)).name.replace(":", "_")
+    tag = model_tag(args.model)
     cache = Cache(args.work / f"predictions_{tag}{'_tuning' if args.tuning else ''}.jsonl")
     from biosig.progress import track
     items = [("dictation", r, root) for r in recs] + ([] if args.no_real else real_clips())
