@@ -74,6 +74,7 @@ from biosig.asr.ct2 import import_ct2_whisper  # noqa: E402
 from biosig.asr.serve import (  # noqa: E402
     ServeConfig,
     create_app,
+    float_to_pcm16,
     free_port,
     serve_in_thread,
     stream_to_server,
@@ -351,11 +352,6 @@ class PeerServer:
         self.stop()
 
 
-def pcm_s16le(frame: np.ndarray) -> bytes:
-    """float32 samples in [-1, 1] as little-endian 16-bit PCM."""
-    return (np.clip(frame, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
-
-
 def _receive_updates(ws, t0: float, out: dict) -> None:
     try:
         for raw in ws:
@@ -383,7 +379,7 @@ def one_peer_client(url: str, x: np.ndarray, t0: float, out: dict, wait_s: float
                                         daemon=True)
             receiver.start()
             for frame in realtime_chunks(x, t0):
-                ws.send(pcm_s16le(frame))
+                ws.send(float_to_pcm16(frame))
             ws.send(b"")
             receiver.join(wait_s)
     except (OSError, WebSocketException) as exc:

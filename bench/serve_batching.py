@@ -32,36 +32,37 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
 import numpy as np  # noqa: E402
+from dictation import real_clips  # noqa: E402
 
 from biosig.asr import ASR_FS, error_rates, load_audio, load_model, packaged_model_dir  # noqa: E402
+from biosig.asr.streaming import StreamingConfig  # noqa: E402
+from biosig.datasets import data_root  # noqa: E402
 from biosig.fileio import write_json_atomic  # noqa: E402
 
-DATA = REPO.parent / "shared" / "data" / "speech" / "librispeech_test_clean_mini" / "test-clean"
 # streaming buffers: the engine decodes what is not yet committed, typically 3-12 s
 BUFFER_S = (4.0, 6.0, 8.0, 10.0, 5.0, 7.0, 9.0, 12.0)
-PAD_S = 2.0                     # StreamingConfig.audio_ctx_pad_s
+ENGINE = StreamingConfig()      # the engine's defaults: encoder padding, cap on new tokens
+PAD_S = ENGINE.audio_ctx_pad_s
 
 
 def clips(n: int) -> list[tuple[np.ndarray, str]]:
-    """n buffers cut from the LibriSpeech clips of ../shared/data, joined into one 21 s
-    stream: the lengths above, from staggered offsets, each with the text of a clip from
-    another chapter as the prompt (the words committed before)."""
-    flacs = sorted(DATA.glob("*/*/*.flac"))
-    if not flacs:
-        raise SystemExit(f"{DATA}: no LibriSpeech clips (see ../shared/data/DATA.md)")
-    text = {}
-    for t in DATA.glob("*/*/*.trans.txt"):
-        for ln in t.read_text().splitlines():
-            cid, txt = ln.split(" ", 1)
-            text[cid] = txt.lower()
-    stream = np.concatenate([load_audio(f) for f in flacs])
+    """n buffers cut from the LibriSpeech clips of ../shared/data (bench/dictation.py's
+    ``real_clips``), joined into one 21 s stream: the lengths above, from staggered offsets,
+    each with the text of a clip from another chapter as the prompt (the words committed
+    before)."""
+    speech = [(path, text.lower()) for _, path, text in real_clips(data_root(required=True))
+              if path.suffix == ".flac"]
+    if not speech:
+        raise SystemExit("no LibriSpeech clips in the data root (see ../shared/data/DATA.md)")
+    stream = np.concatenate([load_audio(path) for path, _ in speech])
     out = []
     for i in range(n):
         n_s = int(BUFFER_S[i % len(BUFFER_S)] * ASR_FS)
         start = int(i * 2.3 * ASR_FS) % max(stream.size - n_s, 1)
-        prompt = text[flacs[(i + len(flacs) // 2) % len(flacs)].stem]
+        prompt = speech[(i + len(speech) // 2) % len(speech)][1]
         out.append((stream[start:start + n_s], prompt))
     return out
 
@@ -92,7 +93,8 @@ class Decoder:
         enc = self.ct2.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(feats)),
                               to_cpu=False)
         # the engine's cap on new tokens (StreamingConfig.max_tokens_per_s), for the longest
-        max_new = min(int(8.0 * max(x.size for x, _ in batch) / ASR_FS) + 10, 220)
+        max_new = min(int(ENGINE.max_tokens_per_s * max(x.size for x, _ in batch) / ASR_FS)
+                      + 10, 220)
         res = self.ct2.generate(enc, self.prompts([p for _, p in batch]), beam_size=1,
                                 max_length=max_new, suppress_blank=True, suppress_tokens=[-1])
         eot = self.tok.eot

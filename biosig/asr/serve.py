@@ -130,6 +130,12 @@ def pcm16_to_float(frame: bytes) -> np.ndarray:
     return np.frombuffer(frame, dtype="<i2").astype(np.float32) / 32768.0
 
 
+def float_to_pcm16(x) -> bytes:
+    """float samples in [-1, 1] (clipped) -> signed 16-bit little-endian PCM: what a client
+    sends (the inverse of :func:`pcm16_to_float`)."""
+    return (np.clip(np.asarray(x, np.float32), -1, 1) * 32767).astype("<i2").tobytes()
+
+
 def create_app(model, config: ServeConfig | None = None):
     """The ASGI app: ``/ws`` (the protocol above), ``/health``, ``/version``.
 
@@ -468,9 +474,9 @@ def stream_to_server(url: str, chunks, *, emit=None, token: str | None = None,
 
     sess = open_session(True)
     for x in chunks:
-        pcm = (np.clip(np.asarray(x, np.float32), -1, 1) * 32767).astype("<i2")
-        for k in range(0, pcm.size, 16000):          # frames of at most 1 s
-            frame = pcm[k:k + 16000].tobytes()
+        pcm = float_to_pcm16(x)
+        for k in range(0, len(pcm), 2 * ASR_FS):     # frames of at most 1 s
+            frame = pcm[k:k + 2 * ASR_FS]
             if not sess.alive:
                 held.append(frame)
                 sess = recover(sess)
