@@ -16,7 +16,9 @@ words) and end lag (the ``done`` message after the last frame). Reported for 1, 
 streams, with the largest number that keeps mean latency <= 3 s and WER within 1 point of a
 single stream. Each finished level is written at once; a rerun keeps the levels already in
 ``--out`` for the same recording length (``--fresh`` runs them again), so
-``--levels 1,2,4,8`` after an interrupted run measures only what is missing.
+``--levels 1,2,4,8`` after an interrupted run measures only what is missing. A run that writes
+into ``bench/results`` also draws ``bench/results/serve.png`` (WER and latency against streams,
+ours and every peer measured; ``--plot-only`` draws it alone).
 
 ``--peer whisperlivekit`` measures WhisperLiveKit (PyPI ``whisperlivekit``) the same way, on
 the same recording and Whisper base, into ``bench/results/serve_whisperlivekit.json``::
@@ -478,6 +480,39 @@ def run_peer_level(peer: dict, log: Path, x, ref, n: int, threads_note: str) -> 
     return level_summary(n, streams, threads_note)
 
 
+def plot(results_dir: Path, path: Path) -> Path | None:
+    """WER and mean commit latency against streams, ours and every peer measured
+    (``serve*.json`` in ``results_dir``), as a PNG; None when nothing is measured yet."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from biosig.plot import save_png
+    runs = {"biosig serve" if f.stem == "serve" else f.stem.removeprefix("serve_"):
+            json.loads(f.read_text()) for f in sorted(results_dir.glob("serve*.json"))
+            if f.stem != "serve_batching"}
+    if not runs:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for name, res in runs.items():
+        n = [r["streams"] for r in res["levels"]]
+        axes[0].plot(n, [100 * r["wer_mean"] for r in res["levels"]], "o-", label=name)
+        axes[1].plot(n, [r["latency_mean_s"] for r in res["levels"]], "o-", label=name)
+    for ax, label in zip(axes, ("WER (%)", "mean commit latency (s), log scale")):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks([1, 2, 4, 8], ["1", "2", "4", "8"])
+        ax.set_xlabel("real-time streams at once")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[1].set_yscale("log")
+    axes[1].set_yticks([1, 3, 10, 30, 100], ["1", "3", "10", "30", "100"])
+    axes[1].axhline(3.0, color="grey", ls=":", lw=1)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Dictation servers, Whisper base on 2 CPU cores, 126 s recording per stream")
+    fig.tight_layout()
+    return save_png(fig, path, dpi=110)
+
+
 def main(argv=None) -> int:
     from dictation import build_long_form, real_clips, synth_clips
 
@@ -505,7 +540,13 @@ def main(argv=None) -> int:
     ap.add_argument("--peer-decoder-dir", type=Path,
                     default=Path.home() / ".cache" / "biosig" / "whisper-base-ct2-hf",
                     help="Where the model is imported once for SimulStreaming's decoder.")
+    ap.add_argument("--plot-only", action="store_true",
+                    help="Only draw bench/results/serve.png from the results already there.")
     args = ap.parse_args(argv)
+    results_dir = REPO / "bench" / "results"
+    if args.plot_only:
+        print(f"wrote {plot(results_dir, results_dir / 'serve.png')}")
+        return 0
     if args.peer and not args.peer_python.is_file():
         print(f"--peer-python {args.peer_python}: no such file (make it: {PEER_INSTALL})",
               file=sys.stderr)
@@ -566,6 +607,8 @@ def main(argv=None) -> int:
     results["max_streams_ok"] = max(good) if good else 0
     results["machine"]["loadavg_end"] = os.getloadavg()
     write_json_atomic(out, results)
+    if out.parent == results_dir:
+        plot(results_dir, results_dir / "serve.png")
     print(f"largest number of streams with mean latency <= 3 s and WER within 1 point of one "
           f"stream: {results['max_streams_ok']}; wrote {out}")
     return 0
