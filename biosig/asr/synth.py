@@ -44,6 +44,14 @@ VOICES = {
     "espeak-en-gb-m3": ("espeak-ng", "en-gb+m3"),
     "espeak-en-gb-rp-f2": ("espeak-ng", "en-gb-x-rp+f2"),
     "espeak-en-scotland": ("espeak-ng", "en-gb-scotland"),
+    # more espeak accents and voice variants, for fine-tuning that generalises to unseen
+    # voices (none is a held-out or tuning voice, nor its accent with its variant)
+    "espeak-en-us-m1": ("espeak-ng", "en-us+m1"),
+    "espeak-en-us-f2": ("espeak-ng", "en-us+f2"),
+    "espeak-en-us-m4": ("espeak-ng", "en-us+m4"),
+    "espeak-en-029-f4": ("espeak-ng", "en-029+f4"),
+    "espeak-en-gb-lancaster-m2": ("espeak-ng", "en-gb-x-gbclan+m2"),
+    "espeak-en-gb-westmidlands-f1": ("espeak-ng", "en-gb-x-gbcwmd+f1"),
     "festival-slt-hts": ("festival", "voice_cmu_us_slt_arctic_hts"),
     "festival-kal-diphone": ("festival", "voice_kal_diphone"),
 }
