@@ -18,6 +18,7 @@ from biosig.asr.vocab import (  # noqa: E402
     decode_with_vocab,
     read_vocab,
     sound_similarity,
+    vocab_guard,
     vocab_prompt,
 )
 from biosig.errors import ConfigError, InputError  # noqa: E402
@@ -130,7 +131,7 @@ def test_decode_with_vocab_biases_with_the_terms_it_heard():
     res, info = decode_with_vocab(m, AUDIO, DecodeOptions(initial_prompt="Earlier text."),
                                   Vocabulary(TERMS))
     assert res.segments[0].text == "he takes lisinopril daily"
-    assert info == {"terms": 1, "biased": True, "rejected": None}
+    assert info == {"terms": 1, "narrowband": False, "biased": True, "rejected": None}
     assert m.prompts == ["Earlier text.", "Terms: lisinopril. Earlier text."]
 
 
@@ -146,6 +147,87 @@ def test_decode_with_vocab_guard_keeps_the_plain_decode():
     assert m.prompts == [None] and info["terms"] == 0
     with pytest.raises(ConfigError, match="hotwords"):
         decode_with_vocab(m, AUDIO, DecodeOptions(hotwords="x"), Vocabulary(TERMS))
+
+
+def test_vocab_guard_rejects_a_copied_term_list():
+    terms = ["wheeze", "pleuritic pain", "warfarin", "obstructive sleep apnoea", "ramipril"]
+
+    def why(text):
+        return vocab_guard(_w([" " + t for t in text.split()]), terms, audio_s=10.0)
+
+    # the prompt's list carried into the transcript (Whisper base did both)
+    assert why("no obstructive sleep apnoea, wheeze, pleuritic pain, warfarin.") == \
+        "a list of vocabulary terms"
+    assert why("known sleep apnoea on warfarin, warfarin. be a real") == \
+        "a vocabulary term repeated"
+    # dictation that mentions terms, even two in a row or one twice, is kept
+    assert why("known obstructive sleep apnoea on warfarin comma now with worsening "
+               "pleuritic pain period") is None
+    assert why("wheeze and pleuritic pain, warfarin") is None
+    assert why("current medications colon warfarin, ramipril, wheeze") is None   # a list of 3
+    assert why("increase ramipril to 5 mg, ramipril twice daily") is None
+    assert vocab_guard([], terms, audio_s=1.0) is None
+    # and the decode falls back to the plain hypothesis
+    heard = "he takes listen april a pick a ban met for men and bisoprolol"
+    m = _Model(heard, "lisinopril, apixaban, metformin, bisoprolol.")
+    res, info = decode_with_vocab(m, AUDIO, DecodeOptions(), Vocabulary(TERMS))
+    assert res.segments[0].text == heard
+    assert info["rejected"] == "a list of vocabulary terms"
+
+
+def _band_limited_noise(fs, cutoff_hz, seconds=3.0, seed=0):
+    from scipy.signal import butter, sosfiltfilt
+    x = np.random.default_rng(seed).standard_normal(int(seconds * fs))
+    return sosfiltfilt(butter(8, cutoff_hz, fs=fs, output="sos"), x).astype(np.float32)
+
+
+def test_is_narrowband_known_answers():
+    from biosig.asr.audio import is_narrowband
+    assert not is_narrowband(_band_limited_noise(ASR_FS, 7000), fs=ASR_FS)
+    assert is_narrowband(_band_limited_noise(ASR_FS, 3400), fs=ASR_FS)
+    assert is_narrowband(np.zeros(8000, np.float32), fs=8000)      # 8 kHz audio: always
+    assert not is_narrowband(np.zeros(ASR_FS, np.float32), fs=ASR_FS)   # silence: no
+    assert not is_narrowband(np.ones(100, np.float32), fs=ASR_FS)       # too short to tell
+    with pytest.raises(InputError, match="sampling rate"):
+        is_narrowband(np.zeros(ASR_FS), fs=0)
+
+
+def test_is_narrowband_on_real_speech_and_its_telephone_copy(repeat_clip):
+    from biosig.asr import load_audio
+    from biosig.asr.audio import is_narrowband, prepare_audio
+    from biosig.asr.synth import TELEPHONE_FS, telephone_channel
+    x = load_audio(repeat_clip[0])
+    assert not is_narrowband(x, fs=ASR_FS)
+    tel = telephone_channel(x, fs=ASR_FS, snr_db=15.0, rng=np.random.default_rng(0))
+    assert is_narrowband(tel, fs=TELEPHONE_FS)
+    assert is_narrowband(prepare_audio(tel, fs=TELEPHONE_FS), fs=ASR_FS)
+
+
+def test_decode_with_vocab_listens_for_the_whole_list_on_narrowband_audio():
+    """Telephone audio: the plain decode hears no term, the decode with the whole list as its
+    prompt does, and its terms go into the biased decode's prompt."""
+
+    class Model(_Model):
+        def decode(self, audio, options=None):
+            res = super().decode(audio, options)
+            if (options.initial_prompt or "").startswith("Terms: lisinopril, apixaban, "):
+                seg = res.segments[0]
+                words = tuple(_w([" he", " takes", " listen", " april"]))
+                res = DecodeResult([Segment("he takes listen april", seg.start_s, seg.end_s,
+                                            words)], "en", 0.01)
+            return res
+
+    vocab = Vocabulary(TERMS)
+    narrow = _band_limited_noise(ASR_FS, 3000)
+    m = Model("he takes the weather", "he takes lisinopril daily")
+    res, info = decode_with_vocab(m, narrow, DecodeOptions(), vocab)
+    assert info == {"terms": 1, "narrowband": True, "biased": True, "rejected": None}
+    assert m.prompts == [None, vocab_prompt(vocab.terms), "Terms: lisinopril."]
+    assert res.segments[0].text == "he takes lisinopril daily"
+    # the same on wideband audio: one plain decode, no term heard, no bias
+    m = Model("he takes the weather", "he takes lisinopril daily")
+    res, info = decode_with_vocab(m, _band_limited_noise(ASR_FS, 7000), DecodeOptions(), vocab)
+    assert m.prompts == [None] and not info["narrowband"] and info["terms"] == 0
 
 
 def test_transcribe_vocab_correct_needs_a_vocabulary():

@@ -7,7 +7,7 @@ import numpy as np
 from biosig.errors import InputError
 from biosig.whisper_audio import WHISPER_FS
 
-__all__ = ["ASR_FS", "load_audio", "prepare_audio"]
+__all__ = ["ASR_FS", "load_audio", "prepare_audio", "is_narrowband"]
 
 #: Sampling rate Whisper models expect, in Hz (:data:`biosig.whisper_audio.WHISPER_FS`).
 ASR_FS = WHISPER_FS
@@ -59,3 +59,36 @@ def load_audio(path) -> np.ndarray:
     sig = biosig.load(path, target_fs=ASR_FS, annotations=None, allow_silent=True)
     x = sig.data.mean(axis=0) if sig.data.shape[0] > 1 else sig.data[0]
     return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def is_narrowband(audio, *, fs: float, split_hz: float = 4200.0,
+                  threshold_db: float = -45.0) -> bool:
+    """Whether ``audio`` is narrow-band speech (a telephone line, 8 kHz audio resampled): its
+    power above ``split_hz`` is more than ``-threshold_db`` dB below its power in the
+    telephone band (300-3400 Hz).
+
+    Wideband speech sits at -8 to -36 dB (LibriSpeech, FLEURS, synthesized voices), telephone
+    copies (:func:`biosig.asr.synth.telephone_channel`) at about -58 dB. Audio sampled at
+    ``2 * split_hz`` or less is narrow-band by definition; audio too short to tell (under 512
+    samples) or silent in the telephone band is not.
+
+    Parameters
+    ----------
+    audio : np.ndarray [shape=(n,)]
+    fs : float > 0
+        Sampling rate in Hz.
+    """
+    if fs <= 0:
+        raise InputError(None, f"sampling rate must be > 0 Hz, got {fs}", what="audio")
+    if fs <= 2 * split_hz:
+        return True
+    x = np.asarray(audio, dtype=np.float64)
+    if x.ndim != 1 or x.size < 512:
+        return False
+    from scipy.signal import welch
+    f, p = welch(x, fs=fs, nperseg=512)
+    band = float(p[(f >= 300) & (f <= 3400)].sum())
+    if band <= 0:
+        return False
+    high = float(p[f >= split_hz].sum())
+    return 10 * np.log10(max(high, 1e-30) / band) < threshold_db

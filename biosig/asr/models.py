@@ -72,9 +72,12 @@ class DecodeOptions:
         streaming turns it off to bound the decode time.
     seed : int or None
         Seed of the sampling that the temperature fallback does (faster-whisper), set before
-        every decode so that the same audio always gives the same transcript (unseeded, the
-        same 41 benchmark files gave 19.3 % and 21.7 % WER in two runs). ``None`` leaves
-        the generator alone.
+        every decode (unseeded, the same 41 benchmark files gave 19.3 % and 21.7 % WER in two
+        runs). CTranslate2 seeds a worker thread's sampler once, at its first use, so a run
+        of decodes is the same from one process to the next, but the same audio decoded
+        twice in one process may come back different when the fallback samples. Decodes
+        that must not depend on it turn the fallback off (streaming, ``--vocab``'s biased
+        decode). ``None`` leaves the generator alone.
     condition_on_previous_text : bool
         Feed each 30 s window's text to the next window (long files).
     audio_ctx_pad_s : float or None

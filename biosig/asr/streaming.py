@@ -64,7 +64,7 @@ from biosig.asr.metrics import normalize_text
 from biosig.asr.models import AsrModel, DecodeOptions
 from biosig.asr.types import StreamEvent, Word
 from biosig.asr.vad import VAD_FRAME, speech_probabilities
-from biosig.asr.vocab import Vocabulary, correct_terms, vocab_prompt
+from biosig.asr.vocab import Vocabulary, correct_terms, vocab_guard, vocab_prompt
 from biosig.config import ConfigModel, Int
 from biosig.errors import ConfigError
 from biosig.whisper_audio import WHISPER_N_SAMPLES
@@ -193,8 +193,9 @@ class DictationEngine:
     vocab : Vocabulary, optional
         Medical terms (:mod:`biosig.asr.vocab`): each decode's prompt starts with the terms
         that sound like the previous hypothesis or the last committed words (at most
-        :data:`~biosig.asr.vocab.MAX_PROMPT_TERMS`), and a decode that then looks degenerate
-        (:func:`looks_degenerate`) is run again without them, as in offline transcription.
+        :data:`~biosig.asr.vocab.MAX_PROMPT_TERMS`), and a decode that the vocabulary guard
+        rejects (:func:`biosig.asr.vocab.vocab_guard`: degenerate, or copying the term list)
+        is run again without them, as in offline transcription.
     vocab_correct : bool
         Replace low-confidence spans that sound like a term by the term as words are committed
         (:func:`biosig.asr.vocab.correct_terms`); needs ``vocab``.
@@ -372,10 +373,11 @@ class DictationEngine:
             self.decode_time_s += r.decode_time_s
             if not (short or terms):
                 return r, None
-            why = looks_degenerate([w for s in r.segments for w in s.words],
-                                   audio_s=self.buffer_s,
-                                   speech_end_s=None if speech_end_s is None or not short
-                                   else speech_end_s - off)
+            why = vocab_guard([w for s in r.segments for w in s.words],
+                              terms if o.initial_prompt == prompt else (),
+                              audio_s=self.buffer_s,
+                              speech_end_s=None if speech_end_s is None or not short
+                              else speech_end_s - off)
             return r, why
 
         res, why = run(opts)

@@ -93,7 +93,7 @@ def transcribe(audio: np.ndarray, *, fs: float, model: AsrModel,
                           else str(path))
     t0 = time.perf_counter()
     segments, language = [], options.language
-    stats = {"decodes": 0, "biased": 0, "rejected": 0}
+    stats = {"decodes": 0, "biased": 0, "rejected": 0, "narrowband": 0}
 
     def decode(piece, opts):
         stats["decodes"] += 1
@@ -103,6 +103,7 @@ def transcribe(audio: np.ndarray, *, fs: float, model: AsrModel,
         res, info = decode_with_vocab(model, piece, opts, vocab, max_terms=max_terms)
         stats["biased"] += info["biased"]
         stats["rejected"] += info["rejected"] is not None
+        stats["narrowband"] += info["narrowband"]
         return res
 
     if options.vad:
@@ -151,9 +152,9 @@ def transcribe(audio: np.ndarray, *, fs: float, model: AsrModel,
     log.info("transcribed %s: %.1f s of audio in %.1f s, %d segments",
              path or "audio", duration_s, decode_s, len(segments))
     if vocab is not None:   # counts only: no text in the log
-        log.info("vocabulary: %d of %d decodes biased, %d biased decodes rejected by the "
-                 "guard, %d terms restored", stats["biased"], stats["decodes"],
-                 stats["rejected"], n_fixed)
+        log.info("vocabulary: %d of %d decodes biased (%d on narrow-band audio), %d biased "
+                 "decodes rejected by the guard, %d terms restored", stats["biased"],
+                 stats["decodes"], stats["narrowband"], stats["rejected"], n_fixed)
     return Transcript(text, segments, language, duration_s, decode_s,
                       None if path is None else str(path))
 

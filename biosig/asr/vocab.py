@@ -9,16 +9,29 @@ How ``--vocab`` decodes a stretch of audio (:func:`decode_with_vocab`)
    letters' when that is closer); the terms that come close (``"listen April"`` ->
    lisinopril) are the candidates, at most :data:`MAX_PROMPT_TERMS`. None: the plain decode
    is the result (a term list can then not hurt).
+   On **narrow-band audio** (a telephone line: :func:`biosig.asr.audio.is_narrowband`) the
+   plain decode is often too garbled for its spans to sound like the terms, so a second
+   decode with the whole vocabulary as its prompt (as many terms as fit) is listened to as
+   well, and the candidates are those of either decode. On the tuning voice's telephone
+   clips this took WER from 88.5 to 84.7 % and term recall from 44 to 52 %; on wideband
+   clips it changed nothing but the decode time, so wideband audio skips it.
 3. **Biased decode** with the candidates as the decoder's prompt (``"Terms: apixaban,
    lisinopril."``) and nothing else: no faster-whisper ``hotwords`` on top of the prompt (the
    two together put the same list twice before the transcript, and Whisper base continues a
    repetitive context by repeating itself: a 4 s sentence came back 15 times), and a short
    list, not the whole vocabulary (70 terms fill the 223-token prompt and make every clip
-   look like a list).
-4. **Guard**: a biased hypothesis that :func:`biosig.asr.degenerate.looks_degenerate` rejects
-   (repeated n-grams or sentences, more words than the audio can hold, a text that
-   compresses too well) or that has far more words than the plain one (more than 1.5 times
-   plus 3) is dropped, and the plain decode is kept.
+   look like a list). It is a beam search without the temperature fallback, as in
+   streaming: the guard below replaces the fallback, and the result does not depend on
+   the sampler's state (CTranslate2 seeds each worker thread's sampler once, at its first
+   use, so a sampled fallback differs from one call to the next in one process).
+4. **Guard** (:func:`vocab_guard`): a biased hypothesis that
+   :func:`biosig.asr.degenerate.looks_degenerate` rejects (repeated n-grams or sentences,
+   more words than the audio can hold, a text that compresses too well), that copies the
+   prompt (a term said twice back to back, or four prompt terms in a row with only
+   punctuation between them: ``"sleep apnoea, wheeze, pleuritic pain, warfarin."``; a
+   dictated list of four terms then keeps the plain decode), or that has far more
+   words than the plain one (more than 1.5 times plus 3) is dropped, and the plain decode
+   is kept.
 
 :func:`correct_terms` (``--vocab-correct``) then replaces spans whose words the decoder was
 unsure of (mean word probability below ``max_probability``) and that sound like a term
@@ -36,7 +49,7 @@ from pathlib import Path
 from biosig.errors import ConfigError, InputError
 
 __all__ = ["Vocabulary", "read_vocab", "vocab_prompt", "sound_similarity", "correct_terms",
-           "Correction", "decode_with_vocab", "MAX_PROMPT_TERMS"]
+           "Correction", "decode_with_vocab", "vocab_guard", "MAX_PROMPT_TERMS"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +57,9 @@ log = logging.getLogger(__name__)
 MAX_PROMPT_CHARS = 400
 #: Terms put in one biased decode's prompt (the closest to what the plain decode heard).
 MAX_PROMPT_TERMS = 12
+#: A biased decode with this many prompt terms in a row (only punctuation between them) copied
+#: the prompt's list (:func:`vocab_guard`). Three is a dictated medication list often enough.
+LIST_TERMS = 4
 #: Terms shorter than this (letters) are never restored by :func:`correct_terms`: "gout" or
 #: "fever" sound like too many everyday words.
 MIN_CORRECT_LETTERS = 6
@@ -288,6 +304,47 @@ def correct_terms(words, vocab: Vocabulary, *, min_similarity: float = 0.85,
     return out, sorted(chosen, key=lambda c: c.start)
 
 
+def _copies_prompt(text: str, terms) -> str | None:
+    """Why ``text`` looks like the prompt's term list carried into the transcript, or
+    ``None``: one of ``terms`` said twice back to back, or :data:`LIST_TERMS` of them in a
+    row with nothing but punctuation between them."""
+    from biosig.asr.metrics import normalize_text
+    words = normalize_text(text).split()
+    hits = []   # (start, end, term) of every occurrence of a term
+    for k, term in enumerate(terms):
+        tw = normalize_text(term).split()
+        n = len(tw)
+        if n:
+            hits.extend((i, i + n, k) for i in range(len(words) - n + 1)
+                        if words[i:i + n] == tw)
+    ends: dict[int, list[tuple[int, int]]] = {}   # end -> (term, terms in a row there)
+    for a, b, k in sorted(hits):
+        before = ends.get(a, [])
+        if any(pk == k for pk, _ in before):
+            return "a vocabulary term repeated"
+        run = 1 + max((n for _, n in before), default=0)
+        if run >= LIST_TERMS:
+            return "a list of vocabulary terms"
+        ends.setdefault(b, []).append((k, run))
+    return None
+
+
+def vocab_guard(words, terms, *, audio_s: float,
+                speech_end_s: float | None = None) -> str | None:
+    """Why a decode biased with ``terms`` must be dropped, or ``None``: it looks degenerate
+    (:func:`biosig.asr.degenerate.looks_degenerate`, with ``audio_s`` and ``speech_end_s``)
+    or it copies the prompt (a term twice back to back, or :data:`LIST_TERMS` terms in a
+    row). The one check of offline (:func:`decode_with_vocab`) and streaming decodes."""
+    from biosig.asr.degenerate import looks_degenerate
+    words = list(words)
+    if not words:
+        return None
+    why = looks_degenerate(words, audio_s=audio_s, speech_end_s=speech_end_s)
+    if why is None and terms:
+        why = _copies_prompt("".join(w.text for w in words), terms)
+    return why
+
+
 def decode_with_vocab(model, audio, options, vocab: Vocabulary, *,
                       max_terms: int = MAX_PROMPT_TERMS, min_similarity: float = 0.6):
     """Decode 16 kHz ``audio`` biased towards the terms it seems to contain (module
@@ -299,32 +356,49 @@ def decode_with_vocab(model, audio, options, vocab: Vocabulary, *,
     Returns
     -------
     (DecodeResult, dict)
-        The result, and what happened: ``terms`` (how many were in the prompt), ``biased``
-        (the biased decode was kept), ``rejected`` (why the guard dropped it, or ``None``).
+        The result, and what happened: ``terms`` (how many were in the prompt),
+        ``narrowband`` (the audio was, and the whole list was listened to as well),
+        ``biased`` (the biased decode was kept), ``rejected`` (why the guard dropped it, or
+        ``None``).
     """
-    from biosig.asr.audio import ASR_FS
-    from biosig.asr.degenerate import looks_degenerate
+    from biosig.asr.audio import ASR_FS, is_narrowband
     if options.hotwords:
         raise ConfigError("decode_with_vocab: options.hotwords must be empty (the vocabulary "
                           "goes in the prompt)")
+
+    def prompted(terms):
+        return " ".join(p for p in (vocab_prompt(terms), options.initial_prompt) if p)
+
     plain = model.decode(audio, options)
-    text = " ".join(s.text for s in plain.segments)
-    cands = [t for t, _ in vocab.candidates(text, min_similarity=min_similarity,
-                                            max_terms=max_terms)]
-    info = {"terms": len(cands), "biased": False, "rejected": None}
+    spent = plain.decode_time_s
+    heard = [" ".join(s.text for s in plain.segments)]
+    narrow = is_narrowband(audio, fs=ASR_FS)
+    if narrow:
+        listened = model.decode(audio, replace(options, initial_prompt=prompted(vocab.terms),
+                                               temperature_fallback=False))
+        spent += listened.decode_time_s
+        heard.append(" ".join(s.text for s in listened.segments))
+    best: dict[str, float] = {}
+    for text in heard:
+        for t, sim in vocab.candidates(text, min_similarity=min_similarity,
+                                       max_terms=max_terms):
+            best[t] = max(best.get(t, 0.0), sim)
+    cands = [t for t, _ in sorted(best.items(), key=lambda kv: -kv[1])][:max_terms]
+    info = {"terms": len(cands), "narrowband": narrow, "biased": False, "rejected": None}
     if not cands:
-        return plain, info
-    prompt = " ".join(p for p in (vocab_prompt(cands), options.initial_prompt) if p)
-    biased = model.decode(audio, replace(options, initial_prompt=prompt))
+        return replace(plain, decode_time_s=spent), info
+    biased = model.decode(audio, replace(options, initial_prompt=prompted(cands),
+                                         temperature_fallback=False))
+    spent += biased.decode_time_s
     b_words = [w for s in biased.segments for w in s.words]
     n_plain = sum(len(s.text.split()) for s in plain.segments)
     n_biased = sum(len(s.text.split()) for s in biased.segments)
-    why = looks_degenerate(b_words, audio_s=len(audio) / ASR_FS) if b_words else None
+    why = vocab_guard(b_words, cands, audio_s=len(audio) / ASR_FS)
     if why is None and n_biased > 1.5 * n_plain + 3:
         why = "far more words than the plain decode"
     if why is not None:
         log.info("biased decode rejected (%s): kept the plain decode", why)
         info["rejected"] = why
-        return replace(plain, decode_time_s=plain.decode_time_s + biased.decode_time_s), info
+        return replace(plain, decode_time_s=spent), info
     info["biased"] = True
-    return replace(biased, decode_time_s=plain.decode_time_s + biased.decode_time_s), info
+    return replace(biased, decode_time_s=spent), info
