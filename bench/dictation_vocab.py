@@ -3,7 +3,8 @@ telephone, next to faster-whisper given the term list as its prompt.
 
 Run (about an hour on 2 shared cores for the default 15 sentences, most of it the previous
 release's ``--vocab`` with its temperature fallbacks; results are cached per clip in ``--work``,
-so a rerun resumes and a rerun with more ``--sentences`` only decodes the new clips)::
+so a rerun resumes and a rerun with more ``--sentences`` only decodes the new clips; a
+``vocab`` prediction is decoded again when the vocabulary method's code has changed since)::
 
     HF_HUB_OFFLINE=1 python bench/dictation_vocab.py        # -> bench/results/dictation_vocab.json
 
@@ -115,12 +116,26 @@ def real_clips():
     return out
 
 
+def code_digest(condition: str) -> str | None:
+    """A digest of the code behind ``condition``'s decodes (the vocabulary method's modules for
+    ``vocab``), so a cached prediction made by an earlier version of the method is decoded
+    again; ``None`` for the conditions that do not use it."""
+    if condition != "vocab":
+        return None
+    h = hashlib.sha1()
+    for mod in ("vocab.py", "degenerate.py", "audio.py"):
+        h.update((REPO / "biosig" / "asr" / mod).read_bytes())
+    return h.hexdigest()[:10]
+
+
 class Cache:
-    """One JSON line per (condition, clip): reruns skip what is done."""
+    """One JSON line per (condition, clip): reruns skip what is done, unless the code behind
+    the condition changed since (:func:`code_digest`)."""
 
     def __init__(self, path: Path):
         self.path = path
         self.rows = {}
+        self.code = {}
         if path.is_file():
             for line in path.read_text(encoding="utf-8").splitlines():
                 if line.strip():
@@ -128,9 +143,16 @@ class Cache:
                     self.rows[(d["condition"], d["id"])] = d
 
     def get(self, cond, rid):
-        return self.rows.get((cond, rid))
+        d = self.rows.get((cond, rid))
+        return d if d is not None and d.get("code") == self.get_code(cond) else None
+
+    def get_code(self, cond):
+        if cond not in self.code:
+            self.code[cond] = code_digest(cond)
+        return self.code[cond]
 
     def put(self, d):
+        d = {**d, "code": self.get_code(d["condition"])}
         self.rows[(d["condition"], d["id"])] = d
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(d, ensure_ascii=False) + "\n")
