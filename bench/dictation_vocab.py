@@ -43,6 +43,7 @@ recall >= 80 %; ``--vocab-correct`` does not raise WER on real read speech.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -116,6 +117,7 @@ def real_clips():
     return out
 
 
+@functools.cache
 def code_digest(condition: str) -> str | None:
     """A digest of the code behind ``condition``'s decodes (the vocabulary method's modules for
     ``vocab``), so a cached prediction made by an earlier version of the method is decoded
@@ -135,7 +137,6 @@ class Cache:
     def __init__(self, path: Path):
         self.path = path
         self.rows = {}
-        self.code = {}
         if path.is_file():
             for line in path.read_text(encoding="utf-8").splitlines():
                 if line.strip():
@@ -144,15 +145,10 @@ class Cache:
 
     def get(self, cond, rid):
         d = self.rows.get((cond, rid))
-        return d if d is not None and d.get("code") == self.get_code(cond) else None
-
-    def get_code(self, cond):
-        if cond not in self.code:
-            self.code[cond] = code_digest(cond)
-        return self.code[cond]
+        return d if d is not None and d.get("code") == code_digest(cond) else None
 
     def put(self, d):
-        d = {**d, "code": self.get_code(d["condition"])}
+        d = {**d, "code": code_digest(d["condition"])}
         self.rows[(d["condition"], d["id"])] = d
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(d, ensure_ascii=False) + "\n")
