@@ -57,9 +57,13 @@ TEST_VOICES_DEFAULT = "espeak-en-scotland,festival-kal-diphone"
 
 
 def build_data(work: Path, *, n_train: int, n_test: int, train_voices, test_voices, seed: int,
-               telephone_frac: float = 0.0):
+               telephone_frac: float = 0.0, balance_terms: bool = False):
     phrases = generated_dictation(n_train + n_test, seed=seed)
     train_p, test_p = phrases[:n_train], phrases[n_train:]
+    if balance_terms:       # training text covering every term; the same test sentences
+        test_text = {p.text for p in test_p}
+        train_p = [p for p in generated_dictation(n_train, seed=seed, balance_terms=True)
+                   if p.text not in test_text]
     synth = work / "synth"
     # only the pairs that are used: training voices x training sentences, test x test;
     # telephone copies (augmentation) for training only
@@ -151,6 +155,10 @@ def main() -> int:
     ap.add_argument("--telephone-frac", type=float, default=0.0,
                     help="Share of training clips that also get a telephone copy (room noise, "
                          "300-3400 Hz, 8 kHz, mu-law); the published run used 0.")
+    ap.add_argument("--balance-terms", action="store_true",
+                    help="Training sentences from generated_dictation(balance_terms=True): "
+                         "every clinic term spoken about equally often (the held-out "
+                         "sentences stay the same). Use a fresh --work folder.")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--set", dest="overrides", action="append", default=[],
                     help="Extra recipe override key=value (repeatable).")
@@ -177,7 +185,8 @@ def main() -> int:
     paths, n_train, n_test = build_data(work, n_train=args.train_phrases,
                                         n_test=args.test_phrases, train_voices=tv,
                                         test_voices=hv, seed=args.seed,
-                                        telephone_frac=args.telephone_frac)
+                                        telephone_frac=args.telephone_frac,
+                                        balance_terms=args.balance_terms)
     replay = build_replay(work, n=args.replay_clips, voices=tv, seed=args.seed)
     t_data = time.time() - t0
     print(f"data: {n_train} training clips, {n_test} held-out clips, "
@@ -233,7 +242,7 @@ def main() -> int:
         "data": {"train_clips": n_train, "held_out_clips": n_test, "train_voices": tv,
                  "test_voices": hv, "train_phrases": args.train_phrases,
                  "test_phrases": args.test_phrases, "replay_clips": args.replay_clips if replay
-                 else 0, "seed": args.seed},
+                 else 0, "seed": args.seed, "balance_terms": args.balance_terms},
         "recipe": json.loads(json.dumps(cfg.model_dump(mode="json"))),
         "run_dir": str(run_dir), "history": history,
         "before": before, "after": after, "checks": checks,

@@ -136,3 +136,24 @@ def test_synth_telephone_copies_are_8khz_and_resume(tmp_path):
     again = synth_dictation(phrases, tmp_path, voices=["espeak-en-us"], telephone_frac=1.0,
                             progress=False)
     assert again.n_written == 0 and again.n_skipped == 2
+
+
+def test_generated_dictation_balanced_terms_cover_the_clinic_vocabulary():
+    from biosig.asr.synth import clinic_terms, generated_dictation
+    vocab = set(clinic_terms())
+    plain = generated_dictation(120, seed=7)
+    balanced = generated_dictation(120, seed=7, balance_terms=True)
+    count = {t: sum(t in p.terms for p in balanced) for t in vocab}
+    # uniform draws leave terms out; balanced draws speak every term, about equally often
+    assert set().union(*(p.terms for p in plain)) < vocab
+    assert min(count.values()) >= 1 and max(count.values()) - min(count.values()) <= 3
+    assert all(t in p.text for p in balanced for t in p.terms)
+    assert all(p.id.startswith("genb-7-") for p in balanced)       # never the same ids
+    assert len({p.text for p in balanced}) == 120
+    assert generated_dictation(120, seed=7) == plain               # seeded, unchanged
+    assert read_phrases("generated-balanced:120:7") == balanced
+    assert read_phrases("generated:120:7") == plain
+    with pytest.raises(ConfigError, match="expected generated-balanced:N or"):
+        read_phrases("generated-balanced:x")
+    with pytest.raises(ConfigError, match="expected generated:N or"):
+        read_phrases("generated:3:1:2")

@@ -238,7 +238,8 @@ def clinic_terms() -> list[str]:
     return terms
 
 
-def _from_templates(templates, n: int, seed: int, prefix: str, source: str) -> list[Phrase]:
+def _from_templates(templates, n: int, seed: int, prefix: str, source: str, *,
+                    balance_terms: bool = False) -> list[Phrase]:
     import re
 
     from biosig.asr.commands import apply_commands
@@ -247,6 +248,7 @@ def _from_templates(templates, n: int, seed: int, prefix: str, source: str) -> l
              "symptom": _SYMPTOMS, "test": _TESTS, "finding": _FINDINGS, "exam": _EXAM,
              "reaction": _ALLERGY_REACTIONS, "weeks": _WEEKS, "day": _DAYS}
     term_pools = {"drug", "cond", "symptom", "test", "finding"}
+    term_count: dict[str, int] = {}        # with balance_terms: sentences each term is in
     out: list[Phrase] = []
     seen: set[str] = set()
     tries = 0
@@ -265,6 +267,9 @@ def _from_templates(templates, n: int, seed: int, prefix: str, source: str) -> l
                                                        sex=rng.choice(_SEXES))
             base = key.rstrip("0123456789")
             choices = [c for c in pools[base] if c not in used.get(base, [])]
+            if balance_terms and base in term_pools:
+                least = min(term_count.get(c, 0) for c in choices)
+                choices = [c for c in choices if term_count.get(c, 0) == least]
             v = str(choices[int(rng.integers(len(choices)))])
             used.setdefault(base, []).append(v)
             if base in term_pools:
@@ -275,12 +280,14 @@ def _from_templates(templates, n: int, seed: int, prefix: str, source: str) -> l
         if text in seen:
             continue
         seen.add(text)
+        for t in dict.fromkeys(terms):
+            term_count[t] = term_count.get(t, 0) + 1
         out.append(Phrase(f"{prefix}-{seed}-{len(out):04d}", text,
                           apply_commands(text.split()), tuple(dict.fromkeys(terms)), source))
     return out
 
 
-def generated_dictation(n: int, *, seed: int = 0) -> list[Phrase]:
+def generated_dictation(n: int, *, seed: int = 0, balance_terms: bool = False) -> list[Phrase]:
     """``n`` clinical dictation sentences built from templates and a vocabulary of drugs,
     conditions, symptoms, tests and findings, with spoken commands ("period", "comma",
     "new paragraph", "scratch that", ...). Seeded and reproducible; ids ``gen-<seed>-<k>``.
@@ -289,8 +296,15 @@ def generated_dictation(n: int, *, seed: int = 0) -> list[Phrase]:
     fine-tuned on some sentences can be scored on others (held-out phrases) for WER and for
     recall of the medical terms (``Phrase.terms``: the drugs, conditions, symptoms, tests and
     findings spoken).
+
+    With ``balance_terms`` each slot takes one of the terms used in the fewest sentences so far
+    (ties at random), so every term of :func:`clinic_terms` is spoken about equally often once
+    ``n`` is large enough (a fine-tune's training text should cover the clinic's whole
+    vocabulary; uniform draws leave some terms out). Not the same sentences as without it,
+    so their ids are ``genb-<seed>-<k>``.
     """
-    return _from_templates(_TEMPLATES, n, seed, "gen", "generated-dictation")
+    return _from_templates(_TEMPLATES, n, seed, "genb" if balance_terms else "gen",
+                           "generated-dictation", balance_terms=balance_terms)
 
 
 def held_out_dictation(n: int, *, seed: int = 0) -> list[Phrase]:
@@ -312,18 +326,21 @@ def read_phrases(path, *, limit: int | None = None) -> list[Phrase]:
     ``medical_speech_text/phrases.csv``), ``.jsonl`` (``text`` and optional ``id``, ``terms``,
     ``document``), a PriMock57 note ``.json`` (its ``presenting_complaint``) or a folder of
     them, the word ``builtin`` for :func:`dictation_phrases` and ``generated:N[:SEED]`` for
-    :func:`generated_dictation`.
+    :func:`generated_dictation` (``generated-balanced:N[:SEED]`` with ``balance_terms``).
     """
     if str(path) == "builtin":
         return dictation_phrases()[:limit]
-    if str(path).startswith("generated:"):
+    if str(path).startswith(("generated:", "generated-balanced:")):
         parts = str(path).split(":")
         try:
+            if len(parts) > 3:
+                raise ValueError
             n, seed = int(parts[1]), int(parts[2]) if len(parts) > 2 else 0
         except (ValueError, IndexError):
-            raise ConfigError(f"texts {path!r}: expected generated:N or generated:N:SEED") \
+            raise ConfigError(f"texts {path!r}: expected {parts[0]}:N or {parts[0]}:N:SEED") \
                 from None
-        return generated_dictation(n, seed=seed)[:limit]
+        return generated_dictation(n, seed=seed,
+                                   balance_terms=parts[0] == "generated-balanced")[:limit]
     p = Path(path)
     if p.is_dir():
         out = []

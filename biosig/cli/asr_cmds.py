@@ -443,7 +443,8 @@ def synth_dictation_cmd(
 ) -> None:
     """Render clinical text with several TTS voices into 16 kHz WAV plus manifest.jsonl.
 
-    TEXTS may also be generated:N[:SEED], N templated clinical dictation sentences.
+    TEXTS may also be generated:N[:SEED], N templated clinical dictation sentences
+    (generated-balanced:N[:SEED]: every clinic term spoken about equally often).
     """
     from biosig.asr.synth import read_phrases, synth_dictation, write_held_out_split
     phrases = read_phrases(texts, limit=limit)
