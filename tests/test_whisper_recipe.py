@@ -51,6 +51,9 @@ def test_recipe_config_and_profiles_validate():
      "cannot be combined with SpecAugment"),
     (_minimal(lora={"enabled": True, "scope": "encoder"}, train={"freeze_encoder": True}),
      "lora.scope"),
+    (_minimal(train={"encoder_train_layers": 2}), "needs train.freeze_encoder"),
+    (_minimal(train={"encoder_train_layers": -1, "freeze_encoder": True}),
+     "train.encoder_train_layers"),
     (_minimal(task="whisper"), "key 'task' is 'whisper'"),
     (_minimal(export={"ct2_quantization": "int4"}), "export.ct2_quantization"),
 ])
@@ -288,3 +291,130 @@ def test_interpolate_state():
         interpolate_state(a, {"w": torch.ones(3), "n": b["n"]}, 0.5)
     with pytest.raises(ValueError, match="names"):
         interpolate_state(a, {"w": b["w"]}, 0.5)
+
+
+def test_encoder_split_at_any_layer_equals_the_encoder(tiny_whisper_dir):
+    """encoder_top(encoder_mid(x, k), k) is the encoder's output for every split k, and the
+    cache with ``start`` keeps the input of layer k and runs the rest (with gradients)."""
+    from transformers import WhisperForConditionalGeneration
+
+    from biosig.train.whisper import EncoderCache, encoder_mid, encoder_top
+    torch.manual_seed(0)
+    model = WhisperForConditionalGeneration.from_pretrained(tiny_whisper_dir).eval()
+    enc = model.model.encoder
+    feats = torch.randn(2, 80, 3000)
+    with torch.no_grad():
+        want = enc(feats).last_hidden_state
+        for k in range(len(enc.layers) + 1):
+            got = encoder_top(enc, encoder_mid(enc, feats, k), k)
+            assert torch.allclose(got, want, atol=1e-5), k
+    batch = {"index": torch.tensor([3, 5]), "audio": torch.randn(2, 16000)}
+    kw = dict(n_mels=80, device=torch.device("cpu"), amp_dtype=None)
+    cache = EncoderCache(start=1)
+    out = cache.get(model, batch, **kw)
+    assert set(cache.store) == {3, 5} and cache.store[3].dtype == torch.float16
+    assert cache.store[3].shape == (1500, 64)
+    out.sum().backward()                          # through the top layer, not the cached part
+    assert enc.layers[1].fc1.weight.grad is not None and enc.layers[0].fc1.weight.grad is None
+    full = EncoderCache().get(model, batch, **kw)
+    assert torch.allclose(out.detach(), full, atol=2e-2)           # float16 cache
+
+
+def test_encoder_cache_on_disk_is_read_back_by_clip(tiny_whisper_dir, tmp_path):
+    """A cache with a folder writes one file per clip, named by the clip (not by its position),
+    and a new cache over the same folder reads them back without running the encoder."""
+    from transformers import WhisperForConditionalGeneration
+
+    from biosig.train.whisper import EncoderCache, Utterance
+    model = WhisperForConditionalGeneration.from_pretrained(tiny_whisper_dir).eval()
+    utts = [Utterance(id=f"u{i}", path=tmp_path / f"u{i}.wav", text="x", duration_s=1.0,
+                      group=f"u{i}")
+            for i in range(3)]
+    batch = {"index": torch.tensor([0, 2]), "audio": torch.randn(2, 16000)}
+    kw = dict(n_mels=80, device=torch.device("cpu"), amp_dtype=None)
+    first = EncoderCache(1, folder=tmp_path / "cache")
+    with pytest.raises(RuntimeError, match="name_items"):
+        first.get(model, batch, **kw)
+    first.name_items(utts)
+    want = first.frozen_states(model, batch, **kw)
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 2
+    again = EncoderCache(1, folder=tmp_path / "cache")
+    again.name_items([utts[2], utts[1], utts[0]])                  # other positions
+    got = again.frozen_states(None, {"index": torch.tensor([2, 0])}, **kw)   # no model needed
+    assert torch.equal(got, want)
+
+
+def test_teacher_keeps_the_starting_encoder_when_its_top_layers_train(tiny_whisper_dir):
+    """LoRA on the decoder plus a trainable top encoder layer: switching the adapters off
+    does not undo the encoder's change, so the teacher keeps a copy of the starting encoder;
+    from the cached input of that layer it gives the untouched model's logits."""
+    from transformers import WhisperForConditionalGeneration
+
+    from biosig.train.config import LoraConfig
+    from biosig.train.whisper import StartingModel, apply_lora, encoder_mid, token_loss
+    torch.manual_seed(0)
+    plain = WhisperForConditionalGeneration.from_pretrained(tiny_whisper_dir).eval()
+    model = apply_lora(WhisperForConditionalGeneration.from_pretrained(tiny_whisper_dir),
+                       LoraConfig(enabled=True, r=4, alpha=8,
+                                  target_modules=["encoder_attn.q_proj"])).eval()
+    teacher = StartingModel(model, lora=True, encoder_start=1)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_" in n or "encoder.layers.1." in n:
+                p.add_(0.5 * torch.randn_like(p))
+    feats = torch.randn(2, 80, 3000)
+    batch = {"decoder_input_ids": torch.tensor([[50258, 50259, 50359, 400, 401],
+                                                [50258, 50259, 50359, 402, 403]]),
+             "labels": torch.tensor([[50259, 50359, 400, 401, 50257],
+                                     [50259, 50359, 402, 403, -100]])}
+    dev, rows = torch.device("cpu"), torch.tensor([1])
+    with torch.no_grad():
+        p_logits = plain(input_features=feats, decoder_input_ids=batch["decoder_input_ids"]
+                         ).logits
+        mid = encoder_mid(plain.model.encoder, feats, 1)
+    t_mid = teacher.logits(model, batch, None, None, device=dev, amp_dtype=None, rows=rows,
+                           mid=mid)
+    t_feats = teacher.logits(model, batch, feats, None, device=dev, amp_dtype=None, rows=rows)
+    assert torch.allclose(t_mid, p_logits[1:], atol=1e-4)
+    assert torch.allclose(t_feats, p_logits[1:], atol=1e-4)
+    _, _, s_logits = token_loss(model, batch, feats, None, device=dev, amp_dtype=None)
+    assert not torch.allclose(s_logits, p_logits, atol=1e-3)
+
+
+def test_whisper_recipe_trains_the_top_encoder_layer_from_cached_states(
+        tiny_whisper_dir, tmp_path):
+    """cpu-profile shape (frozen encoder, cached, LoRA on the cross-attention, replay with
+    distillation) with train.encoder_train_layers 1: the last encoder layer changes, the one
+    below it does not, and the run finishes and exports."""
+    from safetensors.torch import load_file
+    torch.set_num_threads(2)
+    args = ["train", str(RECIPE), "--profile", "smoke", "--set", f"output_dir={tmp_path}",
+            "--set", f"model.name_or_path={tiny_whisper_dir}", "--set", "train.lr=0.01",
+            "--set", "train.freeze_encoder=true", "--set", "train.encoder_train_layers=1",
+            "--set", "train.cache_encoder_outputs=disk", "--set", "augment.freq_masks=0",
+            "--set", "augment.time_masks=0", "--set", "lora.enabled=true",
+            "--set", "lora.target_modules=[encoder_attn.q_proj,encoder_attn.v_proj]",
+            "--set", f"data.replay.manifest={REPO / 'data_manifests' / 'fleurs_en.jsonl'}",
+            "--set", "data.replay.limit=2", "--set", "data.replay.distill_weight=0.5",
+            "--set", "export.ct2_quantization=null",
+            "--run-id", "top", "--no-progress"]
+    assert main(args) == 0
+    run = tmp_path / "whisper_dictation" / "top"
+    w0 = load_file(tiny_whisper_dir / "model.safetensors")
+    last = torch.load(run / "last.pt", map_location="cpu", weights_only=False)["model"]
+    w1 = {k.removeprefix("base_model.model.").replace(".base_layer", ""): v
+          for k, v in last.items()}                              # peft's names
+    hist = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert hist[-1]["train_loss"] is not None
+    top, low = "model.encoder.layers.1.fc1.weight", "model.encoder.layers.0.fc1.weight"
+    assert torch.equal(w1[low], w0[low]) and torch.equal(w1["model.encoder.conv1.weight"],
+                                                          w0["model.encoder.conv1.weight"])
+    assert not torch.allclose(w1[top], w0[top])
+    layer = sum(v.numel() for k, v in w0.items() if k.startswith("model.encoder.layers.1."))
+    norm = sum(v.numel() for k, v in w0.items() if k.startswith("model.encoder.layer_norm."))
+    lora = sum(v.numel() for k, v in last.items() if "lora_" in k)
+    rep = json.loads((run / "report.json").read_text())
+    assert rep["trainable_parameters"] == layer + norm + lora
+    assert (run / "best" / "model.safetensors").is_file()
+    # the frozen layer's output, one file per clip (training, replay and validation clips)
+    assert len(list((run / "encoder_cache" / "layer1_input").glob("*.pt"))) >= 4

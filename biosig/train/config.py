@@ -374,7 +374,10 @@ class WhisperLoopConfig(_Strict):
     amp: Literal["auto", "bf16", "fp16", "off"] = "auto"  # auto: CUDA bf16 (or fp16), CPU off
     gradient_checkpointing: bool | Literal["auto"] = "auto"  # auto: on when on CUDA
     freeze_encoder: bool = False
-    cache_encoder_outputs: bool = False            # frozen encoder, no SpecAugment: run it once
+    encoder_train_layers: int = Field(default=0, ge=0)  # with freeze_encoder: the last N train
+    # run the frozen layers once per clip (no SpecAugment); "disk": also keep their output in
+    # the run folder (encoder_cache/, float16) for --resume and reruns
+    cache_encoder_outputs: bool | Literal["disk"] = False
     bucket_by_length: bool = True
     patience: int | None = Field(default=None, ge=1)  # epochs without a better valid WER
     num_workers: int = Field(default=0, ge=0)
@@ -425,6 +428,9 @@ class WhisperTrainConfig(_Strict):
     def _cross_checks(self):
         t = self.train
         spec = self.augment.freq_masks or self.augment.time_masks
+        if t.encoder_train_layers and not t.freeze_encoder:
+            raise ValueError("train.encoder_train_layers needs train.freeze_encoder: true "
+                             "(without it every encoder layer trains)")
         if t.cache_encoder_outputs and not t.freeze_encoder:
             raise ValueError("train.cache_encoder_outputs needs train.freeze_encoder: true")
         if t.cache_encoder_outputs and spec:

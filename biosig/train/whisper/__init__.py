@@ -22,10 +22,13 @@ from biosig.train.whisper.data import (
 )
 from biosig.train.whisper.export import interpolate_state
 from biosig.train.whisper.model import (
+    EncoderCache,
     StartingModel,
     apply_lora,
     decode_batch,
     distill_kl,
+    encoder_mid,
+    encoder_top,
     lora_target_regex,
     resolve_base_model,
     token_loss,
@@ -36,4 +39,4 @@ __all__ = ["Utterance", "load_utterances", "split_utterances", "target_ids", "Ta
            "SpeechTextDataset", "BucketBatchSampler", "collate_speech", "resolve_base_model",
            "train_whisper", "WhisperTask", "decode_batch", "WhisperRunResult",
            "interpolate_state", "distill_kl", "StartingModel", "apply_lora",
-           "lora_target_regex", "token_loss"]
+           "lora_target_regex", "token_loss", "EncoderCache", "encoder_mid", "encoder_top"]

@@ -17,7 +17,8 @@ from biosig.features.whisper import WHISPER_FS
 from biosig.train.whisper.data import BucketBatchSampler, SpeechTextDataset, collate_speech
 
 __all__ = ["resolve_base_model", "amp_dtype_for", "lora_target_regex", "apply_lora",
-           "base_model_of", "log_mel_batch", "EncoderCache", "FixedCache", "encoder_states",
+           "base_model_of", "log_mel_batch", "encoder_mid", "encoder_top", "EncoderCache",
+           "FixedCache", "encoder_states",
            "forward_logits", "token_loss", "distill_kl", "StartingModel", "decode_batch",
            "decode_dataset", "evaluate_wer"]
 
@@ -93,23 +94,92 @@ def log_mel_batch(audio: torch.Tensor, n_mels: int, device) -> torch.Tensor:
     return whisper_log_mel(audio.to(device), fs=WHISPER_FS, n_mels=n_mels, pad_to_30s=True)
 
 
+def encoder_mid(encoder, feats: torch.Tensor, start: int) -> torch.Tensor:
+    """The input of encoder layer ``start``: the convolutions, the positions and the layers
+    before it (no final layer norm), as ``WhisperEncoder.forward`` computes them."""
+    h = torch.nn.functional.gelu(encoder.conv1(feats))
+    h = torch.nn.functional.gelu(encoder.conv2(h)).permute(0, 2, 1)
+    h = h + encoder.embed_positions.weight[: h.shape[1]]
+    for layer in encoder.layers[:start]:
+        h = _layer_out(layer(h, None))
+    return h
+
+
+def encoder_top(encoder, mid: torch.Tensor, start: int) -> torch.Tensor:
+    """The encoder's output from the input of its layer ``start`` (:func:`encoder_mid`)."""
+    h = mid
+    for layer in encoder.layers[start:]:
+        h = _layer_out(layer(h, None))
+    return encoder.layer_norm(h)
+
+
+def _layer_out(out):
+    return out[0] if isinstance(out, tuple) else out
+
+
 class EncoderCache:
-    """Encoder outputs of a frozen encoder, kept in float16 on the CPU, keyed by item."""
+    """The frozen part of the encoder run once per item and kept in float16 on the CPU, keyed
+    by item: the encoder's output, or with ``start`` the input of encoder layer ``start`` (the
+    layers from ``start`` on train; :meth:`get` runs them on the cached states).
 
-    def __init__(self):
+    With ``folder`` the states are also written there, one file per clip named by a digest of
+    its id and audio path (:meth:`name_items` says which item is which clip), and read back by
+    a later run or a resumed one instead of running the encoder again.
+    """
+
+    def __init__(self, start: int | None = None, *, folder: Path | None = None):
+        self.start = start
+        self.folder = Path(folder) if folder is not None else None
         self.store: dict[int, torch.Tensor] = {}
+        self.names: list[str] | None = None
 
-    def get(self, model, batch, *, n_mels: int, device, amp_dtype) -> torch.Tensor:
+    def name_items(self, utts) -> None:
+        """Name the items (dataset positions) by their clips, for the files in ``folder``."""
+        import hashlib
+        self.names = [hashlib.sha1(f"{u.id}\0{u.path}".encode()).hexdigest()[:20]
+                      for u in utts]
+
+    def _file(self, i: int) -> Path | None:
+        if self.folder is None:
+            return None
+        if self.names is None:
+            raise RuntimeError("EncoderCache with a folder: call name_items first")
+        return self.folder / f"{self.names[i]}.pt"
+
+    def frozen_states(self, model, batch, *, n_mels: int, device, amp_dtype) -> torch.Tensor:
+        """The cached states of ``batch`` (computed for the items not seen yet), float32."""
         idx = batch["index"].tolist()
+        for i in idx:
+            f = self._file(i)
+            if i not in self.store and f is not None and f.is_file():
+                self.store[i] = torch.load(f, map_location="cpu", weights_only=True)
         missing = [k for k, i in enumerate(idx) if i not in self.store]
         if missing:
             feats = log_mel_batch(batch["audio"][missing], n_mels, device)
+            encoder = base_model_of(model).model.encoder
             with torch.no_grad(), torch.autocast(device.type, dtype=amp_dtype or torch.float32,
                                                  enabled=amp_dtype is not None):
-                enc = base_model_of(model).model.encoder(feats).last_hidden_state
+                enc = (encoder(feats).last_hidden_state if self.start is None
+                       else encoder_mid(encoder, feats, self.start))
             for k, e in zip(missing, enc):
-                self.store[idx[k]] = e.to("cpu", torch.float16)
+                self.store[idx[k]] = e.to("cpu", torch.float16).clone()
+                f = self._file(idx[k])
+                if f is not None:
+                    from biosig.fileio import atomic_path
+                    f.parent.mkdir(parents=True, exist_ok=True)
+                    with atomic_path(f) as tmp:
+                        torch.save(self.store[idx[k]], tmp)
         return torch.stack([self.store[i] for i in idx]).to(device, torch.float32)
+
+    def get(self, model, batch, *, n_mels: int, device, amp_dtype) -> torch.Tensor:
+        """The encoder's output for ``batch`` (through the trainable layers, with gradients
+        when enabled, where ``start`` is set)."""
+        h = self.frozen_states(model, batch, n_mels=n_mels, device=device, amp_dtype=amp_dtype)
+        if self.start is None:
+            return h
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
+                            enabled=amp_dtype is not None):
+            return encoder_top(base_model_of(model).model.encoder, h, self.start).float()
 
 
 def encoder_states(model, batch, *, cfg, n_mels, device, amp_dtype, train: bool,
@@ -169,17 +239,37 @@ def distill_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
 
 class StartingModel:
     """The model as it was before training, for the distillation term: with LoRA the same
-    network with its adapters switched off (no copy), otherwise a frozen copy."""
+    network with its adapters switched off (no copy), otherwise a frozen copy. Where encoder
+    layers from ``encoder_start`` on train (``train.encoder_train_layers``) with LoRA, a frozen
+    copy of the starting encoder is kept too, as switching the adapters off does not undo
+    them."""
 
-    def __init__(self, model, *, lora: bool):
+    def __init__(self, model, *, lora: bool, encoder_start: int | None = None):
         self.copy = None
+        self.encoder, self.start = None, encoder_start
         if not lora:
             self.copy = copy.deepcopy(model).eval()
             for p in self.copy.parameters():
                 p.requires_grad_(False)
+        if encoder_start is not None:
+            self.encoder = (base_model_of(self.copy).model.encoder if self.copy is not None
+                            else copy.deepcopy(base_model_of(model).model.encoder).eval())
+            for p in self.encoder.parameters():
+                p.requires_grad_(False)
 
     @torch.no_grad()
-    def logits(self, model, batch, feats, enc, *, device, amp_dtype, rows) -> torch.Tensor:
+    def logits(self, model, batch, feats, enc, *, device, amp_dtype, rows,
+               mid: torch.Tensor | None = None) -> torch.Tensor:
+        """The starting model's logits for ``rows`` of ``batch``; where encoder layers train,
+        from its own encoder output: on ``mid`` (the input of layer ``encoder_start``, from
+        the cache) or on ``feats``."""
+        if self.start is not None:
+            with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
+                                enabled=amp_dtype is not None):
+                enc = (encoder_top(self.encoder, mid[rows], self.start) if mid is not None
+                       else self.encoder(feats[rows]).last_hidden_state).float()
+            batch = {"decoder_input_ids": batch["decoder_input_ids"][rows.cpu()]}
+            feats, rows = None, None
         if self.copy is not None:
             return forward_logits(self.copy, batch, feats, enc, device=device, amp_dtype=amp_dtype,
                             rows=rows)

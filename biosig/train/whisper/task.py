@@ -19,9 +19,9 @@ one training loop (:func:`biosig.train.loop.fit`) through :class:`WhisperTask`'s
   language and task tokens are given, not scored;
 - trains with AdamW, warm-up then linear/cosine decay, gradient accumulation and clipping,
   bf16/fp16 autocast and gradient checkpointing on CUDA, DistributedDataParallel under
-  ``torchrun`` (only rank 0 evaluates and writes), optional encoder freezing (the frozen encoder
-  can run once per clip and be cached) and optional LoRA adapters through peft (merged into the
-  weights when saved);
+  ``torchrun`` (only rank 0 evaluates and writes), optional encoder freezing (all of it, or all but
+  its last ``train.encoder_train_layers`` layers; the frozen part can run once per clip and be
+  cached) and optional LoRA adapters through peft (merged into the weights when saved);
 - decodes the validation set after every epoch (and once before training) and scores it with
   the dictation normaliser (:func:`biosig.asr.metrics.error_rates`), keeps the best epoch by WER
   in ``best/`` (transformers format, with the tokenizer, loadable by ``biosig transcribe
@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from biosig.errors import ConfigError
 from biosig.train.config import WhisperTrainConfig
 from biosig.train.loop import LoopResult, RunContext, StepOutput, Task, fit
 from biosig.train.runs import run_folder
@@ -131,6 +132,8 @@ def replay_utterances(cfg: WhisperTrainConfig, out: Path, model, *, targets: Tar
                 texts = [got[u.id] for u in utts]
         if texts is None:
             ds = SpeechTextDataset(utts, targets)
+            if cache is not None:
+                cache.name_items(utts)
             texts, _ = decode_dataset(model, ds, cfg=cfg, n_mels=n_mels, device=device,
                                       amp_dtype=amp_dtype, tokenizer=tokenizer, cache=cache,
                                       progress=progress, desc="replay targets",
@@ -184,22 +187,44 @@ class WhisperTask(Task):
         if cfg.train.freeze_encoder:
             for p in model.model.encoder.parameters():
                 p.requires_grad_(False)
+        n_enc, k = len(model.model.encoder.layers), cfg.train.encoder_train_layers
+        if k > n_enc:
+            raise ConfigError(f"train.encoder_train_layers is {k} but {base_name} has "
+                              f"{n_enc} encoder layers")
+        # the input of the first trainable encoder layer, where only the top layers train
+        self.encoder_start = n_enc - k if k else None
         ckpt = cfg.train.gradient_checkpointing
         if ckpt is True or (ckpt == "auto" and device.type == "cuda"):
             model.gradient_checkpointing_enable(
                 gradient_checkpointing_kwargs={"use_reentrant": False})
         if cfg.lora.enabled:
             model = apply_lora(model, cfg.lora)
+        if self.encoder_start is not None:          # after peft, which freezes the rest
+            enc = base_model_of(model).model.encoder
+            for p in (*enc.layers[self.encoder_start:].parameters(),
+                      *enc.layer_norm.parameters()):
+                p.requires_grad_(True)
         self.model = model.to(device)
         self.w_kl = (cfg.data.replay.distill_weight if cfg.data.replay.manifest is not None
                      else 0.0)
-        self.teacher = StartingModel(model, lora=cfg.lora.enabled) if self.w_kl > 0 else None
+        self.teacher = (StartingModel(model, lora=cfg.lora.enabled,
+                                      encoder_start=self.encoder_start)
+                        if self.w_kl > 0 else None)
         self.encoder_frozen = not any(p.requires_grad
                                       for p in base_model_of(model).model.encoder.parameters())
+        # below encoder_start (or all of it) the encoder never changes: its states are cached
+        cacheable = self.encoder_frozen or self.encoder_start is not None
+        cache_start = None if self.encoder_frozen else self.encoder_start
         targets = TargetBuilder(self.tokenizer, language=cfg.model.language, task=cfg.model.task)
         self.train_ds, self.valid_ds = make_datasets(cfg, targets)
-        self.train_cache = EncoderCache() if cfg.train.cache_encoder_outputs else None
-        replay_cache = EncoderCache() if self.train_cache is not None else None
+        folder = None
+        if cacheable and cfg.train.cache_encoder_outputs == "disk":
+            folder = ctx.out / "encoder_cache" / ("output" if cache_start is None
+                                                  else f"layer{cache_start}_input")
+        self.train_cache = (EncoderCache(cache_start, folder=folder)
+                            if cfg.train.cache_encoder_outputs else None)
+        replay_cache = (EncoderCache(cache_start, folder=folder)
+                        if self.train_cache is not None else None)
         replay, kept = replay_utterances(cfg, ctx.out, model, targets=targets,
                                          tokenizer=self.tokenizer, n_mels=self.n_mels,
                                          device=device, amp_dtype=self.amp_dtype, dist=dist,
@@ -219,7 +244,11 @@ class WhisperTask(Task):
         self.loader = torch.utils.data.DataLoader(
             self.train_ds, batch_sampler=self.sampler, num_workers=cfg.train.num_workers,
             collate_fn=functools.partial(collate_speech, pad_id=self.tokenizer.eos_token_id))
-        self.valid_cache = EncoderCache() if self.encoder_frozen else None
+        if self.train_cache is not None:
+            self.train_cache.name_items(self.train_ds.utts)
+        self.valid_cache = EncoderCache(cache_start, folder=folder) if cacheable else None
+        if self.valid_cache is not None:
+            self.valid_cache.name_items(self.valid_ds.utts)
         self.best_dir = ctx.out / "best"
         self._valid_rows: list[dict] = []
 
@@ -246,7 +275,11 @@ class WhisperTask(Task):
         if self.teacher is not None:
             rows = (batch["index"] >= self.n0).nonzero().flatten().to(self.device)
             if rows.numel():                                   # replay clips in the batch
-                t_logits = self.teacher.logits(self.model, batch, feats, enc, rows=rows, **kw)
+                mid = (self.train_cache.frozen_states(net, batch, n_mels=self.n_mels, **kw)
+                       if self.teacher.start is not None and self.train_cache is not None
+                       else None)                              # cached: a look-up
+                t_logits = self.teacher.logits(self.model, batch, feats, enc, rows=rows,
+                                               mid=mid, **kw)
                 kl = distill_kl(logits[rows], t_logits, batch["labels"][rows.cpu()].to(
                     self.device))
                 total = loss + self.w_kl * kl
