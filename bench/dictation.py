@@ -27,6 +27,12 @@ packages) on CPU with ``--threads`` threads:
    timestamps, matched to the streamed words by sequence alignment (unmatched words keep the
    system's own timestamp). Last-word delay = last commit - end of the audio.
 
+4. **With a vocabulary** (``--vocab clinic`` or ``--vocab terms.txt``): our streaming engine
+   again with ``DictationEngine(vocab=...)`` (each decode's prompt starts with the terms, the
+   vocabulary guard falls back to the plain decode), on both clocks:
+   ``streaming_ours_vocab`` and ``streaming_ours_vocab_cpu_clock_estimate``, next to the runs
+   without it from the same invocation.
+
 Timings are wall-clock on a machine shared with other jobs, so RTF and latency are noisy; the
 JSON records the load average before and after. Because of that, our engine is also run on a
 clock that advances by CPU time / threads instead of wall time
@@ -86,6 +92,16 @@ def synth_clips(work: Path, voices):
     for rec in read_manifest(res.manifest):
         out.append((rec.id, rec.resolve_path(manifest_dir=res.manifest.parent), rec.text))
     return out
+
+
+def bench_vocabulary(spec: str):
+    """``clinic``: the synthesized dictation's own terms (:func:`~biosig.asr.synth.clinic_terms`
+    and the built-in sentences' terms); otherwise a file of one term per line."""
+    from biosig.asr.synth import clinic_terms, dictation_phrases
+    from biosig.asr.vocab import Vocabulary
+    if spec != "clinic":
+        return Vocabulary.read(spec)
+    return Vocabulary(clinic_terms() + [t for p in dictation_phrases() for t in p.terms])
 
 
 def build_long_form(real, synth, long_s: float, seed: int = 0):
@@ -202,6 +218,9 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-cpu-clock", action="store_true",
                     help="Skip the CPU-clock estimate run (saves one streaming pass).")
     ap.add_argument("--config", default=None, help="StreamingConfig overrides as JSON")
+    ap.add_argument("--vocab", default=None,
+                    help="Also stream with this vocabulary (a file of terms, or 'clinic': the "
+                         "synthesized dictation's terms): streaming_ours_vocab*.")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "dictation.json")
     args = ap.parse_args(argv)
 
@@ -266,30 +285,40 @@ def main(argv=None) -> int:
     print(json.dumps(lf, indent=1)[:2000], flush=True)
 
     cfg = StreamingConfig(**json.loads(args.config)) if args.config else StreamingConfig()
-    run = simulate_stream(DictationEngine(model, cfg), long_x, chunk_s=args.chunk_s)
-    words = [(w.text, w.start_s, w.end_s) for w in run.words]
-    lf["streaming_ours"] = {
-        "wer": error_rates([long_ref], [run.text]).wer, "compute_s": run.compute_s,
-        "rtf": run.compute_s / audio_s, "n_decodes": run.n_decodes,
-        "n_full_window_retries": run.n_full_window_retries,
-        "latency": latency(words, run.commit_times_s, ref_words, ref_ends, audio_s),
-        "latency_own_timestamps": latency_stats(run.commit_times_s, [w[2] for w in words],
-                                                audio_end_s=audio_s).to_dict(),
-        "config": {"chunk_s": args.chunk_s, **cfg.__dict__}}
-    print(json.dumps(lf["streaming_ours"], indent=1), flush=True)
-    # the same engine on a clock that counts CPU time / threads instead of wall time: an
-    # estimate of an unshared machine (other jobs inflate wall time); labelled as an estimate
     n_thr = max(args.threads, 1)
-    run_c = None if args.skip_cpu_clock else simulate_stream(
-        DictationEngine(model, cfg), long_x, chunk_s=args.chunk_s,
-        timer=lambda: time.process_time() / n_thr)
-    if run_c is not None:
+    vocabs = [("", None)]
+    if args.vocab is not None:
+        vocabs.append(("_vocab", bench_vocabulary(args.vocab)))
+        lf["vocabulary_terms"] = len(vocabs[1][1])
+
+    for suffix, vocab in vocabs:
+        # wall clock, then the same engine on a clock that counts CPU time / threads instead
+        # of wall time: an estimate of an unshared machine (other jobs inflate wall time);
+        # labelled as an estimate
+        run = simulate_stream(DictationEngine(model, cfg, vocab=vocab), long_x,
+                              chunk_s=args.chunk_s)
+        words = [(w.text, w.start_s, w.end_s) for w in run.words]
+        key = "streaming_ours" + suffix
+        lf[key] = {
+            "wer": error_rates([long_ref], [run.text]).wer, "compute_s": run.compute_s,
+            "rtf": run.compute_s / audio_s, "n_decodes": run.n_decodes,
+            "n_full_window_retries": run.n_full_window_retries,
+            "latency": latency(words, run.commit_times_s, ref_words, ref_ends, audio_s),
+            "latency_own_timestamps": latency_stats(run.commit_times_s, [w[2] for w in words],
+                                                    audio_end_s=audio_s).to_dict(),
+            "config": {"chunk_s": args.chunk_s, **cfg.__dict__}}
+        print(json.dumps(lf[key], indent=1), flush=True)
+        if args.skip_cpu_clock:
+            continue
+        run_c = simulate_stream(DictationEngine(model, cfg, vocab=vocab), long_x,
+                                chunk_s=args.chunk_s, timer=lambda: time.process_time() / n_thr)
         words_c = [(w.text, w.start_s, w.end_s) for w in run_c.words]
-        lf["streaming_ours_cpu_clock_estimate"] = {
+        key = "streaming_ours" + suffix + "_cpu_clock_estimate"
+        lf[key] = {
             "wer": error_rates([long_ref], [run_c.text]).wer, "compute_s": run_c.compute_s,
             "n_decodes": run_c.n_decodes,
             "latency": latency(words_c, run_c.commit_times_s, ref_words, ref_ends, audio_s)}
-        print(json.dumps(lf["streaming_ours_cpu_clock_estimate"], indent=1), flush=True)
+        print(json.dumps(lf[key], indent=1), flush=True)
     if not args.skip_peer:
         peer = run_whisper_streaming(model_dir, long_x, args.chunk_s, args.threads)
         if "error" in peer:
@@ -322,6 +351,8 @@ def main(argv=None) -> int:
           f"faster-whisper direct {lf['offline_faster_whisper_direct']['wer']:.2%}")
     for key, name in (("streaming_ours", "biosig"),
                       ("streaming_ours_cpu_clock_estimate", "biosig (CPU clock)"),
+                      ("streaming_ours_vocab", "biosig --vocab"),
+                      ("streaming_ours_vocab_cpu_clock_estimate", "biosig --vocab (CPU)"),
                       ("streaming_whisper_streaming", "whisper-streaming")):
         s = lf.get(key)
         if s and "latency" in s:
