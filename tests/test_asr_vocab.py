@@ -141,6 +141,15 @@ def test_decode_with_vocab_guard_keeps_the_plain_decode():
     res, info = decode_with_vocab(m, AUDIO, DecodeOptions(), Vocabulary(TERMS))
     assert res.segments[0].text == sentence
     assert info["rejected"] and not info["biased"]
+    # on wideband audio a biased decode with no more of the prompted terms than the plain
+    # one is not kept: words that merely sound like a term ("to foreigners") must not let the
+    # prompt reword read speech
+    sentence = "he was made famous to foreigners after a glowing account"
+    m = _Model(sentence, "he was made famous, to four owners after a glowing account")
+    res, info = decode_with_vocab(m, AUDIO, DecodeOptions(), Vocabulary(["metformin"]))
+    assert info["terms"] == 1 and m.prompts == [None, "Terms: metformin."]
+    assert res.segments[0].text == sentence and not info["biased"]
+    assert info["rejected"] == "no more prompted terms than the plain decode"
     # no term heard: one decode, no bias
     m = _Model("the weather is lovely today", "unused")
     res, info = decode_with_vocab(m, AUDIO, DecodeOptions(), Vocabulary(TERMS))
@@ -224,6 +233,10 @@ def test_decode_with_vocab_listens_for_the_whole_list_on_narrowband_audio():
     assert info == {"terms": 1, "narrowband": True, "biased": True, "rejected": None}
     assert m.prompts == [None, vocab_prompt(vocab.terms), "Terms: lisinopril."]
     assert res.segments[0].text == "he takes lisinopril daily"
+    # narrow-band: a biased decode is kept even without a term (the plain one is no baseline)
+    m = Model("he takes the weather", "he takes the tablets daily")
+    res, info = decode_with_vocab(m, narrow, DecodeOptions(), vocab)
+    assert info["biased"] and res.segments[0].text == "he takes the tablets daily"
     # the same on wideband audio: one plain decode, no term heard, no bias
     m = Model("he takes the weather", "he takes lisinopril daily")
     res, info = decode_with_vocab(m, _band_limited_noise(ASR_FS, 7000), DecodeOptions(), vocab)
