@@ -70,8 +70,10 @@ def build_data(work: Path, *, n_train: int, n_test: int, train_voices, test_voic
     synth_dictation(train_p, synth, voices=train_voices, telephone_frac=telephone_frac,
                     seed=seed, progress=True)
     res = synth_dictation(test_p, synth, voices=test_voices, progress=True)
-    tr, te, n_tr, n_te = write_held_out_split(res.manifest, test_voices=test_voices,
-                                              test_phrases=[p.id for p in test_p])
+    tr, te, n_tr, n_te = write_held_out_split(
+        res.manifest, test_voices=test_voices, test_phrases=[p.id for p in test_p],
+        only_voices=list(train_voices) + list(test_voices),       # not earlier runs' lines
+        only_phrases=[p.id for p in train_p + test_p])
     return {"train": tr, "test": te}, n_tr, n_te
 
 

@@ -157,3 +157,23 @@ def test_generated_dictation_balanced_terms_cover_the_clinic_vocabulary():
         read_phrases("generated-balanced:x")
     with pytest.raises(ConfigError, match="expected generated:N or"):
         read_phrases("generated:3:1:2")
+
+
+def test_write_held_out_split_keeps_only_the_asked_lines(tmp_path):
+    """A synth folder reused by several runs: only this run's voices and phrases are split."""
+    from biosig.asr.synth import write_held_out_split
+    from biosig.manifests import ManifestWriter, Record
+    man = tmp_path / "manifest.jsonl"
+    with ManifestWriter(man) as w:
+        for v in ("va", "vb", "vt"):
+            for p in ("p1", "p2", "old", "pt"):
+                w.write(Record(id=f"{v}--{p}", path=f"audio/{v}/{p}.wav", modality="speech",
+                               fs=16000.0, num_samples=16000, duration_s=1.0,
+                               channels=["audio"], subject=v, text="x",
+                               labels={"voice": v, "phrase_id": p}))
+    tr, te, n_tr, n_te = write_held_out_split(man, test_voices=["vt"], test_phrases=["pt"],
+                                              only_voices=["va", "vt"],
+                                              only_phrases=["p1", "p2", "pt"])
+    train = sorted(json.loads(x)["id"] for x in tr.read_text().splitlines())
+    test = sorted(json.loads(x)["id"] for x in te.read_text().splitlines())
+    assert train == ["va--p1", "va--p2"] and test == ["vt--pt"] and (n_tr, n_te) == (2, 1)

@@ -684,11 +684,13 @@ def split_held_out(records, *, test_voices=(), test_phrases=()):
 
 
 def write_held_out_split(manifest, *, test_voices, test_phrases=None, test_phrase_frac=None,
-                         seed: int = 0) -> tuple[Path, Path, int, int]:
+                         seed: int = 0, only_voices=None, only_phrases=None
+                         ) -> tuple[Path, Path, int, int]:
     """Write ``train.jsonl`` and ``test.jsonl`` beside ``manifest`` (:func:`split_held_out`).
 
     Test phrases are ``test_phrases`` (ids) or a seeded ``test_phrase_frac`` of the phrase ids.
-    Lines keep the manifest's relative paths (same folder).
+    Lines keep the manifest's relative paths (same folder). ``only_voices`` / ``only_phrases``
+    (ids) keep only those lines, for a folder that also holds earlier syntheses.
 
     Returns
     -------
@@ -697,6 +699,10 @@ def write_held_out_split(manifest, *, test_voices, test_phrases=None, test_phras
     from biosig.manifests import ManifestWriter, read_manifest
     man = Path(manifest)
     recs = list(read_manifest(man))
+    if only_voices is not None:
+        recs = [r for r in recs if r.labels.get("voice") in set(only_voices)]
+    if only_phrases is not None:
+        recs = [r for r in recs if r.labels.get("phrase_id") in set(only_phrases)]
     unknown = set(test_voices) - {r.labels.get("voice") for r in recs}
     if unknown:
         raise ConfigError(f"--test-voices: {sorted(unknown)} not in {man}")
