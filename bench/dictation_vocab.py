@@ -223,7 +223,8 @@ def plot(result, path: Path):
         ax.set_ylabel(label)
     axes[1].axhline(80, color="k", lw=0.8, ls="--")
     axes[0].legend(fontsize=7)
-    fig.suptitle("Vocabulary biasing on unseen voices (Whisper base int8, 2 CPU cores)")
+    fig.suptitle(f"Vocabulary biasing on unseen voices ({result.get('label', 'Whisper base')} "
+                 "int8, 2 CPU cores)")
     fig.tight_layout()
     save_png(fig, path, dpi=110)
 
@@ -254,6 +255,11 @@ def main() -> int:
                     help="The development set instead (TUNING_VOICES, generated_dictation "
                          "sentences, seed 15): what the settings were chosen on.")
     ap.add_argument("--no-real", action="store_true", help="Skip the real read speech.")
+    ap.add_argument("--label", default=None,
+                    help="The model's name in the plot (default: Whisper base for the packaged "
+                         "model, else the name of the folder holding the model's folder, e.g. "
+                         "the run id).")
+    ap.add_argument("--note", default=None, help="Kept in the JSON: what the model is.")
     ap.add_argument("--work", type=Path, default=REPO / "work" / "dictation_vocab")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" /
                     "dictation_vocab.json")
@@ -336,7 +342,11 @@ def main() -> int:
         "vocabulary_terms": len(terms), "clips": len(recs),
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
                     "threads": args.threads, "loadavg": os.getloadavg()},
-        "checks": checks, "time_s": time.time() - t0})
+        "checks": checks, "time_s": time.time() - t0,
+        "label": args.label or ("Whisper base" if args.model == "packaged:whisper-base"
+                                else Path(args.model).expanduser().resolve().parent.name)})
+    if args.note:
+        result["note"] = args.note
     from biosig.fileio import write_text_atomic
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.out, json.dumps(result, indent=1, default=float) + "\n")
