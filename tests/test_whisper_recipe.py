@@ -245,6 +245,22 @@ def test_distill_kl_matches_definition():
     assert float(distill_kl(s_log, t_log, torch.full((2, 3), -100))) == 0.0
 
 
+def _two_targets() -> dict:
+    """Two teacher-forced rows: <|startoftranscript|><|en|><|transcribe|> and two tokens."""
+    return {"decoder_input_ids": torch.tensor([[50258, 50259, 50359, 400, 401],
+                                               [50258, 50259, 50359, 402, 403]]),
+            "labels": torch.tensor([[50259, 50359, 400, 401, 50257],
+                                    [50259, 50359, 402, 403, -100]])}
+
+
+def _nudge(model, *names) -> None:
+    """Move the weights whose names hold any of ``names`` (as training would)."""
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if any(x in n for x in names):
+                p.add_(0.5 * torch.randn_like(p))
+
+
 def test_starting_model_with_lora_is_the_model_before_training(tiny_whisper_dir):
     """With LoRA the teacher is the network with its adapters off: after the adapters moved,
     its logits are still those of the untouched model, and the student's differ."""
@@ -259,15 +275,9 @@ def test_starting_model_with_lora_is_the_model_before_training(tiny_whisper_dir)
                                                                                "v_proj"]))
     teacher = StartingModel(model, lora=True)
     assert teacher.copy is None                                  # no second model in memory
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if "lora_" in n:
-                p.add_(0.5 * torch.randn_like(p))
+    _nudge(model, "lora_")
     enc = torch.randn(2, 1500, 64)
-    batch = {"decoder_input_ids": torch.tensor([[50258, 50259, 50359, 400, 401],
-                                                [50258, 50259, 50359, 402, 403]]),
-             "labels": torch.tensor([[50259, 50359, 400, 401, 50257],
-                                     [50259, 50359, 402, 403, -100]])}
+    batch = _two_targets()
     dev = torch.device("cpu")
     model.eval()
     t = teacher.logits(model, batch, None, enc, device=dev, amp_dtype=None,
@@ -358,15 +368,9 @@ def test_teacher_keeps_the_starting_encoder_when_its_top_layers_train(tiny_whisp
                        LoraConfig(enabled=True, r=4, alpha=8,
                                   target_modules=["encoder_attn.q_proj"])).eval()
     teacher = StartingModel(model, lora=True, encoder_start=1)
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if "lora_" in n or "encoder.layers.1." in n:
-                p.add_(0.5 * torch.randn_like(p))
+    _nudge(model, "lora_", "encoder.layers.1.")
     feats = torch.randn(2, 80, 3000)
-    batch = {"decoder_input_ids": torch.tensor([[50258, 50259, 50359, 400, 401],
-                                                [50258, 50259, 50359, 402, 403]]),
-             "labels": torch.tensor([[50259, 50359, 400, 401, 50257],
-                                     [50259, 50359, 402, 403, -100]])}
+    batch = _two_targets()
     dev, rows = torch.device("cpu"), torch.tensor([1])
     with torch.no_grad():
         p_logits = plain(input_features=feats, decoder_input_ids=batch["decoder_input_ids"]
