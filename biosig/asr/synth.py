@@ -699,10 +699,10 @@ def write_held_out_split(manifest, *, test_voices, test_phrases=None, test_phras
     from biosig.manifests import ManifestWriter, read_manifest
     man = Path(manifest)
     recs = list(read_manifest(man))
-    if only_voices is not None:
-        recs = [r for r in recs if r.labels.get("voice") in set(only_voices)]
-    if only_phrases is not None:
-        recs = [r for r in recs if r.labels.get("phrase_id") in set(only_phrases)]
+    keep_v = None if only_voices is None else set(only_voices)
+    keep_p = None if only_phrases is None else set(only_phrases)
+    recs = [r for r in recs if (keep_v is None or r.labels.get("voice") in keep_v)
+            and (keep_p is None or r.labels.get("phrase_id") in keep_p)]
     unknown = set(test_voices) - {r.labels.get("voice") for r in recs}
     if unknown:
         raise ConfigError(f"--test-voices: {sorted(unknown)} not in {man}")
