@@ -49,6 +49,7 @@ import json
 import os
 import platform
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -223,8 +224,10 @@ def plot(result, path: Path):
         ax.set_ylabel(label)
     axes[1].axhline(80, color="k", lw=0.8, ls="--")
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"Vocabulary biasing on unseen voices ({result.get('label', 'Whisper base')} "
-                 "int8, 2 CPU cores)")
+    name = result.get("label", "Whisper base")
+    # wrapped: a long --label would run off the figure
+    fig.suptitle(textwrap.fill(f"Vocabulary biasing on unseen voices ({name} int8, 2 CPU "
+                               "cores)", 100))
     fig.tight_layout()
     save_png(fig, path, dpi=110)
 
