@@ -204,14 +204,11 @@ def main() -> int:
                                  f"data.replay.manifest={replay}" if replay else
                                  "data.replay.manifest=null", *args.overrides])
     run_dir = work / "runs" / cfg.recipe / run_id
-    resume = (run_dir / "last.pt").is_file()
+    # a finished run is reused (finished again, without training, where its export settings
+    # changed: --set export.interpolation=...); an interrupted one resumes
+    resume = (run_dir / "last.pt").is_file() or (run_dir / "report.json").is_file()
     t1 = time.time()
-    if (run_dir / "report.json").is_file():
-        print(f"reusing finished run {run_dir}")
-        history = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    else:
-        res = train_whisper(cfg, run_dir=run_dir, resume=resume, progress=True)
-        history = res.history
+    history = train_whisper(cfg, run_dir=run_dir, resume=resume, progress=True).history
     t_train = time.time() - t1
 
     manifests = {"held_out_dictation": paths["test"],

@@ -200,6 +200,31 @@ def test_whisper_recipe_smoke(tiny_whisper_dir, data_root, tmp_path):
                                without_timestamps=True, condition_on_previous_text=False)
     assert isinstance(" ".join(s.text for s in segs), str) and info.language == "en"
 
+    # other export settings on a finished run: --resume finishes it again, without training
+    def again(alpha):
+        assert main(args[:-3] + ["--set", "train.epochs=4", "--set",
+                                 f"export.interpolation={alpha}", "--run-id", "smoke",
+                                 "--resume", "--no-progress"]) == 0
+        return json.loads((run / "report.json").read_text())
+
+    metrics = (run / "metrics.jsonl").read_text()
+    w1 = load_file(run / "best_tuned" / "model.safetensors")
+    ct2_mtime = (run / "ct2" / "model.bin").stat().st_mtime_ns
+    rep = again(0.75)
+    assert (run / "metrics.jsonl").read_text() == metrics
+    assert rep["interpolation"] == 0.75 and "finish_wall_s" in rep
+    wb = load_file(run / "best" / "model.safetensors")
+    assert torch.allclose(wb[k], w0[k] + 0.75 * (w1[k] - w0[k]), atol=1e-6)
+    assert (run / "ct2" / "model.bin").stat().st_mtime_ns != ct2_mtime
+    rep = again(1.0)          # back to the fine-tuned weights
+    assert "interpolation" not in rep and not (run / "best_tuned").exists()
+    assert not (run / "best" / "interpolation.json").exists()
+    assert torch.equal(load_file(run / "best" / "model.safetensors")[k], w1[k])
+    assert rep["valid"] == hist2[rep["best_epoch"]]["valid"]
+    report_mtime = (run / "report.json").stat().st_mtime_ns
+    again(1.0)                # the same settings: returned as it is
+    assert (run / "report.json").stat().st_mtime_ns == report_mtime
+
 
 def test_load_utterances_without_text_for_model_targets(data_root):
     """Replay clips with ``targets: model`` need no reference text."""

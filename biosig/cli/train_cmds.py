@@ -24,7 +24,8 @@ def train_cmd(
                           "(e.g. smoke).")] = None,
     resume: Annotated[bool, typer.Option(
         "--resume", help="Continue the latest run of this recipe (or --run-id) from "
-                         "last.pt.")] = False,
+                         "last.pt; a finished Whisper run given other export.* settings is "
+                         "exported again, without training.")] = False,
     run_id: Annotated[str | None, typer.Option(
         "--run-id", help="Name of the run folder under <output_dir>/<recipe>/ "
                          "(default: UTC time).")] = None,

@@ -170,6 +170,11 @@ class Task:
         ``wall_s`` and writes ``report.json``."""
         raise NotImplementedError
 
+    def export_changed(self, report: dict) -> bool:
+        """Whether a finished run's ``report`` was made with other export settings than the
+        config's (then ``--resume`` runs :meth:`finish` again, without training)."""
+        return False
+
 
 def _better(mode: str, a: float, b: float) -> bool:
     return a > b if mode == "max" else a < b
@@ -198,6 +203,33 @@ def _finished(report: dict, out: Path, epochs: int, max_steps: int | None) -> bo
     if not rows:
         return True
     return rows[-1]["epoch"] >= epochs or bool(max_steps and rows[-1].get("step", 0) >= max_steps)
+
+
+def _finish_again(task: Task, cfg, out: Path, report: dict, dist, device, progress: bool
+                  ) -> tuple[Path, dict, LoopResult]:
+    """The finish step of a finished run again (its export settings changed): no training;
+    the history and the best epoch are the run's, the training time its report's."""
+    t_wall = time.perf_counter()
+    history = [json.loads(x) for x in
+               (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()]
+    result = LoopResult(history, int(report["best_epoch"]), bool(report.get("stopped_early")),
+                        0.0, t_wall)
+    new: dict = {}
+    if dist.is_main:
+        from biosig.train.config import config_to_dict
+        log.info("%s: export settings changed; finishing again without training", out)
+        write_text_atomic(out / "config.yaml", yaml.safe_dump(config_to_dict(cfg),
+                                                              sort_keys=False))
+    task.setup(RunContext(cfg, out, device, dist, progress))     # every rank, as in fit
+    if dist.is_main:
+        new = task.finish(result)
+        new.setdefault("stopped_early", result.stopped_early)
+        new["wall_s"] = report.get("wall_s")
+        new["finish_wall_s"] = time.perf_counter() - t_wall
+        write_text_atomic(out / "report.json", json.dumps(jsonable(new), indent=2) + "\n")
+    if dist.distributed:
+        torch.distributed.barrier()
+    return out, new, result
 
 
 def _rng_state(gen: torch.Generator) -> dict:
@@ -237,7 +269,9 @@ def fit(task: Task, cfg, *, run_dir=None, resume: bool = False, progress: bool =
     resume : bool
         Continue from ``run_dir/last.pt``. A finished run (``report.json`` written, and
         patience stopped it or it ran the epochs ``cfg`` asks for) is returned as it is
-        (``loop_result`` None); asked for more epochs, it trains on and reports again.
+        (``loop_result`` None); asked for more epochs, it trains on and reports again;
+        with other export settings (:meth:`Task.export_changed`), only :meth:`Task.finish`
+        runs again, on the saved best model.
     progress : bool
         Progress per epoch and a summary line per epoch on stderr (rank 0).
     """
@@ -250,7 +284,9 @@ def fit(task: Task, cfg, *, run_dir=None, resume: bool = False, progress: bool =
     if resume and (out / "report.json").is_file():
         report = json.loads((out / "report.json").read_text())
         if _finished(report, out, cfg.train.epochs, task.max_steps):
-            return out, report, None
+            if not task.export_changed(report):
+                return out, report, None
+            return _finish_again(task, cfg, out, report, dist, device, progress)
     if resume and not (out / "last.pt").is_file():
         raise ConfigError(f"--resume: {out / 'last.pt'} not found (nothing to resume)")
     if dist.is_main:

@@ -14,7 +14,8 @@ import torch
 
 from biosig.fileio import atomic_dir, write_text_atomic
 
-__all__ = ["save_hf", "interpolate_state", "interpolate_best", "export_ct2"]
+__all__ = ["save_hf", "interpolate_state", "interpolate_best", "restore_tuned_best",
+           "export_ct2"]
 
 log = logging.getLogger("biosig.train.whisper")
 
@@ -68,6 +69,22 @@ def interpolate_best(base_name: str, best_dir: Path, alpha: float) -> None:
     save_hf(tuned, WhisperProcessor.from_pretrained(tuned_dir), best_dir, lora=False,
             extra_files={"interpolation.json": json.dumps(marker) + "\n"})
     log.info("best/ = starting model + %.2f x (fine-tuned - starting model)", alpha)
+
+
+def restore_tuned_best(best_dir: Path) -> bool:
+    """Undo :func:`interpolate_best`: where ``best/`` is an interpolation, the fine-tuned
+    weights in ``best_tuned/`` become ``best/`` again; returns whether anything changed."""
+    import shutil
+    tuned_dir = best_dir.with_name("best_tuned")
+    if not (best_dir / "interpolation.json").is_file():
+        return False
+    if not tuned_dir.is_dir():
+        raise FileNotFoundError(f"{best_dir} is interpolated but {tuned_dir} (the fine-tuned "
+                                "weights) is missing")
+    shutil.rmtree(best_dir)
+    os.replace(tuned_dir, best_dir)
+    log.info("best/ = the fine-tuned weights again (no interpolation)")
+    return True
 
 
 def export_ct2(best_dir: Path, ct2_dir: Path, *, quantization: str) -> None:

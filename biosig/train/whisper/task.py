@@ -62,7 +62,12 @@ from biosig.train.whisper.data import (
     make_datasets,
     write_jsonl,
 )
-from biosig.train.whisper.export import export_ct2, interpolate_best, save_hf
+from biosig.train.whisper.export import (
+    export_ct2,
+    interpolate_best,
+    restore_tuned_best,
+    save_hf,
+)
 from biosig.train.whisper.model import (
     EncoderCache,
     StartingModel,
@@ -251,10 +256,10 @@ class WhisperTask(Task):
             self.valid_cache.name_items(self.valid_ds.utts)
         self.best_dir = ctx.out / "best"
         self._valid_rows: list[dict] = []
+        self.n_trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
 
     def configure_optimizers(self, params):
         cfg = self.cfg
-        self.n_trainable = sum(p.numel() for p in params)
         opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
         steps_per_epoch = math.ceil(len(self.sampler) / cfg.train.grad_accum_steps)
         total_steps = cfg.train.max_steps or steps_per_epoch * cfg.train.epochs
@@ -299,6 +304,15 @@ class WhisperTask(Task):
         save_hf(self.model, self.processor, self.best_dir, lora=self.cfg.lora.enabled)
         write_jsonl(self.ctx.out / "valid_predictions.jsonl", self._valid_rows)
 
+    def export_changed(self, report: dict) -> bool:
+        # a report without ct2_quantization (older biosig) counts as the config's where it
+        # exported at all
+        exp = self.cfg.export
+        q_done = report.get("ct2_quantization",
+                            exp.ct2_quantization if "ct2_dir" in report else None)
+        return (float(report.get("interpolation", 1.0)) != exp.interpolation
+                or q_done != exp.ct2_quantization)
+
     def finish(self, result: LoopResult) -> dict:
         return finish_run(self.cfg, self.ctx.out, self.best_dir, result.history,
                           result.best_epoch, self.n_trainable, base_name=self.base_name,
@@ -320,7 +334,10 @@ def train_whisper(cfg: WhisperTrainConfig, *, run_dir=None, run_id: str | None =
         ``<output_dir>/<recipe>/<UTC time>``.
     run_id : str, optional
     resume : bool
-        Continue from ``last.pt`` (the next epoch); a finished run is returned as it is.
+        Continue from ``last.pt`` (the next epoch). A finished run is returned as it is, or,
+        where ``cfg.export`` differs from what it was finished with (``export.interpolation``,
+        ``export.ct2_quantization``), finished again from its saved best model: interpolated,
+        validated, tested and exported without training.
     progress : bool
         Progress on stderr (rank 0).
 
@@ -363,6 +380,8 @@ def finish_run(cfg, out: Path, best_dir: Path, history, best_epoch: int, n_train
     alpha = cfg.export.interpolation
     if alpha < 1.0:
         interpolate_best(base_name, best_dir, alpha)
+    else:
+        restore_tuned_best(best_dir)     # a finished run finished again without interpolation
     if alpha < 1.0 or cfg.data.test_manifests:
         processor = WhisperProcessor.from_pretrained(best_dir)
         model = WhisperForConditionalGeneration.from_pretrained(best_dir).to(device).eval()
@@ -392,4 +411,5 @@ def finish_run(cfg, out: Path, best_dir: Path, history, best_epoch: int, n_train
     if q is not None:
         export_ct2(best_dir, out / "ct2", quantization=q)
         report["ct2_dir"] = str(out / "ct2")
+        report["ct2_quantization"] = q
     return report
