@@ -316,6 +316,26 @@ def test_starting_model_with_lora_is_the_model_before_training(tiny_whisper_dir)
     assert torch.allclose(again, s_logits)
 
 
+def test_restore_tuned_best_undoes_the_interpolation_and_survives_an_interruption(tmp_path):
+    from biosig.train.whisper.export import restore_tuned_best
+    best, tuned = tmp_path / "best", tmp_path / "best_tuned"
+    best.mkdir()
+    (best / "w").write_text("tuned")
+    assert restore_tuned_best(best) is False                # not interpolated: left alone
+    tuned.mkdir()
+    (tuned / "w").write_text("tuned")
+    (best / "w").write_text("mix")
+    (best / "interpolation.json").write_text("{}")
+    assert restore_tuned_best(best) is True
+    assert (best / "w").read_text() == "tuned" and not tuned.exists()
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["best"]
+    best.rename(tuned)                # interrupted between the renames: best/ is missing
+    assert restore_tuned_best(best) is True and (best / "w").read_text() == "tuned"
+    (best / "interpolation.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="best_tuned"):
+        restore_tuned_best(best)                            # nothing to restore from
+
+
 def test_interpolate_state():
     from biosig.train.whisper import interpolate_state
     a = {"w": torch.zeros(2, 2), "n": torch.tensor([1])}

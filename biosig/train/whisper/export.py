@@ -76,13 +76,18 @@ def restore_tuned_best(best_dir: Path) -> bool:
     weights in ``best_tuned/`` become ``best/`` again; returns whether anything changed."""
     import shutil
     tuned_dir = best_dir.with_name("best_tuned")
-    if not (best_dir / "interpolation.json").is_file():
+    if best_dir.is_dir() and not (best_dir / "interpolation.json").is_file():
         return False
     if not tuned_dir.is_dir():
-        raise FileNotFoundError(f"{best_dir} is interpolated but {tuned_dir} (the fine-tuned "
-                                "weights) is missing")
-    shutil.rmtree(best_dir)
+        raise FileNotFoundError(f"{best_dir} is interpolated or missing, and {tuned_dir} (the "
+                                "fine-tuned weights) is missing")
+    # renames only, so an interruption leaves best_tuned/ to be moved in by the next call
+    old = best_dir.with_name("best.interpolated")
+    if best_dir.is_dir():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(best_dir, old)
     os.replace(tuned_dir, best_dir)
+    shutil.rmtree(old, ignore_errors=True)
     log.info("best/ = the fine-tuned weights again (no interpolation)")
     return True
 
