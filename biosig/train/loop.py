@@ -192,14 +192,19 @@ def _finite_or(value, default: float) -> float:
     return v if math.isfinite(v) else default
 
 
+def _read_history(out: Path) -> list[dict]:
+    """The rows of ``out/metrics.jsonl`` (none where it is missing)."""
+    path = out / "metrics.jsonl"
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()
+            if x.strip()] if path.is_file() else []
+
+
 def _finished(report: dict, out: Path, epochs: int, max_steps: int | None) -> bool:
     """A run with a report is finished unless its configuration now asks for more epochs (or
     steps) than it ran and patience did not stop it."""
     if report.get("stopped_early"):
         return True
-    rows = [json.loads(x) for x in
-            (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()] \
-        if (out / "metrics.jsonl").is_file() else []
+    rows = _read_history(out)
     if not rows:
         return True
     return rows[-1]["epoch"] >= epochs or bool(max_steps and rows[-1].get("step", 0) >= max_steps)
@@ -210,8 +215,7 @@ def _finish_again(task: Task, cfg, out: Path, report: dict, dist, device, progre
     """The finish step of a finished run again (its export settings changed): no training;
     the history and the best epoch are the run's, the training time its report's."""
     t_wall = time.perf_counter()
-    history = [json.loads(x) for x in
-               (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()]
+    history = _read_history(out)
     result = LoopResult(history, int(report["best_epoch"]), bool(report.get("stopped_early")),
                         0.0, t_wall)
     new: dict = {}
