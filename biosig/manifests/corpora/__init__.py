@@ -30,8 +30,8 @@ __all__ = ["CORPORA", "Corpus", "get_corpus", "prepare_wfdb", "prepare_cinc2017"
            "prepare_circor2022", "read_circor_segmentation", "prepare_icbhi2017",
            "read_icbhi_cycles", "parse_icbhi_filename", "prepare_covid19_cough", "prepare_bonn",
            "prepare_delhi_epilepsy", "prepare_eegmmidb", "prepare_librispeech",
-           "prepare_audio_folder", "prepare_speechocean762", "BONN_SETS", "CINC2017_CLASSES", "DELHI_FS",
-           "EEGMMIDB_RUNS", "MITDB_SAME_SUBJECT"]
+           "prepare_audio_folder", "prepare_speechocean762", "BONN_SETS", "CINC2017_CLASSES",
+           "DELHI_FS", "EEGMMIDB_RUNS", "MITDB_SAME_SUBJECT"]
 
 
 @dataclass(frozen=True)
