@@ -9,9 +9,11 @@ explicitly::
     seg.intervals()                          # [start_s, end_s, state] rows (CirCor layout)
     compare_heart_sounds(reference, seg)     # S1/S2 Se, PPV, F1 (60 ms centre tolerance)
 
-Whole folders: :func:`segment_pcg` (batch, resumable; ``biosig segment pcg``).
+Whole folders: :func:`segment_pcg` (batch, resumable; ``biosig segment pcg``). Per-cycle,
+per-phase features for murmur analysis: :func:`pcg_cycle_features`.
 """
 
+from biosig.pcg.cycles import CycleFeatures, pcg_cycle_features
 from biosig.pcg.evaluation import (
     TOLERANCE_S,
     HeartSoundCounts,
@@ -20,7 +22,13 @@ from biosig.pcg.evaluation import (
     compare_heart_sounds,
     evaluate_pcg_segmentation,
 )
-from biosig.pcg.features import HeartCycle, PcgEnvelopes, pcg_envelopes, pcg_heart_cycle
+from biosig.pcg.features import (
+    HeartCycle,
+    PcgEnvelopes,
+    heart_cycle_candidates,
+    pcg_envelopes,
+    pcg_heart_cycle,
+)
 from biosig.pcg.scoring import (
     SEGMENT_COLUMNS,
     format_circor_tsv,
@@ -50,5 +58,6 @@ __all__ = [
     "PcgSegmentEvaluation", "as_state_intervals", "TOLERANCE_S", "train_pcg_segmenter",
     "fit_pcg_segmenter", "reference_frame_states", "circor_segmentation_examples",
     "segment_pcg", "segment_record", "write_pcg_segmentation", "format_circor_tsv",
-    "SEGMENT_COLUMNS", "decode_pcg_states",
+    "SEGMENT_COLUMNS", "decode_pcg_states", "heart_cycle_candidates", "pcg_cycle_features",
+    "CycleFeatures",
 ]

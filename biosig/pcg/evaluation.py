@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from biosig.manifests.corpora.circor2022 import CIRCOR_SEGMENT_LABELS
 from biosig.signal import Annotations
 
 __all__ = ["HeartSoundCounts", "PcgSegmentEvaluation", "compare_heart_sounds",
@@ -17,7 +18,7 @@ __all__ = ["HeartSoundCounts", "PcgSegmentEvaluation", "compare_heart_sounds",
 #: Largest distance between the centres of a reference and a detected sound that count as one
 #: (Springer et al. 2016 use 60 ms).
 TOLERANCE_S = 0.06
-_STATE_OF_LABEL = {"unannotated": 0, "S1": 1, "systole": 2, "S2": 3, "diastole": 4}
+_STATE_OF_LABEL = {label: state for state, label in CIRCOR_SEGMENT_LABELS.items()}
 
 
 @dataclass(frozen=True)

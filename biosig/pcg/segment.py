@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from biosig.errors import InputError
+from biosig.manifests.corpora.circor2022 import CIRCOR_SEGMENT_LABELS
 from biosig.pcg.features import (
     FEATURE_FS,
     MIN_FS,
@@ -28,8 +29,8 @@ __all__ = ["pcg_segment", "PcgSegmentation", "PcgSegmenterWeights", "STATE_LABEL
            "decode_pcg_states"]
 
 METHODS = ("springer2016",)
-#: State codes of the output, as in CirCor's ``.tsv`` files (0: not labelled).
-STATE_LABELS = {0: "unannotated", 1: "S1", 2: "systole", 3: "S2", 4: "diastole"}
+#: State codes of the output, those of CirCor's ``.tsv`` files (0: not labelled).
+STATE_LABELS = CIRCOR_SEGMENT_LABELS
 #: Name of the weights file shipped in ``biosig/pcg/weights/``.
 DEFAULT_WEIGHTS = "springer2016_circor2022.json"
 #: Layout tag of the weights files.
@@ -291,14 +292,19 @@ def pcg_segment(signal, *, fs: float | None = None, method: str = "springer2016"
 
     1. four envelopes at 50 Hz (:func:`biosig.pcg.pcg_envelopes`: homomorphic, Hilbert,
        wavelet and 40-60 Hz power), z-scored;
-    2. per frame, a multinomial logistic regression on the envelopes of the frame and its
-       neighbours gives ``P(state | observation)``; divided by the state's prior it is the
-       emission of a hidden semi-Markov model;
+    2. per frame, ``P(state | observation)`` from the envelopes of the frame and of its
+       neighbours within 240 ms: Springer's multinomial logistic regression, or (the shipped
+       weights) a small multilayer perceptron; divided by the state's prior (and weighted by
+       :attr:`PcgSegmenterWeights.emission_scale`) it is the emission of a hidden semi-Markov
+       model;
     3. the heart rate and systolic interval come from the periodicity of the S1 and S2
-       posteriors (:func:`biosig.pcg.pcg_heart_cycle`) and set Gaussian duration models of the
-       four states (S1 and S2 lengths and the spreads were fitted on CirCor);
+       posteriors (:func:`biosig.pcg.heart_cycle_candidates`: the three strongest
+       autocorrelation periods, each with its two strongest S1-to-S2 lags) and set Gaussian
+       duration models of the four states (S1 and S2 lengths and the spreads were fitted on
+       CirCor);
     4. the duration-dependent Viterbi decoder (a numba kernel) finds the most likely sequence
-       S1 -> systole -> S2 -> diastole -> S1 ..., which may start and end anywhere in a cycle.
+       S1 -> systole -> S2 -> diastole -> S1 ..., which may start and end anywhere in a cycle,
+       under each candidate cycle; the candidate whose best path is the most likely wins.
 
     Silent (drop-out) and clipped frames, and usable stretches under
     :data:`MIN_LABELLED_S`, are left unlabelled (state 0); each usable stretch is decoded on

@@ -16,10 +16,12 @@ from biosig.pcg.features import FEATURE_FS, pcg_envelopes
 from biosig.pcg.segment import PcgSegmenterWeights, stack_context
 
 __all__ = ["train_pcg_segmenter", "fit_pcg_segmenter", "reference_frame_states",
-           "circor_segmentation_examples", "DEFAULT_CONTEXT"]
+           "circor_segmentation_examples", "DEFAULT_CONTEXT", "DEFAULT_HIDDEN"]
 
-#: Frame offsets stacked into one observation (at 50 Hz: -120 ms ... +120 ms).
-DEFAULT_CONTEXT = (-6, -4, -2, -1, 0, 1, 2, 4, 6)
+#: Frame offsets stacked into one observation (at 50 Hz: -240 ms ... +240 ms).
+DEFAULT_CONTEXT = (-12, -10, -8, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 8, 10, 12)
+#: Hidden layers of the emission model (``()``: Springer's logistic regression).
+DEFAULT_HIDDEN = (64, 32)
 
 
 def reference_frame_states(reference, *, n_frames: int, fs: float = FEATURE_FS) -> np.ndarray:
@@ -82,8 +84,8 @@ def _fit_durations(references: Sequence[np.ndarray]) -> dict:
 
 def fit_pcg_segmenter(envelopes: Sequence[np.ndarray], frame_states: Sequence[np.ndarray],
                       references: Sequence, *, context: Sequence[int] = DEFAULT_CONTEXT,
-                      c: float = 1.0, hidden: Sequence[int] = (), max_frames: int | None = 400_000,
-                      emission_scale: float = 1.0, seed: int = 0,
+                      c: float = 1.0, hidden: Sequence[int] = DEFAULT_HIDDEN,
+                      max_frames: int | None = 400_000, emission_scale: float = 1.0, seed: int = 0,
                       meta: dict | None = None) -> PcgSegmenterWeights:
     """Fit the emission model and the duration model from precomputed envelopes.
 
@@ -168,7 +170,7 @@ def fit_pcg_segmenter(envelopes: Sequence[np.ndarray], frame_states: Sequence[np
 
 
 def train_pcg_segmenter(recordings: Iterable, *, context: Sequence[int] = DEFAULT_CONTEXT,
-                        c: float = 1.0, hidden: Sequence[int] = (),
+                        c: float = 1.0, hidden: Sequence[int] = DEFAULT_HIDDEN,
                         max_frames: int | None = 400_000, seed: int = 0) -> PcgSegmenterWeights:
     """Train the Springer (2016) segmenter on annotated recordings.
 
