@@ -55,7 +55,7 @@ class HeartCycle:
     ----------
     heart_rate_bpm : float
     systolic_interval_s : float
-        From the start of S1 to the start of S2.
+        From the centre of S1 to the centre of S2 (about S1 onset to S2 onset).
     """
 
     heart_rate_bpm: float
@@ -142,8 +142,8 @@ def pcg_envelopes(signal, *, fs: float) -> PcgEnvelopes:
 
     1. the homomorphic envelope (``exp(lowpass_8Hz(log |analytic signal|))``);
     2. the Hilbert envelope ``|analytic signal|``;
-    3. the wavelet envelope: ``|detail 3|`` of a Daubechies-7 decomposition (62.5-125 Hz) when
-       PyWavelets is installed, else the Hilbert envelope of a 62.5-125 Hz band-pass;
+    3. the wavelet envelope: ``|detail 3|`` of a Daubechies-7 decomposition (62.5-125 Hz,
+       PyWavelets), reconstructed at 1 kHz;
     4. the power spectral density envelope: mean STFT power over 40-60 Hz (50 ms windows).
 
     Parameters
@@ -172,6 +172,7 @@ def pcg_envelopes(signal, *, fs: float) -> PcgEnvelopes:
     Schmidt, S. E. et al. (2010). Segmentation of heart sound recordings by a
     duration-dependent hidden Markov model. Physiol. Meas. 31(4), 513-529.
     """
+    import pywt
     import scipy.signal
 
     from biosig import dsp
@@ -190,15 +191,10 @@ def pcg_envelopes(signal, *, fs: float) -> PcgEnvelopes:
     hop = int(WORK_FS / FEATURE_FS)
     homo = np.asarray(dsp.envelope_homomorphic(y, fs=WORK_FS, cutoff_hz=8.0))
     hilb = np.asarray(dsp.envelope_hilbert(y))
-    try:
-        import pywt
-        coeffs = pywt.wavedec(y, "db7", level=3)
-        keep = [np.zeros_like(c) for c in coeffs]
-        keep[1] = coeffs[1]                      # [cA3, cD3, cD2, cD1]: detail 3
-        wav = np.abs(pywt.waverec(keep, "db7")[: y.size])
-    except ImportError:  # pragma: no cover - PyWavelets is a dependency of the test env
-        wav = np.asarray(dsp.envelope_hilbert(
-            dsp.bandpass(y, fs=WORK_FS, band_hz=(62.5, 125.0), order=2)))
+    coeffs = pywt.wavedec(y, "db7", level=3)
+    keep = [np.zeros_like(c) for c in coeffs]
+    keep[1] = coeffs[1]                          # [cA3, cD3, cD2, cD1]: detail 3
+    wav = np.abs(pywt.waverec(keep, "db7")[: y.size])
     _, _, z = scipy.signal.stft(y, fs=WORK_FS, nperseg=50, noverlap=50 - hop, nfft=100,
                                 boundary="even", padded=True)
     freqs = np.fft.rfftfreq(100, 1 / WORK_FS)
@@ -329,4 +325,4 @@ def pcg_heart_cycle(s1_score, s2_score=None, *, fs: float,
         a0, b0 = a - a.mean(), b - b.mean()
         seg = np.array([np.dot(a0[: a0.size - k], b0[k:]) for k in range(s_lo, s_hi + 1)])
     systole_s = (s_lo + int(np.argmax(seg))) / fs if seg.size else 0.3 * period_s
-    return HeartCycle(60.0 / period_s, float(systole_s))
+    return HeartCycle(float(60.0 / period_s), float(systole_s))

@@ -19,7 +19,7 @@ __all__ = ["segment_pcg", "segment_record", "write_pcg_segmentation", "format_ci
 
 #: Columns of ``segments.csv`` written by :func:`segment_pcg`: record name; sampling rate (Hz);
 #: duration (s); seconds labelled (state != 0); S1 sounds found; heart rate (bpm) and systolic
-#: interval (S1 start to S2 start, s) used by the duration model; status ("ok").
+#: interval (S1 centre to S2 centre, s) used by the duration model; status ("ok").
 SEGMENT_COLUMNS = ("record", "fs", "duration_s", "labelled_s", "s1_count", "heart_rate_bpm",
                    "systolic_interval_s", "status")
 #: Recordings shorter than this are refused (fewer than about two heart cycles).

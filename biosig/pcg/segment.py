@@ -1,6 +1,6 @@
 """Heart-cycle segmentation of phonocardiograms: :func:`pcg_segment` (S1, systole, S2,
-diastole) with the logistic-regression HSMM of Springer et al. (2016), and its trained
-parameters :class:`PcgSegmenterWeights`."""
+diastole) with the hidden semi-Markov model of Springer et al. (2016) (logistic-regression or
+small-MLP emissions), and its trained parameters :class:`PcgSegmenterWeights`."""
 
 from __future__ import annotations
 
@@ -250,7 +250,8 @@ def states_to_intervals(states, *, fs: float, duration_s: float | None = None) -
 
 def _duration_tables(cycle: HeartCycle, d: dict, fs: float):
     """Log-probability and log-survival of each state's visit length in frames (Gaussians
-    truncated to mean +- 3 sd, as Schmidt et al. 2010 and Springer et al. 2016)."""
+    truncated to mean +- 3 sd, as Schmidt et al. 2010 and Springer et al. 2016). Systole lasts
+    the S1-to-S2 centre lag less half of each sound; diastole the rest of the period."""
     period = cycle.period_s
     s1_m, s2_m = d["s1_mean_s"], d["s2_mean_s"]
     sys_m = max(cycle.systolic_interval_s - 0.5 * (s1_m + s2_m), 0.04)
@@ -271,8 +272,6 @@ def _duration_tables(cycle: HeartCycle, d: dict, fs: float):
     with np.errstate(divide="ignore"):
         log_dur = np.log(p)
         log_surv = np.log(np.maximum(surv, 1e-300))
-    # beyond the longest complete visit the survival stays at its smallest value, so that a cut
-    # visit can still be as long as the longest one
     return log_dur, log_surv, min_d, max_d
 
 
@@ -413,8 +412,7 @@ def decode_pcg_states(envelopes: PcgEnvelopes, *, weights: PcgSegmenterWeights |
         candidates = heart_cycle_candidates(np.where(keep, post[0], 0.0),
                                             np.where(keep, post[2], 0.0), fs=env.fs,
                                             n_periods=n_periods, n_systoles=n_systoles)
-    best = -np.inf
-    cycle = candidates[0]
+    best, cycle = -np.inf, None
     for cand in candidates:
         tables = _duration_tables(cand, weights.durations, env.fs)
         states = np.zeros(env.n_frames, dtype=np.int8)
@@ -424,7 +422,7 @@ def decode_pcg_states(envelopes: PcgEnvelopes, *, weights: PcgSegmenterWeights |
                                                     *tables)
             states[a:b] = s + 1
             total += score
-        if total > best:
+        if total > best or cycle is None:
             best, cycle, frame_states = total, cand, states
     return frame_states, cycle
 
