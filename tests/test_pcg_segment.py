@@ -236,6 +236,27 @@ def test_weights_ship_with_the_package(repo_root):
     assert '"biosig.pcg" = ["weights/*.json"]' in text
 
 
+# ----------------------------------------------------------------------------- training
+
+def test_train_on_the_slice_manifest(repo_root, data_root):
+    """Springer's logistic regression trained on 9 of the slice's recordings segments the 4
+    others (the slice manifest resolves paths through the data root)."""
+    from biosig.pcg import circor_segmentation_examples, train_pcg_segmenter
+    examples = list(circor_segmentation_examples(repo_root / "data_manifests/circor2022.jsonl",
+                                                 split=None))
+    assert len(examples) == 13 and examples[0][1] == 4000.0
+    train, held_out = examples[:9], examples[9:]
+    w = train_pcg_segmenter([e[:3] for e in train], hidden=(), context=(-2, 0, 2))
+    assert len(w.layers) == 1 and w.layers[0][0].shape == (4, 12)
+    assert 0.08 < w.durations["s1_mean_s"] < 0.16 and w.meta["recordings"] == 9
+    ev = evaluate_pcg_segmentation(
+        (ref, pcg_segment(x, fs=fs, weights=w)) for x, fs, ref, _ in held_out)
+    assert ev.s1.f1 > 0.7 and ev.s2.f1 > 0.7, str(ev)     # 0.92 / 0.78 when written
+    with pytest.raises(ValueError, match="on_error"):
+        next(circor_segmentation_examples(repo_root / "data_manifests/circor2022.jsonl",
+                                          on_error="ignore"))
+
+
 # ----------------------------------------------------------------------------- real data, CLI
 
 def test_real_recording_against_its_reference(data_root):
