@@ -290,6 +290,13 @@ def test_cli_writes_circor_layout(data_root, tmp_path):
     seg = pcg_segment(biosig.load(wav))
     assert tsv.read_text(encoding="utf-8") == format_circor_tsv(seg)
     assert "49823_PV" in (out / "segments.csv").read_text(encoding="utf-8")
+    # and `biosig evaluate pcg` scores it against the reference folder
+    report = tmp_path / "eval.json"
+    assert main(["evaluate", "pcg", str(wav.parent), str(out), "--out", str(report)]) == 0
+    d = json.loads(report.read_text(encoding="utf-8"))
+    ref = read_circor_segmentation(wav.with_suffix(".tsv"))
+    assert d["pooled"] == compare_heart_sounds(ref, seg).to_dict()
+    assert list(d["records"]) == ["49823_PV"]
 
 
 def test_cli_batch_goes_on_after_bad_files(data_root, tmp_path, capsys):
@@ -321,6 +328,33 @@ def test_cli_batch_goes_on_after_bad_files(data_root, tmp_path, capsys):
     capsys.readouterr()
     assert main(argv) == 0
     assert "4 failed" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name, make, match", [
+    ("short.wav", lambda p: _wav(p, 4000, 4000),
+     r"short\.wav: 1\.00 s long, expected at least 2 s"),
+    ("lowfs.wav", lambda p: _wav(p, 4000, 500), r"lowfs\.wav: .*1000"),
+    ("corrupt.wav", lambda p: p.write_bytes(b"RIFF\0\0\0\0WAVEjunk"), r"corrupt\.wav: "),
+    ("missing.wav", lambda p: None, r"missing\.wav: "),
+    ("nan.wav", lambda p: _wav(p, 12000, 4000, nan=True), r"nan\.wav: "),
+])
+def test_segment_record_raises_input_error_naming_the_file(tmp_path, name, make, match):
+    from biosig.batch import BatchItem
+    from biosig.pcg import segment_record
+    path = tmp_path / name
+    make(path)
+    with pytest.raises(InputError, match=match) as info:
+        segment_record(BatchItem(path.stem, str(path), 0), str(tmp_path / "out"))
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "out" / f"{path.stem}.tsv").exists()
+
+
+def _wav(path, n, fs, nan=False):
+    import soundfile as sf
+    x = np.random.default_rng(0).normal(size=n) * 0.1
+    if nan:
+        x[100] = np.nan
+    sf.write(path, x.astype(np.float32), fs, subtype="FLOAT" if nan else "PCM_16")
 
 
 def test_cli_single_bad_file_is_a_one_line_error(tmp_path, capsys):

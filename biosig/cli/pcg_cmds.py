@@ -1,6 +1,8 @@
-"""``biosig segment pcg``: batch heart-cycle segmentation of phonocardiograms.
+"""``biosig segment pcg`` and ``biosig evaluate pcg``: batch heart-cycle segmentation of
+phonocardiograms and its S1/S2 scores.
 
-A thin wrapper over :func:`biosig.pcg.segment_pcg`; heavy imports happen inside the command.
+Thin wrappers over :func:`biosig.pcg.segment_pcg` and :func:`biosig.pcg.evaluate_pcg_folders`;
+heavy imports happen inside the commands.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from biosig.cli._app import segment_app
+from biosig.cli._app import evaluate_app, segment_app
 
 
 @segment_app.command("pcg")
@@ -52,3 +54,24 @@ def segment_pcg_cmd(
             for row in list(csv.DictReader(f))[-summary.n_failed:]:
                 print(f"biosig: error: {row['reason']}", file=sys.stderr)
         raise typer.Exit(2)
+
+
+@evaluate_app.command("pcg")
+def evaluate_pcg_cmd(
+    ref_dir: Annotated[Path, typer.Argument(help="Folder of reference <record>.tsv files "
+                                                 "(searched recursively).")],
+    test_dir: Annotated[Path, typer.Argument(help="Folder of the segmenter's .tsv files.")],
+    tolerance_s: Annotated[float, typer.Option(
+        "--tolerance-s", help="Largest centre distance of a match (seconds).")] = 0.06,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Also write pooled and per-record counts as JSON.")] = None,
+) -> None:
+    """S1 and S2 Se, PPV and F1 (centre within 60 ms, annotated stretch only), pooled."""
+    from biosig.fileio import write_json_atomic
+    from biosig.pcg import evaluate_pcg_folders
+    total, per = evaluate_pcg_folders(ref_dir, test_dir, tolerance_s=tolerance_s)
+    typer.echo(str(total))
+    if out is not None:
+        write_json_atomic(out, {"pooled": total.to_dict(), "tolerance_s": tolerance_s,
+                                "records": {k: v.to_dict() for k, v in per.items()}})
+        typer.echo(f"written: {out}")

@@ -20,6 +20,7 @@ from biosig.pcg.evaluation import (
     PcgSegmentEvaluation,
     as_state_intervals,
     compare_heart_sounds,
+    evaluate_pcg_folders,
     evaluate_pcg_segmentation,
 )
 from biosig.pcg.features import (
@@ -59,5 +60,5 @@ __all__ = [
     "fit_pcg_segmenter", "reference_frame_states", "circor_segmentation_examples",
     "segment_pcg", "segment_record", "write_pcg_segmentation", "format_circor_tsv",
     "SEGMENT_COLUMNS", "decode_pcg_states", "heart_cycle_candidates", "pcg_cycle_features",
-    "CycleFeatures",
+    "CycleFeatures", "evaluate_pcg_folders",
 ]

@@ -13,7 +13,8 @@ from biosig.manifests.corpora.circor2022 import CIRCOR_SEGMENT_LABELS
 from biosig.signal import Annotations
 
 __all__ = ["HeartSoundCounts", "PcgSegmentEvaluation", "compare_heart_sounds",
-           "evaluate_pcg_segmentation", "as_state_intervals", "TOLERANCE_S"]
+           "evaluate_pcg_segmentation", "evaluate_pcg_folders", "as_state_intervals",
+           "TOLERANCE_S"]
 
 #: Largest distance between the centres of a reference and a detected sound that count as one
 #: (Springer et al. 2016 use 60 ms).
@@ -182,3 +183,51 @@ def evaluate_pcg_segmentation(pairs: Iterable, *,
     for ref, det in pairs:
         total = total + compare_heart_sounds(ref, det, tolerance_s=tolerance_s)
     return total
+
+
+def evaluate_pcg_folders(ref_dir, test_dir, *, tolerance_s: float = TOLERANCE_S
+                         ) -> tuple[PcgSegmentEvaluation, dict[str, PcgSegmentEvaluation]]:
+    """Score every segmentation ``.tsv`` of ``test_dir`` against the file of the same name in
+    ``ref_dir`` (both CirCor's layout, searched recursively), pooled and per recording.
+
+    Parameters
+    ----------
+    ref_dir, test_dir : str or PathLike
+        Folders of reference and detected ``<record>.tsv`` files (e.g. CirCor's
+        ``training_data`` and the output of ``biosig segment pcg``).
+    tolerance_s : float > 0
+
+    Returns
+    -------
+    pooled : PcgSegmentEvaluation
+    per_record : dict of str to PcgSegmentEvaluation
+        By record name (file name without ``.tsv``), sorted.
+
+    Raises
+    ------
+    InputError
+        A folder is missing, ``test_dir`` holds no ``.tsv``, a reference is missing or a file
+        is malformed (the message names the file).
+    """
+    from pathlib import Path
+
+    from biosig.errors import InputError
+    from biosig.manifests.corpora.circor2022 import read_circor_segmentation
+    ref_root, test_root = Path(ref_dir), Path(test_dir)
+    for d in (ref_root, test_root):
+        if not d.is_dir():
+            raise InputError(d, "folder not found")
+    refs = {p.stem: p for p in ref_root.rglob("*.tsv")}
+    per: dict[str, PcgSegmentEvaluation] = {}
+    for p in sorted(test_root.rglob("*.tsv")):
+        if p.stem not in refs:
+            raise InputError(p, f"no reference {p.name} under {ref_root}")
+        per[p.stem] = compare_heart_sounds(read_circor_segmentation(refs[p.stem]),
+                                           read_circor_segmentation(p),
+                                           tolerance_s=tolerance_s)
+    if not per:
+        raise InputError(test_root, "no .tsv segmentation files found")
+    total = PcgSegmentEvaluation(HeartSoundCounts(), HeartSoundCounts(), 0)
+    for ev in per.values():
+        total = total + ev
+    return total, per
