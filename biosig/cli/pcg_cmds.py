@@ -37,7 +37,7 @@ def segment_pcg_cmd(
     progress: Annotated[bool, typer.Option("--progress/--no-progress",
                                            help="Progress bar on stderr.")] = True,
 ) -> None:
-    """Segment heart sounds into S1, systole, S2 and diastole (Springer 2016 LR-HSMM).
+    """Segment heart sounds into S1, systole, S2 and diastole (Springer 2016 HSMM).
 
     Writes one <record>.tsv per recording: start_s, end_s, state (1 S1, 2 systole, 3 S2,
     4 diastole, 0 not labelled). A recording that cannot be used becomes a row of errors.csv

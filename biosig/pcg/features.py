@@ -200,7 +200,9 @@ def pcg_envelopes(signal, *, fs: float) -> PcgEnvelopes:
     freqs = np.fft.rfftfreq(100, 1 / WORK_FS)
     band = (freqs >= 40) & (freqs <= 60)
     psd = (np.abs(z[band]) ** 2).mean(axis=0)
-    psd = psd[1:] if psd.size > n_frames else psd      # frame i centred on (i + 0.5) hops
+    # STFT column k is centred on sample k * hop: drop k = 0 so that column i sits at the end
+    # of frame i (10 ms late, as in training)
+    psd = psd[1:] if psd.size > n_frames else psd
     psd = np.concatenate([psd, np.full(max(0, n_frames - psd.size), psd[-1])])[:n_frames]
     rows = [_frame_mean(v, hop, n_frames) for v in (homo, hilb, wav)] + [psd]
     values = np.stack([_zscore(r, usable) for r in rows])
