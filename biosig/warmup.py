@@ -3,9 +3,9 @@
 numba compiles each kernel on its first call and keeps the machine code in ``__pycache__``
 (``cache=True``); on a fresh install that first call takes tens of seconds. ``scripts/setup.sh``
 runs this module, which scores one synthetic WFDB record exactly as ``biosig score qrs`` does
-(and runs the filters at float32 and float64), so that the first real command starts warm. The
-cache is tied to this machine's CPU and to the source files: another machine, or an edited
-kernel, compiles again on first use (once).
+(and runs the filters at float32 and float64, and segments a synthetic PCG), so that the first
+real command starts warm. The cache is tied to this machine's CPU and to the source files:
+another machine, or an edited kernel, compiles again on first use (once).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ def warm_up() -> float:
     from biosig import dsp
     from biosig.ecg.scoring import score_qrs
     from biosig.ecg.simulate import ecg_simulate, write_wfdb_record
+    from biosig.pcg import compare_heart_sounds, pcg_segment
+    from biosig.synth import synth_pcg
     t0 = time.perf_counter()
     sim = ecg_simulate(duration_s=20.0, fs=360.0, seed=0)
     x = np.asarray(sim.signal, dtype=np.float64)
@@ -35,6 +37,9 @@ def warm_up() -> float:
             y = np.broadcast_to(x.astype(dtype), shape).copy()
             dsp.sosfilt(sos, y)
             dsp.sosfiltfilt(sos, y)
+    pcg = synth_pcg(4.0, fs=4000.0, seed=0)              # the PCG segmenter's decoder, matcher
+    seg = pcg_segment(pcg.data[0], fs=pcg.fs)
+    compare_heart_sounds(seg, seg)
     return time.perf_counter() - t0
 
 

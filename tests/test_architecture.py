@@ -1,7 +1,7 @@
 """The import graph shows the architecture: no module reaches into another module's private
-names, and imports only run down the layers (cli -> train -> ecg/plot -> asr/batch -> manifests
--> io/features -> dsp -> signal -> errors/fileio/progress). Read from the source with ``ast``,
-lazy imports inside functions included."""
+names, and imports only run down the layers (cli -> train -> ecg/pcg/plot -> asr/batch ->
+manifests -> io/features -> dsp -> signal -> errors/fileio/progress). Read from the source
+with ``ast``, lazy imports inside functions included."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ LAYERS = [
     ("biosig.io", 3), ("biosig.features", 3), ("biosig.models", 3), ("biosig.datasets", 3),
     ("biosig.manifests", 4), ("biosig.metrics", 4),
     ("biosig.asr", 5), ("biosig.batch", 5),
-    ("biosig.ecg", 6), ("biosig.plot", 6),
+    ("biosig.ecg", 6), ("biosig.pcg", 6), ("biosig.plot", 6),
     ("biosig.features.presets", 7), ("biosig.synth", 7),
     ("biosig.train", 8),
     ("biosig.cli", 10), ("biosig.__main__", 10), ("biosig.warmup", 10),

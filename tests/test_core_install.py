@@ -37,7 +37,7 @@ EXTRA_DISTS = {"faster-whisper", "ctranslate2", "transformers", "jiwer", "rapidf
                "huggingface-hub", "peft", "sounddevice", "dask", "distributed", "starlette",
                "uvicorn", "websockets"}
 EXTRA_MODULES = sorted({m for _, modules in EXTRAS.values() for m in modules})
-CORE_MODULES = ["biosig", "biosig.io", "biosig.dsp", "biosig.features", "biosig.ecg",
+CORE_MODULES = ["biosig", "biosig.io", "biosig.dsp", "biosig.features", "biosig.ecg", "biosig.pcg",
                 "biosig.manifests", "biosig.metrics", "biosig.batch", "biosig.cli",
                 "biosig.signal", "biosig.plot", "biosig.extras", "biosig.asr"]
 
