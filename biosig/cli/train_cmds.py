@@ -123,6 +123,30 @@ def score_model_cmd(
     typer.echo(str(summary))
 
 
+@app.command("report")
+def report_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder (runs/<recipe>/<run-id>); a "
+                                                 "K-fold run reports its pooled out-of-fold "
+                                                 "predictions.")],
+    prevalence: Annotated[float | None, typer.Option(
+        "--prevalence", help="Also give PPV/NPV at this prevalence (0-1), e.g. the "
+                             "clinic's.")] = None,
+    min_sensitivity: Annotated[float, typer.Option(
+        "--min-sensitivity", help="Sensitivity the operating threshold must reach (chosen "
+                                  "on the validation predictions).")] = 0.95,
+    html: Annotated[bool, typer.Option("--html", help="Also write report.html (needs the "
+                                                      "markdown package).")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress",
+                                           help="Progress on stderr.")] = True,
+) -> None:
+    """Validation report of a trained run: RUN_DIR/report/report.md with its PNGs (data,
+    metrics with CIs, calibration, subgroups, operating points, drift)."""
+    from biosig.train.report import write_report
+    typer.echo(str(write_report(run_dir, prevalence=prevalence,
+                                min_sensitivity=min_sensitivity, html=html,
+                                progress=progress)))
+
+
 @app.command("explain")
 def explain_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run folder (runs/<recipe>/<run-id>).")],

@@ -10,7 +10,8 @@ from biosig import metrics as M
 
 __all__ = ["compute_metrics", "metrics_with_ci", "embedding_eer", "metric_names",
            "aggregate_by_group", "positive_class", "fit_calibration", "apply_calibration",
-           "CALIBRATION_FILE", "CALIBRATION_METHODS", "read_predictions"]
+           "CALIBRATION_FILE", "CALIBRATION_METHODS", "read_predictions",
+           "metric_functions"]
 
 
 def positive_class(cfg) -> int | None:
@@ -86,6 +87,12 @@ def read_predictions(path, classes) -> tuple[np.ndarray, np.ndarray, list[str]]:
     probs = np.array([[float(v) for v in r[1:1 + k]] for r in body]).reshape(-1, k)
     targets = np.array([list(classes).index(r[1 + k]) for r in body], dtype=np.int64)
     return probs, targets, [r[0] for r in body]
+
+
+def metric_functions(cfg) -> dict:
+    """``name -> f(targets (n,), probs (n, n_classes)) -> float`` for every scalar metric a
+    run of ``cfg`` reports (what :func:`metrics_with_ci` bootstraps)."""
+    return _metric_fns(cfg)
 
 
 def metric_names(cfg) -> list[str]:
