@@ -465,8 +465,7 @@ def _finish_validation_and_drift(cfg, model, frontend, ds, out: Path, *, device,
     ``valid_predictions.csv`` (the best model on the validation split), ``calibration.json``
     fitted on them (:func:`biosig.train.evaluation.fit_calibration`) and
     ``drift_reference.npz`` (:mod:`biosig.train.drift`)."""
-    from biosig.train.drift import REFERENCE_FILE, describe_examples, fit_reference, \
-        save_reference
+    from biosig.train.drift import REFERENCE_FILE, describe_examples, fit_reference, save_reference
     from biosig.train.evaluation import CALIBRATION_FILE, fit_calibration
     if split != "valid":
         loader = _loader(ds["valid"], cfg=cfg, train=False, dist=dist)
@@ -534,8 +533,12 @@ def _pooled_cv_report(cfg, reports: list[dict], out: Path) -> dict:
 def _cv_drift_reference(cfg, examples: list[Example], folds: list[int], out: Path) -> None:
     """The run-level ``drift_reference.npz`` of a K-fold run
     (:func:`biosig.train.drift.crossfit_reference` over its folds)."""
-    from biosig.train.drift import REFERENCE_FILE, crossfit_reference, describe_examples, \
-        save_reference
+    from biosig.train.drift import (
+        REFERENCE_FILE,
+        crossfit_reference,
+        describe_examples,
+        save_reference,
+    )
     frontend = FrontEnd(cfg.features, fs=cfg.data.target_fs)
     desc = describe_examples(examples, frontend=frontend, dcfg=cfg.data,
                              desc="drift reference (all folds)")

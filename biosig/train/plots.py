@@ -159,7 +159,7 @@ def plot_subgroups(rows: list[tuple[str, float, float, float, int]], overall: fl
     plt = _figure()
     n = len(rows)
     fig, ax = plt.subplots(figsize=(6.4, 0.8 + 0.32 * n))
-    for i, (label, est, lo, hi, cnt) in enumerate(rows):
+    for i, (_, est, lo, hi, _n) in enumerate(rows):
         y = n - 1 - i
         color = "C3" if np.isfinite(hi) and hi < overall else "C0"
         if np.isfinite(est):

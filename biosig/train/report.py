@@ -102,8 +102,8 @@ class _Run:
 def _load_run(run_dir: Path) -> _Run:
     from biosig.fileio import load_yaml
     from biosig.train.config import validate_config
-    from biosig.train.evaluation import CALIBRATION_FILE
     from biosig.train.drift import REFERENCE_FILE
+    from biosig.train.evaluation import CALIBRATION_FILE
     cfg_path = run_dir / "config.yaml"
     if not cfg_path.is_file():
         raise InputError(cfg_path, "not found: RUN_DIR must be a run folder of biosig train")
@@ -568,9 +568,10 @@ def _drift_section(run, md, pngs, missing, ids) -> None:
            _table(["", "5th pct", "median", "95th pct"], rows), ""]
     scores = {}
     if ref.test_scores is not None and len(ref.test_scores):
-        flagged = float(np.mean(ref.test_scores > ref.threshold))
+        n_flagged = int(np.sum(ref.test_scores > ref.threshold))
+        flagged = n_flagged / len(ref.test_scores)
         scores["test recordings"] = ref.test_scores
-        md += [f"Test recordings above the threshold: {int(np.sum(ref.test_scores > ref.threshold))}"
+        md += [f"Test recordings above the threshold: {n_flagged}"
                f" of {len(ref.test_scores)} ({100 * flagged:.1f} %; about "
                f"{100 * (1 - ref.quantile):.0f} % expected when they come from the training "
                f"distribution" + ("; cross-fitted, so this is by construction" if run.kfold
