@@ -30,7 +30,7 @@ from biosig.fileio import atomic_path
 
 __all__ = ["Descriptors", "describe_signal", "describe_examples", "DriftReference",
            "fit_reference", "crossfit_reference", "save_reference", "load_reference",
-           "REFERENCE_FILE", "QUANTILE"]
+           "REFERENCE_FILE", "QUANTILE", "write_drift_summary"]
 
 #: the reference's file in a run folder
 REFERENCE_FILE = "drift_reference.npz"
@@ -157,3 +157,66 @@ def load_reference(path) -> DriftReference:
                           float(a["threshold"]), float(a["quantile"]), a["valid_scores"],
                           a["fs_hz"], a["duration_s"], a["level_db"], a.get("test_scores"),
                           a["test_ids"].tolist() if "test_ids" in a else None, str(a["how"]))
+
+
+def _pct(v, q) -> str:
+    v = np.asarray(v, dtype=float)
+    v = v[np.isfinite(v)]
+    return f"{np.percentile(v, q):.1f}" if v.size else "n/a"
+
+
+def write_drift_summary(predictions_csv, ref: DriftReference, out_dir, *,
+                        max_listed: int = 20) -> tuple[Path, Path]:
+    """``drift.md`` and ``drift.png`` in ``out_dir`` from a scored ``predictions.csv`` with
+    ``ood_score``, ``ood_flag``, ``fs_hz``, ``duration_s`` and ``level_db`` columns: how many
+    records were flagged against the ``quantile`` expected, how their rates, durations and
+    levels compare with the training recordings', and the most distant flagged records."""
+    import csv
+
+    from biosig.fileio import write_text_atomic
+    from biosig.train.plots import plot_drift
+    with open(predictions_csv, newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f)]
+    out = Path(out_dir)
+    if not rows:
+        text = "# Drift\n\nNo record was scored.\n"
+        return write_text_atomic(out / "drift.md", text), out / "drift.png"
+    score = np.array([float(r["ood_score"]) for r in rows])
+    flag = np.array([int(r["ood_flag"]) for r in rows])
+    cols = {k: np.array([float(r[k]) for r in rows]) for k in ("fs_hz", "duration_s",
+                                                               "level_db")}
+    train = {"fs_hz": ref.fs_hz, "duration_s": ref.duration_s, "level_db": ref.level_db}
+    names = {"fs_hz": "file sampling rate (Hz)", "duration_s": "duration (s)",
+             "level_db": "RMS level (dB)"}
+    table = ["| | training: 5th / 50th / 95th pct | scored: 5th / 50th / 95th pct | scored "
+             "outside the training range |", "|---|---|---|---|"]
+    for k, name in names.items():
+        lo, hi = float(np.min(train[k])), float(np.max(train[k]))
+        tol = 1e-3 * max(abs(lo), abs(hi), 1.0)        # the CSV rounds to 3 decimals
+        outside = float(np.mean((cols[k] < lo - tol) | (cols[k] > hi + tol)))
+        table.append(f"| {name} | {' / '.join(_pct(train[k], q) for q in (5, 50, 95))} | "
+                     f"{' / '.join(_pct(cols[k], q) for q in (5, 50, 95))} | "
+                     f"{100 * outside:.1f} % |")
+    order = np.argsort(-score)
+    listed = [f"| {rows[i]['record']} | {score[i]:.2f} | {rows[i]['label']} |"
+              for i in order[:max_listed] if flag[i]]
+    text = "\n".join([
+        "# Drift: the scored records against the training data", "",
+        f"{len(rows)} records scored; **{int(flag.sum())} flagged "
+        f"({100 * flag.mean():.1f} %)** with `ood_flag` = 1 (`ood_score` above "
+        f"{ref.threshold:.2f}, the {100 * ref.quantile:.0f}th percentile of the run's own "
+        f"held-out training recordings: about {100 * (1 - ref.quantile):.0f} % of records "
+        f"like the training data are flagged). Flagged records are scored like the others "
+        f"and marked in `predictions.csv`: read their probabilities with care, the model "
+        f"saw few recordings like them. Median `ood_score`: scored {np.median(score):.2f}, held-out "
+        f"training {np.median(ref.valid_scores):.2f}.", "",
+        *table, "",
+        "`ood_score`: the Mahalanobis distance of the record's front-end feature statistics "
+        "(mean and standard deviation of each bin over the whole recording) from the training "
+        f"recordings' ({ref.how}; Ledoit-Wolf covariance).", "",
+        "![drift](drift.png)", "",
+        *([f"The {len(listed)} most distant flagged records:", "",
+           "| record | ood_score | label |", "|---|---|---|", *listed, ""] if listed else []),
+    ]).rstrip() + "\n"
+    plot_drift(ref.valid_scores, {"scored records": score}, ref.threshold, out / "drift.png")
+    return write_text_atomic(out / "drift.md", text), out / "drift.png"
