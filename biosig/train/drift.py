@@ -208,8 +208,8 @@ def write_drift_summary(predictions_csv, ref: DriftReference, out_dir, *,
         f"held-out training recordings: about {100 * (1 - ref.quantile):.0f} % of records "
         f"like the training data are flagged). Flagged records are scored like the others "
         f"and marked in `predictions.csv`: read their probabilities with care, the model "
-        f"saw few recordings like them. Median `ood_score`: scored {np.median(score):.2f}, held-out "
-        f"training {np.median(ref.valid_scores):.2f}.", "",
+        f"saw few recordings like them. Median `ood_score`: scored "
+        f"{np.median(score):.2f}, held-out training {np.median(ref.valid_scores):.2f}.", "",
         *table, "",
         "`ood_score`: the Mahalanobis distance of the record's front-end feature statistics "
         "(mean and standard deviation of each bin over the whole recording) from the training "
