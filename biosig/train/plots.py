@@ -140,7 +140,7 @@ def plot_reliability(curves: dict, path, *, title: str = "reliability (test)",
         ok = bins.count > 0
         a.plot(bins.mean_predicted[ok], bins.observed[ok], "o-", ms=4, label=label)
     a.set_ylabel("observed frequency"), a.set_xlim(0, 1), a.set_ylim(0, 1)
-    a.set_title(title), a.legend(fontsize=8, loc="upper left"), a.grid(alpha=0.3)
+    a.set_title(title), a.legend(fontsize=8, loc="best"), a.grid(alpha=0.3)
     first = next(iter(curves.values()))
     centers = (first.edges[:-1] + first.edges[1:]) / 2
     b.bar(centers, first.count, width=np.diff(first.edges) * 0.9, color="C0")
