@@ -105,6 +105,8 @@ def _load_run(run_dir: Path) -> _Run:
     from biosig.train.drift import REFERENCE_FILE
     from biosig.train.evaluation import CALIBRATION_FILE
     cfg_path = run_dir / "config.yaml"
+    if not cfg_path.is_file() and (run_dir / "fold-0" / "config.yaml").is_file():
+        cfg_path = run_dir / "fold-0" / "config.yaml"         # a K-fold run: the folds share it
     if not cfg_path.is_file():
         raise InputError(cfg_path, "not found: RUN_DIR must be a run folder of biosig train")
     cfg = validate_config(load_yaml(cfg_path.read_text(encoding="utf-8")),
@@ -479,33 +481,43 @@ def _subgroup_section(run, md, pngs, missing, records, ids, probs, targets, metr
     md += [f"Each manifest field with 2 to {MAX_GROUPS} values among the test items (numeric "
            f"fields in quartile bins): {metric} and accuracy with 95 % CIs. **below** marks a "
            f"subgroup whose interval lies entirely below the overall estimate ({metric} "
-           f"{_fmt(overall)}, accuracy {_fmt(overall_acc)}); n/a where the metric is "
-           f"undefined (e.g. a subgroup of one class).", ""]
+           f"{_fmt(overall)}, accuracy {_fmt(overall_acc)}; for a subgroup of one class, "
+           f"its accuracy, which is that class's sensitivity).", ""]
     plot_rows = []
     bar = Progress(len(fields), desc="subgroups", unit="field", enabled=progress)
     for key, (values, note) in fields.items():
-        res = M.subgroup_metrics(fn, values, targets, probs, overall=overall,
-                                 n_bootstrap=cfg.eval.n_bootstrap, seed=cfg.seed)
+        # a subgroup of one class (e.g. the positives of an "asymptomatic" field) has no
+        # headline metric worth the name: its accuracy is that class's sensitivity
+        one_class = {str(v) for v in set(map(str, (v for v in values if v is not None)))
+                     if len(set(targets[[str(x) == v for x in values]])) == 1}
+        res = {r.value: r for r in M.subgroup_metrics(
+            fn, [None if v is None or str(v) in one_class else v for v in values], targets,
+            probs, overall=overall, n_bootstrap=cfg.eval.n_bootstrap, seed=cfg.seed)}
         res_acc = M.subgroup_metrics(acc, values, targets, probs, overall=overall_acc,
                                      n_bootstrap=cfg.eval.n_bootstrap, seed=cfg.seed)
         rows = []
-        for r, ra in zip(res, res_acc):
-            flag = "**below**" if r.below or (ra.below and not math.isfinite(r.ci.estimate)) \
-                else ""
-            ests = [targets[[str(v) == r.value for v in values]]]
-            n_cls = ", ".join(f"{cfg.data.classes[c]} {int(np.sum(ests[0] == c))}"
+        for ra in res_acc:
+            r = res.get(ra.value)
+            flag = "**below**" if (r.below if r is not None else ra.below) else ""
+            sub = targets[[str(v) == ra.value for v in values]]
+            n_cls = ", ".join(f"{cfg.data.classes[c]} {int(np.sum(sub == c))}"
                               for c in range(len(cfg.data.classes)))
-            rows.append([r.value, r.n, n_cls, _ci(r.ci.to_dict()), _ci(ra.ci.to_dict()), flag])
-            plot_rows.append((f"{key}={r.value}", *((r.ci.estimate, r.ci.low, r.ci.high)
-                                                    if math.isfinite(r.ci.estimate) else
-                                                    (np.nan, np.nan, np.nan)), r.n))
+            head = _ci(r.ci.to_dict()) if r is not None else "n/a (one class)"
+            rows.append([ra.value, ra.n, n_cls, head, _ci(ra.ci.to_dict()), flag])
+            plot_rows.append((f"{key}={ra.value}", ra.ci.estimate, ra.ci.low, ra.ci.high, ra.n,
+                              *((r.ci.estimate, r.ci.low, r.ci.high) if r is not None
+                                else (np.nan,) * 3)))
         md += [f"**{key}**{note}", "",
                _table([key, "n", "per class", metric, "accuracy", ""], rows), ""]
         bar.update(1)
     bar.close()
-    if any(math.isfinite(r[1]) for r in plot_rows):
-        plot_subgroups(plot_rows, overall, run.dir / "report" / "subgroups.png",
-                       metric=metric)
+    if plot_rows:
+        # the headline where most subgroups have one, else accuracy (defined in every one)
+        head = sum(math.isfinite(r[5]) for r in plot_rows) * 2 >= len(plot_rows)
+        plot_subgroups([(r[0], *(r[5:8] if head else r[1:4]), r[4]) for r in plot_rows],
+                       overall if head else overall_acc,
+                       run.dir / "report" / "subgroups.png",
+                       metric=metric if head else "accuracy")
         pngs.append(run.dir / "report" / "subgroups.png")
         md += ["![subgroups](subgroups.png)", ""]
 
