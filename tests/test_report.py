@@ -324,3 +324,28 @@ def test_score_model_flags_shifted_records_and_calibrates(trained, toy, tmp_path
     assert set(next(iter(raw.values()))) == {"record", "p_low", "p_high", "label"}
     q = np.array([[float(raw[k]["p_low"]), float(raw[k]["p_high"])] for k in rows])
     np.testing.assert_allclose(apply_temperature(q, cal["temperature"]), p, atol=2e-5)
+
+
+def test_kfold_run_reports_pooled_out_of_fold_predictions(toy, tmp_path):
+    from biosig.train.config import validate_config
+    from biosig.train.drift import load_reference
+    from biosig.train.engine import run
+    from biosig.train.report import write_report
+    cfg = validate_config({
+        "recipe": "toy", "seed": 0, "device": "cpu", "output_dir": str(tmp_path),
+        "data": {"manifest": str(toy / "toy.jsonl"), "root": str(toy), "label": "tone",
+                 "classes": ["low", "high"], "target_fs": float(FS), "window_s": 1.0},
+        "features": {"kind": "log_mel", "window_s": 0.064, "hop_s": 0.032, "n_mels": 16,
+                     "fmax_hz": 500.0},
+        "model": {"name": "crnn", "channels": [4, 8], "pool_time": [2, 2], "gru_hidden": 8},
+        "train": {"epochs": 1, "batch_size": 8, "patience": None, "monitor": "roc_auc"},
+        "eval": {"positive_class": "high", "n_bootstrap": 10}, "cv": {"folds": 3}})
+    d = Path(run(cfg, run_id="cv", progress=False).run_dir)
+    for name in ("cv_valid_predictions.csv", "calibration.json", "drift_reference.npz"):
+        assert (d / name).is_file(), name
+    ref = load_reference(d / "drift_reference.npz")
+    assert len(ref.valid_scores) == 32 and ref.how.startswith("cross-fitted")
+    res = write_report(d, progress=False)
+    md = res.markdown.read_text()
+    assert "pooled out-of-fold predictions of 3 folds" in md and "32 items" in md
+    assert not res.missing and "| fold 0 |" in md
