@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -383,9 +384,17 @@ def _data_section(run: _Run, md: list[str], missing: dict):
         md += [f"Manifest `{cfg.data.manifest}` not readable here: counts from the "
                f"predictions only ({len(run.metrics.get('confusion', []))} classes).", ""]
         return None, None, None
+    fold = re.fullmatch(r"fold-(\d+)", run.dir.name)
     if run.kfold:
         folds = kfold_assign(examples, folds=run.kfold, seed=cfg.data.split_seed)
         split_of = [f"fold {f}" for f in folds]
+    elif cfg.cv.folds and fold:          # one fold of a K-fold run: its own three splits
+        k, n = int(fold.group(1)), cfg.cv.folds
+        folds = kfold_assign(examples, folds=n, seed=cfg.data.split_seed)
+        split_of = ["test" if f == k else "valid" if f == (k + 1) % n else "train"
+                    for f in folds]
+        md += [f"One fold ({k}) of a {n}-fold run: it tests on fold {k}, validates on fold "
+               f"{(k + 1) % n} and trains on the rest.", ""]
     else:
         if cfg.data.splits == "auto":
             examples = assign_example_splits(examples, seed=cfg.data.split_seed,
@@ -475,14 +484,17 @@ def _subgroup_section(run, md, pngs, missing, records, ids, probs, targets, metr
                                 f"{MAX_GROUPS} values for the scored items")
         return
     fn, acc = fns[metric], fns["accuracy"]
+    se_all = M.classification_report(targets, np.argmax(probs, axis=1),
+                                     n_classes=len(run.cfg.data.classes)).sensitivity
     overall = float(fn(targets, probs))
     overall_acc = float(acc(targets, probs))
     cfg = run.cfg
     md += [f"Each manifest field with 2 to {MAX_GROUPS} values among the test items (numeric "
            f"fields in quartile bins): {metric} and accuracy with 95 % CIs. **below** marks a "
            f"subgroup whose interval lies entirely below the overall estimate ({metric} "
-           f"{_fmt(overall)}, accuracy {_fmt(overall_acc)}; for a subgroup of one class, "
-           f"its accuracy, which is that class's sensitivity).", ""]
+           f"{_fmt(overall)}, accuracy {_fmt(overall_acc)}; a subgroup of one class has no "
+           f"{metric}: its accuracy is that class's sensitivity, compared with the class's "
+           f"sensitivity over all test items).", ""]
     plot_rows = []
     bar = Progress(len(fields), desc="subgroups", unit="field", enabled=progress)
     for key, (values, note) in fields.items():
@@ -498,12 +510,18 @@ def _subgroup_section(run, md, pngs, missing, records, ids, probs, targets, metr
         rows = []
         for ra in res_acc:
             r = res.get(ra.value)
-            flag = "**below**" if (r.below if r is not None else ra.below) else ""
             sub = targets[[str(v) == ra.value for v in values]]
             n_cls = ", ".join(f"{cfg.data.classes[c]} {int(np.sum(sub == c))}"
                               for c in range(len(cfg.data.classes)))
-            head = _ci(r.ci.to_dict()) if r is not None else "n/a (one class)"
-            rows.append([ra.value, ra.n, n_cls, head, _ci(ra.ci.to_dict()), flag])
+            acc_text = _ci(ra.ci.to_dict())
+            if r is not None:
+                below, head = r.below, _ci(r.ci.to_dict())
+            else:                  # one class c: its sensitivity against c's overall one
+                c = int(sub[0])
+                below = bool(math.isfinite(ra.ci.high) and ra.ci.high < se_all[c])
+                head = "n/a (one class)"
+                acc_text += f" = Se of {cfg.data.classes[c]} (all: {_fmt(se_all[c])})"
+            rows.append([ra.value, ra.n, n_cls, head, acc_text, "**below**" if below else ""])
             plot_rows.append((f"{key}={ra.value}", ra.ci.estimate, ra.ci.low, ra.ci.high, ra.n,
                               *((r.ci.estimate, r.ci.low, r.ci.high) if r is not None
                                 else (np.nan,) * 3)))
