@@ -152,22 +152,23 @@ def plot_reliability(curves: dict, path, *, title: str = "reliability (test)",
     plt.close(fig)
 
 
-def plot_subgroups(rows: list[tuple[str, float, float, float, int]], overall: float, path, *,
-                   metric: str) -> None:
-    """Forest plot: one row per subgroup ``(label, estimate, low, high, n)``, the overall
-    estimate as a vertical line; rows whose interval lies below it in red."""
+def plot_subgroups(rows: list[tuple], overall: float, path, *, metric: str) -> None:
+    """Forest plot: one row per subgroup ``(label, estimate, low, high, n[, below])``, the
+    overall estimate as a vertical line; rows flagged ``below`` (default: the interval lies
+    below the overall estimate) in red."""
     plt = _figure()
     n = len(rows)
     fig, ax = plt.subplots(figsize=(6.4, 0.8 + 0.32 * n))
-    for i, (_, est, lo, hi, _n) in enumerate(rows):
+    for i, (_, est, lo, hi, _n, *flag) in enumerate(rows):
         y = n - 1 - i
-        color = "C3" if np.isfinite(hi) and hi < overall else "C0"
+        below = flag[0] if flag else bool(np.isfinite(hi) and hi < overall)
+        color = "C3" if below else "C0"
         if np.isfinite(est):
             ax.errorbar(est, y, xerr=[[est - lo], [hi - est]] if np.isfinite(lo) else None,
                         fmt="o", color=color, ms=4, capsize=2)
     ax.axvline(overall, color="k", ls=":", lw=1)
     ax.set_yticks(range(n), [f"{r[0]} (n={r[4]})" for r in rows][::-1], fontsize=8)
-    ax.set_xlabel(f"{metric} (95 % CI); dotted: all test items")
+    ax.set_xlabel(f"{metric} (95 % CI); dotted: all test items; red: flagged")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     _save(fig, path)

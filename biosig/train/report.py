@@ -524,7 +524,7 @@ def _subgroup_section(run, md, pngs, missing, records, ids, probs, targets, metr
             rows.append([ra.value, ra.n, n_cls, head, acc_text, "**below**" if below else ""])
             plot_rows.append((f"{key}={ra.value}", ra.ci.estimate, ra.ci.low, ra.ci.high, ra.n,
                               *((r.ci.estimate, r.ci.low, r.ci.high) if r is not None
-                                else (np.nan,) * 3)))
+                                else (np.nan,) * 3), below))
         md += [f"**{key}**{note}", "",
                _table([key, "n", "per class", metric, "accuracy", ""], rows), ""]
         bar.update(1)
@@ -532,7 +532,7 @@ def _subgroup_section(run, md, pngs, missing, records, ids, probs, targets, metr
     if plot_rows:
         # the headline where most subgroups have one, else accuracy (defined in every one)
         head = sum(math.isfinite(r[5]) for r in plot_rows) * 2 >= len(plot_rows)
-        plot_subgroups([(r[0], *(r[5:8] if head else r[1:4]), r[4]) for r in plot_rows],
+        plot_subgroups([(r[0], *(r[5:8] if head else r[1:4]), r[4], r[8]) for r in plot_rows],
                        overall if head else overall_acc,
                        run.dir / "report" / "subgroups.png",
                        metric=metric if head else "accuracy")
