@@ -12,7 +12,12 @@ checks that name the argument; the challenge scores are written here after their
   :func:`icbhi_score`, :func:`cinc2017_f1`;
 - :func:`eer` -- equal error rate of verification trials (embeddings);
 - :func:`bootstrap_ci`, :func:`bootstrap_cis` -- percentile bootstrap confidence intervals of
-  any of them (several on the same resamples).
+  any of them (several on the same resamples);
+- operating points of a score: :func:`operating_points` (Se/Sp/PPV/NPV at thresholds, PPV and
+  NPV also at another prevalence, :func:`predictive_values`) and
+  :func:`threshold_for_sensitivity`;
+- :func:`subgroup_metrics` -- a metric with its bootstrap CI in each subgroup, flagged where
+  the interval lies below the overall estimate.
 
 Row ``i``, column ``j`` of a confusion matrix counts items of true class ``i`` predicted as
 ``j`` (scikit-learn's convention). Where a metric is undefined (no item of a class, one class
@@ -35,7 +40,9 @@ __all__ = [
     "roc_curve", "roc_auc", "roc_auc_ovr", "pr_auc", "physionet2016_macc",
     "physionet2022_weighted_accuracy", "PHYSIONET2022_MURMUR_WEIGHTS",
     "PHYSIONET2022_OUTCOME_WEIGHTS", "icbhi_score", "IcbhiScore", "cinc2017_f1", "eer",
-    "ConfidenceInterval", "bootstrap_ci", "bootstrap_cis",
+    "ConfidenceInterval", "bootstrap_ci", "bootstrap_cis", "predictive_values",
+    "OperatingPoints", "operating_points", "threshold_for_sensitivity", "SubgroupResult",
+    "subgroup_metrics",
 ]
 
 #: Class weights of the PhysioNet 2022 murmur score (Present, Unknown, Absent).
@@ -448,4 +455,167 @@ def bootstrap_cis(metrics: Mapping[str, Callable[..., float]], *arrays, n_bootst
                   else (math.nan, math.nan))
         out[name] = ConfidenceInterval(float(fn(*arrs)), float(lo), float(hi), level,
                                        n_bootstrap, n_bootstrap - ok.size)
+    return out
+
+
+# -------------------------------------------------------------------- operating points
+
+def predictive_values(sensitivity, specificity, prevalence) -> tuple[np.ndarray, np.ndarray]:
+    """PPV and NPV at a prevalence by Bayes' rule:
+    ``PPV = Se pi / (Se pi + (1 - Sp)(1 - pi))``, ``NPV = Sp (1 - pi) / (Sp (1 - pi) +
+    (1 - Se) pi)`` (Altman & Bland, BMJ 309 (1994) 102); NaN where a denominator is 0.
+
+    Parameters
+    ----------
+    sensitivity, specificity : float or array of float in [0, 1]
+    prevalence : float in (0, 1)
+    """
+    if not 0 < prevalence < 1:
+        raise ValueError(f"prevalence is {prevalence!r}, expected a number in (0, 1)")
+    se = np.asarray(sensitivity, dtype=float)
+    sp = np.asarray(specificity, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ppv = se * prevalence / (se * prevalence + (1 - sp) * (1 - prevalence))
+        npv = sp * (1 - prevalence) / (sp * (1 - prevalence) + (1 - se) * prevalence)
+    return ppv, npv
+
+
+@dataclass(frozen=True)
+class OperatingPoints:
+    """Se/Sp/PPV/NPV of the rule ``score >= threshold`` at each threshold.
+
+    Attributes
+    ----------
+    thresholds, sensitivity, specificity, ppv, npv : np.ndarray [shape=(n_thresholds,)]
+        PPV and NPV at the prevalence of the data (NaN where nothing is predicted positive,
+        respectively negative).
+    prevalence : float
+        Of the data.
+    ppv_at, npv_at : np.ndarray or None
+        PPV and NPV at ``prevalence_at`` (:func:`predictive_values`), when one was given.
+    prevalence_at : float or None
+    """
+
+    thresholds: np.ndarray
+    sensitivity: np.ndarray
+    specificity: np.ndarray
+    ppv: np.ndarray
+    npv: np.ndarray
+    prevalence: float
+    ppv_at: np.ndarray | None = None
+    npv_at: np.ndarray | None = None
+    prevalence_at: float | None = None
+
+    def to_dict(self) -> dict:
+        return {k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v)
+                for k, v in asdict(self).items()}
+
+
+def operating_points(y_true, scores, thresholds, *, prevalence: float | None = None
+                     ) -> OperatingPoints:
+    """Sensitivity, specificity, PPV and NPV of ``scores >= t`` for each threshold ``t``.
+
+    Parameters
+    ----------
+    y_true : array of {0, 1} [shape=(n_items,)]
+    scores : array of float [shape=(n_items,)]
+    thresholds : array of float [shape=(n_thresholds,)]
+    prevalence : float in (0, 1), optional
+        Also give PPV and NPV at this prevalence (e.g. the clinic's), from Se and Sp.
+
+    Returns
+    -------
+    OperatingPoints
+    """
+    y, s = _binary(y_true, scores)
+    t = np.asarray(thresholds, dtype=float).ravel()
+    pred = s[None, :] >= t[:, None]                               # (n_thresholds, n_items)
+    pos = y.astype(bool)
+    tp = (pred & pos).sum(1)
+    fp = (pred & ~pos).sum(1)
+    fn = (~pred & pos).sum(1)
+    tn = (~pred & ~pos).sum(1)
+    se, sp = np.array(_ratio(tp, tp + fn)), np.array(_ratio(tn, tn + fp))
+    ppv, npv = np.array(_ratio(tp, tp + fp)), np.array(_ratio(tn, tn + fn))
+    at = predictive_values(se, sp, prevalence) if prevalence is not None else (None, None)
+    return OperatingPoints(t, se, sp, ppv, npv, float(pos.mean()), at[0], at[1], prevalence)
+
+
+def threshold_for_sensitivity(y_true, scores, min_sensitivity: float) -> float:
+    """The highest threshold ``t`` at which ``scores >= t`` reaches ``min_sensitivity``: the
+    most specific rule that still finds that share of the positives.
+
+    Parameters
+    ----------
+    y_true : array of {0, 1} [shape=(n_items,)]
+    scores : array of float [shape=(n_items,)]
+    min_sensitivity : float in (0, 1]
+
+    Returns
+    -------
+    float
+        A score of one of the positives; NaN without positives.
+    """
+    if not 0 < min_sensitivity <= 1:
+        raise ValueError(f"min_sensitivity is {min_sensitivity!r}, expected a number in (0, 1]")
+    y, s = _binary(y_true, scores)
+    pos = np.sort(s[y == 1])[::-1]                 # positives' scores, highest first
+    if pos.size == 0:
+        return float("nan")
+    k = int(math.ceil(min_sensitivity * pos.size - 1e-9))   # positives to find
+    return float(pos[max(k, 1) - 1])
+
+
+# ---------------------------------------------------------------------------- subgroups
+
+@dataclass(frozen=True)
+class SubgroupResult:
+    """A metric in one subgroup: its value, ``n`` items, the CI, and ``below``: the
+    interval's upper end lies below the overall point estimate."""
+
+    value: str
+    n: int
+    ci: ConfidenceInterval
+    below: bool
+
+    def to_dict(self) -> dict:
+        return {"value": self.value, "n": self.n, **self.ci.to_dict(), "below": self.below}
+
+
+def subgroup_metrics(metric: Callable[..., float], groups: Sequence, *arrays,
+                     overall: float | None = None, n_bootstrap: int = 1000,
+                     level: float = 0.95, seed: int = 0) -> list[SubgroupResult]:
+    """``metric`` with its percentile bootstrap CI (:func:`bootstrap_ci`) in each subgroup.
+
+    Parameters
+    ----------
+    metric : callable
+        Takes the arrays of a subgroup and returns a float (NaN where undefined).
+    groups : sequence [n_items]
+        The subgroup of each item (e.g. ``"female"``); ``None`` items are left out.
+    *arrays : array [shape=(n_items, ...)]
+        E.g. labels and probabilities.
+    overall : float, optional
+        The point estimate on all items (default: ``metric(*arrays)``); a subgroup is flagged
+        when its interval's upper end is below it.
+
+    Returns
+    -------
+    list of SubgroupResult
+        In order of the subgroups' values (as strings).
+    """
+    arrs = [np.asarray(a) for a in arrays]
+    g = np.array(["" if v is None else str(v) for v in groups], dtype=object)
+    keep = np.array([v is not None for v in groups])
+    if g.size != arrs[0].shape[0]:
+        raise ValueError(f"groups has {g.size} items, expected {arrs[0].shape[0]} as the "
+                         f"arrays")
+    ref = float(metric(*arrs)) if overall is None else float(overall)
+    out = []
+    for v in sorted(set(g[keep])):
+        m = keep & (g == v)
+        ci = bootstrap_ci(metric, *[a[m] for a in arrs], n_bootstrap=n_bootstrap, level=level,
+                          seed=seed)
+        out.append(SubgroupResult(v, int(m.sum()), ci,
+                                  bool(np.isfinite(ci.high) and ci.high < ref)))
     return out

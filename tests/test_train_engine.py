@@ -237,7 +237,8 @@ def test_score_model_cli_resumes_and_reports_errors(trained, toy, tmp_path):
     with open(out / "predictions.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["record"] for r in rows] == ["s00_0", "s00_1", "s05_0", "s05_1"]
-    assert set(rows[0]) == {"record", "p_low", "p_high", "label"}
+    assert set(rows[0]) == {"record", "p_low", "p_high", "label", "ood_score", "ood_flag",
+                            "fs_hz", "duration_s", "level_db"}      # the drift check
     assert all(abs(float(r["p_low"]) + float(r["p_high"]) - 1) < 1e-4 for r in rows)
     errors = (out / "errors.csv").read_text().splitlines()
     assert len(errors) == 2 and errors[1].startswith("broken,")

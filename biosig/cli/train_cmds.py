@@ -109,18 +109,51 @@ def score_model_cmd(
         "--embeddings", help="Also write embeddings/<record>.npy (x-vector runs).")] = False,
     retry_errors: Annotated[bool, typer.Option(
         "--retry-errors", help="Process the records listed in errors.csv again.")] = False,
+    calibrate: Annotated[bool, typer.Option(
+        "--calibrate", help="Apply the run's calibration.json (fitted on its validation "
+                            "predictions) to the probabilities.")] = False,
+    drift: Annotated[bool, typer.Option(
+        "--drift/--no-drift", help="Compare each record with the training data: ood_score "
+                                   "and ood_flag columns, drift.md and drift.png.")] = True,
     progress: Annotated[bool, typer.Option("--progress/--no-progress",
                                            help="Progress bar on stderr.")] = True,
 ) -> None:
-    """Class probabilities for every record with a trained model; resumable."""
+    """Class probabilities for every record with a trained model; resumable. Each record is
+    also compared with the training data (ood_score, ood_flag) when the run keeps a drift
+    reference."""
     if checkpoint not in ("best", "last"):
         from biosig.errors import ConfigError
         raise ConfigError(f"--checkpoint is {checkpoint!r}, expected best or last")
     from biosig.train.inference import score_model
     summary = score_model(run_dir, input, out, checkpoint=checkpoint, device=device,
                           pattern=pattern, jobs=jobs, executor=executor, scheduler=scheduler,
-                          progress=progress, retry_errors=retry_errors, embeddings=embeddings)
+                          progress=progress, retry_errors=retry_errors, embeddings=embeddings,
+                          calibrate=calibrate, drift=drift)
     typer.echo(str(summary))
+
+
+@app.command("report")
+def report_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder (runs/<recipe>/<run-id>); a "
+                                                 "K-fold run reports its pooled out-of-fold "
+                                                 "predictions.")],
+    prevalence: Annotated[float | None, typer.Option(
+        "--prevalence", help="Also give PPV/NPV at this prevalence (0-1), e.g. the "
+                             "clinic's.")] = None,
+    min_sensitivity: Annotated[float, typer.Option(
+        "--min-sensitivity", help="Sensitivity the operating threshold must reach (chosen "
+                                  "on the validation predictions).")] = 0.95,
+    html: Annotated[bool, typer.Option("--html", help="Also write report.html (needs the "
+                                                      "markdown package).")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress",
+                                           help="Progress on stderr.")] = True,
+) -> None:
+    """Validation report of a trained run: RUN_DIR/report/report.md with its PNGs (data,
+    metrics with CIs, calibration, subgroups, operating points, drift)."""
+    from biosig.train.report import write_report
+    typer.echo(str(write_report(run_dir, prevalence=prevalence,
+                                min_sensitivity=min_sensitivity, html=html,
+                                progress=progress)))
 
 
 @app.command("explain")

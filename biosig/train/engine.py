@@ -5,9 +5,14 @@ into the one training loop (:class:`ClassifierTask`, run by :func:`biosig.train.
 A run folder ``<output_dir>/<recipe>/<run-id>/`` holds ``config.yaml`` (resolved),
 ``env.json`` (package version, git hash, torch, device, world size), ``metrics.jsonl`` (one line
 per epoch), ``best.pt`` and ``last.pt``, ``report.json`` (test metrics with bootstrap CIs),
-``test_predictions.csv`` and ``learning_curves.png``, ``roc.png``, ``confusion_matrix.png``.
+``test_predictions.csv`` and ``learning_curves.png``, ``roc.png``, ``confusion_matrix.png``;
+for ``biosig report`` and ``biosig score model``, ``valid_predictions.csv`` (the best model on
+the validation split), ``calibration.json`` (fitted on them) and ``drift_reference.npz`` (the
+training recordings' feature statistics, :mod:`biosig.train.drift`).
 With ``cv.folds = K`` each fold gets a ``fold-<k>/`` folder like that and the run folder a
-``cv_report.json`` with the mean and standard deviation of every metric over folds.
+``cv_report.json`` with the mean and standard deviation of every metric over folds, the pooled
+``cv_test_predictions.csv`` and ``cv_valid_predictions.csv``, ``calibration.json`` fitted on
+the pooled validation predictions and a cross-fitted ``drift_reference.npz``.
 
 Under ``torchrun`` (``WORLD_SIZE > 1``) the loop wraps the model in DistributedDataParallel (NCCL
 on GPUs, gloo on CPUs), the training set is sharded with a DistributedSampler, and only rank 0
@@ -410,14 +415,9 @@ def _test_and_report(cfg, model, frontend, ds, out: Path, *, device, amp, dist, 
     res = metrics_with_ci(targets, probs, cfg)
     if ev.embeddings is not None:
         res["embedding_eer"] = embedding_eer(ev.embeddings, ev.targets)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow([cfg.eval.aggregate_by or "record", *[f"p_{c}" for c in classes], "label",
-                "predicted"])
-    for name, p, t in zip(ids, probs, targets):
-        w.writerow([name, *[f"{x:.6f}" for x in p], classes[int(t)],
-                    classes[int(np.argmax(p))]])
-    write_text_atomic(out / f"{split}_predictions.csv", buf.getvalue())
+    _write_predictions(out / f"{split}_predictions.csv", cfg, ids, probs, targets)
+    _finish_validation_and_drift(cfg, model, frontend, ds, out, device=device, amp=amp,
+                                 dist=dist, split=split)
     env = json.loads((out / "env.json").read_text())
     report = {"recipe": cfg.recipe, "run_dir": str(out), "evaluated_split": split,
               "n_items": int(len(targets)), "scored_by": cfg.eval.aggregate_by or "record",
@@ -446,6 +446,45 @@ def _test_and_report(cfg, model, frontend, ds, out: Path, *, device, amp, dist, 
     return report
 
 
+def _write_predictions(path: Path, cfg, ids, probs, targets) -> None:
+    """``<id>, p_<class>..., label, predicted`` per scored item (CSV, atomically)."""
+    classes = list(cfg.data.classes)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([cfg.eval.aggregate_by or "record", *[f"p_{c}" for c in classes], "label",
+                "predicted"])
+    for name, p, t in zip(ids, probs, targets):
+        w.writerow([name, *[f"{x:.6f}" for x in p], classes[int(t)],
+                    classes[int(np.argmax(p))]])
+    write_text_atomic(path, buf.getvalue())
+
+
+def _finish_validation_and_drift(cfg, model, frontend, ds, out: Path, *, device, amp, dist,
+                                 split: str) -> None:
+    """What ``biosig report`` and ``biosig score model`` need besides the test predictions:
+    ``valid_predictions.csv`` (the best model on the validation split), ``calibration.json``
+    fitted on them (:func:`biosig.train.evaluation.fit_calibration`) and
+    ``drift_reference.npz`` (:mod:`biosig.train.drift`)."""
+    from biosig.train.drift import REFERENCE_FILE, describe_examples, fit_reference, save_reference
+    from biosig.train.evaluation import CALIBRATION_FILE, fit_calibration
+    if split != "valid":
+        loader = _loader(ds["valid"], cfg=cfg, train=False, dist=dist)
+        ev = evaluate(model, frontend, loader, cfg=cfg, device=device, amp=amp)
+        vp, vt, vids = scored_items(cfg, ev, ds["valid"].examples)
+        _write_predictions(out / "valid_predictions.csv", cfg, vids, vp, vt)
+    else:
+        from biosig.train.evaluation import read_predictions
+        vp, vt, _ = read_predictions(out / "valid_predictions.csv", cfg.data.classes)
+    cal = fit_calibration(vt, vp)
+    write_text_atomic(out / CALIBRATION_FILE, json.dumps(jsonable(cal), indent=2) + "\n")
+    show = bool(dist.is_main)
+    desc = {s: describe_examples(ds[s].examples, frontend=frontend, dcfg=cfg.data,
+                                 desc=f"drift reference ({s})", show=show)
+            for s in ("train", "valid", "test") if len(ds[s])}
+    ref = fit_reference(desc["train"], desc["valid"], test=desc.get("test"))
+    save_reference(ref, out / REFERENCE_FILE)
+
+
 def _pooled_cv_report(cfg, reports: list[dict], out: Path) -> dict:
     """Every fold's test predictions together (each item was tested exactly once): metrics with
     bootstrap CIs, ``cv_test_predictions.csv`` and ``confusion_matrix.png`` in ``out``."""
@@ -469,8 +508,41 @@ def _pooled_cv_report(cfg, reports: list[dict], out: Path) -> dict:
     w.writerows(rows)
     write_text_atomic(out / "cv_test_predictions.csv", buf.getvalue())
     plot_confusion(res["confusion"], classes, out / "confusion_matrix.png")
+    valid = [Path(r["run_dir"]) / "valid_predictions.csv" for r in reports]
+    if all(p.is_file() for p in valid):        # runs of older releases have none
+        from biosig.train.evaluation import CALIBRATION_FILE, fit_calibration
+        vrows: list[list[str]] = []
+        for path in valid:
+            with open(path, newline="", encoding="utf-8") as f:
+                reader = csv.reader(f)
+                next(reader)
+                vrows += [row for row in reader if row]
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(vrows)
+        write_text_atomic(out / "cv_valid_predictions.csv", buf.getvalue())
+        vp = np.array([[float(v) for v in row[1:1 + len(classes)]] for row in vrows])
+        vt = np.array([classes.index(row[1 + len(classes)]) for row in vrows])
+        cal = fit_calibration(vt, vp, fitted_on="pooled validation folds")
+        write_text_atomic(out / CALIBRATION_FILE, json.dumps(jsonable(cal), indent=2) + "\n")
     return {"n_items": len(rows), "scored_by": cfg.eval.aggregate_by or "record",
             "metrics": res}
+
+
+def _cv_drift_reference(cfg, examples: list[Example], folds: list[int], out: Path) -> None:
+    """The run-level ``drift_reference.npz`` of a K-fold run
+    (:func:`biosig.train.drift.crossfit_reference` over its folds)."""
+    from biosig.train.drift import (
+        REFERENCE_FILE,
+        crossfit_reference,
+        describe_examples,
+        save_reference,
+    )
+    frontend = FrontEnd(cfg.features, fs=cfg.data.target_fs)
+    desc = describe_examples(examples, frontend=frontend, dcfg=cfg.data,
+                             desc="drift reference (all folds)")
+    save_reference(crossfit_reference(desc, folds), out / REFERENCE_FILE)
 
 
 def run(cfg: TrainConfig, *, resume: bool = False, run_id: str | None = None,
@@ -522,5 +594,6 @@ def run(cfg: TrainConfig, *, resume: bool = False, run_id: str | None = None,
               "train_s": float(sum(r.get("train_s", 0.0) for r in reports)),
               "wall_s": float(sum(r.get("wall_s", 0.0) for r in reports))}
         write_text_atomic(out / "cv_report.json", json.dumps(jsonable(cv), indent=2))
+        _cv_drift_reference(cfg, examples, folds, out)
         summary = cv
     return RunResult(str(out), summary)

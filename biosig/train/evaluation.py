@@ -9,7 +9,9 @@ import numpy as np
 from biosig import metrics as M
 
 __all__ = ["compute_metrics", "metrics_with_ci", "embedding_eer", "metric_names",
-           "aggregate_by_group"]
+           "aggregate_by_group", "positive_class", "fit_calibration", "apply_calibration",
+           "CALIBRATION_FILE", "CALIBRATION_METHODS", "read_predictions",
+           "metric_functions"]
 
 
 def positive_class(cfg) -> int | None:
@@ -72,6 +74,25 @@ def _metric_fns(cfg) -> dict:
     elif ch == "cinc2017":
         fns["cinc2017_f1"] = lambda t, p: M.cinc2017_f1(t, pred(p), classes=classes)
     return fns
+
+
+def read_predictions(path, classes) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``(probs (n, n_classes), targets (n,), ids)`` of a run's ``*_predictions.csv`` (columns
+    ``<id>, p_<class>..., label, predicted``)."""
+    import csv
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.reader(f) if r]
+    body = rows[1:]
+    k = len(classes)
+    probs = np.array([[float(v) for v in r[1:1 + k]] for r in body]).reshape(-1, k)
+    targets = np.array([list(classes).index(r[1 + k]) for r in body], dtype=np.int64)
+    return probs, targets, [r[0] for r in body]
+
+
+def metric_functions(cfg) -> dict:
+    """``name -> f(targets (n,), probs (n, n_classes)) -> float`` for every scalar metric a
+    run of ``cfg`` reports (what :func:`metrics_with_ci` bootstraps)."""
+    return _metric_fns(cfg)
 
 
 def metric_names(cfg) -> list[str]:
@@ -167,3 +188,37 @@ def embedding_eer(embeddings, targets) -> float:
     if same.min() == same.max():
         return math.nan
     return M.eer(same, np.einsum("nd,nd->n", e[i], e[j]))
+
+
+# ----------------------------------------------------------------------------- calibration
+
+#: a run's fitted calibration, next to its checkpoints
+CALIBRATION_FILE = "calibration.json"
+CALIBRATION_METHODS = ("temperature", "isotonic")
+
+
+def fit_calibration(targets, probs, *, fitted_on: str = "valid") -> dict:
+    """Temperature scaling and per-class isotonic maps fitted on ``(targets, probs)`` (the
+    validation predictions), as ``calibration.json`` keeps them: ``{"method": "temperature",
+    "temperature": T, "isotonic": {"x": [...], "y": [...]}, "fitted_on", "n_items"}``
+    (``method`` is what ``biosig score model --calibrate`` applies by default)."""
+    from biosig.calibration import fit_isotonic, fit_temperature
+    t = np.asarray(targets, dtype=np.int64)
+    p = np.asarray(probs, dtype=float)
+    return {"method": "temperature", "temperature": fit_temperature(t, p),
+            "isotonic": fit_isotonic(t, p).to_dict(), "fitted_on": fitted_on,
+            "n_items": int(t.size)}
+
+
+def apply_calibration(probs, calibration: dict, *, method: str | None = None) -> np.ndarray:
+    """``probs`` (n_items, n_classes) through a :func:`fit_calibration` result (its
+    ``method`` unless ``method`` names the other)."""
+    from biosig.calibration import IsotonicMaps, apply_isotonic, apply_temperature
+    m = method or calibration.get("method", "temperature")
+    if m not in CALIBRATION_METHODS:
+        raise ValueError(f"calibration method is {m!r}, expected one of "
+                         f"{', '.join(CALIBRATION_METHODS)}")
+    if m == "temperature":
+        return apply_temperature(probs, calibration["temperature"])
+    iso = calibration["isotonic"]
+    return apply_isotonic(probs, IsotonicMaps(iso["x"], iso["y"]))

@@ -248,8 +248,15 @@ def _cached_run(run_dir: str, checkpoint: str, device: str) -> LoadedRun:
     return _RUNS[key]
 
 
+@functools.lru_cache(maxsize=4)
+def _cached_reference(path: str):
+    from biosig.train.drift import load_reference
+    return load_reference(path)
+
+
 def _score_one(item, out_dir: str, *, run_dir: str, checkpoint: str, device: str,
-               embeddings: bool) -> dict:
+               embeddings: bool, calibration: dict | None = None,
+               drift_reference: str | None = None) -> dict:
     run = _cached_run(run_dir, checkpoint, device)
     m = item.meta
     x = load_waveform(run, item.path, start_s=m.get("start_s"), end_s=m.get("end_s"),
@@ -257,8 +264,20 @@ def _score_one(item, out_dir: str, *, run_dir: str, checkpoint: str, device: str
     if x.size == 0:
         raise InputError(item.path, "the recording (segment) holds no samples")
     probs = predict_waveform(run, x)
+    if calibration is not None:
+        from biosig.train.evaluation import apply_calibration
+        probs = apply_calibration(probs[None], calibration)[0]
     row = {f"p_{c}": f"{p:.6f}" for c, p in zip(run.classes, probs)}
     row["label"] = run.classes[int(np.argmax(probs))]
+    if drift_reference is not None:
+        from biosig.io import info
+        from biosig.train.drift import describe_signal
+        ref = _cached_reference(drift_reference)
+        fs_hz = m.get("source_fs") or info(item.path, source_fs=m.get("source_fs")).fs
+        vec, fs_hz, duration_s, level = describe_signal(run.frontend, x, fs_hz=fs_hz)
+        score = float(ref.score(vec[None])[0])
+        row.update(ood_score=f"{score:.4f}", ood_flag=int(score > ref.threshold),
+                   fs_hz=f"{fs_hz:g}", duration_s=f"{duration_s:.3f}", level_db=f"{level:.2f}")
     if embeddings:
         from biosig.batch import atomic_path
         with atomic_path(out_dir, f"embeddings/{item.key}.npy") as tmp:
@@ -269,15 +288,19 @@ def _score_one(item, out_dir: str, *, run_dir: str, checkpoint: str, device: str
 
 @dataclass(frozen=True)
 class ScoreModelSummary:
-    """The batch summary plus the files written."""
+    """The batch summary plus the files written (``drift_md``: the drift summary, None for a
+    run without a drift reference or with ``drift=False``) and what was applied."""
 
     batch: object
     predictions_csv: str
     answers_txt: str | None
+    drift_md: str | None = None
+    notes: tuple[str, ...] = ()
 
     def __str__(self) -> str:
-        extra = f", {self.answers_txt}" if self.answers_txt else ""
-        return f"{self.batch}\nwritten: {self.predictions_csv}{extra}"
+        extra = "".join(f", {p}" for p in (self.answers_txt, self.drift_md) if p)
+        return "\n".join([f"{self.batch}\nwritten: {self.predictions_csv}{extra}",
+                          *self.notes])
 
 
 def _default_pattern(cfg) -> str:
@@ -295,7 +318,8 @@ def _default_pattern(cfg) -> str:
 def score_model(run_dir, source, out_dir, *, checkpoint: str = "best", device: str = "auto",
                 pattern: str | None = None, jobs: int = 1, executor: str = "local",
                 scheduler: str | None = None, progress: bool = True,
-                retry_errors: bool = False, embeddings: bool = False) -> ScoreModelSummary:
+                retry_errors: bool = False, embeddings: bool = False, calibrate: bool = False,
+                drift: bool = True) -> ScoreModelSummary:
     """Class probabilities for every record of ``source`` with a trained run.
 
     Runs :func:`biosig.batch.run_batch` (resumable, ``errors.csv`` rows, progress bar,
@@ -315,14 +339,47 @@ def score_model(run_dir, source, out_dir, *, checkpoint: str = "best", device: s
         File pattern for folders (default: the suffix of the run's manifest paths).
     embeddings : bool
         Also write ``embeddings/<record>.npy`` (TDNN/x-vector runs).
+    calibrate : bool
+        Pass the probabilities through the run's ``calibration.json`` (fitted on its
+        validation predictions at the end of training; its ``method``, temperature scaling
+        by default); the ``p_<class>`` columns and the label are then the calibrated ones.
+    drift : bool
+        Compare each record with the run's training data (``drift_reference.npz``, see
+        :mod:`biosig.train.drift`): the columns ``ood_score`` (higher is further),
+        ``ood_flag`` (1 above the threshold about 5 % of the run's own validation recordings
+        exceed), ``fs_hz``, ``duration_s``, ``level_db``, and ``drift.md`` / ``drift.png``.
+        A run without a reference (trained by an older release) is scored without them.
     """
     from biosig.batch import run_batch
+    from biosig.train.drift import REFERENCE_FILE
+    from biosig.train.evaluation import CALIBRATION_FILE
     run = load_run(run_dir, checkpoint=checkpoint, device=device)   # fail early, in-process
     if embeddings and not hasattr(run.model, "embed"):
         raise ConfigError(f"--embeddings: model {run.cfg.model.name!r} has no embeddings")
+    notes: list[str] = []
+    calibration = None
+    if calibrate:
+        cal_path = Path(run_dir) / CALIBRATION_FILE
+        if not cal_path.is_file():
+            raise InputError(cal_path, "not found: --calibrate needs a run trained with this "
+                                       "release (it fits calibration.json at the end)")
+        import json
+        calibration = json.loads(cal_path.read_text(encoding="utf-8"))
+        notes.append(f"probabilities calibrated: {calibration['method']}"
+                     + (f" (T = {calibration['temperature']:.3f})"
+                        if calibration["method"] == "temperature" else "")
+                     + f", fitted on {calibration.get('fitted_on', 'valid')}")
+    ref_path = Path(run_dir).resolve() / REFERENCE_FILE
+    if drift and not ref_path.is_file():
+        notes.append(f"no drift check: {ref_path} not found (a run of an older release)")
+    use_drift = drift and ref_path.is_file()
     func = functools.partial(_score_one, run_dir=str(Path(run_dir).resolve()),
-                             checkpoint=checkpoint, device=device, embeddings=embeddings)
+                             checkpoint=checkpoint, device=device, embeddings=embeddings,
+                             calibration=calibration,
+                             drift_reference=str(ref_path) if use_drift else None)
     columns = ["record", *[f"p_{c}" for c in run.classes], "label"]
+    if use_drift:
+        columns += ["ood_score", "ood_flag", "fs_hz", "duration_s", "level_db"]
     summary = run_batch(source, func, out_dir, columns=columns,
                         pattern=pattern or _default_pattern(run.cfg), jobs=jobs,
                         executor=executor, scheduler=scheduler, progress=progress,
@@ -339,7 +396,12 @@ def score_model(run_dir, source, out_dir, *, checkpoint: str = "best", device: s
     elif run.cfg.eval.challenge == "physionet2022":
         answers = out / "answers"
         _write_circor_answers(pred, answers, run.classes)
-    return ScoreModelSummary(summary, str(pred), str(answers) if answers else None)
+    drift_md = None
+    if use_drift:
+        from biosig.train.drift import load_reference, write_drift_summary
+        drift_md, _ = write_drift_summary(pred, load_reference(ref_path), out)
+    return ScoreModelSummary(summary, str(pred), str(answers) if answers else None,
+                             str(drift_md) if drift_md else None, tuple(notes))
 
 
 def _write_circor_answers(pred: Path, folder: Path, classes: list[str]) -> None:

@@ -1,4 +1,5 @@
-"""PNG plots of a run: learning curves, ROC curves, confusion matrix, Grad-CAM heat maps."""
+"""PNG plots of a run: learning curves, ROC and PR curves, confusion matrix, Grad-CAM heat maps,
+and the validation report's reliability diagram, subgroup forest plot and drift histogram."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import numpy as np
 from biosig import metrics as M
 from biosig.fileio import atomic_path
 
-__all__ = ["plot_learning_curves", "plot_roc", "plot_confusion", "plot_grad_cam"]
+__all__ = ["plot_learning_curves", "plot_roc", "plot_confusion", "plot_grad_cam", "plot_pr",
+           "plot_reliability", "plot_subgroups", "plot_drift"]
 
 
 def _figure():
@@ -37,7 +39,8 @@ def plot_learning_curves(history: list[dict], path, *, monitor: str) -> None:
     plt.close(fig)
 
 
-def plot_roc(targets, probs, classes, path, *, positive: int | None = None) -> None:
+def plot_roc(targets, probs, classes, path, *, positive: int | None = None,
+             title: str = "ROC (test)") -> None:
     """ROC curve of the positive class (binary) or one-vs-rest per class."""
     plt = _figure()
     t = np.asarray(targets)
@@ -52,7 +55,7 @@ def plot_roc(targets, probs, classes, path, *, positive: int | None = None) -> N
         ax.plot(fpr, tpr, label=f"{classes[c]} (AUC {M.roc_auc(y, p[:, c]):.2f})")
     ax.plot([0, 1], [0, 1], "k:", lw=1)
     ax.set_xlabel("1 - specificity"), ax.set_ylabel("sensitivity")
-    ax.set_title("ROC (test)")
+    ax.set_title(title)
     if ax.lines[:-1]:
         ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
@@ -93,6 +96,103 @@ def plot_grad_cam(cam, classes, path, *, hop_s: float, title: str = "") -> None:
     b.set_xlabel("time in window (s)"), b.set_ylabel("feature bin")
     b.set_title(f"{cam.method}: class {classes[cam.target]} "
                 f"(p = {cam.probs[cam.target]:.2f})")
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_pr(targets, probs, classes, path, *, positive: int | None = None,
+            title: str = "precision-recall (test)") -> None:
+    """Precision-recall curve of the positive class (binary) or one-vs-rest per class, with
+    each class's prevalence as a dotted line (a random ranking)."""
+    from sklearn.metrics import precision_recall_curve
+    plt = _figure()
+    t = np.asarray(targets)
+    p = np.asarray(probs)
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    which = [positive] if positive is not None else range(len(classes))
+    for c in which:
+        y = (t == c).astype(int)
+        if y.min() == y.max():
+            continue
+        prec, rec, _ = precision_recall_curve(y, p[:, c])
+        line, = ax.plot(rec, prec, label=f"{classes[c]} (AP {M.pr_auc(y, p[:, c]):.2f})")
+        ax.axhline(y.mean(), color=line.get_color(), ls=":", lw=1)
+    ax.set_xlabel("sensitivity (recall)"), ax.set_ylabel("PPV (precision)")
+    ax.set_xlim(0, 1), ax.set_ylim(0, 1.02), ax.set_title(title)
+    if ax.lines:
+        ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_reliability(curves: dict, path, *, title: str = "reliability (test)",
+                     xlabel: str = "predicted probability") -> None:
+    """Reliability diagram: observed frequency against mean predicted probability per bin,
+    one line per entry of ``curves`` (label -> :class:`biosig.calibration.ReliabilityBins`),
+    with the bin counts of the first below."""
+    plt = _figure()
+    fig, (a, b) = plt.subplots(2, 1, figsize=(4.8, 5.6), sharex=True,
+                               gridspec_kw={"height_ratios": [3, 1]})
+    a.plot([0, 1], [0, 1], "k:", lw=1, label="perfect")
+    for label, bins in curves.items():
+        ok = bins.count > 0
+        a.plot(bins.mean_predicted[ok], bins.observed[ok], "o-", ms=4, label=label)
+    a.set_ylabel("observed frequency"), a.set_xlim(0, 1), a.set_ylim(0, 1)
+    a.set_title(title), a.legend(fontsize=8, loc="best"), a.grid(alpha=0.3)
+    first = next(iter(curves.values()))
+    centers = (first.edges[:-1] + first.edges[1:]) / 2
+    b.bar(centers, first.count, width=np.diff(first.edges) * 0.9, color="C0")
+    b.set_xlabel(xlabel), b.set_ylabel("items")
+    b.set_yscale("log" if first.count.max() > 20 * max(first.count[first.count > 0].min(), 1)
+                 else "linear")
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_subgroups(rows: list[tuple], overall: float, path, *, metric: str) -> None:
+    """Forest plot: one row per subgroup ``(label, estimate, low, high, n[, below])``, the
+    overall estimate as a vertical line; rows flagged ``below`` (default: the interval lies
+    below the overall estimate) in red."""
+    plt = _figure()
+    n = len(rows)
+    fig, ax = plt.subplots(figsize=(6.4, 0.8 + 0.32 * n))
+    for i, (_, est, lo, hi, _n, *flag) in enumerate(rows):
+        y = n - 1 - i
+        below = flag[0] if flag else bool(np.isfinite(hi) and hi < overall)
+        color = "C3" if below else "C0"
+        if np.isfinite(est):
+            ax.errorbar(est, y, xerr=[[est - lo], [hi - est]] if np.isfinite(lo) else None,
+                        fmt="o", color=color, ms=4, capsize=2)
+    ax.axvline(overall, color="k", ls=":", lw=1)
+    ax.set_yticks(range(n), [f"{r[0]} (n={r[4]})" for r in rows][::-1], fontsize=8)
+    ax.set_xlabel(f"{metric} (95 % CI); dotted: all test items; red: flagged")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_drift(reference_scores, scores: dict, threshold: float, path, *,
+               title: str = "distance from the training data") -> None:
+    """Histograms of out-of-distribution scores: the reference's held-out recordings and each
+    entry of ``scores`` (label -> array), with the flag threshold."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    allv = np.concatenate([np.asarray(reference_scores, float)]
+                          + [np.asarray(v, float) for v in scores.values()])
+    hi = float(np.quantile(allv, 0.99)) * 1.1 if allv.size else 1.0
+    bins = np.linspace(0, max(hi, threshold * 1.2), 40)
+    ax.hist(np.clip(reference_scores, 0, bins[-1]), bins=bins, density=True, alpha=0.5,
+            label="training data, held out")
+    for i, (label, v) in enumerate(scores.items()):
+        ax.hist(np.clip(v, 0, bins[-1]), bins=bins, density=True, alpha=0.5, label=label,
+                color=f"C{i + 1}")
+    ax.axvline(threshold, color="k", ls="--", lw=1, label=f"flag threshold {threshold:.1f}")
+    ax.set_xlabel("ood_score (Mahalanobis distance of feature statistics; last bin: beyond)")
+    ax.set_ylabel("density"), ax.set_title(title), ax.legend(fontsize=8)
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)
