@@ -150,12 +150,18 @@ def test_whisper_recipe_smoke(tiny_whisper_dir, data_root, tmp_path):
             "--set", "data.timestamps_prob=0.5", "--set", "train.patience=null",
             "--set", f"data.replay.manifest={REPO / 'data_manifests' / 'fleurs_en.jsonl'}",
             "--set", "data.replay.limit=2", "--set", "data.replay.distill_weight=0.5",
+            "--set", "data.replay.filter={split: train}",
             "--set", "export.interpolation=0.5", "--run-id", "smoke", "--no-progress"]
     assert main(args) == 0
     run = tmp_path / "whisper_dictation" / "smoke"
     # replay targets: the starting model's transcripts of the 2 rehearsal clips, made once
     replay = [json.loads(x) for x in (run / "replay_targets.jsonl").read_text().splitlines()]
     assert len(replay) == 2 and all(isinstance(r["text"], str) for r in replay)
+    # data.replay.filter kept the manifest's 3 training lines, the limit the first and last
+    from biosig.manifests import read_manifest
+    train_ids = [r.id for r in read_manifest(REPO / "data_manifests" / "fleurs_en.jsonl")
+                 if r.split == "train"]
+    assert [r["id"] for r in replay] == [train_ids[0], train_ids[-1]]
     replay_mtime = (run / "replay_targets.jsonl").stat().st_mtime_ns
     for name in ("config.yaml", "env.json", "metrics.jsonl", "last.pt", "report.json",
                  "learning_curves.png", "valid_predictions.jsonl", "best/config.json",
