@@ -146,6 +146,9 @@ def main(argv=None) -> int:
                     help="EnrollSettings key=value (e.g. lr=5e-4)")
     ap.add_argument("--tag", default="default", help="name of these settings in the cache")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--shard", default="0/1",
+                    help="K/N: enroll only every N-th chosen speaker from the K-th (run N "
+                         "processes on one cache; the report covers every speaker in it)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=REPO / "bench/results/enroll.json")
     ap.add_argument("--cache", type=Path, default=None,
@@ -167,8 +170,9 @@ def main(argv=None) -> int:
                 done[r["speaker"]] = r
     opts = DecodeOptions(language="en", beam_size=5, word_timestamps=True, vad=True)
     base = load_model(args.model, compute_type="int8", cpu_threads=args.threads)
+    shard_k, shard_n = (int(x) for x in args.shard.split("/"))
     for k, spk in enumerate(chosen):
-        if spk in done:
+        if spk in done or k % shard_n != shard_k:
             continue
         utts = speakers[spk]
         half = len(utts) // 2
@@ -209,9 +213,19 @@ def main(argv=None) -> int:
         print(f"[{k + 1}/{len(chosen)}] speaker {spk} ({row['age_group']}): WER "
               f"{100 * before.wer:.1f} -> {100 * after.wer:.1f} %, enrolled in "
               f"{enroll_s:.0f} s (best epoch {row['best_epoch']})", flush=True)
+    if cache.is_file():                      # rows the other shards wrote meanwhile
+        for line in cache.read_text(encoding="utf-8").splitlines():
+            r = json.loads(line)
+            if r.get("tag") == args.tag and r.get("split") == args.split \
+                    and r.get("settings") == settings.model_dump(mode="json"):
+                done.setdefault(r["speaker"], r)
     rows = [done[s] for s in chosen if s in done]
     summ = summarize(rows)
-    cmd = "python bench/enroll.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    given = list(argv or sys.argv[1:])
+    if "--shard" in given:                  # the same command whichever shard wrote last
+        i = given.index("--shard")
+        del given[i:i + 2]
+    cmd = "python bench/enroll.py " + " ".join(shlex.quote(a) for a in given)
     total = len(speakers)
     result = {
         "what": "per-speaker enrollment on speechocean762: enroll on the first half of each "
