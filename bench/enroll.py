@@ -136,6 +136,50 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def report(args, argv, settings, cache, speakers, chosen, done) -> None:
+    """Write ``--out`` (JSON) and its plot from every row of the cache for ``chosen``."""
+    if cache.is_file():                      # rows the other shards wrote meanwhile
+        for line in cache.read_text(encoding="utf-8").splitlines():
+            r = json.loads(line)
+            if r.get("tag") == args.tag and r.get("split") == args.split \
+                    and r.get("settings") == settings.model_dump(mode="json"):
+                done.setdefault(r["speaker"], r)
+    rows = [done[s] for s in chosen if s in done]
+    summ = summarize(rows)
+    given = list(argv or sys.argv[1:])
+    if "--shard" in given:                  # the same command whichever shard wrote last
+        i = given.index("--shard")
+        del given[i:i + 2]
+    given = [a for a in given if a != "--report-only"]
+    cmd = "python bench/enroll.py " + " ".join(shlex.quote(a) for a in given)
+    total = len(speakers)
+    result = {
+        "what": "per-speaker enrollment on speechocean762: enroll on the first half of each "
+                "speaker's utterances (sorted by id), WER on the second half, base vs speaker "
+                "model (int8, beam 5, VAD: biosig transcribe's defaults)",
+        "split": args.split, "tag": args.tag,
+        "speakers_rule": "each age group sorted by speaker id, children and adults "
+                         f"alternately, the first {args.speakers or total}",
+        "speakers_done": "the speakers of that order finished when this was written (they "
+                         "run in that order, in --shard processes)",
+        "n_speakers": len(rows), "n_speakers_in_split": total,
+        "partial": len(rows) < total,
+        "model": args.model, "settings": settings.model_dump(mode="json"),
+        "summary": summ, "speakers": rows, "command": cmd,
+        "machine": {"cpu_threads": args.threads, "cpu_count": os.cpu_count(),
+                    "platform": platform.platform()},
+    }
+    write_text_atomic(args.out, json.dumps(result, indent=1) + "\n")
+    a = summ["all"]
+    if a:
+        title = (f"speechocean762 {args.split}: {len(rows)} of {total} speakers"
+                 f"{' (partial)' if len(rows) < total else ''}\nmean relative WER reduction "
+                 f"{100 * a['mean_relative_wer_reduction']:.1f} %, worst speaker "
+                 f"{a['worst_change_points']:+.1f} pts")
+        plot(rows, args.out.with_suffix(".png"), title)
+        print(title.replace("\n", "; "))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="packaged:whisper-base")
@@ -146,6 +190,8 @@ def main(argv=None) -> int:
                     help="EnrollSettings key=value (e.g. lr=5e-4)")
     ap.add_argument("--tag", default="default", help="name of these settings in the cache")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--report-only", action="store_true",
+                    help="write the JSON and plot from the cache; enroll nobody")
     ap.add_argument("--shard", default="0/1",
                     help="K/N: enroll only every N-th chosen speaker from the K-th (run N "
                          "processes on one cache; the report covers every speaker in it)")
@@ -169,10 +215,11 @@ def main(argv=None) -> int:
                     and r.get("settings") == settings.model_dump(mode="json"):
                 done[r["speaker"]] = r
     opts = DecodeOptions(language="en", beam_size=5, word_timestamps=True, vad=True)
-    base = load_model(args.model, compute_type="int8", cpu_threads=args.threads)
+    base = None if args.report_only else load_model(args.model, compute_type="int8",
+                                                     cpu_threads=args.threads)
     shard_k, shard_n = (int(x) for x in args.shard.split("/"))
     for k, spk in enumerate(chosen):
-        if spk in done or k % shard_n != shard_k:
+        if args.report_only or spk in done or k % shard_n != shard_k:
             continue
         utts = speakers[spk]
         half = len(utts) // 2
@@ -213,42 +260,8 @@ def main(argv=None) -> int:
         print(f"[{k + 1}/{len(chosen)}] speaker {spk} ({row['age_group']}): WER "
               f"{100 * before.wer:.1f} -> {100 * after.wer:.1f} %, enrolled in "
               f"{enroll_s:.0f} s (best epoch {row['best_epoch']})", flush=True)
-    if cache.is_file():                      # rows the other shards wrote meanwhile
-        for line in cache.read_text(encoding="utf-8").splitlines():
-            r = json.loads(line)
-            if r.get("tag") == args.tag and r.get("split") == args.split \
-                    and r.get("settings") == settings.model_dump(mode="json"):
-                done.setdefault(r["speaker"], r)
-    rows = [done[s] for s in chosen if s in done]
-    summ = summarize(rows)
-    given = list(argv or sys.argv[1:])
-    if "--shard" in given:                  # the same command whichever shard wrote last
-        i = given.index("--shard")
-        del given[i:i + 2]
-    cmd = "python bench/enroll.py " + " ".join(shlex.quote(a) for a in given)
-    total = len(speakers)
-    result = {
-        "what": "per-speaker enrollment on speechocean762: enroll on the first half of each "
-                "speaker's utterances (sorted by id), WER on the second half, base vs speaker "
-                "model (int8, beam 5, VAD: biosig transcribe's defaults)",
-        "split": args.split, "tag": args.tag,
-        "speakers_rule": "each age group sorted by speaker id, children and adults "
-                         f"alternately, the first {args.speakers or total}",
-        "n_speakers": len(rows), "n_speakers_in_split": total,
-        "partial": len(rows) < total,
-        "model": args.model, "settings": settings.model_dump(mode="json"),
-        "summary": summ, "speakers": rows, "command": cmd,
-        "machine": {"cpu_threads": args.threads, "cpu_count": os.cpu_count(),
-                    "platform": platform.platform()},
-    }
-    write_text_atomic(args.out, json.dumps(result, indent=1) + "\n")
-    a = summ["all"]
-    if a:
-        title = (f"speechocean762 {args.split}: {len(rows)} of {total} speakers; mean relative "
-                 f"WER reduction {100 * a['mean_relative_wer_reduction']:.1f} %, worst "
-                 f"{a['worst_change_points']:+.1f} pts")
-        plot(rows, args.out.with_suffix(".png"), title)
-        print(title)
+        report(args, argv, settings, cache, speakers, chosen, done)     # partial, each time
+    report(args, argv, settings, cache, speakers, chosen, done)
     return 0
 
 
