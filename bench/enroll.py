@@ -97,6 +97,10 @@ def summarize(rows: list[dict]) -> dict:
         b, a = r["wer_before"], r["wer_after"]
         return 0.0 if b == 0 else (b - a) / b
 
+    def pooled(rs, key):
+        n = sum(r["n_test_words"] for r in rs)
+        return float(sum(r[key] * r["n_test_words"] for r in rs) / n) if n else None
+
     def block(rs):
         if not rs:
             return None
@@ -109,6 +113,9 @@ def summarize(rows: list[dict]) -> dict:
                 "n_worse_by_more_than_1_point": int(sum(c > 1.0 for c in ch)),
                 "mean_wer_before": float(np.mean([r["wer_before"] for r in rs])),
                 "mean_wer_after": float(np.mean([r["wer_after"] for r in rs])),
+                # all the speakers' test words together (errors / words)
+                "pooled_wer_before": pooled(rs, "wer_before"),
+                "pooled_wer_after": pooled(rs, "wer_after"),
                 "enroll_s_mean": float(np.mean([r["enroll_s"] for r in rs])),
                 "enroll_s_max": float(max(r["enroll_s"] for r in rs))}
 
