@@ -9,7 +9,9 @@ Protocol (``/ws``)
 Client -> server:
 
 - text ``{"type": "start", "options": {...}}`` first (optional ``options``: ``language``,
-  ``vocab``: a list of terms, ``vocab_correct``: bool);
+  ``vocab``: a list of terms, ``vocab_correct``: bool, ``speaker``: an enrolled speaker whose
+  model decodes this session, see :mod:`biosig.asr.speakers`; an unknown one is an ``error``
+  event naming it, and the session goes on with the server's model);
 - binary frames: 16 kHz mono signed 16-bit little-endian PCM, at most ``max_frame_bytes``;
 - text ``{"type": "flush"}``: commit what is pending now (as at a pause);
 - text ``{"type": "stop"}``: end of audio; the server commits the rest, sends ``done`` and
@@ -136,7 +138,7 @@ def float_to_pcm16(x) -> bytes:
     return (np.clip(np.asarray(x, np.float32), -1, 1) * 32767).astype("<i2").tobytes()
 
 
-def create_app(model, config: ServeConfig | None = None):
+def create_app(model, config: ServeConfig | None = None, *, speakers=None):
     """The ASGI app: ``/ws`` (the protocol above), ``/health``, ``/version``.
 
     Parameters
@@ -144,6 +146,9 @@ def create_app(model, config: ServeConfig | None = None):
     model : AsrModel
         Loaded once (:func:`biosig.asr.load_model`), shared by every session.
     config : ServeConfig, optional
+    speakers : SpeakerModels, optional
+        Enrolled speakers' models (:class:`biosig.asr.speakers.SpeakerModels`), for sessions
+        whose ``start`` names a ``speaker``; each is loaded once and shared.
     """
     from biosig.extras import require
     require("starlette", extra="serve")
@@ -278,6 +283,21 @@ def create_app(model, config: ServeConfig | None = None):
                         await ws.send_json({"type": "error", "message":
                                             "start: options must be an object"})
                         continue
+                    spk = opts.get("speaker")
+                    if spk is not None:
+                        err = None
+                        if speakers is None:
+                            err = f"speaker {spk!r}: this server serves no enrolled speakers"
+                        elif not isinstance(spk, str):
+                            err = f"start: options.speaker must be a name, got {spk!r}"
+                        else:
+                            try:
+                                engine.model = await asyncio.to_thread(speakers.get, spk)
+                                log.info("session %s: an enrolled speaker's model", sid)
+                            except ConfigError as exc:
+                                err = str(exc)
+                        if err is not None:
+                            await ws.send_json({"type": "error", "message": err})
                     terms = opts.get("vocab")
                     if isinstance(terms, list) and terms:
                         try:

@@ -24,7 +24,7 @@ def _register() -> None:
     # Sub-command modules register themselves on `app` (or add sub-apps) when imported.
     for name in ("biosig.cli.signal_cmds", "biosig.cli.manifest_cmds", "biosig.cli.ecg_cmds",
                  "biosig.cli.pcg_cmds", "biosig.cli.asr_cmds", "biosig.cli.asr_convert_cmds",
-                 "biosig.cli.train_cmds", "biosig.cli.demo_cmds"):
+                 "biosig.cli.train_cmds", "biosig.cli.enroll_cmds", "biosig.cli.demo_cmds"):
         importlib.import_module(name)
 
 

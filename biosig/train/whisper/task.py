@@ -32,6 +32,7 @@ A run folder ``<output_dir>/<recipe>/<run-id>/`` holds ``config.yaml``, ``env.js
 ``metrics.jsonl`` (one line per epoch; epoch 0 is the starting model), ``best/``, ``last.pt``
 (everything ``--resume`` needs; runs resume at epoch boundaries, where the batch order is a
 function of the seed and the epoch, so a resumed run equals an uninterrupted one),
+``best_adapter/`` (with LoRA: the best epoch's adapter alone, peft format),
 ``report.json``, ``valid_predictions.jsonl`` / ``test_predictions_<name>.jsonl`` (kept in the
 run folder, never logged) and ``learning_curves.png``.
 """
@@ -67,6 +68,7 @@ from biosig.train.whisper.export import (
     export_ct2,
     interpolate_best,
     restore_tuned_best,
+    save_adapter,
     save_hf,
 )
 from biosig.train.whisper.model import (
@@ -305,6 +307,8 @@ class WhisperTask(Task):
 
     def on_best(self, epoch: int, metrics: dict, state: dict) -> None:
         save_hf(self.model, self.processor, self.best_dir, lora=self.cfg.lora.enabled)
+        if self.cfg.lora.enabled:      # the adapter alone too (a few MB; peft format)
+            save_adapter(self.model, self.ctx.out / "best_adapter")
         write_jsonl(self.ctx.out / "valid_predictions.jsonl", self._valid_rows)
 
     def export_changed(self, report: dict) -> bool:
