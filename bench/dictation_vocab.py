@@ -232,6 +232,27 @@ def plot(result, path: Path):
     save_png(fig, path, dpi=110)
 
 
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def ct2_variant() -> str:
+    """The CTranslate2 backend and kernels this process was asked for (``CT2_USE_MKL``,
+    ``CT2_FORCE_CPU_ISA``; ``default`` where neither is set), e.g. ``mkl0-avx2``: part of the
+    prediction cache's name, since int8 decodes differ between them."""
+    mkl, isa = os.environ.get("CT2_USE_MKL"), os.environ.get("CT2_FORCE_CPU_ISA")
+    if mkl is None and isa is None:
+        return "default"
+    return f"mkl{mkl if mkl is not None else '-'}-{(isa or 'auto').lower()}"
+
+
 def model_tag(model: str) -> str:
     """The prediction cache's name for ``model``: a directory's name with a digest of its
     resolved path and its ``model.bin`` (size, modification time), so two runs' ``ct2``
@@ -282,7 +303,9 @@ def main() -> int:
     (args.work / "vocab.txt").write_text("\n".join(terms) + "\n", encoding="utf-8")
     model = load_model(args.model, compute_type="int8", cpu_threads=args.threads)
     tag = model_tag(args.model)
-    cache = Cache(args.work / f"predictions_{tag}{'_tuning' if args.tuning else ''}.jsonl")
+    variant = ct2_variant()
+    cache = Cache(args.work / (f"predictions_{tag}{'_tuning' if args.tuning else ''}"
+                               f"{'' if variant == 'default' else '_' + variant}.jsonl"))
     from biosig.progress import track
     items = [("dictation", r, root) for r in recs] + ([] if args.no_real else real_clips())
     # the previous release's --vocab on the dictation clips only: on real speech its
@@ -343,8 +366,9 @@ def main() -> int:
         "command": "HF_HUB_OFFLINE=1 python bench/dictation_vocab.py " + " ".join(sys.argv[1:]),
         "model": args.model, "sentences": args.sentences, "seed": args.seed,
         "vocabulary_terms": len(terms), "clips": len(recs),
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-                    "threads": args.threads, "loadavg": os.getloadavg()},
+        "machine": {"platform": platform.platform(), "cpu": cpu_name(),
+                    "cpu_count": os.cpu_count(), "threads": args.threads,
+                    "loadavg": os.getloadavg(), "ct2_variant": variant},
         "checks": checks, "time_s": time.time() - t0,
         "label": args.label or ("Whisper base" if args.model == "packaged:whisper-base"
                                 else Path(args.model).expanduser().resolve().parent.name)})

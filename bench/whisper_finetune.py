@@ -162,6 +162,11 @@ def main() -> int:
                          "every clinic term spoken about equally often (the held-out "
                          "sentences stay the same). Use a fresh --work folder.")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--profile", default="cpu",
+                    help="Recipe profiles (default: cpu; 'cpu,real_speech' replays "
+                         "speechocean762's train speakers and chooses the interpolation "
+                         "weight on its dev speakers: give the manifest with --set "
+                         "data.replay.manifest=... --set select.manifest=...).")
     ap.add_argument("--set", dest="overrides", action="append", default=[],
                     help="Extra recipe override key=value (repeatable).")
     ap.add_argument("--run-id", default=None, help="Reuse/resume this run folder.")
@@ -189,20 +194,27 @@ def main() -> int:
                                         test_voices=hv, seed=args.seed,
                                         telephone_frac=args.telephone_frac,
                                         balance_terms=args.balance_terms)
-    replay = build_replay(work, n=args.replay_clips, voices=tv, seed=args.seed)
+    real_replay = "real_speech" in args.profile.split(",")     # real clips replay instead
+    replay = (None if real_replay
+              else build_replay(work, n=args.replay_clips, voices=tv, seed=args.seed))
     t_data = time.time() - t0
     print(f"data: {n_train} training clips, {n_test} held-out clips, "
-          f"{args.replay_clips if replay else 0} replay clips ({t_data:.0f} s)")
+          f"{args.replay_clips if replay or real_replay else 0} replay clips ({t_data:.0f} s)")
 
     from biosig.train.config import load_config
     from biosig.train.whisper import train_whisper
     run_id = args.run_id or time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    cfg = load_config(REPO / "recipes" / "whisper_dictation" / "config.yaml", profile="cpu",
+    cfg = load_config(REPO / "recipes" / "whisper_dictation" / "config.yaml",
+                      profile=args.profile,
                       overrides=[f"data.train_manifest={paths['train']}",
                                  "data.test_manifests={}", f"output_dir={work / 'runs'}",
                                  "export.ct2_quantization=float16",
-                                 f"data.replay.manifest={replay}" if replay else
-                                 "data.replay.manifest=null", *args.overrides])
+                                 *([] if real_replay else
+                                   [f"data.replay.manifest={replay}" if replay else
+                                    "data.replay.manifest=null"]),
+                                 *([f"data.replay.limit={args.replay_clips}"] if real_replay
+                                   else []),
+                                 *args.overrides])
     run_dir = work / "runs" / cfg.recipe / run_id
     # a finished run is reused (finished again, without training, where its export settings
     # changed: --set export.interpolation=...); an interrupted one resumes
@@ -240,8 +252,10 @@ def main() -> int:
                     "threads": args.threads, "loadavg": os.getloadavg()},
         "data": {"train_clips": n_train, "held_out_clips": n_test, "train_voices": tv,
                  "test_voices": hv, "train_phrases": args.train_phrases,
-                 "test_phrases": args.test_phrases, "replay_clips": args.replay_clips if replay
-                 else 0, "seed": args.seed, "balance_terms": args.balance_terms},
+                 "test_phrases": args.test_phrases,
+                 "replay_clips": args.replay_clips if replay or real_replay else 0,
+                 "profile": args.profile, "seed": args.seed,
+                 "balance_terms": args.balance_terms},
         "recipe": json.loads(json.dumps(cfg.model_dump(mode="json"))),
         "run_dir": str(run_dir), "history": history,
         "before": before, "after": after, "checks": checks,

@@ -211,6 +211,29 @@ def test_python_client_and_dictate_server(live_server, tmp_path, capsys):
     assert done["type"] == "done" and "document" not in done and done["stats"]["decodes"] >= 1
     rc = main(["dictate", "--server", "ws://127.0.0.1:9/ws", "--file", str(wav)])
     assert rc == 2 and "cannot open the WebSocket" in capsys.readouterr().err
+    # the server's address without /ws, as a user types it, reaches the WebSocket too
+    bare = live_server.removesuffix("/ws")
+    rc = main(["dictate", "--server", bare, "--file", str(wav), "--chunk-s", "0.5"])
+    assert rc in (0, None) and capsys.readouterr().out.lower().split() == ["w0", "w1"]
+
+
+@pytest.mark.parametrize("given, url", [
+    ("ws://127.0.0.1:8765", "ws://127.0.0.1:8765/ws"),
+    ("ws://127.0.0.1:8765/", "ws://127.0.0.1:8765/ws"),
+    ("ws://127.0.0.1:8765/ws", "ws://127.0.0.1:8765/ws"),
+    ("http://127.0.0.1:8765/", "ws://127.0.0.1:8765/ws"),
+    ("127.0.0.1:8765", "ws://127.0.0.1:8765/ws"),
+    ("wss://host.example/dictation/ws?token=x", "wss://host.example/dictation/ws?token=x"),
+])
+def test_websocket_url_accepts_the_server_address(given, url):
+    from biosig.asr.serve import websocket_url
+    assert websocket_url(given) == url
+
+
+def test_websocket_url_rejects_other_schemes():
+    from biosig.asr.serve import websocket_url
+    with pytest.raises(ConfigError, match=r"--server: 'ftp://h:1' is not a WebSocket address"):
+        websocket_url("ftp://h:1")
 
 
 class _LevelModel(AsrModel):

@@ -131,8 +131,43 @@ def test_decode_with_vocab_biases_with_the_terms_it_heard():
     res, info = decode_with_vocab(m, AUDIO, DecodeOptions(initial_prompt="Earlier text."),
                                   Vocabulary(TERMS))
     assert res.segments[0].text == "he takes lisinopril daily"
-    assert info == {"terms": 1, "narrowband": False, "biased": True, "rejected": None}
-    assert m.prompts == ["Earlier text.", "Terms: lisinopril. Earlier text."]
+    # plain, listening with the whole list, biased with the terms heard in either (the
+    # listening decode's "lisinopril" sounds a little like bisoprolol too: 0.62 >= 0.6)
+    assert info == {"terms": 2, "narrowband": False, "biased": True, "rejected": None}
+    assert m.prompts == ["Earlier text.", Vocabulary(TERMS).prompt() + " Earlier text.",
+                         "Terms: lisinopril, bisoprolol. Earlier text."]
+
+
+class _ListeningModel(AsrModel):
+    """Three answers: no prompt of terms (``plain``), the whole list (``listened``), a short
+    list (``biased``): the plain decode garbled the drugs beyond recognition, as CTranslate2's
+    AVX2/AVX512 int8 kernels did on one clip where its GENERIC kernels did not."""
+
+    backend = name = "fake"
+
+    def __init__(self, plain, listened, biased, n_terms):
+        self.texts, self.n_terms, self.prompts = (plain, listened, biased), n_terms, []
+
+    def decode(self, audio, options=None):
+        p = options.initial_prompt or ""
+        self.prompts.append(p)
+        k = 0 if not p.startswith("Terms:") else 1 if p.count(",") + 1 >= self.n_terms else 2
+        text = self.texts[k]
+        seg = Segment(text, 0.0, audio.size / ASR_FS, tuple(_w([" " + t for t in text.split()])))
+        return DecodeResult([seg], "en", 0.01)
+
+
+def test_decode_with_vocab_listens_with_the_whole_list_on_wideband_audio():
+    """The candidates come from the listening decode when the plain one holds none: the
+    biasing no longer depends on the plain decode's int8 arithmetic (the CPU)."""
+    m = _ListeningModel("current medications colonized are 5,000 grams and a big 7 5,000 grams",
+                        "current medications colonisoprilol 5mg and apixaban 5mg",
+                        "current medications colon bisoprolol 5mg and apixaban 5mg",
+                        n_terms=len(TERMS))
+    res, info = decode_with_vocab(m, AUDIO, DecodeOptions(), Vocabulary(TERMS))
+    assert info["biased"] and not info["narrowband"]
+    assert res.segments[0].text == "current medications colon bisoprolol 5mg and apixaban 5mg"
+    assert m.prompts[2] in ("Terms: apixaban, bisoprolol.", "Terms: bisoprolol, apixaban.")
 
 
 def test_decode_with_vocab_guard_keeps_the_plain_decode():
@@ -147,13 +182,13 @@ def test_decode_with_vocab_guard_keeps_the_plain_decode():
     sentence = "he was made famous to foreigners after a glowing account"
     m = _Model(sentence, "he was made famous, to four owners after a glowing account")
     res, info = decode_with_vocab(m, AUDIO, DecodeOptions(), Vocabulary(["metformin"]))
-    assert info["terms"] == 1 and m.prompts == [None, "Terms: metformin."]
+    assert info["terms"] == 1 and m.prompts == [None, "Terms: metformin.", "Terms: metformin."]
     assert res.segments[0].text == sentence and not info["biased"]
     assert info["rejected"] == "no more prompted terms than the plain decode"
-    # no term heard: one decode, no bias
-    m = _Model("the weather is lovely today", "unused")
+    # no term heard, plainly or listening: no biased decode
+    m = _Model("the weather is lovely today", "the weather is lovely today")
     res, info = decode_with_vocab(m, AUDIO, DecodeOptions(), Vocabulary(TERMS))
-    assert m.prompts == [None] and info["terms"] == 0
+    assert m.prompts == [None, Vocabulary(TERMS).prompt()] and info["terms"] == 0
     with pytest.raises(ConfigError, match="hotwords"):
         decode_with_vocab(m, AUDIO, DecodeOptions(hotwords="x"), Vocabulary(TERMS))
 
@@ -237,10 +272,17 @@ def test_decode_with_vocab_listens_for_the_whole_list_on_narrowband_audio():
     m = Model("he takes the weather", "he takes the tablets daily")
     res, info = decode_with_vocab(m, narrow, DecodeOptions(), vocab)
     assert info["biased"] and res.segments[0].text == "he takes the tablets daily"
-    # the same on wideband audio: one plain decode, no term heard, no bias
+    # wideband audio is listened to as well (which terms a plain decode garbles depends on
+    # the CPU's int8 kernels), and a biased decode that holds the term is kept...
+    wide = _band_limited_noise(ASR_FS, 7000)
     m = Model("he takes the weather", "he takes lisinopril daily")
-    res, info = decode_with_vocab(m, _band_limited_noise(ASR_FS, 7000), DecodeOptions(), vocab)
-    assert m.prompts == [None] and not info["narrowband"] and info["terms"] == 0
+    res, info = decode_with_vocab(m, wide, DecodeOptions(), vocab)
+    assert m.prompts == [None, vocab_prompt(vocab.terms), "Terms: lisinopril."]
+    assert not info["narrowband"] and info["biased"]
+    # ...but there, one without more of the terms than the plain decode is not
+    m = Model("he takes the weather", "he takes the tablets daily")
+    res, info = decode_with_vocab(m, wide, DecodeOptions(), vocab)
+    assert res.segments[0].text == "he takes the weather" and not info["biased"]
 
 
 def test_transcribe_vocab_correct_needs_a_vocabulary():

@@ -314,3 +314,49 @@ def test_builders_name_the_problem(tmp_path):
     with pytest.raises(ManifestError, match=r"REFERENCE\.csv:2: expected 'record,label'"):
         list(CORPORA["cinc2017"].prepare(tmp_path))
     assert re.search("delhi", str(CORPORA["delhi_epilepsy"].prepare))
+
+
+def _speechocean_layout(root):
+    """A two-speaker speechocean762 layout (one train, one test speaker) and a reserved one."""
+    import numpy as np
+    import soundfile as sf
+    rows = {"train": [("0001", "000010011", "WE CALL IT BEAR", 6, "m")],
+            "test": [("0003", "000030012", "MARK IS GOING TO SEE ELEPHANT", 24, "f"),
+                     ("0005", "000050003", "THREE TWO ONE", 30, "m")]}   # 0005: reserved
+    for subset, utts in rows.items():
+        d = root / subset
+        d.mkdir(parents=True)
+        (d / "text").write_text("".join(f"{u}\t{t}\n" for _, u, t, _, _ in utts))
+        (d / "wav.scp").write_text("".join(f"{u}\tWAVE/SPEAKER{s}/{u}.WAV\n"
+                                           for s, u, _, _, _ in utts))
+        (d / "utt2spk").write_text("".join(f"{u} {s}\n" for s, u, _, _, _ in utts))
+        (d / "spk2age").write_text("".join(f"{s}\t{a}\n" for s, _, _, a, _ in utts))
+        (d / "spk2gender").write_text("".join(f"{s}\t{g}\n" for s, _, _, _, g in utts))
+        for s, u, _, _, _ in utts:
+            if s == "0005":
+                continue                                   # never extracted
+            (root / f"WAVE/SPEAKER{s}").mkdir(parents=True, exist_ok=True)
+            sf.write(root / f"WAVE/SPEAKER{s}/{u}.WAV", np.zeros(8000, "float32"), 16000)
+
+
+def test_speechocean762_splits_ages_and_reserved(tmp_path, caplog):
+    """Train speakers -> train, test speakers -> valid (the dev set), age groups from spk2age,
+    reserved speakers (no audio) skipped with one warning."""
+    from biosig.manifests.corpora import prepare_speechocean762
+    _speechocean_layout(tmp_path)
+    recs = list(prepare_speechocean762(tmp_path))
+    assert [(r.id, r.split, r.subject, r.labels["age_group"]) for r in recs] == [
+        ("so762-000010011", "train", "0001", "child"),
+        ("so762-000030012", "valid", "0003", "adult")]
+    assert recs[1].text == "MARK IS GOING TO SEE ELEPHANT" and recs[1].meta["age"] == 24
+    assert recs[0].duration_s == 0.5 and recs[0].fs == 16000.0
+    assert "1 utterances listed in text" in caplog.text and "000050003" in caplog.text
+
+
+def test_speechocean762_missing_table_names_file(tmp_path):
+    from biosig.errors import ManifestError
+    from biosig.manifests.corpora import prepare_speechocean762
+    _speechocean_layout(tmp_path)
+    (tmp_path / "test/spk2age").unlink()
+    with pytest.raises(ManifestError, match=r"test/spk2age: speechocean762: file not found"):
+        list(prepare_speechocean762(tmp_path))

@@ -25,6 +25,7 @@ from biosig.train.whisper import (
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "whisper_dictation" / "config.yaml"
+LIBRI_MINI = "librispeech_test_clean_mini.jsonl"
 
 
 def _minimal(**extra) -> dict:
@@ -40,6 +41,12 @@ def test_recipe_config_and_profiles_validate():
         assert isinstance(cfg, WhisperTrainConfig)
     cpu = load_config(RECIPE, profile="cpu")
     assert cpu.lora.enabled and cpu.train.cache_encoder_outputs and cpu.device == "cpu"
+    # real speech on top of the cpu profile: replay the train speakers, choose the weight on
+    # the dev speakers (never the same lines), instead of the cpu profile's fixed 0.5
+    real = load_config(RECIPE, profile="cpu,real_speech")
+    assert real.export.interpolation == 1.0 and real.select.manifest is not None
+    assert real.data.replay.filter == {"split": "train"}
+    assert real.select.filter["split"] == "valid" and real.lora.enabled
 
 
 @pytest.mark.parametrize("data,needle", [
@@ -446,6 +453,8 @@ def test_whisper_recipe_trains_the_top_encoder_layer_from_cached_states(
             "--set", f"data.replay.manifest={REPO / 'data_manifests' / 'fleurs_en.jsonl'}",
             "--set", "data.replay.limit=2", "--set", "data.replay.distill_weight=0.5",
             "--set", "export.ct2_quantization=null",
+            "--set", f"select.manifest={REPO / 'data_manifests' / LIBRI_MINI}",
+            "--set", "select.interpolations=[0.5, 1.0]", "--set", "select.report_by=subject",
             "--run-id", "top", "--no-progress"]
     assert main(args) == 0
     run = tmp_path / "whisper_dictation" / "top"
@@ -467,3 +476,62 @@ def test_whisper_recipe_trains_the_top_encoder_layer_from_cached_states(
     assert (run / "best" / "model.safetensors").is_file()
     # the frozen layer's output, one file per clip (training, replay and validation clips)
     assert len(list((run / "encoder_cache" / "layer1_input").glob("*.pt"))) >= 4
+    # the weight chosen on the real-speech set (select.manifest): the starting model and
+    # each candidate decoded on it, the rule of choose_interpolation applied, best/ saved
+    # with that weight; the unchanged encoder ran once per real-speech clip
+    from biosig.train.whisper.select import choose_interpolation
+    sel = rep["selection"]
+    assert [r["alpha"] for r in sel["rows"]] == [0.0, 0.5, 1.0] and sel["n"] == 4
+    assert set(sel["rows"][0]["select_groups"]) == {"1089"}           # report_by: speaker
+    assert (sel["alpha"], sel["within_limit"]) == choose_interpolation(
+        sel["rows"][1:], start_select_wer=sel["rows"][0]["select_wer"],
+        max_increase=0.005)
+    assert rep.get("interpolation", 1.0) == sel["alpha"]
+    assert (run / "selection.png").is_file() and (run / "selection.json").is_file()
+    # (the layer-1 input, or the whole encoder's output where the best epoch is the start)
+    cached = list((run / "encoder_cache").glob("select_*/*.pt"))
+    assert len(cached) == 4 and cached[0].parent.name == (
+        "select_layer1_input" if rep["best_epoch"] > 0 else "select_output")
+    if sel["alpha"] < 1.0:
+        assert json.loads((run / "best" / "interpolation.json").read_text())["alpha"] == \
+            sel["alpha"]
+
+
+def test_choose_interpolation_rule():
+    from biosig.train.whisper.select import choose_interpolation
+    rows = [{"alpha": 0.25, "valid_wer": 0.30, "select_wer": 0.100},
+            {"alpha": 0.5, "valid_wer": 0.20, "select_wer": 0.104},
+            {"alpha": 0.75, "valid_wer": 0.20, "select_wer": 0.105},
+            {"alpha": 1.0, "valid_wer": 0.10, "select_wer": 0.140}]
+    # the best validation WER within start + 0.5 points; a tie goes to the smaller weight
+    assert choose_interpolation(rows, start_select_wer=0.100, max_increase=0.005) == (0.5, True)
+    assert choose_interpolation(rows, start_select_wer=0.100, max_increase=0.05) == (1.0, True)
+    # none within the limit: the lowest real-speech WER, and the limit reported missed
+    assert choose_interpolation(rows, start_select_wer=0.08, max_increase=0.005) == \
+        (0.25, False)
+    with pytest.raises(ValueError, match="no candidate"):
+        choose_interpolation([], start_select_wer=0.1, max_increase=0.005)
+
+
+def test_first_changed_encoder_layer():
+    from biosig.train.whisper.select import first_changed_encoder_layer
+    w = {"model.encoder.conv1.weight": torch.zeros(2), "model.encoder.layers.0.fc1.weight":
+         torch.zeros(2), "model.encoder.layers.1.fc1.weight": torch.zeros(2),
+         "model.encoder.layer_norm.weight": torch.zeros(2), "model.decoder.x": torch.zeros(2)}
+    same = {k: v.clone() for k, v in w.items()}
+    same["model.decoder.x"] += 1                          # only the decoder trained
+    assert first_changed_encoder_layer(w, same, 2) == 2
+    top = {**same, "model.encoder.layers.1.fc1.weight": torch.ones(2)}
+    assert first_changed_encoder_layer(w, top, 2) == 1
+    conv = {**same, "model.encoder.conv1.weight": torch.ones(2)}
+    assert first_changed_encoder_layer(w, conv, 2) is None
+
+
+def test_select_config_errors_name_the_key():
+    from biosig.train.config import load_config
+    with pytest.raises(ConfigError, match="select.manifest chooses the weight"):
+        load_config(RECIPE, profile="cpu", overrides=["select.manifest=x.jsonl"])
+    with pytest.raises(ConfigError, match=r"select.interpolations.*\(0, 1\]"):
+        load_config(RECIPE, overrides=["select.interpolations=[0, 0.5]"])
+    with pytest.raises(ConfigError, match="select.max_wer_incr"):
+        load_config(RECIPE, overrides=["select.max_wer_incr=0.01"])

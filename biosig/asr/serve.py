@@ -61,8 +61,8 @@ from biosig.asr.audio import ASR_FS
 from biosig.config import ConfigModel, Int
 from biosig.errors import ConfigError
 
-__all__ = ["ServeConfig", "create_app", "stream_to_server", "ServerRefused", "serve_in_thread",
-           "free_port", "log_config", "JsonLogFormatter", "LOOPBACK_HOSTS"]
+__all__ = ["ServeConfig", "create_app", "stream_to_server", "websocket_url", "ServerRefused",
+           "serve_in_thread", "free_port", "log_config", "JsonLogFormatter", "LOOPBACK_HOSTS"]
 
 log = logging.getLogger(__name__)
 
@@ -407,11 +407,41 @@ def _n_words(docs) -> int:
     return sum(len(d.split()) for d in docs)
 
 
+def websocket_url(url: str) -> str:
+    """The dictation WebSocket's address from what a user types: the server's address as
+    ``biosig serve`` prints it (``http://127.0.0.1:8765/``), with or without a scheme, or the
+    WebSocket's own (``ws://127.0.0.1:8765/ws``).
+
+    An address without a path gets ``/ws``; ``http``/``https`` become ``ws``/``wss``; any
+    other path is kept (a proxy may serve the WebSocket elsewhere). A scheme other than
+    ws, wss, http or https is a ConfigError naming the address.
+
+    >>> websocket_url("ws://127.0.0.1:8765")
+    'ws://127.0.0.1:8765/ws'
+    >>> websocket_url("127.0.0.1:8765/")
+    'ws://127.0.0.1:8765/ws'
+    >>> websocket_url("https://dictation.example/ws")
+    'wss://dictation.example/ws'
+    """
+    from urllib.parse import urlsplit, urlunsplit
+    text = url.strip()
+    if "://" not in text:
+        text = "ws://" + text
+    parts = urlsplit(text)
+    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme.lower())
+    if scheme is None or not parts.netloc:
+        raise ConfigError(f"--server: {url!r} is not a WebSocket address (expected "
+                          "ws://HOST:PORT/ws, or the server's http://HOST:PORT/)")
+    path = parts.path if parts.path not in ("", "/") else "/ws"
+    return urlunsplit((scheme, parts.netloc, path, parts.query, ""))
+
+
 def stream_to_server(url: str, chunks, *, emit=None, token: str | None = None,
                      options: dict | None = None, reconnect_s: float = 30.0) -> str:
     """The client side of the protocol: send float32 16 kHz ``chunks`` (an iterable of
     arrays) to ``url`` (``ws://127.0.0.1:8765/ws``), call ``emit`` with each event (a dict),
-    and return the document.
+    and return the document. ``url`` may be the server's address without ``/ws``
+    (:func:`websocket_url`).
 
     A lost connection (a server restart) is opened again for up to ``reconnect_s`` seconds;
     the audio sent and not yet committed is sent again first, so nothing committed and nothing
@@ -426,6 +456,7 @@ def stream_to_server(url: str, chunks, *, emit=None, token: str | None = None,
     """
     from biosig.extras import require
     require("websockets", extra="serve")
+    url = websocket_url(url)
     headers = {"Authorization": f"Bearer {token}"} if token else None
     done_docs: list[str] = []
     held: list[bytes] = []          # audio to send first in the next session

@@ -9,12 +9,17 @@ How ``--vocab`` decodes a stretch of audio (:func:`decode_with_vocab`)
    letters' when that is closer); the terms that come close (``"listen April"`` ->
    lisinopril) are the candidates, at most :data:`MAX_PROMPT_TERMS`. None: the plain decode
    is the result (a term list can then not hurt).
-   On **narrow-band audio** (a telephone line: :func:`biosig.asr.audio.is_narrowband`) the
-   plain decode is often too garbled for its spans to sound like the terms, so a second
-   decode with the whole vocabulary as its prompt (as many terms as fit) is listened to as
-   well, and the candidates are those of either decode. On the tuning voice's telephone
-   clips this took WER from 88.5 to 84.7 % and term recall from 44 to 52 %; on wideband
-   clips it changed nothing but the decode time, so wideband audio skips it.
+   The plain decode is often too garbled for its spans to sound like the terms, so a
+   second decode with the whole vocabulary as its prompt (as many terms as fit) is
+   listened to as well ("colon mice are 5,000 grams" -> "colonisoprilol 5mg, and apixaban
+   5mg"), and the candidates are those of either decode. Which terms the plain decode
+   garbles beyond recognition depends on small differences in the int8 arithmetic, that is
+   on the CPU: on one clip, CTranslate2's GENERIC kernels gave "bisapral" (a candidate) and
+   its AVX2 and AVX512 kernels "colonized are" (none), so the plain decode alone made the
+   biasing work on some machines and not on others. The listening decode heard both drugs
+   under every backend and instruction set (``bench/dictation_vocab_variants.py``). On
+   telephone audio it also took the tuning voice's WER from 88.5 to 84.7 % and term recall
+   from 44 to 52 % (issue 15, when only narrow-band audio was listened to).
 3. **Biased decode** with the candidates as the decoder's prompt (``"Terms: apixaban,
    lisinopril."``) and nothing else: no faster-whisper ``hotwords`` on top of the prompt (the
    two together put the same list twice before the transcript, and Whisper base continues a
@@ -372,7 +377,7 @@ def decode_with_vocab(model, audio, options, vocab: Vocabulary, *,
     -------
     (DecodeResult, dict)
         The result, and what happened: ``terms`` (how many were in the prompt),
-        ``narrowband`` (the audio was, and the whole list was listened to as well),
+        ``narrowband`` (the audio was: the wideband rule of step 5 was skipped),
         ``biased`` (the biased decode was kept), ``rejected`` (why the guard dropped it, or
         ``None``).
     """
@@ -388,11 +393,10 @@ def decode_with_vocab(model, audio, options, vocab: Vocabulary, *,
     spent = plain.decode_time_s
     heard = [" ".join(s.text for s in plain.segments)]
     narrow = is_narrowband(audio, fs=ASR_FS)
-    if narrow:
-        listened = model.decode(audio, replace(options, initial_prompt=prompted(vocab.terms),
-                                               temperature_fallback=False))
-        spent += listened.decode_time_s
-        heard.append(" ".join(s.text for s in listened.segments))
+    listened = model.decode(audio, replace(options, initial_prompt=prompted(vocab.terms),
+                                           temperature_fallback=False))
+    spent += listened.decode_time_s
+    heard.append(" ".join(s.text for s in listened.segments))
     best: dict[str, float] = {}
     for text in heard:
         for t, sim in vocab.candidates(text, min_similarity=min_similarity,

@@ -278,8 +278,9 @@ def dictate_cmd(
     raw: Annotated[bool, typer.Option(
         "--raw", help="Print the committed words without applying the commands.")] = False,
     server: Annotated[str | None, typer.Option(
-        "--server", help="Stream to a `biosig serve` WebSocket (ws://127.0.0.1:8765/ws) "
-                         "instead of decoding here (a --file goes at real-time pace).")
+        "--server", help="Stream to a `biosig serve` server (ws://127.0.0.1:8765, the "
+                         "/ws path is added when missing) instead of decoding here (a --file "
+                         "goes at real-time pace).")
     ] = None,
     token: Annotated[str | None, typer.Option(
         "--token", envvar="BIOSIG_SERVE_TOKEN", help="Bearer token for --server.")] = None,

@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from biosig.config import describe_validation_error
 from biosig.errors import ConfigError
@@ -28,7 +35,8 @@ __all__ = ["TrainConfig", "DataConfig", "FeatureConfig", "CRNNConfig", "TDNNConf
            "load_config", "validate_config", "apply_overrides", "parse_override",
            "config_to_dict", "CHALLENGES", "WhisperTrainConfig", "WhisperModelConfig",
            "WhisperDataConfig", "WhisperReplayConfig", "WhisperLoopConfig", "LoraConfig",
-           "WhisperEvalConfig", "AnyTrainConfig", "FEATURE_PRESETS", "preset_frontend"]
+           "WhisperEvalConfig", "WhisperSelectConfig", "AnyTrainConfig", "FEATURE_PRESETS",
+           "preset_frontend"]
 
 #: Challenge scores that ``eval.challenge`` can name.
 CHALLENGES = ("none", "physionet2022", "physionet2016", "icbhi2017", "cinc2017")
@@ -319,7 +327,9 @@ class WhisperReplayConfig(_Strict):
     made once before training (self-distillation, as in "learning without forgetting", Li and
     Hoiem 2016): on speech outside the fine-tuning domain the model is trained to keep saying
     what it said, in its own casing and punctuation. ``targets: reference`` uses the manifest's
-    ``text`` instead.
+    ``text`` instead. ``filter`` keeps the lines whose fields have the given values (e.g.
+    ``{split: train}``); ``limit`` keeps that many of them, spread evenly over the manifest
+    (every speaker of a speaker-sorted corpus gets a share).
 
     ``distill_weight > 0`` adds, on the replay clips only, the KL divergence from the starting
     model's next-token distribution to the model's (teacher-forced on the replay targets, mean
@@ -329,6 +339,8 @@ class WhisperReplayConfig(_Strict):
     """
 
     manifest: str | None = None                   # null: no replay
+    root: str | None = None                       # its corpus root (default: data.root)
+    filter: dict[str, str | int | float | bool] = {}  # field or labels.x -> required value
     targets: Literal["model", "reference"] = "model"
     limit: int | None = Field(default=None, ge=1)
     distill_weight: float = Field(default=0.0, ge=0)  # KL to the starting model on replay clips
@@ -408,6 +420,37 @@ class WhisperExportConfig(_Strict):
     interpolation: float = Field(default=1.0, gt=0, le=1)
 
 
+class WhisperSelectConfig(_Strict):
+    """Choosing the saved model on real speech (issue 29): the interpolation weight ``a`` of
+    ``start + a * (fine-tuned - start)`` (WiSE-FT) is picked among ``interpolations`` as the
+    one with the lowest validation WER (the task's own validation set) whose WER on
+    ``manifest`` (real speech, e.g. speechocean762's dev speakers, never the test speakers
+    or replay clips) is at most the starting model's plus ``max_wer_increase`` (absolute:
+    0.005 is half a point). Where no weight stays within it, the one with the lowest WER on
+    ``manifest`` is saved and the report says the limit was missed.
+
+    ``filter`` picks the lines (``{split: valid, labels.age_group: adult}``), ``limit`` keeps
+    that many spread evenly over them, ``report_by`` (a field, e.g. ``labels.age_group``)
+    splits the reported WER into groups. ``null`` manifest: ``export.interpolation`` is
+    used as it is.
+    """
+
+    manifest: str | None = None
+    root: str | None = None
+    filter: dict[str, str | int | float | bool] = {}
+    limit: int | None = Field(default=None, ge=1)
+    report_by: str | None = None
+    interpolations: list[float] = [0.25, 0.5, 0.75, 1.0]
+    max_wer_increase: float = Field(default=0.005, ge=0, le=1)
+
+    @field_validator("interpolations")
+    @classmethod
+    def _weights(cls, v):
+        if not v or any(not 0 < a <= 1 for a in v):
+            raise ValueError(f"expected weights in (0, 1], got {v}")
+        return sorted(set(float(a) for a in v))
+
+
 class WhisperTrainConfig(_Strict):
     """Fine-tuning a Whisper model (``task: whisper_asr``)."""
 
@@ -423,10 +466,14 @@ class WhisperTrainConfig(_Strict):
     lora: LoraConfig = LoraConfig()
     eval: WhisperEvalConfig = WhisperEvalConfig()
     export: WhisperExportConfig = WhisperExportConfig()
+    select: WhisperSelectConfig = WhisperSelectConfig()
 
     @model_validator(mode="after")
     def _cross_checks(self):
         t = self.train
+        if self.select.manifest is not None and self.export.interpolation != 1.0:
+            raise ValueError(f"export.interpolation is {self.export.interpolation} but "
+                             "select.manifest chooses the weight: set one of them")
         spec = self.augment.freq_masks or self.augment.time_masks
         if t.encoder_train_layers and not t.freeze_encoder:
             raise ValueError("train.encoder_train_layers needs train.freeze_encoder: true "
@@ -557,8 +604,14 @@ def load_config(path, *, overrides: list[str] | None = None, profile: str | None
             if v is not None:
                 setattr(d, attr, str(_resolve(v, p.parent)))
         d.test_manifests = {k: str(_resolve(v, p.parent)) for k, v in d.test_manifests.items()}
-        if d.replay.manifest is not None:
-            d.replay.manifest = str(_resolve(d.replay.manifest, p.parent))
+        for attr in ("manifest", "root"):
+            v = getattr(d.replay, attr)
+            if v is not None:
+                setattr(d.replay, attr, str(_resolve(v, p.parent)))
+        for attr in ("manifest", "root"):
+            v = getattr(cfg.select, attr)
+            if v is not None:
+                setattr(cfg.select, attr, str(_resolve(v, p.parent)))
         return cfg
     for attr in ("manifest", "root"):
         v = getattr(cfg.data, attr)

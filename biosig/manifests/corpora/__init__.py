@@ -22,6 +22,7 @@ from biosig.manifests.corpora.icbhi2017 import (
     read_icbhi_cycles,
 )
 from biosig.manifests.corpora.librispeech import prepare_librispeech
+from biosig.manifests.corpora.speechocean762 import prepare_speechocean762
 from biosig.manifests.corpora.wfdb import MITDB_SAME_SUBJECT, prepare_wfdb
 from biosig.manifests.schema import Record
 
@@ -29,8 +30,8 @@ __all__ = ["CORPORA", "Corpus", "get_corpus", "prepare_wfdb", "prepare_cinc2017"
            "prepare_circor2022", "read_circor_segmentation", "prepare_icbhi2017",
            "read_icbhi_cycles", "parse_icbhi_filename", "prepare_covid19_cough", "prepare_bonn",
            "prepare_delhi_epilepsy", "prepare_eegmmidb", "prepare_librispeech",
-           "prepare_audio_folder", "BONN_SETS", "CINC2017_CLASSES", "DELHI_FS",
-           "EEGMMIDB_RUNS", "MITDB_SAME_SUBJECT"]
+           "prepare_audio_folder", "prepare_speechocean762", "BONN_SETS", "CINC2017_CLASSES",
+           "DELHI_FS", "EEGMMIDB_RUNS", "MITDB_SAME_SUBJECT"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ CORPORA: dict[str, Corpus] = {c.name: c for c in (
     Corpus("eegmmidb", prepare_eegmmidb, None, "none (every subject has every run)"),
     Corpus("librispeech", prepare_librispeech, None,
            "none; official subset splits (train-*/dev-*/test-*) are kept", True),
+    Corpus("speechocean762", prepare_speechocean762, None,
+           "none; the corpus's train speakers -> train, its test speakers -> valid (kept)", True),
     Corpus("audio_folder", prepare_audio_folder, None, "none"),
 )}
 

@@ -19,9 +19,9 @@ from biosig.features.whisper import WHISPER_FS, WHISPER_HOP_LENGTH, WHISPER_N_SA
 from biosig.fileio import write_text_atomic
 from biosig.train.config import WhisperTrainConfig
 
-__all__ = ["Utterance", "load_utterances", "split_utterances", "speech_end_s", "TargetBuilder",
-           "target_ids", "SpeechTextDataset", "collate_speech", "BucketBatchSampler",
-           "make_datasets", "write_jsonl", "TS_STEP_S"]
+__all__ = ["Utterance", "load_utterances", "spread_evenly", "split_utterances", "speech_end_s",
+           "TargetBuilder", "target_ids", "SpeechTextDataset", "collate_speech",
+           "BucketBatchSampler", "make_datasets", "write_jsonl", "TS_STEP_S"]
 
 log = logging.getLogger("biosig.train.whisper")
 
@@ -82,6 +82,16 @@ def load_utterances(manifest, *, root=None, filter: dict | None = None, group_by
         what = "with 'text' and " if require_text else ""
         raise ManifestError(f"{man}: no line {what}with at most {max_duration_s:g} s of audio")
     return out
+
+
+def spread_evenly(utts: list[Utterance], n: int | None) -> list[Utterance]:
+    """``n`` of ``utts`` at equal steps (the first and the last included), in order; all of
+    them where ``n`` is None or not smaller. A corpus sorted by speaker then gives every
+    speaker a share, where the first ``n`` lines would give a few speakers all of it."""
+    if n is None or n >= len(utts):
+        return list(utts)
+    keep = np.unique(np.linspace(0, len(utts) - 1, n).round().astype(int))
+    return [utts[i] for i in keep]
 
 
 def split_utterances(utts: list[Utterance], *, valid_frac: float, seed: int = 0

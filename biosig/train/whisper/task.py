@@ -60,6 +60,7 @@ from biosig.train.whisper.data import (
     collate_speech,
     load_utterances,
     make_datasets,
+    spread_evenly,
     write_jsonl,
 )
 from biosig.train.whisper.export import (
@@ -81,6 +82,7 @@ from biosig.train.whisper.model import (
     resolve_base_model,
     token_loss,
 )
+from biosig.train.whisper.select import select_interpolation
 
 __all__ = ["WhisperTask", "train_whisper", "WhisperRunResult", "lr_lambda",
            "replay_utterances"]
@@ -123,8 +125,9 @@ def replay_utterances(cfg: WhisperTrainConfig, out: Path, model, *, targets: Tar
     r = cfg.data.replay
     if r.manifest is None:
         return [], []
-    utts = load_utterances(r.manifest, root=cfg.data.root, max_duration_s=cfg.data.max_duration_s,
-                           limit=r.limit, require_text=r.targets == "reference")
+    utts = spread_evenly(load_utterances(r.manifest, root=r.root or cfg.data.root,
+                                         filter=r.filter, max_duration_s=cfg.data.max_duration_s,
+                                         require_text=r.targets == "reference"), r.limit)
     if r.targets == "reference":
         return utts, list(range(len(utts)))
     path = out / "replay_targets.jsonl"
@@ -310,6 +313,12 @@ class WhisperTask(Task):
         exp = self.cfg.export
         q_done = report.get("ct2_quantization",
                             exp.ct2_quantization if "ct2_dir" in report else None)
+        sel = self.cfg.select
+        if sel.manifest is not None or "selection" in report:
+            # the weight is chosen on real speech: finished again when how it is chosen
+            # changed (a run finished with export.interpolation has no selection)
+            return (report.get("selection", {}).get("config") != sel.model_dump()
+                    or q_done != exp.ct2_quantization)
         return (float(report.get("interpolation", 1.0)) != exp.interpolation
                 or q_done != exp.ct2_quantization)
 
@@ -377,22 +386,36 @@ def finish_run(cfg, out: Path, best_dir: Path, history, best_epoch: int, n_train
     report = {"recipe": cfg.recipe, "best_epoch": best_epoch, "trainable_parameters": n_trainable,
               "valid": best.get("valid"), "valid_start": start["valid"] if start else None,
               "test": {}}
-    alpha = cfg.export.interpolation
+    alpha, chosen_valid = cfg.export.interpolation, None
+    if cfg.select.manifest is not None:          # the weight is chosen on real speech
+        sel = select_interpolation(cfg, out, best_dir, base_name=base_name, valid_ds=valid_ds,
+                                   valid_cache=valid_cache, valid_tuned=report["valid"],
+                                   valid_start=report["valid_start"], device=device,
+                                   amp_dtype=amp_dtype, progress=progress)
+        alpha = sel["alpha"]
+        chosen_valid = next(r["valid"] for r in sel["rows"] if r["alpha"] == alpha)
+        report["selection"] = {k: v for k, v in sel.items() if k != "rows"}
+        report["selection"]["rows"] = [{k: v for k, v in r.items() if k != "valid"}
+                                       for r in sel["rows"]]
     if alpha < 1.0:
         interpolate_best(base_name, best_dir, alpha)
     else:
         restore_tuned_best(best_dir)     # a finished run finished again without interpolation
-    if alpha < 1.0 or cfg.data.test_manifests:
+    if (alpha < 1.0 and chosen_valid is None) or cfg.data.test_manifests:
         processor = WhisperProcessor.from_pretrained(best_dir)
         model = WhisperForConditionalGeneration.from_pretrained(best_dir).to(device).eval()
     if alpha < 1.0:
         report["interpolation"] = alpha
         report["valid_tuned"] = report["valid"]
-        report["valid"], _ = evaluate_wer(model, valid_ds, cfg=cfg,
-                                          n_mels=int(model.config.num_mel_bins), device=device,
-                                          amp_dtype=amp_dtype, tokenizer=processor.tokenizer,
-                                          cache=valid_cache, progress=progress,
-                                          desc="valid interpolated")
+        if chosen_valid is not None:
+            report["valid"] = chosen_valid
+        else:
+            report["valid"], _ = evaluate_wer(model, valid_ds, cfg=cfg,
+                                              n_mels=int(model.config.num_mel_bins),
+                                              device=device, amp_dtype=amp_dtype,
+                                              tokenizer=processor.tokenizer,
+                                              cache=valid_cache, progress=progress,
+                                              desc="valid interpolated")
         log.info("interpolated model (%.2f): valid WER %.4f (fine-tuned %.4f)", alpha,
                  report["valid"]["wer"], report["valid_tuned"]["wer"])
     if cfg.data.test_manifests:
