@@ -590,7 +590,8 @@ def pooled_stage_report(cfg, reports: list[dict], out) -> dict:
     def pool(which_of, split_of):
         parts = [_fold_predictions(cfg, r, which_of(i, r), split_of(r))
                  for i, r in enumerate(reports)]
-        return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+        return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+                [i for p in parts for i in p[2]])
 
     if all("hybrid" in r for r in reports):
         cands = [r["hybrid"]["candidates"] for r in reports]
@@ -604,11 +605,13 @@ def pooled_stage_report(cfg, reports: list[dict], out) -> dict:
             "chosen_per_fold": [f"{'+'.join(r['hybrid']['inputs'])} / "
                                 f"{r['hybrid']['classifier']}" for r in reports],
             "hybrid": float(np.mean([r["hybrid"]["hybrid_valid"] for r in reports]))}
-        p, t = pool(lambda i, r: "hybrid", lambda r: r["evaluated_split"])
-        res["pooled_hybrid"] = {"n_items": int(len(t)), "metrics": metrics_with_ci(t, p, cfg)}
-    p, t = pool(lambda i, r: models[i], lambda r: r["evaluated_split"])
+        p, t, ids = pool(lambda i, r: "hybrid", lambda r: r["evaluated_split"])
+        _write_csv(out / "cv_hybrid_test_predictions.csv", cfg, ids, p, t)
+        res["pooled_hybrid"] = {"n_items": int(len(t)), "metrics": metrics_with_ci(t, p, cfg),
+                                "predictions": str(out / "cv_hybrid_test_predictions.csv")}
+    p, t, _ = pool(lambda i, r: models[i], lambda r: r["evaluated_split"])
     res["pooled_model"] = {"n_items": int(len(t)), "metrics": metrics_with_ci(t, p, cfg)}
-    vp, vt = pool(lambda i, r: models[i], lambda r: "valid")
+    vp, vt, _ = pool(lambda i, r: models[i], lambda r: "valid")
     if "hybrid" in models:
         cal = fit_calibration(vt, vp, fitted_on="pooled validation folds (each fold's model)")
         write_text_atomic(out / CALIBRATION_FILE, json.dumps(jsonable(cal), indent=2) + "\n")
@@ -618,7 +621,11 @@ def pooled_stage_report(cfg, reports: list[dict], out) -> dict:
         p = np.concatenate([apply_decision(q[0], r["decision"]["weights"])
                             for q, r in zip(parts, reports)])
         t = np.concatenate([q[1] for q in parts])
+        _write_csv(out / "cv_decision_test_predictions.csv", cfg,
+                   [i for q in parts for i in q[2]], p, t)
         res["pooled_decision"] = {"n_items": int(len(t)), "metrics": metrics_with_ci(t, p, cfg),
+                                  "predictions": str(out / "cv_decision_test_predictions.csv"),
+                                  "probabilities": "re-weighted by each fold's rule",
                                   "weights_per_fold": [r["decision"]["weights"]
                                                        for r in reports]}
         res["decision"] = _fit_rule(cfg, vt, vp, model_name=res["model"],
@@ -676,6 +683,7 @@ def stage_probs(run, x: np.ndarray, stages: RunStages) -> np.ndarray:
     stages : RunStages
     """
     import dataclasses
+
     from biosig.train.inference import predict_waveform
     k = len(run.classes)
     models = (list(run.model.models) if len(stages.folds) > 1 else [run.model])

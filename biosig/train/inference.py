@@ -340,7 +340,10 @@ def score_model(run_dir, source, out_dir, *, checkpoint: str = "best", device: s
     table, then writes, for PhysioNet 2022 (CirCor) runs, one answer file per patient in
     ``answers/`` (see :func:`_write_circor_answers`), and for CinC 2017 runs, the challenge's
     ``answers.txt`` (``record,label``
-    per line) atomically.
+    per line) atomically. A run with a hybrid stage or a tuned decision rule
+    (:mod:`biosig.train.hybrid`: ``hybrid.joblib``, ``decision.json``) is scored with them:
+    the ``p_`` columns are the run's model's probabilities (per fold, averaged), the label and
+    the answer files follow the rule.
 
     Parameters
     ----------
@@ -424,7 +427,8 @@ def _write_circor_answers(pred: Path, folder: Path, classes: list[str], *,
     """PhysioNet 2022 answer files, one per patient (``<patient>.csv``: ``#<patient>``, the
     class names, the one-hot label, the probabilities), from the per-recording predictions:
     a patient's probabilities are the mean over the recordings of all its locations (files
-    ``<patient>_<location>.wav``), as the recipe scores them. Only the murmur task: the
+    ``<patient>_<location>.wav``), as the recipe scores them; the label is the arg-max of
+    ``p * weights`` (the run's tuned decision rule; None: arg-max). Only the murmur task: the
     outcome columns of the challenge are not predicted by this recipe."""
     by: dict[str, list[np.ndarray]] = {}
     with open(pred, newline="", encoding="utf-8") as f:
