@@ -225,6 +225,7 @@ def test_decision_rule_reaches_the_known_optimum():
     ("hybrid.candidates", [{"inputs": ["logits"]}], r"hybrid\.candidates\.0\.inputs"),
     ("hybrid.features", [{"preset": "ecg", "overides": {}}], r"hybrid\.features\.0\.overides"),
     ("eval.decision", "best", r"eval\.decision"),
+    ("hybrid.features", [], r"hybrid\.features is empty"),
 ])
 def test_config_errors_name_the_key(levels, tmp_path, key, value, match):
     cfg = level_config(levels, tmp_path)

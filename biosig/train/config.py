@@ -259,7 +259,7 @@ class HybridCandidate(_Strict):
 class HybridConfig(_Strict):
     """The hybrid stage after the network (see :mod:`biosig.train.hybrid`)."""
     enabled: bool = False
-    features: list[HybridFeatureSet] = []        # default: the recipe's features.preset
+    features: list[HybridFeatureSet] = []        # required when enabled
     candidates: list[HybridCandidate] = Field(default=[
         HybridCandidate(inputs=["probs", "features"], classifier="histgb"),
         HybridCandidate(inputs=["probs", "features"], classifier="logistic"),
@@ -315,6 +315,9 @@ class TrainConfig(_Strict):
                                                       self.eval.positive_class is None):
             raise ValueError("eval.challenge physionet2016 needs two classes and "
                              "eval.positive_class (the abnormal class)")
+        if self.hybrid.enabled and not self.hybrid.features:
+            raise ValueError("hybrid.features is empty; name the feature presets, e.g. "
+                             "[{preset: eeg}] (the sets of bench/recipes.py's baseline)")
         if self.eval.decision_metric is not None:
             from biosig.train.evaluation import metric_names
             if self.eval.decision_metric not in metric_names(self):

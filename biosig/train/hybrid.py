@@ -60,13 +60,9 @@ INPUT_BLOCKS = ("probs", "embedding", "features")
 # --------------------------------------------------------------------------- features
 
 def feature_sets(cfg) -> list[tuple[str, dict, tuple[str, ...] | None]]:
-    """``[(preset, overrides, kept name prefixes or None)]`` of ``hybrid.features``; the
-    recipe's own ``features.preset`` with its defaults when the list is empty."""
-    sets = cfg.hybrid.features
-    if not sets:
-        return [(cfg.features.preset, {}, None)]
+    """``[(preset, overrides, kept name prefixes or None)]`` of ``hybrid.features``."""
     return [(s.preset, dict(s.overrides), tuple(s.keep) if s.keep is not None else None)
-            for s in sets]
+            for s in cfg.hybrid.features]
 
 
 def recording_features(x: np.ndarray, *, fs: float, sets) -> dict[str, float]:
