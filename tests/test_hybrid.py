@@ -16,7 +16,7 @@ import soundfile as sf
 
 from biosig.errors import ConfigError
 from biosig.manifests import Record, write_manifest
-from biosig.train.config import validate_config
+from biosig.train.config import HybridCandidate, validate_config
 from biosig.train.engine import run
 from biosig.train.hybrid import (
     apply_decision,
@@ -24,6 +24,8 @@ from biosig.train.hybrid import (
     fit_candidates,
     fit_decision,
     load_stage,
+    make_classifier,
+    stage_predict,
 )
 from biosig.train.inference import score_model
 
@@ -179,18 +181,22 @@ def test_fit_candidates_keeps_the_best_on_validation():
     def part(m):
         return {k: (v[m] if v is not None else None) for k, v in blocks.items()}
 
-    class C:
-        def __init__(self, inputs, classifier):
-            self.inputs, self.classifier = inputs, classifier
-
-    cands = [C(["probs"], "logistic"), C(["embedding"], "histgb"),
-             C(["probs", "features"], "logistic")]
+    C = HybridCandidate
+    cands = [C(inputs=["probs"], classifier="logistic"),
+             C(inputs=["embedding"], classifier="histgb"),
+             C(inputs=["probs", "features"], classifier="logistic"),
+             C(inputs=["features"], classifier="logistic", network_weight=0.5)]
     fit = fit_candidates(part(tr), y[tr], part(va), cands, n_classes=2,
                          score=lambda p: float(np.mean(p.argmax(1) == y[va])))
     assert fit.index == 2 and fit.scores[2] == 1.0 and fit.scores[1] is None
     assert fit.scores[0] <= 0.7
+    assert fit.scores[3] == 1.0              # averaging with flat probabilities keeps its order
     X = assemble_inputs(blocks, ["probs", "features"])
     assert X.shape == (n, 4) and np.allclose(X[:, :2], np.log(0.5))
+    # the average: w * network + (1 - w) * classifier
+    clf = make_classifier("logistic").fit(feats[tr], y[tr])
+    avg = stage_predict(clf, part(va), ["features"], 2, network_weight=0.25)
+    assert np.allclose(avg, 0.25 * 0.5 + 0.75 * clf.predict_proba(feats[va]))
 
 
 def test_decision_rule_reaches_the_known_optimum():
@@ -226,6 +232,8 @@ def test_decision_rule_reaches_the_known_optimum():
     ("hybrid.features", [{"preset": "ecg", "overides": {}}], r"hybrid\.features\.0\.overides"),
     ("eval.decision", "best", r"eval\.decision"),
     ("hybrid.features", [], r"hybrid\.features is empty"),
+    ("hybrid.candidates", [{"inputs": ["probs"], "network_weight": 0.5}],
+     r"hybrid\.candidates\.0.*inputs must not include probs"),
 ])
 def test_config_errors_name_the_key(levels, tmp_path, key, value, match):
     cfg = level_config(levels, tmp_path)

@@ -251,9 +251,20 @@ class HybridFeatureSet(_Strict):
 
 
 class HybridCandidate(_Strict):
-    """One second-stage candidate: which input blocks, which classifier."""
+    """One second-stage candidate: which input blocks, which classifier; with
+    ``network_weight`` w, the classifier's probabilities averaged with the network's,
+    ``w * p_network + (1 - w) * p_classifier`` (a stacked ensemble that needs no network
+    outputs on the training split; ``inputs`` must not include ``probs`` then)."""
     inputs: list[Literal["probs", "embedding", "features"]] = Field(min_length=1)
     classifier: Literal["histgb", "logistic"] = "histgb"
+    network_weight: float | None = Field(default=None, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _average_without_probs(self):
+        if self.network_weight is not None and "probs" in self.inputs:
+            raise ValueError(f"network_weight is {self.network_weight}: the network's "
+                             "probabilities are averaged in, so inputs must not include probs")
+        return self
 
 
 class HybridConfig(_Strict):
@@ -264,7 +275,8 @@ class HybridConfig(_Strict):
         HybridCandidate(inputs=["probs", "features"], classifier="histgb"),
         HybridCandidate(inputs=["probs", "features"], classifier="logistic"),
         HybridCandidate(inputs=["features"], classifier="histgb"),
-        HybridCandidate(inputs=["embedding", "features"], classifier="logistic")],
+        HybridCandidate(inputs=["embedding", "features"], classifier="logistic"),
+        HybridCandidate(inputs=["features"], classifier="histgb", network_weight=0.5)],
         min_length=1)
     max_iter: int = Field(default=300, ge=1)           # histgb
     learning_rate: float = Field(default=0.05, gt=0)   # histgb

@@ -17,7 +17,11 @@ Each candidate of ``hybrid.candidates`` (which blocks, which classifier: scikit-
 logistic regression) is fitted on the **training** split only, with the network's in-sample
 outputs there (out-of-fold network outputs would need one more network per fold); the
 candidate with the best validation score (``train.monitor``) is the hybrid, and it is the
-run's model when its validation score is at least the network's.
+run's model when its validation score is at least the network's. A candidate with
+``network_weight`` w averages its classifier's probabilities with the network's
+(``w * p_network + (1 - w) * p_classifier``): a stacked ensemble of network and boosting that
+needs no network outputs on the training split, so the in-sample optimism of the network's
+training-split outputs cannot mislead it.
 
 The decision rule (``eval.decision: tuned``): per-class multiplicative weights on the
 probabilities, ``argmax(p * w)``, chosen on the validation predictions to maximise the
@@ -44,7 +48,9 @@ from biosig.fileio import atomic_path, jsonable, write_text_atomic
 
 __all__ = ["HYBRID_FILE", "HYBRID_MODEL_FILE", "DECISION_FILE", "INPUT_BLOCKS",
            "feature_sets", "recording_features", "assemble_inputs", "make_classifier",
-           "predict_proba", "fit_candidates", "HybridFit", "save_stage", "load_stage",
+           "predict_proba", "stage_predict", "load_stages", "stage_probs", "RunStages",
+           "finish_stages", "pooled_stage_report", "stage_settings", "fit_candidates",
+           "HybridFit", "save_stage", "load_stage",
            "fit_decision", "apply_decision", "save_decision", "load_decision",
            "decision_metric_name"]
 
@@ -163,6 +169,17 @@ def predict_proba(model, X: np.ndarray, n_classes: int) -> np.ndarray:
     return P
 
 
+def stage_predict(model, blocks: dict, inputs, n_classes: int, *,
+                  network_weight: float | None = None) -> np.ndarray:
+    """``(n, n_classes)`` probabilities of a fitted stage: the classifier's on the named input
+    blocks, averaged with the network's (``blocks["probs"]``) as ``w * p_network + (1 - w) *
+    p_classifier`` when ``network_weight`` w is given."""
+    P = predict_proba(model, assemble_inputs(blocks, inputs), n_classes)
+    if network_weight is None:
+        return P
+    return network_weight * np.asarray(blocks["probs"], float) + (1 - network_weight) * P
+
+
 @dataclass
 class HybridFit:
     """What :func:`fit_candidates` chose: ``index`` into the candidates, the fitted ``model``,
@@ -175,6 +192,7 @@ class HybridFit:
     classifier: str
     scores: list[float | None]
     skipped: dict[int, str] = field(default_factory=dict)
+    network_weight: float | None = None
 
 
 def fit_candidates(train_blocks: dict, y_train, valid_blocks: dict, candidates, *,
@@ -210,10 +228,11 @@ def fit_candidates(train_blocks: dict, y_train, valid_blocks: dict, candidates, 
             skipped[i] = f"no {', '.join(missing)} for this model"
             scores.append(None)
             continue
+        w = getattr(cand, "network_weight", None)
         model = make_classifier(cand.classifier, seed=seed, **classifier_kw)
         model.fit(assemble_inputs(train_blocks, cand.inputs), y)
-        s = float(score(predict_proba(model, assemble_inputs(valid_blocks, cand.inputs),
-                                      n_classes)))
+        s = float(score(stage_predict(model, valid_blocks, cand.inputs, n_classes,
+                                      network_weight=w)))
         scores.append(s)
         if best is None or (np.isfinite(s) and s > best_score):
             best, best_score = (i, model), (s if np.isfinite(s) else -np.inf)
@@ -222,7 +241,7 @@ def fit_candidates(train_blocks: dict, y_train, valid_blocks: dict, candidates, 
                           f"not give ({'; '.join(skipped.values())})")
     i, model = best
     return HybridFit(i, model, list(candidates[i].inputs), candidates[i].classifier, scores,
-                     skipped)
+                     skipped, getattr(candidates[i], "network_weight", None))
 
 
 def save_stage(folder, fit: HybridFit, description: dict) -> None:
@@ -232,6 +251,7 @@ def save_stage(folder, fit: HybridFit, description: dict) -> None:
     folder = Path(folder)
     with atomic_path(folder / HYBRID_MODEL_FILE) as tmp:
         joblib.dump({"model": fit.model, "inputs": fit.inputs, "classifier": fit.classifier,
+                     "network_weight": fit.network_weight,
                      "feature_names": description.get("feature_names")}, tmp)
     write_text_atomic(folder / HYBRID_FILE,
                       json.dumps(jsonable(description), indent=2) + "\n")
@@ -473,8 +493,10 @@ def finish_stages(cfg, model, frontend, ds, out, *, device, report: dict) -> dic
         fit = fit_candidates(tr, ytr, va, cfg.hybrid.candidates, n_classes=len(classes),
                              score=score, seed=cfg.seed, max_iter=cfg.hybrid.max_iter,
                              learning_rate=cfg.hybrid.learning_rate, c=cfg.hybrid.c)
-        hv = predict_proba(fit.model, assemble_inputs(va, fit.inputs), len(classes))
-        ht = predict_proba(fit.model, assemble_inputs(te, fit.inputs), len(classes))
+        hv = stage_predict(fit.model, va, fit.inputs, len(classes),
+                           network_weight=fit.network_weight)
+        ht = stage_predict(fit.model, te, fit.inputs, len(classes),
+                           network_weight=fit.network_weight)
         hvp, hvt, hvids = _scored(cfg, hv, yva, valid_ex)
         htp, htt, htids = _scored(cfg, ht, yte, test_ex)
         _write_csv(out / "hybrid_valid_predictions.csv", cfg, hvids, hvp, hvt)
@@ -482,9 +504,11 @@ def finish_stages(cfg, model, frontend, ds, out, *, device, report: dict) -> dic
         hybrid_valid = fit.scores[fit.index]
         adopted = "hybrid" if hybrid_valid >= net_valid else "network"
         desc = {"inputs": fit.inputs, "classifier": fit.classifier,
+                "network_weight": fit.network_weight,
                 "candidates": [{"inputs": list(c.inputs), "classifier": c.classifier,
-                                "valid": s, **({"skipped": fit.skipped[i]}
-                                               if i in fit.skipped else {})}
+                                "network_weight": c.network_weight, "valid": s,
+                                **({"skipped": fit.skipped[i]} if i in fit.skipped
+                                   else {})}
                                for i, (c, s) in enumerate(zip(cfg.hybrid.candidates,
                                                               fit.scores))],
                 "selected_by": f"valid {cfg.train.monitor}", "hybrid_valid": hybrid_valid,
@@ -495,7 +519,8 @@ def finish_stages(cfg, model, frontend, ds, out, *, device, report: dict) -> dic
                 "network_outputs": "the scoring path (whole recordings, as biosig score "
                                    "model computes them)"}
         save_stage(out, fit, desc)
-        entries["hybrid"] = {**{k: desc[k] for k in ("inputs", "classifier", "candidates",
+        entries["hybrid"] = {**{k: desc[k] for k in ("inputs", "classifier",
+                                                     "network_weight", "candidates",
                                                      "selected_by", "hybrid_valid",
                                                      "network_valid", "adopted")},
                              "metrics": metrics_with_ci(htt, htp, cfg)}
@@ -551,6 +576,13 @@ def _tune_decision(cfg, out: Path, vt, vp, tt, tp, *, model_name: str) -> dict:
     save_decision(out, dec)
     return {**dec, "metrics": metrics_with_ci(tt, apply_decision(tp, dec["weights"]), cfg)}
 
+def _describe(c: dict) -> str:
+    """``features / histgb`` or ``features / histgb, averaged with the network (w 0.5)``."""
+    w = c.get("network_weight")
+    return (f"{'+'.join(c['inputs'])} / {c['classifier']}"
+            + (f", averaged with the network (w {w:g})" if w is not None else ""))
+
+
 def _fold_predictions(cfg, r: dict, which: str, split: str):
     from biosig.train.evaluation import read_predictions
     name = f"{split}_predictions.csv" if which == "network" else f"hybrid_{split}_predictions.csv"
@@ -594,12 +626,12 @@ def pooled_stage_report(cfg, reports: list[dict], out) -> dict:
         res["hybrid_valid"] = {
             "network": float(np.mean([r["hybrid"]["network_valid"] for r in reports])),
             "candidates": [{"inputs": c["inputs"], "classifier": c["classifier"],
+                            "network_weight": c.get("network_weight"),
                             "valid_mean": (float(np.mean([f[i]["valid"] for f in cands]))
                                            if all(f[i]["valid"] is not None for f in cands)
                                            else None)}
                            for i, c in enumerate(cands[0])],
-            "chosen_per_fold": [f"{'+'.join(r['hybrid']['inputs'])} / "
-                                f"{r['hybrid']['classifier']}" for r in reports],
+            "chosen_per_fold": [_describe(r["hybrid"]) for r in reports],
             "hybrid": float(np.mean([r["hybrid"]["hybrid_valid"] for r in reports]))}
         p, t, ids = pool(lambda i, r: "hybrid", lambda r: r["evaluated_split"])
         _write_csv(out / "cv_hybrid_test_predictions.csv", cfg, ids, p, t)
@@ -697,5 +729,6 @@ def stage_probs(run, x: np.ndarray, stages: RunStages) -> np.ndarray:
             feats = recording_features(x, fs=run.cfg.data.target_fs, sets=stages.sets)
         b = _blocks_one(sub, x, feats=feats, names=stage["feature_names"],
                         need_embedding="embedding" in stage["inputs"])
-        out.append(predict_proba(stage["model"], assemble_inputs(b, stage["inputs"]), k)[0])
+        out.append(stage_predict(stage["model"], b, stage["inputs"], k,
+                                 network_weight=stage.get("network_weight"))[0])
     return np.mean(out, axis=0)
