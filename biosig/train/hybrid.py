@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +54,8 @@ __all__ = ["HYBRID_FILE", "HYBRID_MODEL_FILE", "DECISION_FILE", "INPUT_BLOCKS",
            "HybridFit", "save_stage", "load_stage",
            "fit_decision", "apply_decision", "save_decision", "load_decision",
            "decision_metric_name"]
+
+log = logging.getLogger("biosig.train")
 
 #: the fitted stage (joblib) and its description (JSON), in a run (or fold) folder
 HYBRID_MODEL_FILE = "hybrid.joblib"
@@ -370,10 +373,21 @@ def _waveform(rec, dcfg) -> np.ndarray:
     return x
 
 
+def _safe_features(x: np.ndarray, fs: float, sets, what) -> dict:
+    """:func:`recording_features`, or none (NaN features, which both classifiers take) for a
+    recording the presets cannot describe (too short, flat), as ``bench/recipes.py`` does."""
+    from biosig.errors import BiosigError
+    try:
+        return recording_features(x, fs=fs, sets=sets)
+    except BiosigError as exc:
+        log.warning("hybrid features of %s: %s (left missing)", what, exc)
+        return {}
+
+
 def _features_of(key, x: np.ndarray, fs: float, sets) -> dict:
     k = (key, fs, repr(sets))
     if k not in _FEATS:
-        _FEATS[k] = recording_features(x, fs=fs, sets=sets)
+        _FEATS[k] = _safe_features(x, fs, sets, key[0])
     return _FEATS[k]
 
 
@@ -726,7 +740,7 @@ def stage_probs(run, x: np.ndarray, stages: RunStages) -> np.ndarray:
             out.append(predict_waveform(sub, x))
             continue
         if feats is None:
-            feats = recording_features(x, fs=run.cfg.data.target_fs, sets=stages.sets)
+            feats = _safe_features(x, run.cfg.data.target_fs, stages.sets, run.run_dir)
         b = _blocks_one(sub, x, feats=feats, names=stage["feature_names"],
                         need_embedding="embedding" in stage["inputs"])
         out.append(stage_predict(stage["model"], b, stage["inputs"], k,
