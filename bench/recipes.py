@@ -12,6 +12,12 @@ MFCC statistics with deltas for cough, band powers for EEG) and scikit-learn's
 folds) with the same metrics, bootstrap CIs and per-patient aggregation
 (:func:`biosig.train.evaluation.metrics_with_ci`).
 
+A run trained with the hybrid stage (``hybrid.enabled``, :mod:`biosig.train.hybrid`) adds two
+rows from its own reports: the hybrid (network outputs and the same preset features into a
+second classifier fitted on each fold's training split, chosen on its validation fold), pooled
+like the network, and, with ``eval.decision: tuned``, the run's model under its decision rule;
+the row of the run's model (network or hybrid, chosen on validation) is marked.
+
 Extra checks printed beside the figures: for cough, the source confound (how well the same
 baseline features tell the call-centre recordings from the Telegram ones, 5-fold CV ROC-AUC over
 every development recording); for Bonn, seizure-vs-rest sensitivity and specificity read from
