@@ -240,6 +240,11 @@ def _stages(run_dir: Path, deep: dict) -> dict:
                                "predictions": r["pooled_decision"]["predictions"],
                                "rule": r.get("decision")}
         out["model"] = r.get("model", "network")
+        if out["model"] == "per fold":            # hybrid in some folds, network in others
+            out["per_fold"] = {"run_dir": str(run_dir), "protocol": deep["protocol"],
+                               "n_items": r["pooled_model"]["n_items"],
+                               "metrics": r["pooled_model"]["metrics"],
+                               "models": r.get("models")}
         return out
     r = json.loads((run_dir / "report.json").read_text())
     split = r["evaluated_split"]
@@ -351,6 +356,8 @@ def main(argv=None) -> int:
             base["seizure_vs_rest"] = _seizure_vs_rest(base["_probs"], base["_targets"],
                                                        classes)
             for m in (deep, stages.get("hybrid")):
+                if m is not None and "predictions" not in m:
+                    continue
                 if m is not None:
                     m["seizure_vs_rest"] = _seizure_vs_rest(*_deep_probs(m, classes), classes)
         if recipe == "cough_covid_xvector":
@@ -359,6 +366,7 @@ def main(argv=None) -> int:
         entry["baseline"], entry["deep"] = base, deep
         entry["hybrid"], entry["decision"] = stages.get("hybrid"), stages.get("decision")
         entry["model"] = stages.get("model", "network")
+        entry["per_fold"] = stages.get("per_fold")
         from biosig.train.runs import git_hash
         entry["measured"] = {"git": git_hash(ROOT), "date": time.strftime("%Y-%m-%d"),
                              "splits": "scikit-learn group splitters (biosig >= 587bb4a)"}
@@ -418,9 +426,9 @@ def _markdown(out: dict) -> str:
             if m is None:
                 continue
             for c, pc in m["metrics"]["per_class"].items():
-                lines.append(f"| {label} | {c} | {pc['sensitivity']:.3f} | "
-                             f"{pc['specificity']:.3f} | {pc['ppv']:.3f} | {pc['f1']:.3f} | "
-                             f"{pc['support']} |")
+                vals = [("n/a" if pc[k] is None else f"{pc[k]:.3f}")   # NaN is null in JSON
+                        for k in ("sensitivity", "specificity", "ppv", "f1")]
+                lines.append(f"| {label} | {c} | {' | '.join(vals)} | {pc['support']} |")
         for label, m in rows:
             if m is not None and "seizure_vs_rest" in m:
                 sv = m["seizure_vs_rest"]
@@ -474,6 +482,7 @@ def _rows(e: dict) -> list[tuple[str, dict | None]]:
         return " (run's model)" if model == mark.get(who, "") else ""
     return [(f"deep: network{tag('network')}", e["deep"]),
             (f"deep: hybrid{tag('hybrid')}", e.get("hybrid")),
+            ("deep: run's model (hybrid or network per fold)", e.get("per_fold")),
             ("deep: run's model, tuned decision rule", e.get("decision")),
             ("baseline (HistGB)", e["baseline"])]
 
