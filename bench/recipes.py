@@ -452,7 +452,7 @@ def _markdown(out: dict) -> str:
                       f"only as the confound's size); within the call centre, clip duration "
                       f"alone gives {c['call_center_covid_auc_from_duration_alone']:.3f}. "
                       f"{c['note']}"]
-        pngs = [f"`{m['confusion_png']}`" for _, m in rows if m is not None]
+        pngs = [f"`{m['confusion_png']}`" for _, m in rows if m and m.get('confusion_png')]
         lines += ["", f"Confusion matrices ({', '.join(r[0] for r in rows if r[1])}): "
                   f"{', '.join(pngs)}.", ""]
     return "\n".join(lines) + "\n"
