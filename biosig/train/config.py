@@ -36,7 +36,7 @@ __all__ = ["TrainConfig", "DataConfig", "FeatureConfig", "CRNNConfig", "TDNNConf
            "config_to_dict", "CHALLENGES", "WhisperTrainConfig", "WhisperModelConfig",
            "WhisperDataConfig", "WhisperReplayConfig", "WhisperLoopConfig", "LoraConfig",
            "WhisperEvalConfig", "WhisperSelectConfig", "AnyTrainConfig", "FEATURE_PRESETS",
-           "preset_frontend"]
+           "preset_frontend", "HybridConfig", "HybridCandidate", "HybridFeatureSet"]
 
 #: Challenge scores that ``eval.challenge`` can name.
 CHALLENGES = ("none", "physionet2022", "physionet2016", "icbhi2017", "cinc2017")
@@ -237,8 +237,50 @@ class EvalConfig(_Strict):
     normal_class: str | None = None              # ICBHI: the normal cycle class
     class_weights: list[Annotated[float, Field(ge=0)]] | None = None  # PhysioNet 2022 weights
     aggregate_by: str | None = None              # e.g. subject: score patients, not records
+    decision: Literal["argmax", "tuned"] = "argmax"   # tuned: per-class weights on validation
+    decision_metric: str | None = None           # what "tuned" maximises (default: challenge)
     n_bootstrap: int = Field(default=200, ge=1)
     bootstrap_level: float = Field(default=0.95, gt=0, lt=1)
+
+
+class HybridFeatureSet(_Strict):
+    """One set of hand-crafted features: a preset of :mod:`biosig.features` with overrides."""
+    preset: Literal["pcg", "lung", "cough", "ecg", "eeg"]
+    overrides: dict[str, bool | int | float | str | None] = {}
+    keep: list[str] | None = None                # keep only names with these prefixes
+
+
+class HybridCandidate(_Strict):
+    """One second-stage candidate: which input blocks, which classifier; with
+    ``network_weight`` w, the classifier's probabilities averaged with the network's,
+    ``w * p_network + (1 - w) * p_classifier`` (a stacked ensemble that needs no network
+    outputs on the training split; ``inputs`` must not include ``probs`` then)."""
+    inputs: list[Literal["probs", "embedding", "features"]] = Field(min_length=1)
+    classifier: Literal["histgb", "logistic"] = "histgb"
+    network_weight: float | None = Field(default=None, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _average_without_probs(self):
+        if self.network_weight is not None and "probs" in self.inputs:
+            raise ValueError(f"network_weight is {self.network_weight}: the network's "
+                             "probabilities are averaged in, so inputs must not include probs")
+        return self
+
+
+class HybridConfig(_Strict):
+    """The hybrid stage after the network (see :mod:`biosig.train.hybrid`)."""
+    enabled: bool = False
+    features: list[HybridFeatureSet] = []        # required when enabled
+    candidates: list[HybridCandidate] = Field(default=[
+        HybridCandidate(inputs=["probs", "features"], classifier="histgb"),
+        HybridCandidate(inputs=["probs", "features"], classifier="logistic"),
+        HybridCandidate(inputs=["features"], classifier="histgb"),
+        HybridCandidate(inputs=["embedding", "features"], classifier="logistic"),
+        HybridCandidate(inputs=["features"], classifier="histgb", network_weight=0.5)],
+        min_length=1)
+    max_iter: int = Field(default=300, ge=1)           # histgb
+    learning_rate: float = Field(default=0.05, gt=0)   # histgb
+    c: float = Field(default=1.0, gt=0)                # logistic: inverse regularisation
 
 
 class CVConfig(_Strict):
@@ -260,6 +302,7 @@ class TrainConfig(_Strict):
     augment: AugmentConfig = AugmentConfig()
     eval: EvalConfig = EvalConfig()
     cv: CVConfig = CVConfig()
+    hybrid: HybridConfig = HybridConfig()
 
     @model_validator(mode="after")
     def _cross_checks(self):
@@ -284,6 +327,14 @@ class TrainConfig(_Strict):
                                                       self.eval.positive_class is None):
             raise ValueError("eval.challenge physionet2016 needs two classes and "
                              "eval.positive_class (the abnormal class)")
+        if self.hybrid.enabled and not self.hybrid.features:
+            raise ValueError("hybrid.features is empty; name the feature presets, e.g. "
+                             "[{preset: eeg}] (the sets of bench/recipes.py's baseline)")
+        if self.eval.decision_metric is not None:
+            from biosig.train.evaluation import metric_names
+            if self.eval.decision_metric not in metric_names(self):
+                raise ValueError(f"eval.decision_metric is {self.eval.decision_metric!r}, "
+                                 f"expected one of {', '.join(metric_names(self))}")
         if self.cv.folds in (1, 2):
             raise ValueError(f"cv.folds is {self.cv.folds}, expected 0 (off) or at least 3")
         if self.data.valid_frac + self.data.test_frac >= 1:

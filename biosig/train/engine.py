@@ -364,10 +364,18 @@ class ClassifierTask(Task):
                 "splits": {s: len(d) for s, d in self.ds.items()}}
 
     def finish(self, result: LoopResult) -> dict:
-        return _test_and_report(self.cfg, self.model, self.frontend, self.ds, self.ctx.out,
-                                device=self.device, amp=self.amp, dist=self.dist,
-                                history=result.history, best_epoch=result.best_epoch,
-                                stopped_early=result.stopped_early, train_s=result.train_s)
+        report = _test_and_report(self.cfg, self.model, self.frontend, self.ds, self.ctx.out,
+                                  device=self.device, amp=self.amp, dist=self.dist,
+                                  history=result.history, best_epoch=result.best_epoch,
+                                  stopped_early=result.stopped_early, train_s=result.train_s)
+        from biosig.train.hybrid import finish_stages  # hybrid stage, tuned decision rule
+        report.update(finish_stages(self.cfg, self.model, self.frontend, self.ds,
+                                    self.ctx.out, device=self.device, report=report))
+        return report
+
+    def export_changed(self, report: dict) -> bool:
+        from biosig.train.hybrid import stage_settings
+        return report.get("stage_settings") != stage_settings(self.cfg)
 
 
 def train(cfg: TrainConfig, *, run_dir=None, resume: bool = False,
@@ -457,6 +465,9 @@ def _write_predictions(path: Path, cfg, ids, probs, targets) -> None:
         w.writerow([name, *[f"{x:.6f}" for x in p], classes[int(t)],
                     classes[int(np.argmax(p))]])
     write_text_atomic(path, buf.getvalue())
+
+
+write_predictions = _write_predictions      # the public name (biosig.train.hybrid writes too)
 
 
 def _finish_validation_and_drift(cfg, model, frontend, ds, out: Path, *, device, amp, dist,
@@ -593,6 +604,8 @@ def run(cfg: TrainConfig, *, resume: bool = False, run_id: str | None = None,
                              if all((r.get("throughput") or {}).get(k) for r in reports)},
               "train_s": float(sum(r.get("train_s", 0.0) for r in reports)),
               "wall_s": float(sum(r.get("wall_s", 0.0) for r in reports))}
+        from biosig.train.hybrid import pooled_stage_report  # hybrid stage, decision rule
+        cv.update(pooled_stage_report(cfg, reports, out))
         write_text_atomic(out / "cv_report.json", json.dumps(jsonable(cv), indent=2))
         _cv_drift_reference(cfg, examples, folds, out)
         summary = cv

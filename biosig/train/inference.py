@@ -15,6 +15,7 @@ import torch
 
 from biosig.errors import ConfigError, InputError, ManifestError
 from biosig.fileio import write_text_atomic
+from biosig.train.hybrid import apply_decision, load_stages, stage_probs
 
 __all__ = ["LoadedRun", "load_run", "FoldEnsemble", "load_waveform", "predict_waveform",
            "embed_waveform", "GradCam", "grad_cam", "score_model",
@@ -248,6 +249,14 @@ def _cached_run(run_dir: str, checkpoint: str, device: str) -> LoadedRun:
     return _RUNS[key]
 
 
+def _cached_stages(run_dir: str, run: LoadedRun):
+    """The run's hybrid stage and decision rule (:mod:`biosig.train.hybrid`), or None."""
+    key = ("stages", run_dir)
+    if key not in _RUNS:
+        _RUNS[key] = load_stages(run_dir, run.cfg)
+    return _RUNS[key]
+
+
 @functools.lru_cache(maxsize=4)
 def _cached_reference(path: str):
     from biosig.train.drift import load_reference
@@ -263,12 +272,16 @@ def _score_one(item, out_dir: str, *, run_dir: str, checkpoint: str, device: str
                       source_fs=m.get("source_fs"))
     if x.size == 0:
         raise InputError(item.path, "the recording (segment) holds no samples")
-    probs = predict_waveform(run, x)
+    stages = _cached_stages(run_dir, run)
+    probs = predict_waveform(run, x) if stages is None else stage_probs(run, x, stages)
+    decided = None
+    if stages is not None and stages.weights is not None:   # the rule tuned on validation
+        decided = int(np.argmax(apply_decision(probs[None], stages.weights)[0]))
     if calibration is not None:
         from biosig.train.evaluation import apply_calibration
         probs = apply_calibration(probs[None], calibration)[0]
     row = {f"p_{c}": f"{p:.6f}" for c, p in zip(run.classes, probs)}
-    row["label"] = run.classes[int(np.argmax(probs))]
+    row["label"] = run.classes[int(np.argmax(probs)) if decided is None else decided]
     if drift_reference is not None:
         from biosig.io import info
         from biosig.train.drift import describe_signal
@@ -327,7 +340,10 @@ def score_model(run_dir, source, out_dir, *, checkpoint: str = "best", device: s
     table, then writes, for PhysioNet 2022 (CirCor) runs, one answer file per patient in
     ``answers/`` (see :func:`_write_circor_answers`), and for CinC 2017 runs, the challenge's
     ``answers.txt`` (``record,label``
-    per line) atomically.
+    per line) atomically. A run with a hybrid stage or a tuned decision rule
+    (:mod:`biosig.train.hybrid`: ``hybrid.joblib``, ``decision.json``) is scored with them:
+    the ``p_`` columns are the run's model's probabilities (per fold, averaged), the label and
+    the answer files follow the rule.
 
     Parameters
     ----------
@@ -395,7 +411,9 @@ def score_model(run_dir, source, out_dir, *, checkpoint: str = "best", device: s
         write_text_atomic(answers, "".join(f"{r},{lab}\n" for r, lab in rows))
     elif run.cfg.eval.challenge == "physionet2022":
         answers = out / "answers"
-        _write_circor_answers(pred, answers, run.classes)
+        stages = load_stages(run_dir, run.cfg)
+        _write_circor_answers(pred, answers, run.classes,
+                              weights=stages.weights if stages is not None else None)
     drift_md = None
     if use_drift:
         from biosig.train.drift import load_reference, write_drift_summary
@@ -404,11 +422,13 @@ def score_model(run_dir, source, out_dir, *, checkpoint: str = "best", device: s
                              str(drift_md) if drift_md else None, tuple(notes))
 
 
-def _write_circor_answers(pred: Path, folder: Path, classes: list[str]) -> None:
+def _write_circor_answers(pred: Path, folder: Path, classes: list[str], *,
+                          weights=None) -> None:
     """PhysioNet 2022 answer files, one per patient (``<patient>.csv``: ``#<patient>``, the
     class names, the one-hot label, the probabilities), from the per-recording predictions:
     a patient's probabilities are the mean over the recordings of all its locations (files
-    ``<patient>_<location>.wav``), as the recipe scores them. Only the murmur task: the
+    ``<patient>_<location>.wav``), as the recipe scores them; the label is the arg-max of
+    ``p * weights`` (the run's tuned decision rule; None: arg-max). Only the murmur task: the
     outcome columns of the challenge are not predicted by this recipe."""
     by: dict[str, list[np.ndarray]] = {}
     with open(pred, newline="", encoding="utf-8") as f:
@@ -417,7 +437,8 @@ def _write_circor_answers(pred: Path, folder: Path, classes: list[str]) -> None:
             by.setdefault(patient, []).append(np.array([float(r[f"p_{c}"]) for c in classes]))
     for patient, ps in sorted(by.items()):
         p = np.mean(ps, axis=0)
-        onehot = (np.arange(len(classes)) == int(np.argmax(p))).astype(int)
+        pick = p if weights is None else apply_decision(p[None], weights)[0]
+        onehot = (np.arange(len(classes)) == int(np.argmax(pick))).astype(int)
         text = (f"#{patient}\n{','.join(classes)}\n{','.join(map(str, onehot))}\n"
                 f"{','.join(f'{v:.6f}' for v in p)}\n")
         write_text_atomic(folder / f"{patient}.csv", text)

@@ -1,0 +1,748 @@
+"""The hybrid stage: a second classifier over a trained network's outputs and hand-crafted
+features, and the decision rule tuned on validation.
+
+After the network of a classifier recipe is trained (each fold, for K-fold), every recording of
+the run gets three blocks of inputs, all computed the way ``biosig score model`` computes them
+(:mod:`biosig.train.inference`: the whole recording loaded at ``data.target_fs``, the run's
+evaluation windows, probabilities and embeddings averaged over windows):
+
+- ``probs``: the network's class probabilities (as log-probabilities);
+- ``embedding``: its pooled segment embedding (models with an ``embed`` method: TDNN);
+- ``features``: the whole-recording features of the modality presets
+  (:func:`biosig.features.extract_features`), the same sets ``bench/recipes.py``'s classical
+  baseline uses.
+
+Each candidate of ``hybrid.candidates`` (which blocks, which classifier: scikit-learn's
+``HistGradientBoostingClassifier`` with balanced class weights, or a standardised balanced
+logistic regression) is fitted on the **training** split only, with the network's in-sample
+outputs there (out-of-fold network outputs would need one more network per fold); the
+candidate with the best validation score (``train.monitor``) is the hybrid, and it is the
+run's model when its validation score is at least the network's. A candidate with
+``network_weight`` w averages its classifier's probabilities with the network's
+(``w * p_network + (1 - w) * p_classifier``): a stacked ensemble of network and boosting that
+needs no network outputs on the training split, so the in-sample optimism of the network's
+training-split outputs cannot mislead it.
+
+The decision rule (``eval.decision: tuned``): per-class multiplicative weights on the
+probabilities, ``argmax(p * w)``, chosen on the validation predictions to maximise the
+challenge metric (CirCor 2022's weighted accuracy, CinC 2017's F1) or ``train.monitor``.
+Applying it is the same as re-weighting the probabilities and renormalising them
+(:func:`apply_decision`), so every arg-max metric of :mod:`biosig.train.evaluation` scores it.
+
+This module holds the math (pure functions on arrays) and the small file formats; the hooks
+that call it live in :mod:`biosig.train.engine` (training) and :mod:`biosig.train.inference`
+(scoring).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from biosig.errors import ConfigError, InputError
+from biosig.fileio import atomic_path, jsonable, write_text_atomic
+
+__all__ = ["HYBRID_FILE", "HYBRID_MODEL_FILE", "DECISION_FILE", "INPUT_BLOCKS",
+           "feature_sets", "recording_features", "assemble_inputs", "make_classifier",
+           "predict_proba", "stage_predict", "load_stages", "stage_probs", "RunStages",
+           "finish_stages", "pooled_stage_report", "stage_settings", "fit_candidates",
+           "HybridFit", "save_stage", "load_stage",
+           "fit_decision", "apply_decision", "save_decision", "load_decision",
+           "decision_metric_name"]
+
+log = logging.getLogger("biosig.train")
+
+#: the fitted stage (joblib) and its description (JSON), in a run (or fold) folder
+HYBRID_MODEL_FILE = "hybrid.joblib"
+HYBRID_FILE = "hybrid.json"
+#: the decision rule tuned on validation
+DECISION_FILE = "decision.json"
+#: the input blocks a candidate can name
+INPUT_BLOCKS = ("probs", "embedding", "features")
+
+
+# --------------------------------------------------------------------------- features
+
+def feature_sets(cfg) -> list[tuple[str, dict, tuple[str, ...] | None]]:
+    """``[(preset, overrides, kept name prefixes or None)]`` of ``hybrid.features``."""
+    return [(s.preset, dict(s.overrides), tuple(s.keep) if s.keep is not None else None)
+            for s in cfg.hybrid.features]
+
+
+def recording_features(x: np.ndarray, *, fs: float, sets) -> dict[str, float]:
+    """Whole-recording hand-crafted features of one signal.
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(n_samples,)]
+        One channel at ``fs``.
+    fs : float > 0
+        Sampling rate in Hz.
+    sets : list of (preset, overrides, kept prefixes or None)
+        As :func:`feature_sets` returns; a name already taken by an earlier set is prefixed
+        with ``<preset>_`` (as ``bench/recipes.py`` names them).
+
+    Returns
+    -------
+    dict
+        ``name -> value`` (NaN where a feature is undefined).
+    """
+    from biosig.features import extract_features
+    from biosig.signal import as_signal
+    sig = as_signal(np.asarray(x, dtype=np.float64), fs)
+    out: dict[str, float] = {}
+    for preset, over, keep in sets:
+        g = extract_features(sig, modality=preset, **over)
+        if keep is not None:
+            g = {k: v for k, v in g.items() if k.startswith(keep)}
+        out.update({(k if k not in out else f"{preset}_{k}"): float(v) for k, v in g.items()})
+    return out
+
+
+def feature_matrix(rows: list[dict], names: list[str] | None = None):
+    """``(X (n, n_names), names)``: rows of :func:`recording_features` in a fixed column order
+    (``names``, default: the sorted names of the first row); missing values are NaN."""
+    if names is None:
+        names = sorted(rows[0]) if rows else []
+    X = np.array([[r.get(k, np.nan) for k in names] for r in rows], dtype=np.float64)
+    return X.reshape(len(rows), len(names)), list(names)
+
+
+def assemble_inputs(blocks: dict, inputs) -> np.ndarray:
+    """The second stage's input matrix: the named blocks side by side.
+
+    Parameters
+    ----------
+    blocks : dict
+        ``probs`` (n, n_classes), ``embedding`` (n, dim), ``features`` (n, n_features); only
+        the named ones are needed. Probabilities enter as log-probabilities (clipped at 1e-6).
+    inputs : sequence of {"probs", "embedding", "features"}
+
+    Returns
+    -------
+    np.ndarray [shape=(n, sum of the blocks' widths)]
+    """
+    parts = []
+    for name in inputs:
+        if name not in INPUT_BLOCKS:
+            raise ConfigError(f"hybrid input is {name!r}, expected one of {INPUT_BLOCKS}")
+        b = blocks.get(name)
+        if b is None:
+            raise ConfigError(f"hybrid input {name!r} is not available for this run")
+        b = np.asarray(b, dtype=np.float64)
+        parts.append(np.log(np.clip(b, 1e-6, 1.0)) if name == "probs" else b)
+    n = {p.shape[0] for p in parts}
+    if len(n) != 1:
+        raise ValueError(f"hybrid input blocks have different numbers of rows: {sorted(n)}")
+    return np.concatenate(parts, axis=1)
+
+
+# ------------------------------------------------------------------------- classifiers
+
+def make_classifier(kind: str, *, seed: int = 0, max_iter: int = 300,
+                    learning_rate: float = 0.05, c: float = 1.0):
+    """An unfitted second-stage classifier: ``histgb`` (HistGradientBoosting, balanced class
+    weights, missing values handled natively; the baseline's settings) or ``logistic``
+    (median imputation, standardisation, balanced logistic regression with inverse
+    regularisation ``c``)."""
+    if kind == "histgb":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+        return HistGradientBoostingClassifier(class_weight="balanced", random_state=seed,
+                                              max_iter=max_iter, learning_rate=learning_rate)
+    if kind == "logistic":
+        from sklearn.impute import SimpleImputer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+        return make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True),
+                             StandardScaler(),
+                             LogisticRegression(C=c, class_weight="balanced", max_iter=5000))
+    raise ConfigError(f"hybrid classifier is {kind!r}, expected histgb or logistic")
+
+
+def predict_proba(model, X: np.ndarray, n_classes: int) -> np.ndarray:
+    """``(n, n_classes)`` probabilities of a fitted classifier, zero for classes it never saw."""
+    P = np.zeros((X.shape[0], n_classes))
+    P[:, np.asarray(model.classes_, dtype=np.int64)] = model.predict_proba(X)
+    return P
+
+
+def stage_predict(model, blocks: dict, inputs, n_classes: int, *,
+                  network_weight: float | None = None) -> np.ndarray:
+    """``(n, n_classes)`` probabilities of a fitted stage: the classifier's on the named input
+    blocks, averaged with the network's (``blocks["probs"]``) as ``w * p_network + (1 - w) *
+    p_classifier`` when ``network_weight`` w is given."""
+    P = predict_proba(model, assemble_inputs(blocks, inputs), n_classes)
+    if network_weight is None:
+        return P
+    return network_weight * np.asarray(blocks["probs"], float) + (1 - network_weight) * P
+
+
+@dataclass
+class HybridFit:
+    """What :func:`fit_candidates` chose: ``index`` into the candidates, the fitted ``model``,
+    its ``inputs`` and ``classifier``, the validation ``scores`` of every candidate (None for
+    a skipped one) and why candidates were skipped (``skipped``)."""
+
+    index: int
+    model: object
+    inputs: list[str]
+    classifier: str
+    scores: list[float | None]
+    skipped: dict[int, str] = field(default_factory=dict)
+    network_weight: float | None = None
+
+
+def fit_candidates(train_blocks: dict, y_train, valid_blocks: dict, candidates, *,
+                   n_classes: int, score, seed: int = 0, **classifier_kw) -> HybridFit:
+    """Fit every candidate on the training rows and keep the best on validation.
+
+    Parameters
+    ----------
+    train_blocks, valid_blocks : dict
+        Input blocks (see :func:`assemble_inputs`) of the training and validation rows; a
+        block that is None (no embedding) skips the candidates that need it.
+    y_train : array of int [shape=(n_train,)]
+    candidates : sequence
+        Each with ``inputs`` (block names) and ``classifier`` (``histgb`` or ``logistic``).
+    n_classes : int
+    score : callable
+        ``score(valid_probs (n_valid, n_classes)) -> float``, higher is better (the
+        validation metric, with any per-patient aggregation inside it).
+    seed : int
+    **classifier_kw
+        Passed to :func:`make_classifier`.
+
+    Returns
+    -------
+    HybridFit
+        Ties go to the earlier candidate.
+    """
+    y = np.asarray(y_train, dtype=np.int64)
+    best, best_score, scores, skipped = None, -np.inf, [], {}
+    for i, cand in enumerate(candidates):
+        missing = [b for b in cand.inputs if train_blocks.get(b) is None]
+        if missing:
+            skipped[i] = f"no {', '.join(missing)} for this model"
+            scores.append(None)
+            continue
+        w = getattr(cand, "network_weight", None)
+        model = make_classifier(cand.classifier, seed=seed, **classifier_kw)
+        model.fit(assemble_inputs(train_blocks, cand.inputs), y)
+        s = float(score(stage_predict(model, valid_blocks, cand.inputs, n_classes,
+                                      network_weight=w)))
+        scores.append(s)
+        if best is None or (np.isfinite(s) and s > best_score):
+            best, best_score = (i, model), (s if np.isfinite(s) else -np.inf)
+    if best is None:
+        raise ConfigError("hybrid.candidates: every candidate needs an input this model does "
+                          f"not give ({'; '.join(skipped.values())})")
+    i, model = best
+    return HybridFit(i, model, list(candidates[i].inputs), candidates[i].classifier, scores,
+                     skipped, getattr(candidates[i], "network_weight", None))
+
+
+def save_stage(folder, fit: HybridFit, description: dict) -> None:
+    """``hybrid.joblib`` (the fitted classifier with its inputs) and ``hybrid.json`` (the
+    description: candidates and their validation scores, the choice, feature names, ...)."""
+    import joblib
+    folder = Path(folder)
+    with atomic_path(folder / HYBRID_MODEL_FILE) as tmp:
+        joblib.dump({"model": fit.model, "inputs": fit.inputs, "classifier": fit.classifier,
+                     "network_weight": fit.network_weight,
+                     "feature_names": description.get("feature_names")}, tmp)
+    write_text_atomic(folder / HYBRID_FILE,
+                      json.dumps(jsonable(description), indent=2) + "\n")
+
+
+def load_stage(folder) -> tuple[dict, dict] | None:
+    """``(stage, description)`` of a run (fold) folder, or None when it has no hybrid."""
+    import joblib
+    folder = Path(folder)
+    if not (folder / HYBRID_FILE).is_file():
+        return None
+    desc = json.loads((folder / HYBRID_FILE).read_text(encoding="utf-8"))
+    path = folder / HYBRID_MODEL_FILE
+    if not path.is_file():
+        raise InputError(path, f"missing, but {HYBRID_FILE} describes a hybrid stage")
+    return joblib.load(path), desc
+
+
+# ------------------------------------------------------------------------ decision rule
+
+def decision_metric_name(cfg) -> str:
+    """What ``eval.decision: tuned`` maximises: ``eval.decision_metric``, else the challenge
+    metric (``weighted_accuracy``, ``cinc2017_f1``, ``macc``, ``icbhi_score``), else
+    ``train.monitor``."""
+    if cfg.eval.decision_metric is not None:
+        return cfg.eval.decision_metric
+    return {"physionet2022": "weighted_accuracy", "cinc2017": "cinc2017_f1",
+            "physionet2016": "macc", "icbhi2017": "icbhi_score"}.get(cfg.eval.challenge,
+                                                                    cfg.train.monitor)
+
+
+def apply_decision(probs, weights) -> np.ndarray:
+    """Probabilities re-weighted by the decision rule and renormalised: their arg-max is the
+    rule's decision ``argmax(p * w)``.
+
+    Parameters
+    ----------
+    probs : array [shape=(n, n_classes)]
+    weights : array [shape=(n_classes,)], > 0
+    """
+    p = np.asarray(probs, dtype=float) * np.asarray(weights, dtype=float)[None, :]
+    return p / np.maximum(p.sum(axis=1, keepdims=True), 1e-300)
+
+
+def fit_decision(targets, probs, metric, *, grid=None) -> dict:
+    """Per-class weights ``w`` (``w[0] = 1``) maximising ``metric(targets, argmax(p * w))``.
+
+    An exhaustive search over ``grid`` (log-spaced factors, default 2**-4 ... 2**4 in 33 steps)
+    for the other classes' weights; among equal scores the rule closest to arg-max (smallest
+    sum of ``|log w|``) wins, so a flat optimum keeps arg-max.
+
+    Parameters
+    ----------
+    targets : array of int [shape=(n,)]
+    probs : array [shape=(n, n_classes)]
+    metric : callable
+        ``metric(targets, probs) -> float`` of the arg-max of ``probs`` (higher is better), as
+        :func:`biosig.train.evaluation.metric_functions` gives.
+    grid : array, optional
+        The weights tried for each class.
+
+    Returns
+    -------
+    dict
+        ``weights`` (list), ``score`` (with the rule), ``argmax_score`` (without it), ``n``.
+    """
+    t = np.asarray(targets, dtype=np.int64)
+    p = np.asarray(probs, dtype=float)
+    k = p.shape[1]
+    grid = np.exp2(np.linspace(-4, 4, 33)) if grid is None else np.asarray(grid, float)
+    base = float(metric(t, p))
+    best_w, best_s, best_d = np.ones(k), base, 0.0
+    for rest in itertools.product(grid, repeat=k - 1):
+        w = np.array([1.0, *rest])
+        s = float(metric(t, apply_decision(p, w)))
+        d = float(np.abs(np.log(w)).sum())
+        if s > best_s + 1e-12 or (abs(s - best_s) <= 1e-12 and d < best_d):
+            best_w, best_s, best_d = w, s, d
+    return {"rule": "argmax(p * weights)", "weights": best_w.tolist(), "score": best_s,
+            "argmax_score": base, "n": int(len(t))}
+
+
+def save_decision(folder, decision: dict) -> None:
+    """``decision.json`` in a run (fold) folder."""
+    write_text_atomic(Path(folder) / DECISION_FILE,
+                      json.dumps(jsonable(decision), indent=2) + "\n")
+
+
+def load_decision(folder) -> dict | None:
+    """A run's ``decision.json``, or None when it has none (arg-max)."""
+    path = Path(folder) / DECISION_FILE
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+# ------------------------------------------------------------------ run-folder hooks
+# Called by biosig.train.engine (training) and biosig.train.inference (scoring): per-recording
+# network outputs through the scoring path, so training and `biosig score model` agree.
+
+_WAVES: dict = {}
+_FEATS: dict = {}
+_WAVE_BYTES = [0]
+_WAVE_BUDGET = 1 << 30          # bytes of waveforms kept between folds of one process
+
+
+def _waveform(rec, dcfg) -> np.ndarray:
+    from biosig.train.data import read_window
+    key = (rec.id, rec.path, str(dcfg.root), dcfg.target_fs, str(dcfg.channel))
+    x = _WAVES.get(key)
+    if x is None:
+        x = read_window(rec, root=dcfg.root, target_fs=dcfg.target_fs, channel=dcfg.channel)
+        if _WAVE_BYTES[0] + x.nbytes <= _WAVE_BUDGET:
+            _WAVES[key] = x
+            _WAVE_BYTES[0] += x.nbytes
+    return x
+
+
+def _safe_features(x: np.ndarray, fs: float, sets, what) -> dict:
+    """:func:`recording_features`, or none (NaN features, which both classifiers take) for a
+    recording the presets cannot describe (too short, flat), as ``bench/recipes.py`` does."""
+    from biosig.errors import BiosigError
+    try:
+        return recording_features(x, fs=fs, sets=sets)
+    except BiosigError as exc:
+        log.warning("hybrid features of %s: %s (left missing)", what, exc)
+        return {}
+
+
+def _features_of(key, x: np.ndarray, fs: float, sets) -> dict:
+    k = (key, fs, repr(sets))
+    if k not in _FEATS:
+        _FEATS[k] = _safe_features(x, fs, sets, key[0])
+    return _FEATS[k]
+
+
+def _blocks_one(run, x: np.ndarray, *, feats: dict, names, need_embedding: bool) -> dict:
+    """One recording's input blocks (each with one row)."""
+    from biosig.train.inference import embed_waveform, predict_waveform
+    out = {"probs": predict_waveform(run, x)[None],                  # (1, n_classes)
+           "features": feature_matrix([feats], names)[0]}             # (1, n_features)
+    out["embedding"] = (embed_waveform(run, x)[None]
+                        if need_embedding and hasattr(run.model, "embed") else None)
+    return out
+
+
+def _needs_embedding(cfg) -> bool:
+    return any("embedding" in c.inputs for c in cfg.hybrid.candidates)
+
+
+def _split_blocks(run, cfg, examples, *, desc: str) -> tuple[dict, np.ndarray]:
+    """Input blocks (probs, embedding) and targets of ``examples``; their features go to the
+    in-process cache, from which :func:`_reorder` builds the ``features`` block."""
+    from biosig.progress import Progress
+    sets = feature_sets(cfg)
+    need_emb = _needs_embedding(cfg) and hasattr(run.model, "embed")
+    probs, embs = [], []
+    bar = Progress(len(examples), desc=desc, unit="rec")
+    for e in examples:
+        x = _waveform(e.record, cfg.data)
+        _features_of((e.record.id, e.record.path), x, cfg.data.target_fs, sets)
+        b = _blocks_one(run, x, feats={}, names=[], need_embedding=need_emb)
+        probs.append(b["probs"][0])
+        if need_emb:
+            embs.append(b["embedding"][0])
+        bar.update(1)
+    bar.close()
+    k = len(cfg.data.classes)
+    blocks = {"probs": np.array(probs).reshape(-1, k), "features": None,  # see _reorder
+              "embedding": np.array(embs) if need_emb else None}
+    return blocks, np.array([e.target for e in examples], dtype=np.int64)
+
+
+def stage_settings(cfg) -> dict | None:
+    """What a finished run's stages were made with (``report.json``'s ``stage_settings``): a
+    resumed run whose config asks for other settings runs them again without training."""
+    if not cfg.hybrid.enabled and cfg.eval.decision == "argmax":
+        return None
+    return jsonable({"hybrid": cfg.hybrid.model_dump(), "decision": cfg.eval.decision,
+                     "decision_metric": cfg.eval.decision_metric})
+
+
+def _scored(cfg, probs, targets, examples):
+    from biosig.train.engine import EvalOutput, scored_items
+    return scored_items(cfg, EvalOutput(probs, targets, float("nan")), examples)
+
+
+def _write_csv(path, cfg, ids, probs, targets) -> None:
+    from biosig.train.engine import write_predictions
+    write_predictions(path, cfg, ids, probs, targets)
+
+
+def finish_stages(cfg, model, frontend, ds, out, *, device, report: dict) -> dict:
+    """The hybrid stage and the decision rule of one trained network (one fold).
+
+    Writes ``hybrid.joblib``, ``hybrid.json``, ``hybrid_valid_predictions.csv`` and
+    ``hybrid_<split>_predictions.csv`` (``hybrid.enabled``), ``decision.json``
+    (``eval.decision: tuned``) and, when the hybrid is adopted, ``calibration.json`` refitted
+    on its validation predictions.
+
+    Returns
+    -------
+    dict
+        Entries for ``report.json``: ``hybrid`` (candidates with validation scores, the
+        chosen one, the network's validation score by the same path, test metrics with CIs),
+        ``model`` (``hybrid`` or ``network``: the run's model), ``decision`` and
+        ``stage_settings``.
+    """
+    from biosig.train.evaluation import (
+        CALIBRATION_FILE,
+        fit_calibration,
+        metric_functions,
+        metrics_with_ci,
+        read_predictions,
+    )
+    from biosig.train.inference import LoadedRun
+    out = Path(out)
+    if stage_settings(cfg) is None:           # none configured: no stale stage files either
+        for name in (HYBRID_FILE, HYBRID_MODEL_FILE, DECISION_FILE):
+            (out / name).unlink(missing_ok=True)
+        return {}
+    classes = list(cfg.data.classes)
+    fns = metric_functions(cfg)
+    split = report["evaluated_split"]
+    entries: dict = {"stage_settings": stage_settings(cfg), "model": "network"}
+    valid_ex = ds["valid"].examples
+    test_ex = ds[split].examples
+    net_vp, net_vt, _ = read_predictions(out / "valid_predictions.csv", classes)
+    net_tp, net_tt, _ = read_predictions(out / f"{split}_predictions.csv", classes)
+    chosen_vp, chosen_vt, chosen_tp, chosen_tt = net_vp, net_vt, net_tp, net_tt
+    if cfg.hybrid.enabled:
+        if cfg.train.monitor not in fns:
+            raise ConfigError(f"train.monitor is {cfg.train.monitor!r}; not a metric of this "
+                              "config")
+        run = LoadedRun(out, cfg, model.eval(), frontend, classes, device)
+        tr, ytr = _split_blocks(run, cfg, ds["train"].examples, desc="hybrid inputs (train)")
+        va, yva = _split_blocks(run, cfg, valid_ex, desc="hybrid inputs (valid)")
+        te, yte = _split_blocks(run, cfg, test_ex, desc=f"hybrid inputs ({split})")
+        # one column order for every split: the training split's names
+        tr_names = _feature_names(cfg, ds["train"].examples)
+        for blocks, exs in ((tr, ds["train"].examples), (va, valid_ex), (te, test_ex)):
+            blocks["features"] = _reorder(cfg, exs, tr_names)
+        monitor = fns[cfg.train.monitor]
+
+        def score(p):
+            sp, st, _ = _scored(cfg, p, yva, valid_ex)
+            return monitor(st, sp)
+
+        net_valid = float(score(va["probs"]))
+        fit = fit_candidates(tr, ytr, va, cfg.hybrid.candidates, n_classes=len(classes),
+                             score=score, seed=cfg.seed, max_iter=cfg.hybrid.max_iter,
+                             learning_rate=cfg.hybrid.learning_rate, c=cfg.hybrid.c)
+        hv = stage_predict(fit.model, va, fit.inputs, len(classes),
+                           network_weight=fit.network_weight)
+        ht = stage_predict(fit.model, te, fit.inputs, len(classes),
+                           network_weight=fit.network_weight)
+        hvp, hvt, hvids = _scored(cfg, hv, yva, valid_ex)
+        htp, htt, htids = _scored(cfg, ht, yte, test_ex)
+        _write_csv(out / "hybrid_valid_predictions.csv", cfg, hvids, hvp, hvt)
+        _write_csv(out / f"hybrid_{split}_predictions.csv", cfg, htids, htp, htt)
+        hybrid_valid = fit.scores[fit.index]
+        adopted = "hybrid" if hybrid_valid >= net_valid else "network"
+        desc = {"inputs": fit.inputs, "classifier": fit.classifier,
+                "network_weight": fit.network_weight,
+                "candidates": [{"inputs": list(c.inputs), "classifier": c.classifier,
+                                "network_weight": c.network_weight, "valid": s,
+                                **({"skipped": fit.skipped[i]} if i in fit.skipped
+                                   else {})}
+                               for i, (c, s) in enumerate(zip(cfg.hybrid.candidates,
+                                                              fit.scores))],
+                "selected_by": f"valid {cfg.train.monitor}", "hybrid_valid": hybrid_valid,
+                "network_valid": net_valid, "adopted": adopted,
+                "feature_sets": [list(s) for s in feature_sets(cfg)],
+                "feature_names": tr_names, "n_train": int(len(ytr)),
+                "fitted_on": "train split; the network's in-sample outputs there",
+                "network_outputs": "the scoring path (whole recordings, as biosig score "
+                                   "model computes them)"}
+        save_stage(out, fit, desc)
+        entries["hybrid"] = {**{k: desc[k] for k in ("inputs", "classifier",
+                                                     "network_weight", "candidates",
+                                                     "selected_by", "hybrid_valid",
+                                                     "network_valid", "adopted")},
+                             "metrics": metrics_with_ci(htt, htp, cfg)}
+        entries["model"] = adopted
+        if adopted == "hybrid":
+            chosen_vp, chosen_vt, chosen_tp, chosen_tt = hvp, hvt, htp, htt
+            cal = fit_calibration(hvt, hvp, fitted_on="valid (hybrid stage)")
+            write_text_atomic(out / CALIBRATION_FILE, json.dumps(jsonable(cal), indent=2)
+                              + "\n")
+    else:
+        for name in (HYBRID_FILE, HYBRID_MODEL_FILE):
+            (out / name).unlink(missing_ok=True)
+    if cfg.eval.decision == "tuned":
+        entries["decision"] = _tune_decision(cfg, out, chosen_vt, chosen_vp, chosen_tt,
+                                             chosen_tp, model_name=entries["model"])
+    else:
+        (out / DECISION_FILE).unlink(missing_ok=True)
+    return entries
+
+
+def _feature_names(cfg, examples) -> list[str]:
+    sets = feature_sets(cfg)
+    names: set = set()
+    for e in examples:
+        k = ((e.record.id, e.record.path), cfg.data.target_fs, repr(sets))
+        names |= set(_FEATS.get(k, {}))
+    return sorted(names)
+
+
+def _reorder(cfg, examples, names) -> np.ndarray:
+    sets = feature_sets(cfg)
+    rows = [_FEATS.get(((e.record.id, e.record.path), cfg.data.target_fs, repr(sets)), {})
+            for e in examples]
+    return feature_matrix(rows, names)[0]
+
+
+def _fit_rule(cfg, vt, vp, *, model_name: str, fitted_on: str) -> dict:
+    from biosig.train.evaluation import metric_functions
+    fns = metric_functions(cfg)
+    name = decision_metric_name(cfg)
+    if name not in fns:
+        raise ConfigError(f"eval.decision_metric is {name!r}; this config reports "
+                          f"{', '.join(fns)}")
+    dec = fit_decision(vt, vp, fns[name])
+    dec.update(metric=name, classes=list(cfg.data.classes), model=model_name,
+               fitted_on=fitted_on)
+    return dec
+
+
+def _tune_decision(cfg, out: Path, vt, vp, tt, tp, *, model_name: str) -> dict:
+    from biosig.train.evaluation import metrics_with_ci
+    dec = _fit_rule(cfg, vt, vp, model_name=model_name, fitted_on="valid")
+    save_decision(out, dec)
+    return {**dec, "metrics": metrics_with_ci(tt, apply_decision(tp, dec["weights"]), cfg)}
+
+def _describe(c: dict) -> str:
+    """``features / histgb`` or ``features / histgb, averaged with the network (w 0.5)``."""
+    w = c.get("network_weight")
+    return (f"{'+'.join(c['inputs'])} / {c['classifier']}"
+            + (f", averaged with the network (w {w:g})" if w is not None else ""))
+
+
+def _fold_predictions(cfg, r: dict, which: str, split: str):
+    from biosig.train.evaluation import read_predictions
+    name = f"{split}_predictions.csv" if which == "network" else f"hybrid_{split}_predictions.csv"
+    return read_predictions(Path(r["run_dir"]) / name, cfg.data.classes)
+
+
+def pooled_stage_report(cfg, reports: list[dict], out) -> dict:
+    """The stages of a K-fold run over its folds: ``cv_report.json`` entries and the run-level
+    ``decision.json`` (fitted on the pooled validation predictions of each fold's model, for
+    ``biosig score model`` on the fold ensemble). Nothing (and no stale ``decision.json``)
+    when neither stage is configured.
+
+    Returns
+    -------
+    dict
+        ``model`` (``hybrid``, ``network`` or ``per fold``), ``models`` (each fold's),
+        ``hybrid_valid`` (mean over folds of each candidate's and the network's validation
+        score), ``pooled_hybrid`` and ``pooled_model`` (every fold's test predictions of the
+        hybrid / of the fold's model, pooled, with CIs), ``pooled_decision`` (each fold's
+        test predictions under its own tuned rule, pooled) and ``decision`` (the run-level
+        rule).
+    """
+    from biosig.train.evaluation import CALIBRATION_FILE, fit_calibration, metrics_with_ci
+    out = Path(out)
+    if stage_settings(cfg) is None:           # none configured: no stale rule either
+        (out / DECISION_FILE).unlink(missing_ok=True)
+        return {}
+    res: dict = {}
+    models = [r.get("model", "network") for r in reports]
+    res["models"] = models
+    res["model"] = models[0] if len(set(models)) == 1 else "per fold"
+
+    def pool(which_of, split_of):
+        parts = [_fold_predictions(cfg, r, which_of(i, r), split_of(r))
+                 for i, r in enumerate(reports)]
+        return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+                [i for p in parts for i in p[2]])
+
+    if all("hybrid" in r for r in reports):
+        cands = [r["hybrid"]["candidates"] for r in reports]
+        res["hybrid_valid"] = {
+            "network": float(np.mean([r["hybrid"]["network_valid"] for r in reports])),
+            "candidates": [{"inputs": c["inputs"], "classifier": c["classifier"],
+                            "network_weight": c.get("network_weight"),
+                            "valid_mean": (float(np.mean([f[i]["valid"] for f in cands]))
+                                           if all(f[i]["valid"] is not None for f in cands)
+                                           else None)}
+                           for i, c in enumerate(cands[0])],
+            "chosen_per_fold": [_describe(r["hybrid"]) for r in reports],
+            "hybrid": float(np.mean([r["hybrid"]["hybrid_valid"] for r in reports]))}
+        p, t, ids = pool(lambda i, r: "hybrid", lambda r: r["evaluated_split"])
+        _write_csv(out / "cv_hybrid_test_predictions.csv", cfg, ids, p, t)
+        res["pooled_hybrid"] = {"n_items": int(len(t)), "metrics": metrics_with_ci(t, p, cfg),
+                                "predictions": str(out / "cv_hybrid_test_predictions.csv")}
+    p, t, _ = pool(lambda i, r: models[i], lambda r: r["evaluated_split"])
+    res["pooled_model"] = {"n_items": int(len(t)), "metrics": metrics_with_ci(t, p, cfg)}
+    vp, vt, _ = pool(lambda i, r: models[i], lambda r: "valid")
+    if "hybrid" in models:
+        cal = fit_calibration(vt, vp, fitted_on="pooled validation folds (each fold's model)")
+        write_text_atomic(out / CALIBRATION_FILE, json.dumps(jsonable(cal), indent=2) + "\n")
+    if cfg.eval.decision == "tuned" and all("decision" in r for r in reports):
+        parts = [_fold_predictions(cfg, r, models[i], r["evaluated_split"])
+                 for i, r in enumerate(reports)]
+        p = np.concatenate([apply_decision(q[0], r["decision"]["weights"])
+                            for q, r in zip(parts, reports)])
+        t = np.concatenate([q[1] for q in parts])
+        _write_csv(out / "cv_decision_test_predictions.csv", cfg,
+                   [i for q in parts for i in q[2]], p, t)
+        res["pooled_decision"] = {"n_items": int(len(t)), "metrics": metrics_with_ci(t, p, cfg),
+                                  "predictions": str(out / "cv_decision_test_predictions.csv"),
+                                  "probabilities": "re-weighted by each fold's rule",
+                                  "weights_per_fold": [r["decision"]["weights"]
+                                                       for r in reports]}
+        res["decision"] = _fit_rule(cfg, vt, vp, model_name=res["model"],
+                                    fitted_on="pooled validation folds")
+        save_decision(out, res["decision"])
+    else:
+        (out / DECISION_FILE).unlink(missing_ok=True)
+    return res
+
+
+# ----------------------------------------------------------------------------- scoring
+
+@dataclass
+class RunStages:
+    """The stages of a trained run as ``biosig score model`` applies them: per fold (one
+    entry for a single run) the fitted hybrid or None (the fold's model is its network), the
+    feature sets, and the decision rule's ``weights`` (None: arg-max)."""
+
+    folds: list
+    sets: list
+    need_embedding: bool
+    weights: list[float] | None
+
+
+def load_stages(run_dir, cfg) -> RunStages | None:
+    """:class:`RunStages` of a run folder (K-fold: of each ``fold-k``), or None when it has
+    neither an adopted hybrid nor a decision rule (the network's arg-max as before)."""
+    rd = Path(run_dir)
+    folds = sorted(rd.glob("fold-*"), key=lambda p: int(p.name.split("-")[1])
+                   if p.name.split("-")[1].isdigit() else -1)
+    dirs = folds if (folds and not (rd / "best.pt").is_file()) else [rd]
+    stages = []
+    for d in dirs:
+        st = load_stage(d)
+        stages.append(st[0] if st is not None and st[1].get("adopted") == "hybrid" else None)
+    dec = load_decision(rd)
+    if all(s is None for s in stages) and dec is None:
+        return None
+    need = any(s is not None and "embedding" in s["inputs"] for s in stages)
+    return RunStages(stages, feature_sets(cfg), need, dec["weights"] if dec else None)
+
+
+def stage_probs(run, x: np.ndarray, stages: RunStages) -> np.ndarray:
+    """Class probabilities ``(n_classes,)`` of one signal from the run's model: per fold the
+    hybrid (network outputs and features into the fitted stage) or the network alone,
+    averaged over folds.
+
+    Parameters
+    ----------
+    run : LoadedRun
+        As :func:`biosig.train.inference.load_run` gives (a K-fold run's model is the
+        :class:`~biosig.train.inference.FoldEnsemble` of its folds).
+    x : np.ndarray [shape=(n_samples,)]
+        The signal at ``data.target_fs`` (:func:`~biosig.train.inference.load_waveform`).
+    stages : RunStages
+    """
+    import dataclasses
+
+    from biosig.train.inference import predict_waveform
+    k = len(run.classes)
+    models = (list(run.model.models) if len(stages.folds) > 1 else [run.model])
+    if len(models) != len(stages.folds):
+        raise InputError(run.run_dir, f"{len(models)} fold models but {len(stages.folds)} "
+                                      "fold stages")
+    feats = None
+    out = []
+    for model, stage in zip(models, stages.folds):
+        sub = dataclasses.replace(run, model=model)
+        if stage is None:
+            out.append(predict_waveform(sub, x))
+            continue
+        if feats is None:
+            feats = _safe_features(x, run.cfg.data.target_fs, stages.sets, run.run_dir)
+        b = _blocks_one(sub, x, feats=feats, names=stage["feature_names"],
+                        need_embedding="embedding" in stage["inputs"])
+        out.append(stage_predict(stage["model"], b, stage["inputs"], k,
+                                 network_weight=stage.get("network_weight"))[0])
+    return np.mean(out, axis=0)

@@ -1,0 +1,253 @@
+"""The hybrid stage (network outputs + hand-crafted features into a second classifier) and the
+decision rule tuned on validation (:mod:`biosig.train.hybrid`), on problems with known answers:
+a corpus whose classes differ only in level, which a per-recording normalised network cannot
+see and the presets' log-mel statistics can; a probability table whose best weighted-accuracy
+rule is known."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from biosig.errors import ConfigError
+from biosig.manifests import Record, write_manifest
+from biosig.train.config import HybridCandidate, validate_config
+from biosig.train.engine import run
+from biosig.train.hybrid import (
+    apply_decision,
+    assemble_inputs,
+    fit_candidates,
+    fit_decision,
+    load_stage,
+    make_classifier,
+    stage_predict,
+)
+from biosig.train.inference import score_model
+
+FS = 1000
+
+
+@pytest.fixture(scope="module")
+def levels(tmp_path_factory):
+    """40 two-second recordings of 20 subjects: the same tone in noise, 'loud' 20 dB above
+    'quiet'. Instance normalisation removes the level from the network's input."""
+    root = tmp_path_factory.mktemp("levels")
+    rng = np.random.default_rng(0)
+    t = np.arange(2 * FS) / FS
+    recs = []
+    for s in range(20):
+        label = "quiet" if s % 2 else "loud"
+        gain = 0.05 if label == "quiet" else 0.5
+        for k in range(2):
+            x = gain * (np.sin(2 * np.pi * 80 * t + rng.uniform(0, 6))
+                        + 0.5 * rng.normal(size=t.size))
+            name = f"s{s:02d}_{k}.wav"
+            sf.write(root / name, x.astype(np.float32), FS)
+            recs.append(Record(id=name[:-4], path=name, modality="pcg", fs=float(FS),
+                               num_samples=t.size, duration_s=2.0, channels=["audio"],
+                               subject=f"p{s}", labels={"level": label}))
+    write_manifest(recs, root / "levels.jsonl")
+    return root
+
+
+def level_config(root: Path, out: Path, **over) -> dict:
+    cfg = {
+        "recipe": "levels", "seed": 0, "device": "cpu", "output_dir": str(out),
+        "data": {"manifest": str(root / "levels.jsonl"), "root": str(root), "label": "level",
+                 "classes": ["quiet", "loud"], "splits": "auto", "valid_frac": 0.25,
+                 "test_frac": 0.25, "target_fs": float(FS), "window_s": 1.0},
+        "features": {"kind": "log_mel", "window_s": 0.064, "hop_s": 0.032, "n_mels": 16,
+                     "fmax_hz": 500.0, "normalize": "instance"},
+        "model": {"name": "crnn", "channels": [4, 8], "pool_time": [2, 2], "gru_hidden": 8},
+        "optim": {"lr": 0.01},
+        "train": {"epochs": 2, "batch_size": 8, "patience": None, "monitor": "accuracy"},
+        "augment": {"gain_db": 0.0},
+        "eval": {"positive_class": "loud", "n_bootstrap": 10},
+        "hybrid": {"enabled": True,
+                   "features": [{"preset": "pcg", "overrides": {"n_mels": 8},
+                                 "keep": ["log_mel_mean"]}],
+                   "candidates": [{"inputs": ["probs", "features"], "classifier": "logistic"},
+                                  {"inputs": ["embedding"], "classifier": "histgb"}],
+                   "max_iter": 50},
+    }
+    for k, v in over.items():
+        node = cfg
+        *head, last = k.split(".")
+        for h in head:
+            node = node.setdefault(h, {})
+        node[last] = v
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def hybrid_run(levels, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    return run(validate_config(level_config(levels, out)), run_id="h", progress=False)
+
+
+def _rows(path) -> dict:
+    with open(path, newline="") as f:
+        return {r[next(iter(r))]: r for r in csv.DictReader(f)}
+
+
+def test_hybrid_sees_what_the_network_cannot(hybrid_run):
+    rep = hybrid_run.report
+    # the network sees instance-normalised spectra: level is invisible to it
+    assert rep["metrics"]["accuracy"] <= 0.8
+    h = rep["hybrid"]
+    assert h["metrics"]["accuracy"] == 1.0
+    assert h["metrics"]["accuracy"] > rep["metrics"]["accuracy"]
+    assert "ci" in h["metrics"] and "accuracy" in h["metrics"]["ci"]
+    assert rep["model"] == h["adopted"] == "hybrid"
+    assert h["hybrid_valid"] == 1.0 and h["hybrid_valid"] >= h["network_valid"]
+    # the CRNN has no embedding: that candidate is skipped, with the reason
+    assert h["candidates"][1]["valid"] is None and "embedding" in h["candidates"][1]["skipped"]
+    rd = Path(hybrid_run.run_dir)
+    stage, desc = load_stage(rd)
+    assert desc["inputs"] == ["probs", "features"] and desc["classifier"] == "logistic"
+    assert stage["feature_names"] == desc["feature_names"]
+    assert all(n.startswith("log_mel_mean") for n in desc["feature_names"])
+    assert (rd / "hybrid_test_predictions.csv").is_file()
+    cal = json.loads((rd / "calibration.json").read_text())
+    assert "hybrid" in cal["fitted_on"]
+
+
+def test_score_model_applies_the_stage(hybrid_run, levels, tmp_path):
+    rd = Path(hybrid_run.run_dir)
+    trained = _rows(rd / "hybrid_test_predictions.csv")
+    recs = [json.loads(x) for x in (levels / "levels.jsonl").read_text().splitlines()]
+    test = [r for r in recs if r["id"] in trained]
+    assert len(test) == len(trained) > 0
+    for r in test:
+        r["path"] = str(levels / r["path"])
+    (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in test))
+    score_model(rd, tmp_path / "test.jsonl", tmp_path / "scored", progress=False,
+                drift=False)
+    scored = _rows(tmp_path / "scored" / "predictions.csv")
+    for rid, row in trained.items():
+        for c in ("quiet", "loud"):
+            assert float(scored[rid][f"p_{c}"]) == pytest.approx(float(row[f"p_{c}"]),
+                                                                 abs=2e-6)
+        assert scored[rid]["label"] == row["predicted"]
+
+
+def test_kfold_resume_adds_stages_and_decision(levels, tmp_path):
+    cfg = level_config(levels, tmp_path, **{"cv.folds": 3, "hybrid.enabled": False})
+    first = run(validate_config(cfg), run_id="cv", progress=False)
+    assert "pooled_hybrid" not in first.report
+    cfg["hybrid"]["enabled"] = True
+    cfg["eval"]["decision"] = "tuned"
+    again = run(validate_config(cfg), run_id="cv", resume=True, progress=False)
+    rep = again.report
+    assert rep["pooled_hybrid"]["metrics"]["accuracy"] > rep["pooled"]["metrics"]["accuracy"]
+    assert rep["model"] == "hybrid" and rep["models"] == ["hybrid"] * 3
+    assert len(rep["hybrid_valid"]["candidates"]) == 2
+    assert "weights_per_fold" in rep["pooled_decision"]
+    rd = Path(again.run_dir)
+    dec = json.loads((rd / "decision.json").read_text())
+    assert dec["metric"] == "accuracy" and len(dec["weights"]) == 2
+    for k in range(3):
+        assert (rd / f"fold-{k}" / "hybrid.joblib").is_file()
+        r = json.loads((rd / f"fold-{k}" / "report.json").read_text())
+        assert r["stage_settings"]["hybrid"]["enabled"] is True
+    # scoring the K-fold run: each fold's hybrid, averaged
+    score_model(rd, levels / "levels.jsonl", tmp_path / "scored", progress=False, drift=False)
+    scored = _rows(tmp_path / "scored" / "predictions.csv")
+    truth = {json.loads(x)["id"]: json.loads(x)["labels"]["level"]
+             for x in (levels / "levels.jsonl").read_text().splitlines()}
+    assert np.mean([scored[i]["label"] == truth[i] for i in truth]) >= 0.95
+    # switched off again: the stage files go
+    cfg["hybrid"]["enabled"] = False
+    cfg["eval"]["decision"] = "argmax"
+    off = run(validate_config(cfg), run_id="cv", resume=True, progress=False)
+    assert "pooled_hybrid" not in off.report
+    assert not (rd / "fold-0" / "hybrid.json").exists() and not (rd / "decision.json").exists()
+
+
+def test_fit_candidates_keeps_the_best_on_validation():
+    rng = np.random.default_rng(1)
+    n = 200
+    y = rng.integers(0, 2, n)
+    feats = np.c_[y + 0.1 * rng.normal(size=n), rng.normal(size=n)]     # informative
+    probs = np.full((n, 2), 0.5)                                        # uninformative
+    blocks = {"probs": probs, "features": feats, "embedding": None}
+    tr, va = np.arange(n) < 150, np.arange(n) >= 150
+
+    def part(m):
+        return {k: (v[m] if v is not None else None) for k, v in blocks.items()}
+
+    C = HybridCandidate
+    cands = [C(inputs=["probs"], classifier="logistic"),
+             C(inputs=["embedding"], classifier="histgb"),
+             C(inputs=["probs", "features"], classifier="logistic"),
+             C(inputs=["features"], classifier="logistic", network_weight=0.5)]
+    fit = fit_candidates(part(tr), y[tr], part(va), cands, n_classes=2,
+                         score=lambda p: float(np.mean(p.argmax(1) == y[va])))
+    assert fit.index == 2 and fit.scores[2] == 1.0 and fit.scores[1] is None
+    assert fit.scores[0] <= 0.7
+    assert fit.scores[3] == 1.0              # averaging with flat probabilities keeps its order
+    X = assemble_inputs(blocks, ["probs", "features"])
+    assert X.shape == (n, 4) and np.allclose(X[:, :2], np.log(0.5))
+    # the average: w * network + (1 - w) * classifier
+    clf = make_classifier("logistic").fit(feats[tr], y[tr])
+    avg = stage_predict(clf, part(va), ["features"], 2, network_weight=0.25)
+    assert np.allclose(avg, 0.25 * 0.5 + 0.75 * clf.predict_proba(feats[va]))
+
+
+def test_decision_rule_reaches_the_known_optimum():
+    from biosig.metrics import physionet2022_weighted_accuracy as wacc
+    # classes Present, Unknown, Absent; weights 5, 3, 1 by true class
+    groups = [((0.30, 0.10, 0.60), {0: 10, 2: 20}),   # best: call Present (50 vs 20)
+              ((0.05, 0.35, 0.60), {1: 10, 2: 10}),   # best: call Unknown (30 vs 10)
+              ((0.20, 0.05, 0.75), {2: 30})]          # best: call Absent (30)
+    P = np.array([p for p, n in groups for c, m in n.items() for _ in range(m)])
+    T = np.array([c for p, n in groups for c, m in n.items() for _ in range(m)])
+    denom = 5 * 10 + 3 * 10 + 1 * 60
+
+    def metric(t, p):
+        return wacc(t, p.argmax(1), weights=[5, 3, 1])
+
+    assert metric(T, P) == pytest.approx((20 + 10 + 30) / denom)           # arg-max
+    dec = fit_decision(T, P, metric)
+    assert dec["score"] == pytest.approx((50 + 30 + 30) / denom)            # the optimum
+    assert dec["argmax_score"] == pytest.approx((20 + 10 + 30) / denom)
+    pred = apply_decision(P, dec["weights"]).argmax(1)
+    assert (pred[:30] == 0).all() and (pred[30:50] == 1).all() and (pred[50:] == 2).all()
+    # a flat optimum keeps arg-max
+    flat = fit_decision(np.array([0, 1]), np.array([[0.9, 0.1], [0.1, 0.9]]),
+                        lambda t, p: float(np.mean(p.argmax(1) == t)))
+    assert flat["weights"] == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("hybrid.enabeld", True, r"hybrid\.enabeld"),
+    ("hybrid.candidates", [{"inputs": ["probs"], "classifier": "svm"}],
+     r"hybrid\.candidates\.0\.classifier"),
+    ("hybrid.candidates", [{"inputs": ["logits"]}], r"hybrid\.candidates\.0\.inputs"),
+    ("hybrid.features", [{"preset": "ecg", "overides": {}}], r"hybrid\.features\.0\.overides"),
+    ("eval.decision", "best", r"eval\.decision"),
+    ("hybrid.features", [], r"hybrid\.features is empty"),
+    ("hybrid.candidates", [{"inputs": ["probs"], "network_weight": 0.5}],
+     r"hybrid\.candidates\.0.*inputs must not include probs"),
+])
+def test_config_errors_name_the_key(levels, tmp_path, key, value, match):
+    cfg = level_config(levels, tmp_path)
+    head, last = key.rsplit(".", 1)
+    node = cfg
+    for h in head.split("."):
+        node = node[h]
+    node[last] = value
+    with pytest.raises(ConfigError, match=match):
+        validate_config(cfg)
+
+
+def test_decision_metric_must_be_reported(levels, tmp_path):
+    cfg = level_config(levels, tmp_path, **{"eval.decision": "tuned",
+                                            "eval.decision_metric": "cinc2017_f1"})
+    with pytest.raises(ConfigError, match="eval.decision_metric is 'cinc2017_f1'"):
+        validate_config(cfg)
