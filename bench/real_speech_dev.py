@@ -87,7 +87,8 @@ def main() -> int:
     ap.add_argument("--manifest", type=Path, required=True,
                     help="speechocean762 manifest (biosig manifest build speechocean762).")
     ap.add_argument("--root", type=Path, default=None,
-                    help="Corpus root (default: the manifest's folder / speechocean762).")
+                    help="Corpus root (default: the manifest's folder, where "
+                         "data_manifests/README.md builds it).")
     ap.add_argument("--model", default="packaged:whisper-base")
     ap.add_argument("--label", default=None)
     ap.add_argument("--channels", default=",".join(CHANNELS))
@@ -105,7 +106,6 @@ def main() -> int:
     if not args.manifest.is_file():
         ap.error(f"--manifest: {args.manifest} not found (biosig manifest build "
                  "speechocean762 CORPUS --out FILE)")
-    root = args.root or args.manifest.parent / "speechocean762"
     recs = dev_records(args.manifest, every=args.every)
     if not recs:
         ap.error(f"--manifest: {args.manifest} has no split=valid lines with text")
@@ -123,7 +123,7 @@ def main() -> int:
     t0 = time.time()
     with open(cache_path, "a", encoding="utf-8") as fh:
         for ch, r in track(jobs, desc=f"real-speech dev ({len(recs)} utterances)", unit="clip"):
-            x = load_audio(r.resolve_path(root=root))
+            x = load_audio(r.resolve_path(args.root, manifest_dir=args.manifest.parent))
             fs = ASR_FS
             if ch == "telephone":
                 x, fs = telephone_copy(x, r.id), TELEPHONE_FS
