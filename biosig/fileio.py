@@ -15,6 +15,20 @@ __all__ = ["atomic_path", "atomic_dir", "write_text_atomic", "write_json_atomic"
            "load_yaml"]
 
 
+def _umask() -> int:
+    """The process's umask: read from ``/proc/self/status`` where it can be (setting it to read
+    it, the only portable way, briefly changes it for every thread)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path, *, tmp_dir=None) -> Iterator[Path]:
     """Yield a temporary file path; on success move it onto ``path`` with ``os.replace``.
@@ -37,6 +51,7 @@ def atomic_path(path, *, tmp_dir=None) -> Iterator[Path]:
                                 dir=folder)
     os.close(fd)
     tmp = Path(name)
+    tmp.chmod(0o666 & ~_umask())  # mkstemp makes it 0600; the result should look like open()'s
     try:
         yield tmp
         os.replace(tmp, path)
@@ -64,9 +79,7 @@ def atomic_dir(path, *, overwrite: bool = False, what: str = "output") -> Iterat
         raise InputError(path, "is not empty; pass overwrite=True (--force) to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it 0700; the result should look like mkdir's
+    tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it 0700; the result should look like mkdir's
     try:
         yield tmp
         if path.is_dir():

@@ -227,3 +227,23 @@ def test_dask_executor_same_outputs(tmp_path):
                       executor="dask", scheduler=cluster.scheduler_address)
     assert (s.n_ok, s.n_failed) == (5, 1)
     assert files(local) == files(viadask)
+
+
+def test_atomic_writes_get_the_permissions_of_a_plain_write(tmp_path):
+    """A file or folder written atomically ends up with the mode open()/mkdir() would give it
+    under the process's umask, not mkstemp's/mkdtemp's owner-only 0600/0700."""
+    import os
+    import stat
+
+    from biosig.fileio import atomic_dir, write_text_atomic
+    old = os.umask(0o022)
+    try:
+        f = write_text_atomic(tmp_path / "out.json", "{}")
+        with atomic_dir(tmp_path / "model") as d:
+            (d / "w.bin").write_bytes(b"0")
+        plain = tmp_path / "plain.json"
+        plain.write_text("{}")
+        assert stat.S_IMODE(f.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode) == 0o644
+        assert stat.S_IMODE((tmp_path / "model").stat().st_mode) == 0o755
+    finally:
+        os.umask(old)
