@@ -39,20 +39,24 @@ def plot_learning_curves(history: list[dict], path, *, monitor: str) -> None:
     plt.close(fig)
 
 
+def _one_vs_rest(targets, probs, classes, positive: int | None):
+    """(class index, 0/1 targets, that class's probabilities) for the positive class (binary)
+    or each class (one-vs-rest), leaving out a class that is all or none of the items."""
+    t, p = np.asarray(targets), np.asarray(probs)
+    for c in ([positive] if positive is not None else range(len(classes))):
+        y = (t == c).astype(int)
+        if y.min() != y.max():
+            yield c, y, p[:, c]
+
+
 def plot_roc(targets, probs, classes, path, *, positive: int | None = None,
              title: str = "ROC (test)") -> None:
     """ROC curve of the positive class (binary) or one-vs-rest per class."""
     plt = _figure()
-    t = np.asarray(targets)
-    p = np.asarray(probs)
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    which = [positive] if positive is not None else range(len(classes))
-    for c in which:
-        y = (t == c).astype(int)
-        if y.min() == y.max():
-            continue
-        fpr, tpr, _ = M.roc_curve(y, p[:, c])
-        ax.plot(fpr, tpr, label=f"{classes[c]} (AUC {M.roc_auc(y, p[:, c]):.2f})")
+    for c, y, pc in _one_vs_rest(targets, probs, classes, positive):
+        fpr, tpr, _ = M.roc_curve(y, pc)
+        ax.plot(fpr, tpr, label=f"{classes[c]} (AUC {M.roc_auc(y, pc):.2f})")
     ax.plot([0, 1], [0, 1], "k:", lw=1)
     ax.set_xlabel("1 - specificity"), ax.set_ylabel("sensitivity")
     ax.set_title(title)
@@ -107,16 +111,10 @@ def plot_pr(targets, probs, classes, path, *, positive: int | None = None,
     each class's prevalence as a dotted line (a random ranking)."""
     from sklearn.metrics import precision_recall_curve
     plt = _figure()
-    t = np.asarray(targets)
-    p = np.asarray(probs)
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    which = [positive] if positive is not None else range(len(classes))
-    for c in which:
-        y = (t == c).astype(int)
-        if y.min() == y.max():
-            continue
-        prec, rec, _ = precision_recall_curve(y, p[:, c])
-        line, = ax.plot(rec, prec, label=f"{classes[c]} (AP {M.pr_auc(y, p[:, c]):.2f})")
+    for c, y, pc in _one_vs_rest(targets, probs, classes, positive):
+        prec, rec, _ = precision_recall_curve(y, pc)
+        line, = ax.plot(rec, prec, label=f"{classes[c]} (AP {M.pr_auc(y, pc):.2f})")
         ax.axhline(y.mean(), color=line.get_color(), ls=":", lw=1)
     ax.set_xlabel("sensitivity (recall)"), ax.set_ylabel("PPV (precision)")
     ax.set_xlim(0, 1), ax.set_ylim(0, 1.02), ax.set_title(title)
