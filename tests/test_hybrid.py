@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
+from toy_corpus import FS, write_toy_corpus
 
 from biosig.errors import ConfigError
-from biosig.manifests import Record, write_manifest
 from biosig.train.config import HybridCandidate, validate_config
 from biosig.train.engine import run
 from biosig.train.hybrid import (
@@ -29,30 +28,18 @@ from biosig.train.hybrid import (
 )
 from biosig.train.inference import score_model
 
-FS = 1000
-
 
 @pytest.fixture(scope="module")
 def levels(tmp_path_factory):
     """40 two-second recordings of 20 subjects: the same tone in noise, 'loud' 20 dB above
     'quiet'. Instance normalisation removes the level from the network's input."""
-    root = tmp_path_factory.mktemp("levels")
-    rng = np.random.default_rng(0)
-    t = np.arange(2 * FS) / FS
-    recs = []
-    for s in range(20):
-        label = "quiet" if s % 2 else "loud"
-        gain = 0.05 if label == "quiet" else 0.5
-        for k in range(2):
-            x = gain * (np.sin(2 * np.pi * 80 * t + rng.uniform(0, 6))
-                        + 0.5 * rng.normal(size=t.size))
-            name = f"s{s:02d}_{k}.wav"
-            sf.write(root / name, x.astype(np.float32), FS)
-            recs.append(Record(id=name[:-4], path=name, modality="pcg", fs=float(FS),
-                               num_samples=t.size, duration_s=2.0, channels=["audio"],
-                               subject=f"p{s}", labels={"level": label}))
-    write_manifest(recs, root / "levels.jsonl")
-    return root
+    def tone(s, t, rng):
+        gain = 0.05 if s % 2 else 0.5
+        return gain * (np.sin(2 * np.pi * 80 * t + rng.uniform(0, 6))
+                       + 0.5 * rng.normal(size=t.size))
+    return write_toy_corpus(tmp_path_factory.mktemp("levels"), "levels.jsonl", n_subjects=20,
+                            signal=tone,
+                            labels=lambda s: {"level": "quiet" if s % 2 else "loud"})
 
 
 def level_config(root: Path, out: Path, **over) -> dict:

@@ -169,32 +169,21 @@ def test_feature_statistics_and_level():
 
 # --------------------------------------------------------------------- a trained toy run
 
-FS = 1000
+from toy_corpus import FS, write_toy_corpus
 
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     """32 two-second recordings of 16 subjects with sex and age in ``meta`` and a location."""
-    from biosig.manifests import Record, write_manifest
-    root = tmp_path_factory.mktemp("toy")
-    rng = np.random.default_rng(0)
-    t = np.arange(2 * FS) / FS
-    recs = []
-    for s in range(16):
-        label = "low" if s % 2 == 0 else "high"
-        f0 = 50.0 if label == "low" else 200.0
-        for k in range(2):
-            x = 0.5 * np.sin(2 * np.pi * f0 * t + rng.uniform(0, 6)) + 0.2 * rng.normal(
-                size=t.size)
-            name = f"s{s:02d}_{k}.wav"
-            sf.write(root / name, x.astype(np.float32), FS)
-            recs.append(Record(id=name[:-4], path=name, modality="pcg", fs=float(FS),
-                               num_samples=t.size, duration_s=2.0, channels=["audio"],
-                               subject=f"p{s}", labels={"tone": label},
-                               location=["AV", "MV"][k],
-                               meta={"sex": ["F", "M"][(s // 2) % 2], "age": 20 + 3 * s}))
-    write_manifest(recs, root / "toy.jsonl")
-    return root
+    def tone(s, t, rng):
+        f0 = 50.0 if s % 2 == 0 else 200.0
+        return 0.5 * np.sin(2 * np.pi * f0 * t + rng.uniform(0, 6)) + 0.2 * rng.normal(
+            size=t.size)
+    return write_toy_corpus(
+        tmp_path_factory.mktemp("toy"), "toy.jsonl", n_subjects=16, signal=tone,
+        labels=lambda s: {"tone": "low" if s % 2 == 0 else "high"},
+        extra=lambda s, k: {"location": ["AV", "MV"][k],
+                            "meta": {"sex": ["F", "M"][(s // 2) % 2], "age": 20 + 3 * s}})
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 import yaml
+from toy_corpus import FS, write_toy_corpus
 
 from biosig.cli import main
-from biosig.manifests import Record, write_manifest
 from biosig.train.config import AugmentConfig, FeatureConfig, validate_config
 from biosig.train.data import (
     Example,
@@ -26,28 +25,16 @@ from biosig.train.data import (
 )
 from biosig.train.engine import run
 
-FS = 1000
-
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     """24 two-second recordings of 12 subjects; subjects 0-5 'low' (50 Hz), 6-11 'high'."""
-    root = tmp_path_factory.mktemp("toy")
-    rng = np.random.default_rng(0)
-    t = np.arange(2 * FS) / FS
-    recs = []
-    for s in range(12):
-        label = "low" if s < 6 else "high"
-        f0 = 50.0 if label == "low" else 200.0
-        for k in range(2):
-            x = 0.5 * np.sin(2 * np.pi * f0 * t + rng.uniform(0, 6)) + 0.2 * rng.normal(size=t.size)
-            name = f"s{s:02d}_{k}.wav"
-            sf.write(root / name, x.astype(np.float32), FS)
-            recs.append(Record(id=name[:-4], path=name, modality="pcg", fs=float(FS),
-                               num_samples=t.size, duration_s=2.0, channels=["audio"],
-                               subject=f"p{s}", labels={"tone": label}))
-    write_manifest(recs, root / "toy.jsonl")
-    return root
+    def tone(s, t, rng):
+        f0 = 50.0 if s < 6 else 200.0
+        return 0.5 * np.sin(2 * np.pi * f0 * t + rng.uniform(0, 6)) + 0.2 * rng.normal(
+            size=t.size)
+    return write_toy_corpus(tmp_path_factory.mktemp("toy"), "toy.jsonl", n_subjects=12,
+                            signal=tone, labels=lambda s: {"tone": "low" if s < 6 else "high"})
 
 
 def toy_config(root: Path, out: Path, **over) -> dict:
