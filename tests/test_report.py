@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from toy_corpus import FS, write_toy_corpus
 
 from biosig import metrics as M
 from biosig.calibration import (
@@ -169,7 +170,6 @@ def test_feature_statistics_and_level():
 
 # --------------------------------------------------------------------- a trained toy run
 
-from toy_corpus import FS, write_toy_corpus
 
 
 @pytest.fixture(scope="module")
