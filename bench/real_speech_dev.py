@@ -145,9 +145,11 @@ def main() -> int:
         spk: dict[str, list] = {}
         for x in rows:
             spk.setdefault(x["speaker"], []).append(x)
-        result["per_speaker"][ch] = {s: {"wer": score(v)["wer"], "group": v[0]["group"],
-                                         "n_ref_words": score(v)["n_ref_words"]}
-                                     for s, v in sorted(spk.items())}
+        result["per_speaker"][ch] = {}
+        for s, v in sorted(spk.items()):
+            sc = score(v)
+            result["per_speaker"][ch][s] = {"wer": sc["wer"], "group": v[0]["group"],
+                                            "n_ref_words": sc["n_ref_words"]}
     result.update({
         "command": "HF_HUB_OFFLINE=1 python bench/real_speech_dev.py " + " ".join(sys.argv[1:]),
         "model": args.model, "label": args.label or args.model,
