@@ -20,11 +20,13 @@
 - :mod:`biosig.train.inference` -- load a run, predict, embed, Grad-CAM.
 """
 
-from biosig.train.config import TrainConfig, load_config, validate_config
-from biosig.train.engine import ClassifierTask, compute_loss, evaluate, run, train
-from biosig.train.loop import Task, fit
-from biosig.train.runs import pick_device, seed_everything
+import lazy_loader as _lazy
 
-__all__ = ["TrainConfig", "load_config", "validate_config", "run", "train", "compute_loss",
-           "ClassifierTask", "evaluate", "pick_device", "seed_everything",
-           "Task", "fit"]
+# Declared once, loaded on first use: ``import biosig.train.config`` (YAML validation, the CLI's
+# --help) must not pay for torch, which the engine and the loop import.
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
+    "config": ["TrainConfig", "load_config", "validate_config"],
+    "engine": ["ClassifierTask", "compute_loss", "evaluate", "run", "train"],
+    "loop": ["Task", "fit"],
+    "runs": ["pick_device", "seed_everything"],
+})
