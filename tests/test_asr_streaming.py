@@ -221,6 +221,23 @@ def test_stdin_pcm_reader(monkeypatch):
     assert x[0] == pytest.approx(-8000 / 32768) and x.dtype == np.float32
 
 
+def test_realtime_chunks_release_each_chunk_when_it_would_have_been_recorded():
+    """A recording played as a live source (``dictate --file --realtime``): the same samples,
+    in ``chunk_s`` chunks, none handed out before its last sample's time."""
+    import time
+
+    from biosig.asr.live import realtime_chunks
+    audio = noise(0.5)
+    t0 = time.monotonic()
+    chunks, released = [], []
+    for c in realtime_chunks(audio, chunk_s=0.2):
+        released.append(time.monotonic() - t0)
+        chunks.append(c)
+    assert [c.size for c in chunks] == [3200, 3200, 1600]
+    np.testing.assert_array_equal(np.concatenate(chunks), audio)
+    assert all(t >= end - 1e-3 for t, end in zip(released, [0.2, 0.4, 0.5]))
+
+
 def test_run_live_merges_queued_chunks_and_finishes():
     """Chunks that arrive while a decode runs are decoded together: the first decode is held
     until the source has sent everything else (events, not sleeps, so it does not depend on the
