@@ -85,8 +85,8 @@ def real_clips(data_root: Path):
 
 
 def synth_clips(work: Path, voices):
-    from biosig.asr.synth import dictation_phrases, synth_dictation
     from biosig.manifests import read_manifest
+    from biosig.synth.dictation import dictation_phrases, synth_dictation
     res = synth_dictation(dictation_phrases(), work / "synth", voices=voices, progress=False)
     out = []
     for rec in read_manifest(res.manifest):
@@ -95,10 +95,11 @@ def synth_clips(work: Path, voices):
 
 
 def bench_vocabulary(spec: str):
-    """``clinic``: the synthesized dictation's own terms (:func:`~biosig.asr.synth.clinic_terms`
-    and the built-in sentences' terms); otherwise a file of one term per line."""
-    from biosig.asr.synth import clinic_terms, dictation_phrases
+    """``clinic``: the synthesized dictation's own terms
+    (:func:`~biosig.synth.dictation.clinic_terms` and the built-in sentences' terms); otherwise
+    a file of one term per line."""
     from biosig.asr.vocab import Vocabulary
+    from biosig.synth.dictation import clinic_terms, dictation_phrases
     if spec != "clinic":
         return Vocabulary.read(spec)
     return Vocabulary(clinic_terms() + [t for p in dictation_phrases() for t in p.terms])

@@ -10,18 +10,18 @@ so a rerun resumes and a rerun with more ``--sentences`` only decodes the new cl
 
 Data
 ----
-- **Sentences** never used for tuning: :func:`biosig.asr.synth.held_out_dictation` (sentence
-  shapes that the fine-tuning data, :func:`~biosig.asr.synth.generated_dictation`, never
+- **Sentences** never used for tuning: :func:`biosig.synth.dictation.held_out_dictation` (sentence
+  shapes that the fine-tuning data, :func:`~biosig.synth.dictation.generated_dictation`, never
   makes), seed 7, over the clinic vocabulary of drugs, conditions, symptoms, tests and
   findings.
 - **Voices** never used for development or tuning:
-  :data:`biosig.asr.synth.HELD_OUT_VOICES` (espeak-ng en-us-nyc, an accent no development
+  :data:`biosig.synth.dictation.HELD_OUT_VOICES` (espeak-ng en-us-nyc, an accent no development
   voice has, and en-us+f5). They were picked among five candidates for being intelligible to
   plain Whisper base (screened on six sentences, plain decoding only); the vocabulary code
-  was developed on another voice (:data:`~biosig.asr.synth.TUNING_VOICES`) and other
+  was developed on another voice (:data:`~biosig.synth.dictation.TUNING_VOICES`) and other
   sentences.
 - **Channels**: wideband (16 kHz, as synthesized) and telephone
-  (:func:`biosig.asr.synth.telephone_channel`: pink room noise at 10-20 dB SNR, 300-3400 Hz,
+  (:func:`biosig.synth.dictation.telephone_channel`: pink room noise at 10-20 dB SNR, 300-3400 Hz,
   8 kHz, mu-law).
 - **Vocabulary**: every term of the clinic vocabulary (drugs, conditions, symptoms, tests,
   findings: 119 terms), not only those dictated, as a clinic's list would be.
@@ -62,9 +62,9 @@ from biosig.asr import DecodeOptions, load_model, transcribe  # noqa: E402
 from biosig.asr.audio import ASR_FS, load_audio  # noqa: E402
 from biosig.asr.degenerate import looks_degenerate  # noqa: E402
 from biosig.asr.metrics import error_rates, term_recall  # noqa: E402
-from biosig.asr.synth import clinic_terms  # noqa: E402
 from biosig.asr.types import Word  # noqa: E402
 from biosig.asr.vocab import Vocabulary, correct_terms  # noqa: E402
+from biosig.synth.dictation import clinic_terms  # noqa: E402
 
 CONDITIONS = ("plain", "vocab", "peer", "before")
 REAL = {"librispeech": REPO / "data_manifests" / "librispeech_test_clean_mini.jsonl",
@@ -88,14 +88,14 @@ def old_prompt_and_hotwords(terms, max_chars=400):
 
 
 def build_clips(work: Path, n: int, seed: int, tuning: bool = False):
-    from biosig.asr.synth import (
+    from biosig.manifests import read_manifest
+    from biosig.synth.dictation import (
         HELD_OUT_VOICES,
         TUNING_VOICES,
         generated_dictation,
         held_out_dictation,
         synth_dictation,
     )
-    from biosig.manifests import read_manifest
     if tuning:   # the development set: another voice, the fine-tuning sentence shapes
         phrases = generated_dictation(n, seed=seed)
         voices, out = list(TUNING_VOICES), work / "synth_tuning"

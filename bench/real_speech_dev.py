@@ -15,7 +15,7 @@ second model decodes only its own clips)::
         --out bench/results/real_speech_dev_<name>.json
 
 Decoding is ``biosig.asr.transcribe``'s default (beam 5, int8), as ``biosig transcribe`` runs
-it. The telephone copy is :func:`biosig.asr.synth.telephone_channel` (pink room noise at a
+it. The telephone copy is :func:`biosig.synth.dictation.telephone_channel` (pink room noise at a
 10-20 dB SNR drawn per clip from its id, 300-3400 Hz, 8 kHz, mu-law): the vocabulary bench's
 channel. WER uses the project's normaliser (:func:`biosig.asr.metrics.normalize_text`);
 digit strings read digit by digit ("THREE TWO TWO SEVEN") against Whisper's "3227" count as
@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 from biosig.asr import load_model, transcribe  # noqa: E402
 from biosig.asr.audio import ASR_FS, load_audio  # noqa: E402
 from biosig.asr.metrics import error_rates  # noqa: E402
-from biosig.asr.synth import TELEPHONE_FS, telephone_channel  # noqa: E402
+from biosig.synth.dictation import TELEPHONE_FS, telephone_channel  # noqa: E402
 
 CHANNELS = ("wideband", "telephone")
 

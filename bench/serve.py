@@ -7,7 +7,7 @@ Run (about 4 x the recording's length, plus start-up: ~20 min for the default 24
 
 The server (``biosig.asr.serve``, Whisper base int8, ``--threads`` threads, the default
 streaming settings) runs in this process under uvicorn on 127.0.0.1; each client
-(:func:`biosig.asr.serve.stream_to_server`) sends the long-form recording of
+(:func:`biosig.asr.client.stream_to_server`) sends the long-form recording of
 ``bench/dictation.py`` (LibriSpeech and FLEURS clips and synthesized dictation with pauses) in
 1 s frames at the pace of real time, all clients starting together. Per stream: WER of the
 committed text, commit latency (the wall time a ``final`` event reached the client minus the
@@ -72,15 +72,9 @@ from websockets.exceptions import ConnectionClosed, WebSocketException  # noqa: 
 from websockets.sync.client import connect as ws_connect  # noqa: E402
 
 from biosig.asr import ASR_FS, error_rates, load_model, packaged_model_dir  # noqa: E402
+from biosig.asr.client import float_to_pcm16, stream_to_server  # noqa: E402
 from biosig.asr.ct2 import import_ct2_whisper  # noqa: E402
-from biosig.asr.serve import (  # noqa: E402
-    ServeConfig,
-    create_app,
-    float_to_pcm16,
-    free_port,
-    serve_in_thread,
-    stream_to_server,
-)
+from biosig.asr.serve import ServeConfig, create_app, free_port, serve_in_thread  # noqa: E402
 from biosig.asr.streaming import COMMIT_RULES  # noqa: E402
 from biosig.fileio import write_json_atomic  # noqa: E402
 

@@ -5,7 +5,7 @@ Run (about 30-40 min on 2 cores)::
     HF_HUB_OFFLINE=1 python bench/whisper_finetune.py      # -> bench/results/whisper_finetune.json
 
 1. **Data**: ``--train-phrases + --test-phrases`` templated clinical dictation sentences
-   (:func:`biosig.asr.synth.generated_dictation`, spoken commands included) are rendered with
+   (:func:`biosig.synth.dictation.generated_dictation`, spoken commands included) are rendered with
    the TTS voices of Debian's espeak-ng and festival. Training: the training voices speaking the
    training sentences. Test: the held-out voices (``--test-voices``) speaking the held-out
    sentences: no voice and no sentence of the test set is ever trained on.
@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO))
 
 from biosig.asr import DecodeOptions, load_model, packaged_model_dir  # noqa: E402
 from biosig.asr.evaluate import evaluate_manifest  # noqa: E402
-from biosig.asr.synth import (  # noqa: E402
+from biosig.synth.dictation import (  # noqa: E402
     VOICES,
     generated_dictation,
     synth_dictation,
@@ -83,8 +83,8 @@ def build_replay(work: Path, *, n: int, voices, seed: int) -> Path | None:
     ``data.replay`` (targets are the starting model's own transcripts)."""
     import numpy as np
 
-    from biosig.asr.synth import read_phrases
     from biosig.datasets import data_root
+    from biosig.synth.dictation import read_phrases
     csv = data_root() / "speech" / "medical_speech_text" / "phrases.csv"
     if n <= 0 or not csv.is_file():
         return None

@@ -25,6 +25,7 @@ LAYERS = [
     ("biosig.drift", 4),
     ("biosig.asr", 5), ("biosig.batch", 5),
     ("biosig.ecg", 6), ("biosig.pcg", 6), ("biosig.plot", 6),
+    # synthetic data sits above what it imitates: signals use biosig.ecg, dictation biosig.asr
     ("biosig.features.presets", 7), ("biosig.synth", 7),
     ("biosig.train", 8),
     ("biosig.cli", 10), ("biosig.__main__", 10), ("biosig.warmup", 10),

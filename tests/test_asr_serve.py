@@ -1,6 +1,6 @@
 """The dictation service (biosig.asr.serve) through Starlette's test client: protocol,
-security checks, bad frames, busy, a vanished client; then the real Whisper base on real
-speech."""
+security checks, bad frames, busy, a vanished client; its client (biosig.asr.client); then the
+real Whisper base on real speech."""
 
 from __future__ import annotations
 
@@ -16,13 +16,9 @@ from starlette.testclient import TestClient  # noqa: E402
 from starlette.websockets import WebSocketDisconnect  # noqa: E402
 
 from biosig.asr.audio import ASR_FS  # noqa: E402
+from biosig.asr.client import float_to_pcm16  # noqa: E402
 from biosig.asr.models import AsrModel, DecodeResult  # noqa: E402
-from biosig.asr.serve import (  # noqa: E402
-    ServeConfig,
-    create_app,
-    float_to_pcm16,
-    pcm16_to_float,
-)
+from biosig.asr.serve import ServeConfig, create_app, pcm16_to_float  # noqa: E402
 from biosig.asr.types import Segment, Word  # noqa: E402
 from biosig.errors import ConfigError  # noqa: E402
 
@@ -193,7 +189,7 @@ def test_python_client_and_dictate_server(live_server, tmp_path, capsys):
     pytest.importorskip("websockets", reason="needs the [serve] extra (websockets)")
     import soundfile as sf
 
-    from biosig.asr.serve import stream_to_server
+    from biosig.asr.client import stream_to_server
     from biosig.cli import main
     events = []
     doc = stream_to_server(live_server, [pcm16_to_float(_pcm(1.5)), pcm16_to_float(_pcm(1.5))],
@@ -226,12 +222,12 @@ def test_python_client_and_dictate_server(live_server, tmp_path, capsys):
     ("wss://host.example/dictation/ws?token=x", "wss://host.example/dictation/ws?token=x"),
 ])
 def test_websocket_url_accepts_the_server_address(given, url):
-    from biosig.asr.serve import websocket_url
+    from biosig.asr.client import websocket_url
     assert websocket_url(given) == url
 
 
 def test_websocket_url_rejects_other_schemes():
-    from biosig.asr.serve import websocket_url
+    from biosig.asr.client import websocket_url
     with pytest.raises(ConfigError, match=r"--server: 'ftp://h:1' is not a WebSocket address"):
         websocket_url("ftp://h:1")
 
@@ -262,7 +258,8 @@ def test_python_client_survives_a_server_restart():
     import threading
     import time
 
-    from biosig.asr.serve import free_port, serve_in_thread, stream_to_server
+    from biosig.asr.client import stream_to_server
+    from biosig.asr.serve import free_port, serve_in_thread
     port = free_port()
     cfg = ServeConfig(port=port, stream={"vad": False})
     servers = [serve_in_thread(create_app(_LevelModel(), cfg), port=port)]

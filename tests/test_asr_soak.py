@@ -56,7 +56,8 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log, timeout_s: float = 120.
 def test_thirty_minutes_of_dictation_with_flat_memory(whisper_model_dir, librispeech_clip,
                                                       tmp_path):
     from biosig.asr import ASR_FS, error_rates, load_audio
-    from biosig.asr.serve import free_port, stream_to_server
+    from biosig.asr.client import stream_to_server
+    from biosig.asr.serve import free_port
     clips = [librispeech_clip(c) for c in CLIPS]
     audio = [load_audio(p) for p, _ in clips]
     minute = 60 * ASR_FS

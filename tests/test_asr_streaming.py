@@ -212,13 +212,30 @@ def test_stdin_pcm_reader(monkeypatch):
     import io
     import sys
 
-    from biosig.cli.asr_cmds import _stdin_chunks
+    from biosig.asr.live import stdin_chunks
     pcm = (np.arange(-8000, 8000, dtype=np.int16)).tobytes() + b"\x01"  # odd trailing byte
     monkeypatch.setattr(sys, "stdin", type("S", (), {"buffer": io.BytesIO(pcm)})())
-    chunks = list(_stdin_chunks(0.25))
+    chunks = list(stdin_chunks(chunk_s=0.25))
     x = np.concatenate(chunks)
     assert x.size == 16000 and [c.size for c in chunks[:3]] == [4000] * 3
     assert x[0] == pytest.approx(-8000 / 32768) and x.dtype == np.float32
+
+
+def test_realtime_chunks_release_each_chunk_when_it_would_have_been_recorded():
+    """A recording played as a live source (``dictate --file --realtime``): the same samples,
+    in ``chunk_s`` chunks, none handed out before its last sample's time."""
+    import time
+
+    from biosig.asr.live import realtime_chunks
+    audio = noise(0.5)
+    t0 = time.monotonic()
+    chunks, released = [], []
+    for c in realtime_chunks(audio, chunk_s=0.2):
+        released.append(time.monotonic() - t0)
+        chunks.append(c)
+    assert [c.size for c in chunks] == [3200, 3200, 1600]
+    np.testing.assert_array_equal(np.concatenate(chunks), audio)
+    assert all(t >= end - 1e-3 for t, end in zip(released, [0.2, 0.4, 0.5]))
 
 
 def test_run_live_merges_queued_chunks_and_finishes():
@@ -227,7 +244,7 @@ def test_run_live_merges_queued_chunks_and_finishes():
     machine's speed)."""
     import threading
 
-    from biosig.cli.asr_cmds import run_live
+    from biosig.asr.live import run_live
     eng, model = make_engine()
     slow_decode = model.decode
     decoding, all_sent = threading.Event(), threading.Event()

@@ -239,7 +239,7 @@ def test_is_narrowband_known_answers():
 def test_is_narrowband_on_real_speech_and_its_telephone_copy(repeat_clip):
     from biosig.asr import load_audio
     from biosig.asr.audio import is_narrowband, prepare_audio
-    from biosig.asr.synth import TELEPHONE_FS, telephone_channel
+    from biosig.synth.dictation import TELEPHONE_FS, telephone_channel
     x = load_audio(repeat_clip[0])
     assert not is_narrowband(x, fs=ASR_FS)
     tel = telephone_channel(x, fs=ASR_FS, snr_db=15.0, rng=np.random.default_rng(0))
@@ -319,7 +319,7 @@ def repeat_clip(librispeech_clip):
 
 def test_vocab_never_makes_real_speech_repeat_or_worse(whisper_model, repeat_clip):
     from biosig.asr import error_rates, load_audio, transcribe
-    from biosig.asr.synth import clinic_terms
+    from biosig.synth.dictation import clinic_terms
     path, ref = repeat_clip
     x = load_audio(path)
     plain = transcribe(x, fs=ASR_FS, model=whisper_model)
@@ -338,7 +338,7 @@ def test_vocab_restores_a_drug_name_whisper_mishears(whisper_model):
     the biased decode spells them."""
     from biosig.asr import transcribe
     from biosig.asr.metrics import term_recall
-    from biosig.asr.synth import clinic_terms, render
+    from biosig.synth.dictation import clinic_terms, render
     text = "current medications colon bisoprolol five milligrams and apixaban five milligrams"
     x = render(text, "espeak-en-us-m7")
     plain = transcribe(x, fs=ASR_FS, model=whisper_model)
@@ -363,7 +363,7 @@ def test_cli_transcribe_with_vocab(whisper_model_dir, repeat_clip, tmp_path, cap
 
 def test_streaming_with_vocab_on_real_speech(whisper_model, repeat_clip):
     from biosig.asr import DictationEngine, error_rates, load_audio, simulate_stream
-    from biosig.asr.synth import clinic_terms
+    from biosig.synth.dictation import clinic_terms
     path, ref = repeat_clip
     eng = DictationEngine(whisper_model, vocab=Vocabulary(clinic_terms()), vocab_correct=True)
     run = simulate_stream(eng, load_audio(path), chunk_s=1.0)

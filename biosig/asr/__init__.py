@@ -10,10 +10,15 @@
   endpoints, bounded latency; :func:`simulate_stream` runs it on an honest simulated clock.
 - :func:`apply_commands` / :class:`CommandTable` -- spoken commands ("period", "new
   paragraph", "scratch that").
+- :mod:`biosig.asr.live` -- :func:`~biosig.asr.live.run_live` drives the engine from a live
+  source (microphone, stdin, a recording at real-time pace).
 - :mod:`biosig.asr.metrics` -- normaliser, WER/CER, term recall, latency statistics;
-  :mod:`biosig.asr.evaluate` -- manifest evaluation; :mod:`biosig.asr.synth` -- synthesized
-  dictation audio; :mod:`biosig.asr.ct2` -- Whisper between CTranslate2 and transformers;
-  :mod:`biosig.asr.serve` -- the local dictation service (``biosig serve``, extra ``serve``).
+  :mod:`biosig.asr.evaluate` -- manifest evaluation; :mod:`biosig.asr.ct2` -- Whisper between
+  CTranslate2 and transformers.
+- :mod:`biosig.asr.serve` -- the local dictation service (``biosig serve``, extra ``serve``);
+  :mod:`biosig.asr.client` -- its client (``biosig dictate --server``).
+
+Synthesized dictation audio for tests and benchmarks is :mod:`biosig.synth.dictation`.
 
 faster-whisper, ctranslate2, transformers and jiwer come with the ``asr`` extra (``pip install
 'biosig[asr]'``) and are imported only when used, so importing this package needs only the core;

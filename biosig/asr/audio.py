@@ -68,7 +68,7 @@ def is_narrowband(audio, *, fs: float, split_hz: float = 4200.0,
     telephone band (300-3400 Hz).
 
     Wideband speech sits at -8 to -36 dB (LibriSpeech, FLEURS, synthesized voices), telephone
-    copies (:func:`biosig.asr.synth.telephone_channel`) at about -58 dB. Audio sampled at
+    copies (:func:`biosig.synth.dictation.telephone_channel`) at about -58 dB. Audio sampled at
     ``2 * split_hz`` or less is narrow-band by definition; audio too short to tell (under 512
     samples) or silent in the telephone band is not.
 

@@ -2,7 +2,12 @@
 clients stream to at once, sharing one loaded model, and a web page at ``/`` (static files in
 ``biosig/asr/static``: microphone capture through an AudioWorklet that resamples to 16 kHz,
 partial text apart from the committed, editable document, .txt download, latency; no build
-step, no CDN).
+step, no CDN). Its client, what ``biosig dictate --server`` runs, is :mod:`biosig.asr.client`.
+
+:func:`create_app` puts together the routes (:func:`_routes`), the state the sessions share
+(:class:`_Service`: model, settings, open sessions, the decode lock) and one
+:class:`_Session` per accepted WebSocket (receiving in :meth:`_Session.run`, decoding in
+:meth:`_Session.decode_loop`).
 
 Protocol (``/ws``)
 ------------------
@@ -30,7 +35,7 @@ Reconnecting: a session's clock (``start``/``end``) starts at its first sample. 
 the audio it sent after the ``end`` of the last ``final`` event; when the connection is lost (a
 server restart closes every WebSocket with code 1012), it opens a new session and sends that
 audio first, so the words being spoken are not lost and committed ones are not repeated
-(the page and :func:`stream_to_server` both do this).
+(the page and :func:`biosig.asr.client.stream_to_server` both do this).
 
 Scheduling: every session's decodes go through one FIFO lock, so sessions take turns (one
 decode each in arrival order) and a decode of one session never runs inside another's.
@@ -63,8 +68,8 @@ from biosig.asr.audio import ASR_FS
 from biosig.config import ConfigModel, Int
 from biosig.errors import ConfigError
 
-__all__ = ["ServeConfig", "create_app", "stream_to_server", "websocket_url", "ServerRefused",
-           "serve_in_thread", "free_port", "log_config", "JsonLogFormatter", "LOOPBACK_HOSTS"]
+__all__ = ["ServeConfig", "create_app", "serve_in_thread", "free_port", "log_config",
+           "JsonLogFormatter", "LOOPBACK_HOSTS"]
 
 log = logging.getLogger(__name__)
 
@@ -132,14 +137,12 @@ def pcm16_to_float(frame: bytes) -> np.ndarray:
     return np.frombuffer(frame, dtype="<i2").astype(np.float32) / 32768.0
 
 
-def float_to_pcm16(x) -> bytes:
-    """float samples in [-1, 1] (clipped) -> signed 16-bit little-endian PCM: what a client
-    sends (the inverse of :func:`pcm16_to_float`)."""
-    return (np.clip(np.asarray(x, np.float32), -1, 1) * 32767).astype("<i2").tobytes()
+_STATIC = Path(__file__).with_name("static")     # the page: no build step, no CDN
 
 
 def create_app(model, config: ServeConfig | None = None, *, speakers=None):
-    """The ASGI app: ``/ws`` (the protocol above), ``/health``, ``/version``.
+    """The ASGI app: ``/ws`` (the protocol above), ``/health``, ``/version`` and the page at
+    ``/``.
 
     Parameters
     ----------
@@ -153,400 +156,254 @@ def create_app(model, config: ServeConfig | None = None, *, speakers=None):
     from biosig.extras import require
     require("starlette", extra="serve")
     from starlette.applications import Starlette
+    return Starlette(routes=_routes(_Service(model, config or ServeConfig(), speakers)))
+
+
+class _Service:
+    """What the sessions of one app share: the model, the settings, the open sessions and the
+    FIFO lock on which their decodes take turns."""
+
+    def __init__(self, model, cfg: ServeConfig, speakers=None):
+        from biosig.asr.streaming import StreamingConfig
+        self.model = model
+        self.cfg = cfg
+        self.speakers = speakers
+        self.stream_cfg = StreamingConfig.validate_mapping(cfg.stream or {}, source="serve")
+        self.decode_lock = asyncio.Lock()         # FIFO: sessions take turns
+        self.sessions: dict[str, _Session] = {}
+        self.allowed = cfg.origins()
+
+    def refusal(self, ws) -> str | None:
+        """Why ``ws`` may not open a session (a foreign origin, no or a wrong token), or None."""
+        origin = ws.headers.get("origin")
+        if origin is not None and origin not in self.allowed:
+            return "foreign origin"
+        if not _authorised(ws, self.cfg.token):
+            return "missing or wrong token"
+        return None
+
+
+def _authorised(ws, token: str | None) -> bool:
+    """Whether ``ws`` presents ``token`` (``Authorization: Bearer ...`` or ``?token=``)."""
+    if not token:
+        return True
+    auth = ws.headers.get("authorization", "")
+    given = auth[7:] if auth.lower().startswith("bearer ") else \
+        ws.query_params.get("token", "")
+    return hmac.compare_digest(given.encode(), token.encode())
+
+
+def _routes(service: _Service) -> list:
+    """The app's routes: ``/`` (the page), ``/health``, ``/version``, ``/ws``, ``/static``."""
     from starlette.responses import FileResponse, JSONResponse
     from starlette.routing import Mount, Route, WebSocketRoute
     from starlette.staticfiles import StaticFiles
-    from starlette.websockets import WebSocket, WebSocketDisconnect
 
     import biosig
-    from biosig.asr.streaming import DictationEngine, StreamingConfig
-    from biosig.asr.vocab import Vocabulary
 
-    cfg = config or ServeConfig()
-    stream_cfg = StreamingConfig.validate_mapping(cfg.stream or {}, source="serve")
-    decode_lock = asyncio.Lock()         # FIFO: sessions take turns
-    sessions: dict[str, dict] = {}
-    allowed = cfg.origins()
-
-    def authorised(ws) -> bool:
-        if not cfg.token:
-            return True
-        auth = ws.headers.get("authorization", "")
-        given = auth[7:] if auth.lower().startswith("bearer ") else \
-            ws.query_params.get("token", "")
-        return hmac.compare_digest(given.encode(), cfg.token.encode())
+    async def page(request):
+        return FileResponse(_STATIC / "index.html")
 
     async def health(request):
-        return JSONResponse({"status": "ok", "sessions": len(sessions),
-                             "max_sessions": cfg.max_sessions})
+        return JSONResponse({"status": "ok", "sessions": len(service.sessions),
+                             "max_sessions": service.cfg.max_sessions})
 
     async def version(request):
         return JSONResponse({"biosig": biosig.__version__,
-                             "model": getattr(model, "name", "")})
+                             "model": getattr(service.model, "name", "")})
 
-    async def ws_endpoint(ws: WebSocket):
-        origin = ws.headers.get("origin")
-        if origin is not None and origin not in allowed:
-            log.warning("websocket refused: foreign origin")
-            await ws.close(code=1008)
-            return
-        if not authorised(ws):
-            log.warning("websocket refused: missing or wrong token")
-            await ws.close(code=1008)
-            return
-        await ws.accept()
-        if len(sessions) >= cfg.max_sessions:
-            await ws.send_json({"type": "busy", "max_sessions": cfg.max_sessions})
-            await ws.close(code=1013)
-            return
-        sid = uuid.uuid4().hex[:12]
-        state = {"t0": time.monotonic(), "audio_s": 0.0}
-        sessions[sid] = state
-        log.info("session %s opened (%d open)", sid, len(sessions))
-        engine = DictationEngine(model, stream_cfg, vocab=Vocabulary(cfg.vocab_terms)
-                                 if cfg.vocab_terms else None,
-                                 clock=lambda: time.monotonic() - state["t0"])
-        await ws.send_json({"type": "ready", "session": sid, "version": biosig.__version__})
+    async def ws_endpoint(ws):
+        await _serve_websocket(service, ws)
 
-        pending: list[np.ndarray] = []      # audio received, not yet given to the engine
-        wake = asyncio.Event()
-        ctl = {"stop": False, "flush": False, "gone": False}
+    return [Route("/", page), Route("/health", health), Route("/version", version),
+            WebSocketRoute("/ws", ws_endpoint),
+            Mount("/static", StaticFiles(directory=_STATIC), name="static")]
 
-        async def decoder():
-            """Decode whatever has arrived, one step at a time: audio that arrives during a
-            decode is merged into the next one, so a slow machine means longer latency, never
-            dropped or queued-up audio."""
-            while True:
-                await wake.wait()
-                wake.clear()
-                if ctl["gone"]:
-                    return
-                if pending:
-                    engine.push(np.concatenate(pending))
-                    pending.clear()
-                # one step at a time, even for a backlog (engine.inbox_s: audio sent faster
-                # than real time, or a machine far behind), so the other sessions take turns
-                final = ctl["stop"] and not engine.inbox_s
-                flush = ctl["flush"] and not engine.inbox_s
-                if flush:
-                    ctl["flush"] = False
-                async with decode_lock:
-                    evs = await asyncio.to_thread(
-                        engine.finish if final else engine.step, None,
-                        **({} if final else {"final": flush}))
-                for ev in evs:
-                    await ws.send_json(ev.to_dict())
-                if final:
-                    await ws.send_json({"type": "done", "document": engine.document,
-                                        "stats": session_stats(engine, state["audio_s"])})
-                    return
-                if pending or ctl["stop"] or ctl["flush"] or engine.inbox_s:
-                    wake.set()
 
-        task = asyncio.create_task(decoder())
-        started = False
+async def _serve_websocket(service: _Service, ws) -> None:
+    """One WebSocket: refused (close code 1008) for its origin or token, told ``busy`` (close
+    code 1013) when ``max_sessions`` are open, else served as a :class:`_Session`."""
+    reason = service.refusal(ws)
+    if reason is not None:
+        log.warning("websocket refused: %s", reason)
+        await ws.close(code=1008)
+        return
+    await ws.accept()
+    if len(service.sessions) >= service.cfg.max_sessions:
+        await ws.send_json({"type": "busy", "max_sessions": service.cfg.max_sessions})
+        await ws.close(code=1013)
+        return
+    await _Session(service, ws).run()
+
+
+class _Session:
+    """One dictation session on an accepted WebSocket: its engine (on a clock that starts at
+    the session), the audio received and not yet given to the engine, and what the client
+    asked for. :meth:`run` receives frames and messages while :meth:`decode_loop` decodes."""
+
+    def __init__(self, service: _Service, ws):
+        from biosig.asr.streaming import DictationEngine
+        from biosig.asr.vocab import Vocabulary
+        self.service, self.ws = service, ws
+        self.sid = uuid.uuid4().hex[:12]
+        self.t0 = time.monotonic()
+        self.audio_s = 0.0                       # audio received (the session's length)
+        terms = service.cfg.vocab_terms
+        self.engine = DictationEngine(service.model, service.stream_cfg,
+                                      vocab=Vocabulary(terms) if terms else None,
+                                      clock=lambda: time.monotonic() - self.t0)
+        self.pending: list[np.ndarray] = []      # audio received, not yet given to the engine
+        self.wake = asyncio.Event()              # something for the decoder to do
+        self.started = False                     # a start message came
+        self.stop_asked = False                  # stop (or max_session_s): commit the rest
+        self.flush_asked = False                 # flush: commit what is pending now
+        self.gone = False                        # the client left
+
+    async def run(self) -> None:
+        """Receive until the client stops or leaves. The session is in ``service.sessions``
+        meanwhile, and its counts are logged when it closes."""
+        from starlette.websockets import WebSocketDisconnect
+
+        import biosig
+        sessions = self.service.sessions
+        sessions[self.sid] = self
+        log.info("session %s opened (%d open)", self.sid, len(sessions))
+        await self.ws.send_json({"type": "ready", "session": self.sid,
+                                 "version": biosig.__version__})
+        task = asyncio.create_task(self.decode_loop())
         try:
-            while not ctl["stop"]:
-                msg = await ws.receive()
+            while not self.stop_asked:
+                msg = await self.ws.receive()
                 if msg["type"] == "websocket.disconnect":
                     raise WebSocketDisconnect(msg.get("code", 1000))
-                data, text = msg.get("bytes"), msg.get("text")
+                data = msg.get("bytes")
                 if data is not None:
-                    if len(data) > cfg.max_frame_bytes:
-                        await ws.send_json({"type": "error", "message":
-                                            f"frame of {len(data)} bytes: at most "
-                                            f"{cfg.max_frame_bytes}"})
-                        continue
-                    try:
-                        x = pcm16_to_float(data)
-                    except ValueError as exc:
-                        await ws.send_json({"type": "error", "message": str(exc)})
-                        continue
-                    pending.append(x)
-                    state["audio_s"] += x.size / ASR_FS
-                    if state["audio_s"] > cfg.max_session_s:
-                        await ws.send_json({"type": "error", "message":
-                                            f"session longer than {cfg.max_session_s:g} s: "
-                                            "ended"})
-                        ctl["stop"] = True
-                    wake.set()
-                    continue
-                try:
-                    msg_ctl = json.loads(text or "")
-                    kind = msg_ctl.get("type") if isinstance(msg_ctl, dict) else None
-                except json.JSONDecodeError:
-                    kind = None
-                if kind == "start" and not started:
-                    started = True
-                    opts = msg_ctl.get("options") or {}
-                    if not isinstance(opts, dict):
-                        await ws.send_json({"type": "error", "message":
-                                            "start: options must be an object"})
-                        continue
-                    spk = opts.get("speaker")
-                    if spk is not None:
-                        err = None
-                        if speakers is None:
-                            err = f"speaker {spk!r}: this server serves no enrolled speakers"
-                        elif not isinstance(spk, str):
-                            err = f"start: options.speaker must be a name, got {spk!r}"
-                        else:
-                            try:
-                                engine.model = await asyncio.to_thread(speakers.get, spk)
-                                log.info("session %s: an enrolled speaker's model", sid)
-                            except ConfigError as exc:
-                                err = str(exc)
-                        if err is not None:
-                            await ws.send_json({"type": "error", "message": err})
-                    terms = opts.get("vocab")
-                    if isinstance(terms, list) and terms:
-                        try:
-                            engine.vocab = Vocabulary(str(t) for t in terms)
-                            engine.vocab_correct = bool(opts.get("vocab_correct", False))
-                        except ConfigError as exc:
-                            await ws.send_json({"type": "error", "message": str(exc)})
-                elif kind == "flush":
-                    ctl["flush"] = True
-                    wake.set()
-                elif kind == "stop":
-                    ctl["stop"] = True
-                    wake.set()
+                    await self.on_audio(data)
                 else:
-                    await ws.send_json({"type": "error", "message":
-                                        "expected a binary PCM frame or a JSON message with "
-                                        "type start, flush or stop"})
+                    await self.on_message(msg.get("text"))
             await task
-            await ws.close()
+            await self.ws.close()
         except WebSocketDisconnect:
-            log.info("session %s: client left", sid)
-            ctl["gone"] = True
-            wake.set()
+            log.info("session %s: client left", self.sid)
+            self.gone = True
+            self.wake.set()
             task.cancel()
         finally:
-            sessions.pop(sid, None)
-            log.info("session %s closed: %s (%d open)", sid,
-                     session_stats(engine, state["audio_s"]), len(sessions))
+            sessions.pop(self.sid, None)
+            log.info("session %s closed: %s (%d open)", self.sid,
+                     session_stats(self.engine, self.audio_s), len(sessions))
 
-    static = Path(__file__).with_name("static")
-
-    async def page(request):
-        return FileResponse(static / "index.html")
-
-    return Starlette(routes=[Route("/", page), Route("/health", health),
-                             Route("/version", version), WebSocketRoute("/ws", ws_endpoint),
-                             Mount("/static", StaticFiles(directory=static), name="static")])
-
-
-class ServerRefused(ConnectionError):
-    """The server answered the WebSocket with something other than ``ready`` (``busy``)."""
-
-
-class _ClientSession:
-    """One WebSocket session of :func:`stream_to_server`: a reader thread collects the events;
-    the audio sent and not yet committed is kept (to send again after a lost connection)."""
-
-    def __init__(self, url, headers, options, emit):
-        from websockets.sync.client import connect
-        try:
-            # entered as a context manager (websockets >= 17.1 warns otherwise); closed below
-            self.ws = connect(url, additional_headers=headers, max_size=2 ** 22,
-                              open_timeout=10).__enter__()
-        except Exception as exc:  # the websockets exceptions differ by version
-            raise ConnectionError(f"{url}: cannot open the WebSocket ({exc})") from None
-        try:
-            first = json.loads(self.ws.recv(timeout=30))
-        except Exception as exc:
-            self.ws.close()
-            raise ConnectionError(f"{url}: no answer from the server ({exc})") from None
-        if first.get("type") != "ready":
-            self.ws.close()
-            raise ServerRefused(f"{url}: server says {first.get('type')}")
-        self.ws.send(json.dumps({"type": "start", "options": options or {}}))
-        self.emit = emit
-        self.lock = threading.Lock()
-        self.unconfirmed: list[tuple[int, bytes]] = []   # (first sample, PCM) not committed
-        self.sent = 0                                     # samples sent in this session
-        self.finals: list[str] = []
-        self.document: str | None = None
-        self.error: Exception | None = None
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self):
-        try:
-            for raw in self.ws:
-                ev = json.loads(raw)
-                if ev.get("type") == "done":
-                    self.document = ev.get("document", "")
-                    if self.emit is not None:
-                        self.emit(ev)
-                    return
-                if ev.get("type") == "final":
-                    self._confirm(float(ev.get("end", 0.0)))
-                    self.finals.append(ev.get("text", ""))
-                if self.emit is not None:
-                    self.emit(ev)
-        except Exception as exc:
-            self.error = exc
-
-    def _confirm(self, end_s: float) -> None:
-        cut = int(round(end_s * ASR_FS))
-        with self.lock:
-            keep = []
-            for start, pcm in self.unconfirmed:
-                n = len(pcm) // 2
-                if start + n <= cut:
-                    continue
-                if start < cut:
-                    pcm, start = pcm[2 * (cut - start):], cut
-                keep.append((start, pcm))
-            self.unconfirmed = keep
-
-    def send(self, pcm: bytes) -> None:
-        with self.lock:
-            self.unconfirmed.append((self.sent, pcm))
-            self.sent += len(pcm) // 2
-        self.ws.send(pcm)
-
-    @property
-    def alive(self) -> bool:
-        return self.document is None and self.error is None and self.thread.is_alive()
-
-    def pending_audio(self) -> list[bytes]:
-        with self.lock:
-            return [pcm for _, pcm in self.unconfirmed]
-
-    def lost_text(self) -> str:
-        """The committed text of a session that ended without ``done``, commands applied."""
-        from biosig.asr.commands import CommandTable, apply_commands
-        return apply_commands(" ".join(self.finals).split(), CommandTable.default())
-
-
-def _n_words(docs) -> int:
-    # errors say how much was committed, never what (no transcript in messages or logs)
-    return sum(len(d.split()) for d in docs)
-
-
-def websocket_url(url: str) -> str:
-    """The dictation WebSocket's address from what a user types: the server's address as
-    ``biosig serve`` prints it (``http://127.0.0.1:8765/``), with or without a scheme, or the
-    WebSocket's own (``ws://127.0.0.1:8765/ws``).
-
-    An address without a path gets ``/ws``; ``http``/``https`` become ``ws``/``wss``; any
-    other path is kept (a proxy may serve the WebSocket elsewhere). A scheme other than
-    ws, wss, http or https is a ConfigError naming the address.
-
-    >>> websocket_url("ws://127.0.0.1:8765")
-    'ws://127.0.0.1:8765/ws'
-    >>> websocket_url("127.0.0.1:8765/")
-    'ws://127.0.0.1:8765/ws'
-    >>> websocket_url("https://dictation.example/ws")
-    'wss://dictation.example/ws'
-    """
-    from urllib.parse import urlsplit, urlunsplit
-    text = url.strip()
-    if "://" not in text:
-        text = "ws://" + text
-    parts = urlsplit(text)
-    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme.lower())
-    if scheme is None or not parts.netloc:
-        raise ConfigError(f"--server: {url!r} is not a WebSocket address (expected "
-                          "ws://HOST:PORT/ws, or the server's http://HOST:PORT/)")
-    path = parts.path if parts.path not in ("", "/") else "/ws"
-    return urlunsplit((scheme, parts.netloc, path, parts.query, ""))
-
-
-def stream_to_server(url: str, chunks, *, emit=None, token: str | None = None,
-                     options: dict | None = None, reconnect_s: float = 30.0) -> str:
-    """The client side of the protocol: send float32 16 kHz ``chunks`` (an iterable of
-    arrays) to ``url`` (``ws://127.0.0.1:8765/ws``), call ``emit`` with each event (a dict),
-    and return the document. ``url`` may be the server's address without ``/ws``
-    (:func:`websocket_url`).
-
-    A lost connection (a server restart) is opened again for up to ``reconnect_s`` seconds;
-    the audio sent and not yet committed is sent again first, so nothing committed and nothing
-    said is lost; ``emit`` gets ``{"type": "reconnecting"}`` and ``{"type": "reconnected",
-    "resent_s": ...}``. The document is then the sessions' documents joined.
-
-    Raises
-    ------
-    ConnectionError
-        The server refused the session (:class:`ServerRefused` for ``busy``; token, origin),
-        or stayed away longer than ``reconnect_s``.
-    """
-    from biosig.extras import require
-    require("websockets", extra="serve")
-    url = websocket_url(url)
-    headers = {"Authorization": f"Bearer {token}"} if token else None
-    done_docs: list[str] = []
-    held: list[bytes] = []          # audio to send first in the next session
-
-    def open_session(first: bool) -> _ClientSession:
-        if first:
-            return _ClientSession(url, headers, options, emit)
-        if emit is not None:
-            emit({"type": "reconnecting"})
-        t0, wait = time.monotonic(), 0.25
+    async def decode_loop(self) -> None:
+        """Decode whatever has arrived, one step at a time: audio that arrives during a
+        decode is merged into the next one, so a slow machine means longer latency, never
+        dropped or queued-up audio."""
+        engine = self.engine
         while True:
-            try:
-                sess = _ClientSession(url, headers, options, emit)
-                break
-            except ConnectionError as exc:
-                if isinstance(exc, ServerRefused) or time.monotonic() - t0 > reconnect_s:
-                    raise ConnectionError(
-                        f"{exc} (the connection was lost; {_n_words(done_docs)} words were "
-                        "committed before)") from None
-                time.sleep(wait)
-                wait = min(2 * wait, 4.0)
-        resent = sum(len(p) for p in held) / 2 / ASR_FS
-        for pcm in held:
-            sess.send(pcm)
-        held.clear()
-        if emit is not None:
-            emit({"type": "reconnected", "resent_s": round(resent, 3)})
-        return sess
+            await self.wake.wait()
+            self.wake.clear()
+            if self.gone:
+                return
+            if self.pending:
+                engine.push(np.concatenate(self.pending))
+                self.pending.clear()
+            # one step at a time, even for a backlog (engine.inbox_s: audio sent faster
+            # than real time, or a machine far behind), so the other sessions take turns
+            final = self.stop_asked and not engine.inbox_s
+            flush = self.flush_asked and not engine.inbox_s
+            if flush:
+                self.flush_asked = False
+            async with self.service.decode_lock:
+                evs = await asyncio.to_thread(
+                    engine.finish if final else engine.step, None,
+                    **({} if final else {"final": flush}))
+            for ev in evs:
+                await self.ws.send_json(ev.to_dict())
+            if final:
+                await self.ws.send_json({"type": "done", "document": engine.document,
+                                         "stats": session_stats(engine, self.audio_s)})
+                return
+            if self.pending or self.stop_asked or self.flush_asked or engine.inbox_s:
+                self.wake.set()
 
-    n_lost = 0
-
-    def recover(sess: _ClientSession) -> _ClientSession:
-        nonlocal n_lost
-        n_lost += 1
-        if n_lost > 10:
-            raise ConnectionError(f"{url}: the connection was lost {n_lost} times: giving up "
-                                  f"({_n_words(done_docs)} words were committed before)")
-        sess.thread.join(timeout=5)
-        held[:0] = sess.pending_audio()
-        done_docs.append(sess.lost_text())
+    async def on_audio(self, data: bytes) -> None:
+        """A binary frame: too long or an odd byte count is an ``error`` event; otherwise
+        queued for the decoder, and past ``max_session_s`` the session ends as if stopped."""
+        cfg = self.service.cfg
+        if len(data) > cfg.max_frame_bytes:
+            await self.ws.send_json({"type": "error", "message":
+                                     f"frame of {len(data)} bytes: at most "
+                                     f"{cfg.max_frame_bytes}"})
+            return
         try:
-            sess.ws.close()
-        except Exception:
-            pass
-        return open_session(False)
+            x = pcm16_to_float(data)
+        except ValueError as exc:
+            await self.ws.send_json({"type": "error", "message": str(exc)})
+            return
+        self.pending.append(x)
+        self.audio_s += x.size / ASR_FS
+        if self.audio_s > cfg.max_session_s:
+            await self.ws.send_json({"type": "error", "message":
+                                     f"session longer than {cfg.max_session_s:g} s: ended"})
+            self.stop_asked = True
+        self.wake.set()
 
-    sess = open_session(True)
-    for x in chunks:
-        pcm = float_to_pcm16(x)
-        for k in range(0, len(pcm), 2 * ASR_FS):     # frames of at most 1 s
-            frame = pcm[k:k + 2 * ASR_FS]
-            if not sess.alive:
-                held.append(frame)
-                sess = recover(sess)
-                continue
-            try:
-                sess.send(frame)
-            except Exception:   # closed under us: the frame is in sess.unconfirmed
-                sess = recover(sess)
-    while True:
+    async def on_message(self, text: str | None) -> None:
+        """A text message: ``start`` (the first one only), ``flush`` or ``stop``; anything
+        else is an ``error`` event, and the session goes on."""
         try:
-            if sess.alive:
-                sess.ws.send(json.dumps({"type": "stop"}))
-        except Exception:
-            pass
-        sess.thread.join()
-        if sess.document is not None:
-            sess.ws.close()
-            return " ".join(d for d in [*done_docs, sess.document] if d)
-        sess = recover(sess)
+            msg = json.loads(text or "")
+            kind = msg.get("type") if isinstance(msg, dict) else None
+        except json.JSONDecodeError:
+            kind = None
+        if kind == "start" and not self.started:
+            self.started = True
+            await self.on_start(msg.get("options") or {})
+        elif kind == "flush":
+            self.flush_asked = True
+            self.wake.set()
+        elif kind == "stop":
+            self.stop_asked = True
+            self.wake.set()
+        else:
+            await self.ws.send_json({"type": "error", "message":
+                                     "expected a binary PCM frame or a JSON message with "
+                                     "type start, flush or stop"})
+
+    async def on_start(self, opts) -> None:
+        """The ``start`` options: an enrolled ``speaker``, a ``vocab`` (with ``vocab_correct``).
+        A bad one is an ``error`` event naming it, and the session goes on without it."""
+        from biosig.asr.vocab import Vocabulary
+        if not isinstance(opts, dict):
+            await self.ws.send_json({"type": "error", "message":
+                                     "start: options must be an object"})
+            return
+        spk = opts.get("speaker")
+        if spk is not None:
+            err = await self.use_speaker(spk)
+            if err is not None:
+                await self.ws.send_json({"type": "error", "message": err})
+        terms = opts.get("vocab")
+        if isinstance(terms, list) and terms:
+            try:
+                self.engine.vocab = Vocabulary(str(t) for t in terms)
+                self.engine.vocab_correct = bool(opts.get("vocab_correct", False))
+            except ConfigError as exc:
+                await self.ws.send_json({"type": "error", "message": str(exc)})
+
+    async def use_speaker(self, spk) -> str | None:
+        """Decode with the enrolled speaker ``spk``'s model (loaded once, shared); the reason
+        it cannot, or None."""
+        speakers = self.service.speakers
+        if speakers is None:
+            return f"speaker {spk!r}: this server serves no enrolled speakers"
+        if not isinstance(spk, str):
+            return f"start: options.speaker must be a name, got {spk!r}"
+        try:
+            self.engine.model = await asyncio.to_thread(speakers.get, spk)
+        except ConfigError as exc:
+            return str(exc)
+        log.info("session %s: an enrolled speaker's model", self.sid)
+        return None
 
 
 class JsonLogFormatter(logging.Formatter):

@@ -1,5 +1,7 @@
 """``biosig transcribe``, ``biosig dictate``, ``biosig asr eval`` and
-``biosig data synth-dictation``: thin wrappers over :mod:`biosig.asr`.
+``biosig data synth-dictation``, ``biosig serve``: thin wrappers over :mod:`biosig.asr`
+(:mod:`biosig.asr.live`, :mod:`biosig.asr.client`, :mod:`biosig.asr.serve`) and
+:mod:`biosig.synth.dictation`.
 
 Transcripts go to stdout or to files, never to the log: log lines name files and durations only.
 """
@@ -137,136 +139,6 @@ def transcribe_cmd(
         raise typer.Exit(2)
 
 
-def _stdin_chunks(chunk_s: float):
-    import numpy as np
-
-    from biosig.asr.audio import ASR_FS
-    n = max(int(chunk_s * ASR_FS), 1) * 2
-    buf = sys.stdin.buffer
-    rest = b""
-    while True:
-        data = buf.read(n)
-        if not data:
-            break
-        data = rest + data
-        k = len(data) // 2 * 2
-        rest = data[k:]
-        yield np.frombuffer(data[:k], dtype="<i2").astype(np.float32) / 32768.0
-
-
-def _file_chunks_realtime(audio, chunk_s: float):
-    import time
-
-    from biosig.asr.audio import ASR_FS
-    n = max(int(chunk_s * ASR_FS), 1)
-    t0 = time.monotonic()
-    for k in range(0, audio.size, n):
-        end = min(k + n, audio.size)
-        delay = t0 + end / ASR_FS - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        yield audio[k:end]
-
-
-def _mic_chunks(chunk_s: float):
-    import queue
-
-    import numpy as np
-
-    from biosig.asr.audio import ASR_FS
-    from biosig.errors import ConfigError
-    from biosig.extras import require
-    try:
-        sd = require("sounddevice", extra="mic")
-    except OSError as exc:  # sounddevice is installed, the PortAudio library is not
-        raise ConfigError(f"--mic: sounddevice cannot load PortAudio ({exc}); install it, e.g. "
-                          "apt-get install libportaudio2") from None
-    q: queue.Queue = queue.Queue()
-
-    def cb(indata, frames, t, status):
-        q.put(np.asarray(indata[:, 0], dtype=np.float32).copy())
-
-    # the stream is stopped and closed when the generator is closed (run_live does that from
-    # the thread that iterates it), so that Ctrl+C never leaves PortAudio running at exit
-    with sd.InputStream(samplerate=ASR_FS, channels=1, dtype="float32",
-                        blocksize=int(chunk_s * ASR_FS), callback=cb):
-        try:
-            while True:
-                yield q.get()
-        except KeyboardInterrupt:
-            return
-
-
-def run_live(engine, chunks, emit) -> None:
-    """Feed ``chunks`` (an iterator that blocks like a live source) to ``engine``.
-
-    A reader thread queues the chunks; the decoding loop takes *everything* queued at each
-    step, so when decoding is slower than real time the pending audio is merged into one decode
-    instead of piling up.
-    """
-    import queue
-    import threading
-
-    import numpy as np
-    q: queue.Queue = queue.Queue()
-    done = threading.Event()
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def reader():
-        it = iter(chunks)
-        try:
-            for c in it:
-                q.put(c)
-                if stop.is_set():
-                    break
-        except BaseException as exc:  # re-raised in the main thread
-            errors.append(exc)
-        finally:
-            close = getattr(it, "close", None)
-            if close is not None:   # a generator source (the microphone) closes its stream
-                try:
-                    close()
-                except BaseException as exc:
-                    errors.append(exc)
-            done.set()
-
-    th = threading.Thread(target=reader, daemon=True)
-    th.start()
-    try:
-        while True:
-            try:
-                got = [q.get(timeout=0.05)]
-            except queue.Empty:
-                if done.is_set() and q.empty():
-                    break
-                continue
-            while True:
-                try:
-                    got.append(q.get_nowait())
-                except queue.Empty:
-                    break
-            engine.push(np.concatenate(got))
-            for ev in engine.step():
-                emit(ev)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stop.set()
-    # a live source delivers its next chunk within one chunk length, then the reader stops
-    # and closes it; the audio it queued meanwhile is still decoded
-    done.wait(timeout=5.0)
-    rest = []
-    while not q.empty():
-        rest.append(q.get_nowait())
-    if rest:
-        engine.push(np.concatenate(rest))
-    if errors:
-        raise errors[0]
-    for ev in engine.finish():
-        emit(ev)
-
-
 @app.command("dictate")
 def dictate_cmd(
     model: Annotated[str | None, typer.Option("--model", "-m", help=_MODEL_HELP)] = None,
@@ -310,6 +182,7 @@ def dictate_cmd(
 ) -> None:
     """Streaming dictation: events as JSON lines while audio comes in, then the document."""
     from biosig.asr import CommandTable, DictationEngine, load_audio, simulate_stream
+    from biosig.asr.live import mic_chunks, realtime_chunks, run_live, stdin_chunks
     from biosig.errors import ConfigError
     if sum([file is not None, mic, stdin]) != 1:
         raise ConfigError("dictate: give exactly one of --file AUDIO, --mic, --stdin")
@@ -341,11 +214,11 @@ def dictate_cmd(
         if audio is not None and not realtime:
             simulate_stream(engine, audio, chunk_s=chunk_s, on_event=emit)
         elif audio is not None:
-            run_live(engine, _file_chunks_realtime(audio, chunk_s), emit)
+            run_live(engine, realtime_chunks(audio, chunk_s=chunk_s), emit)
         elif stdin:
-            run_live(engine, _stdin_chunks(chunk_s), emit)
+            run_live(engine, stdin_chunks(chunk_s=chunk_s), emit)
         else:
-            run_live(engine, _mic_chunks(chunk_s), emit)
+            run_live(engine, mic_chunks(chunk_s=chunk_s), emit)
     finally:
         if events is not None:
             fh.close()
@@ -355,18 +228,19 @@ def dictate_cmd(
 def _dictate_via_server(server, token, file, realtime, mic, stdin, chunk_s, events, vocab,
                         vocab_correct, raw, speaker=None) -> None:
     from biosig.asr import load_audio
-    from biosig.asr.serve import stream_to_server
+    from biosig.asr.client import stream_to_server
+    from biosig.asr.live import mic_chunks, realtime_chunks, stdin_chunks
     from biosig.asr.vocab import read_vocab
     from biosig.errors import ConfigError
     if raw:
         raise ConfigError("--raw: not with --server (the server sends the document)")
     if file is not None:
         # a file goes at the pace of real time, as a live source would
-        chunks = _file_chunks_realtime(load_audio(file), chunk_s)
+        chunks = realtime_chunks(load_audio(file), chunk_s=chunk_s)
     elif stdin:
-        chunks = _stdin_chunks(chunk_s)
+        chunks = stdin_chunks(chunk_s=chunk_s)
     else:
-        chunks = _mic_chunks(chunk_s)
+        chunks = mic_chunks(chunk_s=chunk_s)
     opts = {"vocab": read_vocab(vocab), "vocab_correct": vocab_correct} if vocab else {}
     if speaker is not None:
         opts["speaker"] = speaker
@@ -469,7 +343,7 @@ def synth_dictation_cmd(
     TEXTS may also be generated:N[:SEED], N templated clinical dictation sentences
     (generated-balanced:N[:SEED]: every clinic term spoken about equally often).
     """
-    from biosig.asr.synth import read_phrases, synth_dictation, write_held_out_split
+    from biosig.synth.dictation import read_phrases, synth_dictation, write_held_out_split
     phrases = read_phrases(texts, limit=limit)
     vs = [v.strip() for v in voices.split(",") if v.strip()] if voices else None
     res = synth_dictation(phrases, out, voices=vs, noise_snr_db=noise_snr_db,

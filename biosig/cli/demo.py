@@ -264,7 +264,7 @@ def _dictation_audio(out_dir: Path):
     import shutil
 
     from biosig.asr.audio import load_audio
-    from biosig.asr.synth import dictation_phrases, synth_dictation
+    from biosig.synth.dictation import dictation_phrases, synth_dictation
     for voice, binary in (("festival-slt-hts", "festival"), ("espeak-en-us", "espeak-ng")):
         if shutil.which(binary) is None:
             continue

@@ -6,7 +6,8 @@ import shutil
 import numpy as np
 import pytest
 
-from biosig.asr.synth import (
+from biosig.errors import ConfigError, InputError
+from biosig.synth.dictation import (
     VOICES,
     Phrase,
     dictation_phrases,
@@ -15,7 +16,6 @@ from biosig.asr.synth import (
     split_held_out,
     synth_dictation,
 )
-from biosig.errors import ConfigError, InputError
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
                                   reason="espeak-ng not installed (apt-get install espeak-ng)")
@@ -95,7 +95,7 @@ def test_voice_table_names_engines():
 def test_telephone_channel_is_narrowband_8khz_with_the_asked_snr():
     from scipy.signal import welch
 
-    from biosig.asr.synth import TELEPHONE_FS, telephone_channel
+    from biosig.synth.dictation import TELEPHONE_FS, telephone_channel
     rng = np.random.default_rng(0)
     x = (0.1 * rng.standard_normal(3 * 16000)).astype(np.float32)     # flat spectrum
     y = telephone_channel(x, fs=16000, snr_db=200.0, rng=rng)
@@ -119,8 +119,8 @@ def test_telephone_channel_is_narrowband_8khz_with_the_asked_snr():
 @pytest.mark.skipif(shutil.which("espeak-ng") is None,
                     reason="needs espeak-ng (apt-get install -y espeak-ng)")
 def test_synth_telephone_copies_are_8khz_and_resume(tmp_path):
-    from biosig.asr.synth import Phrase, synth_dictation
     from biosig.manifests import read_manifest
+    from biosig.synth.dictation import Phrase, synth_dictation
     phrases = [Phrase("p1", "chest pain"), Phrase("p2", "shortness of breath")]
     res = synth_dictation(phrases, tmp_path, voices=["espeak-en-us"], telephone_frac=1.0,
                           progress=False)
@@ -139,7 +139,7 @@ def test_synth_telephone_copies_are_8khz_and_resume(tmp_path):
 
 
 def test_generated_dictation_balanced_terms_cover_the_clinic_vocabulary():
-    from biosig.asr.synth import clinic_terms, generated_dictation
+    from biosig.synth.dictation import clinic_terms, generated_dictation
     vocab = set(clinic_terms())
     plain = generated_dictation(120, seed=7)
     balanced = generated_dictation(120, seed=7, balance_terms=True)
@@ -161,8 +161,8 @@ def test_generated_dictation_balanced_terms_cover_the_clinic_vocabulary():
 
 def test_write_held_out_split_keeps_only_the_asked_lines(tmp_path):
     """A synth folder reused by several runs: only this run's voices and phrases are split."""
-    from biosig.asr.synth import write_held_out_split
     from biosig.manifests import ManifestWriter, Record
+    from biosig.synth.dictation import write_held_out_split
     man = tmp_path / "manifest.jsonl"
     with ManifestWriter(man) as w:
         for v in ("va", "vb", "vt"):
