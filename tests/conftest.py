@@ -1,5 +1,6 @@
 """Shared fixtures: the real-data root, the repository root, MIT-BIH records loaded once, the
-Whisper models, and a quiet matplotlib."""
+Whisper models, and a quiet matplotlib; the ``whisper`` marker on every test that needs the
+packaged Whisper base (the tiers are in pyproject.toml and the README)."""
 
 from __future__ import annotations
 
@@ -120,3 +121,13 @@ def tiny_whisper_dir(hf_base_dir, tmp_path_factory) -> Path:
     processor.save_pretrained(out)
     gen.save_pretrained(out)
     return out
+
+
+@pytest.hookimpl(tryfirst=True)   # before -m deselects
+def pytest_collection_modifyitems(config, items):
+    """Mark ``whisper`` every test whose fixtures need the packaged Whisper base (directly or
+    through ``whisper_model``, ``hf_base_dir``, ``tiny_whisper_dir``...), so ``-m whisper``
+    selects the tests of decoded words and ``-m "not whisper"`` the rest."""
+    for item in items:
+        if "whisper_model_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.whisper)

@@ -2,7 +2,10 @@
 chromium-driver) driven by selenium, with a real speech recording as its microphone
 (``--use-file-for-fake-audio-capture``). The committed text must reach the WER the streaming
 engine reaches on the same audio (+1 point, or one word on this short recording); a screenshot
-goes to ``test-artifacts/``."""
+goes to ``test-artifacts/``.
+
+No fixed sleep decides when the page stops: the test counts the audio the page's microphone has
+delivered and the connection attempts it has made (``_instrument``), and waits for those."""
 
 from __future__ import annotations
 
@@ -18,11 +21,17 @@ selenium = pytest.importorskip("selenium", reason="needs selenium (pip install s
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or DRIVER is None,
-    reason="needs Chromium and its driver: apt-get install -y chromium chromium-driver")
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None or DRIVER is None,
+                       reason="needs Chromium and its driver: apt-get install -y chromium "
+                              "chromium-driver"),
+    pytest.mark.slow, pytest.mark.realtime]
 
 CLIPS = ["1089-134691-0001", "1089-134686-0000"]
+#: The page is stopped once its microphone has delivered the recording and END_S s of the
+#: silence after it (3 s after the last word; the file loops after 4 s of silence, and the
+#: microphone starts a moment before the page counts).
+END_S = 2.0
 
 
 @pytest.fixture(scope="module")
@@ -73,12 +82,47 @@ def _chromium(wav):
 
 
 def _wait_for(cond, timeout_s, what):
-    t0 = time.time()
-    while time.time() - t0 < timeout_s:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
         if cond():
             return
         time.sleep(0.25)
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+#: Counters the page does not keep itself, set up before "Start": the 16 kHz samples its
+#: AudioWorklet has delivered (what the microphone has played so far) and the WebSocket
+#: connections that closed without ever opening (reconnection attempts refused).
+_COUNTERS_JS = """
+window.biosigTest = {samples: 0, refused: 0};
+const WorkletNode = window.AudioWorkletNode, Socket = window.WebSocket;
+window.AudioWorkletNode = class extends WorkletNode {
+  constructor(...args) {
+    super(...args);
+    this.port.addEventListener("message",
+                               (e) => { window.biosigTest.samples += e.data.byteLength / 2; });
+  }
+};
+window.WebSocket = class extends Socket {
+  constructor(...args) {
+    super(...args);
+    let opened = false;
+    this.addEventListener("open", () => { opened = true; });
+    this.addEventListener("close", () => { if (!opened) window.biosigTest.refused += 1; });
+  }
+};
+"""
+
+
+def _instrument(driver):
+    driver.execute_script(_COUNTERS_JS)
+
+
+def _wait_for_audio(driver, seconds, what):
+    """Until the page's microphone has delivered ``seconds`` of audio (a bound, not a pace:
+    twice that and a minute more)."""
+    samples = lambda: driver.execute_script("return window.biosigTest.samples")  # noqa: E731
+    _wait_for(lambda: samples() >= 16000 * seconds, 2 * seconds + 60, what)
 
 
 def _stop_and_read(driver, repo_root, png):
@@ -97,8 +141,9 @@ def test_page_transcribes_a_real_recording(server, speech, engine_text, repo_roo
     driver = _chromium(wav)
     try:
         driver.get(server)
+        _instrument(driver)
         driver.find_element("id", "start").click()
-        time.sleep(speech_s + 2.5)
+        _wait_for_audio(driver, speech_s + END_S, "the page to hear the whole recording")
         page_text = _stop_and_read(driver, repo_root, "dictation_page.png")
         latency = driver.find_element("id", "latency").text
     finally:
@@ -117,10 +162,11 @@ def test_page_transcribes_a_real_recording(server, speech, engine_text, repo_roo
 
 
 def test_page_survives_a_server_restart(speech, engine_text, whisper_model, repo_root):
-    """The server is stopped once the page has committed text, and started again 2 s later on
-    the same port: the page says the connection was lost, reconnects and says so; the text
-    committed before keeps its place, and the audio that was not yet committed is sent again,
-    so the document still reaches the engine's WER (a few words of slack at the seam)."""
+    """The server is stopped once the page has committed text, and started again on the same
+    port once the page has tried to reconnect and been refused: the page says the connection
+    was lost, reconnects and says so; the text committed before keeps its place, and the audio
+    that was not yet committed is sent again, so the document still reaches the engine's WER (a
+    few words of slack at the seam)."""
     from biosig.asr import error_rates
     from biosig.asr.serve import ServeConfig, create_app, free_port, serve_in_thread
     wav, x, ref, speech_s = speech
@@ -133,8 +179,8 @@ def test_page_survives_a_server_restart(speech, engine_text, whisper_model, repo
     driver = _chromium(wav)
     try:
         driver.get(srv.url)
+        _instrument(driver)
         driver.find_element("id", "start").click()
-        t_start = time.time()
         doc = lambda: driver.find_element("id", "document").get_attribute("value")  # noqa: E731
         _wait_for(lambda: doc().strip(), 60, "the first committed text")
         srv.stop()
@@ -142,11 +188,12 @@ def test_page_survives_a_server_restart(speech, engine_text, whisper_model, repo
         _wait_for(lambda: "Connection lost" in driver.find_element("id", "message").text, 20,
                   "the page to say the connection was lost")
         assert driver.find_element("id", "status").text == "reconnecting"
-        time.sleep(2.0)
+        _wait_for(lambda: driver.execute_script("return window.biosigTest.refused") >= 1, 30,
+                  "the page to try to reconnect while the server is down")
         srv = serve()
         _wait_for(lambda: "Reconnected" in driver.find_element("id", "message").text, 30,
                   "the page to reconnect")
-        time.sleep(max(0.0, speech_s + 2.5 - (time.time() - t_start)))
+        _wait_for_audio(driver, speech_s + END_S, "the page to hear the whole recording")
         page_text = _stop_and_read(driver, repo_root, "dictation_page_reconnected.png")
     finally:
         driver.quit()

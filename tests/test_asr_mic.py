@@ -95,6 +95,7 @@ def pulse(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.realtime
 def test_dictate_mic_transcribes_live_audio(pulse, whisper_model_dir, data_root, tmp_path):
     import numpy as np
     import soundfile as sf

@@ -117,11 +117,10 @@ def test_busy_when_full_and_a_vanished_client_frees_its_session():
             with c.websocket_connect("/ws", headers=ORIGIN) as ws2:
                 assert ws2.receive_json()["type"] == "busy"
             assert c.get("/health").json()["sessions"] == 1
-        # the first client left without "stop": its session is freed
-        for _ in range(50):
-            if c.get("/health").json()["sessions"] == 0:
-                break
-            import time
+        # the first client left without "stop": its session is freed (wait for it, bounded)
+        import time
+        deadline = time.monotonic() + 30
+        while c.get("/health").json()["sessions"] != 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert c.get("/health").json() == {"status": "ok", "sessions": 0, "max_sessions": 1}
         assert c.get("/version").json()["model"] == "echo"
@@ -185,6 +184,7 @@ def live_server():
         yield srv.ws_url
 
 
+@pytest.mark.realtime        # `dictate --server --file` sends the file at real-time pace
 def test_python_client_and_dictate_server(live_server, tmp_path, capsys):
     pytest.importorskip("websockets", reason="needs the [serve] extra (websockets)")
     import soundfile as sf
@@ -251,10 +251,12 @@ class _LevelModel(AsrModel):
         return DecodeResult(segs, "en", 0.0)
 
 
+@pytest.mark.realtime        # a live source (chunks paced by the clock) and a server restart
 def test_python_client_survives_a_server_restart():
     """The server is stopped after the first committed words and started again on the same
-    port: the client reconnects, sends again the audio not yet committed, and the document
-    holds every word once, in order."""
+    port once the client has noticed and is reconnecting: the client reconnects, sends again
+    the audio not yet committed, and the document holds every word once, in order. Every wait
+    is for an event (a committed word, the client reconnecting), bounded by a deadline."""
     import threading
     import time
 
@@ -264,25 +266,31 @@ def test_python_client_survives_a_server_restart():
     cfg = ServeConfig(port=port, stream={"vad": False})
     servers = [serve_in_thread(create_app(_LevelModel(), cfg), port=port)]
     events = []
+    committed, reconnecting = threading.Event(), threading.Event()
+
+    def emit(ev):
+        events.append(ev)
+        if ev["type"] == "final":
+            committed.set()
+        elif ev["type"] == "reconnecting":
+            reconnecting.set()
 
     def restart():
-        time.sleep(0.5)
-        servers.append(serve_in_thread(create_app(_LevelModel(), cfg), port=port))
+        # the client has lost the server and is trying again: start it (on the same port)
+        if reconnecting.wait(timeout=20):
+            servers.append(serve_in_thread(create_app(_LevelModel(), cfg), port=port))
 
     def chunks():
         for k in range(8):
             if k == 4:
-                t0 = time.monotonic()
-                while not any(e["type"] == "final" for e in events):
-                    assert time.monotonic() - t0 < 20, "no word committed before the restart"
-                    time.sleep(0.05)
+                assert committed.wait(timeout=20), "no word committed before the restart"
                 servers[0].stop()
                 threading.Thread(target=restart, daemon=True).start()
-            time.sleep(0.2)
+            time.sleep(0.2)                  # a live source: one second of audio every 0.2 s
             yield np.full(ASR_FS, (k + 1) / 100, np.float32)
 
     try:
-        doc = stream_to_server(servers[0].ws_url, chunks(), emit=events.append, reconnect_s=20)
+        doc = stream_to_server(servers[0].ws_url, chunks(), emit=emit, reconnect_s=20)
     finally:
         for s in servers:
             s.stop()

@@ -51,6 +51,8 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log, timeout_s: float = 120.
 
 
 @pytest.mark.slow
+@pytest.mark.soak
+@pytest.mark.timeout(1800)     # 1-2 min alone; a loaded machine falls far behind
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"),
                     reason="reads the memory from /proc (Linux)")
 def test_thirty_minutes_of_dictation_with_flat_memory(whisper_model_dir, librispeech_clip,

@@ -317,6 +317,7 @@ def repeat_clip(librispeech_clip):
     return librispeech_clip(REPEAT_CLIP)
 
 
+@pytest.mark.slow
 def test_vocab_never_makes_real_speech_repeat_or_worse(whisper_model, repeat_clip):
     from biosig.asr import error_rates, load_audio, transcribe
     from biosig.synth.dictation import clinic_terms
@@ -331,6 +332,7 @@ def test_vocab_never_makes_real_speech_repeat_or_worse(whisper_model, repeat_cli
     assert error_rates([ref], [biased.text]).wer <= error_rates([ref], [plain.text]).wer
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(__import__("shutil").which("espeak-ng") is None,
                     reason="needs espeak-ng (apt-get install -y espeak-ng)")
 def test_vocab_restores_a_drug_name_whisper_mishears(whisper_model):

@@ -7,6 +7,8 @@ import json
 import re
 import shutil
 
+import pytest
+
 from biosig.cli import main
 
 
@@ -25,6 +27,7 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_second(repo_root):
     assert test_cmd in ci
 
 
+@pytest.mark.slow
 def test_demo_synthetic_writes_plots_and_tables(tmp_path):
     out = tmp_path / "demo"
     assert main(["demo", "--synthetic", "--out", str(out)]) == 0
@@ -55,6 +58,7 @@ def test_demo_synthetic_writes_plots_and_tables(tmp_path):
         assert "hypertension" in doc and "." in doc  # "period" became a full stop
 
 
+@pytest.mark.slow
 def test_demo_on_real_data(tmp_path, data_root):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--data-root", str(data_root),

@@ -123,6 +123,7 @@ def test_score_model_applies_the_stage(hybrid_run, levels, tmp_path):
         assert scored[rid]["label"] == row["predicted"]
 
 
+@pytest.mark.slow
 def test_kfold_resume_adds_stages_and_decision(levels, tmp_path):
     cfg = level_config(levels, tmp_path, **{"cv.folds": 3, "hybrid.enabled": False})
     first = run(validate_config(cfg), run_id="cv", progress=False)

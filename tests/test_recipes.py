@@ -63,6 +63,7 @@ def test_recipe_smoke(recipe, data_root, tmp_path):
         assert all(a.split(",")[1] in ("N", "A", "O", "~") for a in answers)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe", ["pcg_murmur_circor2022", "cough_covid_xvector",
                                     "ecg_af_cinc2017", "eeg_seizure_bonn"])
 def test_cpu_profile_with_feature_cache(recipe, data_root, tmp_path):

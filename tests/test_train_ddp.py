@@ -8,8 +8,11 @@ import os
 import subprocess
 import sys
 
+import pytest
 import yaml
 from test_train_engine import toy, toy_config  # noqa: F401  (fixture + helper)
+
+pytestmark = pytest.mark.slow           # each test starts two training processes (10-25 s)
 
 
 def _torchrun_toy(toy, tmp_path, **over):  # noqa: F811

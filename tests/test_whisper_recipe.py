@@ -137,6 +137,7 @@ def test_split_by_group_keeps_groups_apart():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)     # 30 s alone; 6 min seen on a loaded 2-core machine
 def test_whisper_recipe_smoke(tiny_whisper_dir, data_root, tmp_path):
     """CI smoke (issue 6, part 5): `biosig train` on the recipe's smoke profile with a tiny
     random Whisper; the loss falls, best/ reloads and decodes, --resume continues, and the
@@ -443,6 +444,8 @@ def test_teacher_keeps_the_starting_encoder_when_its_top_layers_train(tiny_whisp
     assert not torch.allclose(s_logits, p_logits, atol=1e-3)
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1200)     # 4 min seen on a loaded 2-core machine
 def test_whisper_recipe_trains_the_top_encoder_layer_from_cached_states(
         tiny_whisper_dir, tmp_path):
     """cpu-profile shape (frozen encoder, cached, LoRA on the cross-attention, replay with
