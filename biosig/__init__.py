@@ -5,11 +5,11 @@ spectrograms and features with :mod:`biosig.features`, and describe corpora with
 :mod:`biosig.manifests`.
 """
 
-from biosig.errors import BiosigError, ConfigError, InputError, ManifestError
+from biosig.errors import BiosigError, ConfigError, InputError, InputTypeError, ManifestError
 from biosig.io import info, load
 from biosig.signal import Annotations, Signal
 
 __version__ = "0.1.0"
 
-__all__ = ["load", "info", "Signal", "Annotations", "BiosigError", "InputError", "ConfigError",
-           "ManifestError", "__version__"]
+__all__ = ["load", "info", "Signal", "Annotations", "BiosigError", "InputError", "InputTypeError",
+           "ConfigError", "ManifestError", "__version__"]

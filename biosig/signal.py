@@ -8,61 +8,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from biosig.errors import ConfigError
+from biosig.validate import check_fs, check_signal
+
 __all__ = ["Signal", "Annotations", "summary_fields", "as_signal", "check_fs", "signal_data"]
-
-
-def check_fs(fs, *, name: str = "fs", path=None, min_hz: float = 0.0,
-             max_hz: float = math.inf, purpose: str = "") -> float:
-    """``fs`` as a float, checked to be a usable sampling rate in Hz.
-
-    The one sampling-rate validator of biosig. A rate given as an argument (``path=None``) that
-    is not a finite number with ``0 < fs``, ``min_hz <= fs <= max_hz`` raises ``ValueError``; a
-    rate read from a file (``path=`` the file) raises :class:`~biosig.errors.InputError` naming
-    the file.
-
-    Parameters
-    ----------
-    fs : number
-        The rate to check.
-    name : str
-        How to call it in the message (``"fs"``, ``"target_fs"``, ``"sampling rate in header"``).
-    path : str or PathLike, optional
-        The file the rate was read from.
-    min_hz, max_hz : float
-        Inclusive bounds besides ``fs > 0``.
-    purpose : str
-        Appended to the expectation, e.g. ``" for ECG analysis"``.
-
-    Returns
-    -------
-    float
-
-    Examples
-    --------
-    >>> check_fs(360)
-    360.0
-    >>> check_fs(-1)
-    Traceback (most recent call last):
-    ...
-    ValueError: fs is -1 Hz, expected a positive finite sampling rate in Hz
-    """
-    def fail(reason):
-        if path is None:
-            return ValueError(f"{name} is {reason}")
-        from biosig.errors import InputError
-        return InputError(path, f"{name} is {reason}")
-
-    try:
-        value = float(fs)
-    except (TypeError, ValueError):
-        raise fail(f"{fs!r}, expected a sampling rate in Hz (a positive number)") from None
-    if not (math.isfinite(value) and value > 0):
-        raise fail(f"{value:g} Hz, expected a positive finite sampling rate in Hz{purpose}")
-    if value < min_hz:
-        raise fail(f"{value:g} Hz, expected at least {min_hz:g} Hz{purpose}")
-    if value > max_hz:
-        raise fail(f"{value:g} Hz, expected at most {max_hz:g} Hz{purpose}")
-    return value
 
 
 def summary_fields(channels, fs: float, n_samples: int, units) -> str:
@@ -247,16 +196,14 @@ class Signal:
 def as_signal(signal, fs: float | None = None) -> Signal:
     """``signal`` as a :class:`Signal`: a Signal as it is (``fs``, if given, must agree), or an
     array ``(samples,)`` / ``(channels, samples)`` with its sampling rate ``fs`` (channels named
-    ``ch0``, ``ch1`` ..., units unknown). ValueError names what is missing or inconsistent."""
+    ``ch0``, ``ch1`` ..., units unknown). :class:`~biosig.errors.ConfigError` names a missing
+    or inconsistent ``fs``, :class:`~biosig.errors.InputError` an array of the wrong shape or
+    dtype."""
     if isinstance(signal, Signal):
         signal_data(signal, fs)
         return signal
     data, fs = signal_data(signal, fs)
-    data = np.asarray(data)
-    if data.ndim not in (1, 2) or not np.issubdtype(data.dtype, np.number):
-        raise ValueError(f"signal has shape {data.shape} and dtype {data.dtype}, expected a "
-                         f"numeric array (samples,) or (channels, samples)")
-    data = np.atleast_2d(data)
+    data = np.atleast_2d(check_signal(data, ndim=(1, 2), min_samples=0, allow_nan=True))
     n = data.shape[0]
     return Signal(data, fs, [f"ch{i}" for i in range(n)], [""] * n)
 
@@ -277,10 +224,10 @@ def signal_data(signal, fs: float | None = None, *, min_hz: float = 0.0,
     """
     if isinstance(signal, Signal):
         if fs is not None and not math.isclose(float(fs), signal.fs, rel_tol=1e-9):
-            raise ValueError(f"fs is {fs!r} but the Signal's rate is {signal.fs:g} Hz (pass "
-                             f"one or the other)")
+            raise ConfigError(f"fs is {fs!r} but the Signal's rate is {signal.fs:g} Hz (pass "
+                              f"one or the other)")
         return signal.data, check_fs(signal.fs, min_hz=min_hz, purpose=purpose)
     if fs is None:
-        raise ValueError(f"signal is a {type(signal).__name__}: pass its sampling rate as fs= "
-                         f"(or a biosig.Signal)")
+        raise ConfigError(f"signal is a {type(signal).__name__}: pass its sampling rate as fs= "
+                          f"(or a biosig.Signal)")
     return signal, check_fs(fs, min_hz=min_hz, purpose=purpose)

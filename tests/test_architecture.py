@@ -1,6 +1,6 @@
 """The import graph shows the architecture: no module reaches into another module's private
 names, and imports only run down the layers (cli -> train -> ecg/pcg/plot -> asr/batch ->
-manifests -> io/features -> dsp -> signal -> errors/fileio/progress). Read from the source
+manifests -> io/features -> dsp -> signal -> validate/errors/fileio/progress). Read from the source
 with ``ast``, lazy imports inside functions included."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ PKG = Path(__file__).resolve().parents[1] / "biosig"
 LAYERS = [
     ("biosig", 0),                        # `import biosig` for __version__ only
     ("biosig.errors", 0), ("biosig.fileio", 0), ("biosig.progress", 0), ("biosig.extras", 0),
-    ("biosig.whisper_audio", 0),
+    ("biosig.whisper_audio", 0), ("biosig.validate", 0),
     ("biosig.signal", 1),
     ("biosig.dsp", 2),
     ("biosig.io", 3), ("biosig.features", 3), ("biosig.models", 3), ("biosig.datasets", 3),

@@ -232,7 +232,8 @@ def test_is_narrowband_known_answers():
     assert is_narrowband(np.zeros(8000, np.float32), fs=8000)      # 8 kHz audio: always
     assert not is_narrowband(np.zeros(ASR_FS, np.float32), fs=ASR_FS)   # silence: no
     assert not is_narrowband(np.ones(100, np.float32), fs=ASR_FS)       # too short to tell
-    with pytest.raises(InputError, match="sampling rate"):
+    with pytest.raises(ConfigError, match=r"^fs is 0 Hz, expected a positive finite sampling "
+                                          r"rate"):
         is_narrowband(np.zeros(ASR_FS), fs=0)
 
 

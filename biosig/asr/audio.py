@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from biosig.errors import InputError
+from biosig.validate import check_fs, check_signal
 from biosig.whisper_audio import WHISPER_FS
 
 __all__ = ["ASR_FS", "load_audio", "prepare_audio", "is_narrowband"]
@@ -28,17 +28,18 @@ def prepare_audio(signal, *, fs: float, what: str = "audio") -> np.ndarray:
     Returns
     -------
     np.ndarray [shape=(n,), dtype=float32]
+
+    Raises
+    ------
+    InputError
+        Wrong shape, NaN/inf or complex samples (:func:`biosig.validate.check_signal`).
+    ConfigError
+        ``fs`` not a positive finite number (:func:`biosig.validate.check_fs`).
     """
-    x = np.asarray(signal, dtype=np.float32)
+    fs = check_fs(fs)
+    x = np.asarray(check_signal(signal, name=what, ndim=(1, 2), min_samples=0), dtype=np.float32)
     if x.ndim == 2:
         x = x.mean(axis=0)
-    elif x.ndim != 1:
-        raise InputError(None, f"expected shape (n_samples,) or (channels, n_samples), got "
-                               f"{x.shape}", what=what)
-    if not np.isfinite(x).all():
-        raise InputError(None, "contains NaN or infinite samples", what=what)
-    if fs <= 0:
-        raise InputError(None, f"sampling rate must be > 0 Hz, got {fs}", what=what)
     if fs != ASR_FS and x.size:
         from biosig.dsp import resample
         x = resample(x, fs=float(fs), target_fs=float(ASR_FS)).astype(np.float32)
@@ -78,8 +79,7 @@ def is_narrowband(audio, *, fs: float, split_hz: float = 4200.0,
     fs : float > 0
         Sampling rate in Hz.
     """
-    if fs <= 0:
-        raise InputError(None, f"sampling rate must be > 0 Hz, got {fs}", what="audio")
+    fs = check_fs(fs)
     if fs <= 2 * split_hz:
         return True
     x = np.asarray(audio, dtype=np.float64)

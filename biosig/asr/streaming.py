@@ -67,6 +67,7 @@ from biosig.asr.vad import VAD_FRAME, speech_probabilities
 from biosig.asr.vocab import Vocabulary, correct_terms, vocab_guard, vocab_prompt
 from biosig.config import ConfigModel, Int
 from biosig.errors import ConfigError
+from biosig.validate import check_channel, check_type
 from biosig.whisper_audio import WHISPER_N_SAMPLES
 
 __all__ = ["StreamingConfig", "DictationEngine", "StreamRun", "simulate_stream",
@@ -247,10 +248,15 @@ class DictationEngine:
 
     # -- audio in ---------------------------------------------------------------------------
     def push(self, audio: np.ndarray) -> None:
-        """Append 16 kHz mono float32 samples [shape=(n,)] to the stream."""
+        """Append 16 kHz mono float32 samples [shape=(n,) or (1, n)] to the stream.
+
+        Raises :class:`~biosig.errors.InputError` for several channels, NaN/inf or complex
+        samples (:func:`biosig.validate.check_channel`); an empty chunk is accepted.
+        """
         if self.finished:
             raise RuntimeError("push() after finish()")
-        x = np.asarray(audio, dtype=np.float32).reshape(-1)
+        x = np.asarray(check_channel(audio, name="audio", what="mono audio", min_samples=0),
+                       dtype=np.float32)
         if x.size:
             self._inbox.append(x)
             self._inbox_n += x.size
@@ -623,10 +629,12 @@ def simulate_stream(engine: DictationEngine, audio: np.ndarray, *, chunk_s: floa
     -------
     StreamRun
     """
+    check_type(engine, "engine", DictationEngine)
     if chunk_s <= 0:
         raise ConfigError(f"chunk_s: expected > 0, got {chunk_s}")
     timer = timer or time.perf_counter
-    x = np.asarray(audio, dtype=np.float32).reshape(-1)
+    x = np.asarray(check_channel(audio, name="audio", what="mono audio", min_samples=0),
+                   dtype=np.float32)
     n = x.size
     chunk = max(int(round(chunk_s * ASR_FS)), 1)
     clock, pos, compute = 0.0, 0, 0.0

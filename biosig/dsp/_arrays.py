@@ -8,17 +8,15 @@ from dataclasses import replace
 import numpy as np
 
 from biosig.signal import Signal, signal_data
+from biosig.validate import check_signal
 
 __all__ = ["as_2d", "unpack"]
 
 
 def as_2d(signal, name="signal"):
-    """float64 C-contiguous (n_sig, n) view of ``signal`` and a function restoring shape/dtype."""
-    x = np.asarray(signal)
-    if x.ndim == 0:
-        raise ValueError(f"{name} is a scalar, expected an array with time on the last axis")
-    if x.dtype.kind not in "fiub":
-        raise ValueError(f"{name} has dtype {x.dtype}, expected a real-valued array")
+    """float64 C-contiguous (n_sig, n) view of ``signal`` and a function restoring shape/dtype;
+    ``signal`` is checked by :func:`~biosig.validate.check_signal`."""
+    x = check_signal(np.asarray(signal), name=name)
     out_dtype = np.float32 if x.dtype == np.float32 else np.float64
     shape = x.shape
     x2 = np.ascontiguousarray(x.reshape(-1, shape[-1]), dtype=np.float64)
@@ -32,8 +30,9 @@ def as_2d(signal, name="signal"):
 def unpack(signal, fs):
     """``(samples, fs, give_back)`` for a Signal or an array with ``fs``: ``give_back(y,
     **changes)`` returns ``y`` as a Signal (``changes`` such as ``fs=``) when a Signal came in,
-    else ``y`` itself."""
+    else ``y`` itself. The samples are checked by :func:`~biosig.validate.check_signal`."""
     data, fs = signal_data(signal, fs)
+    data = check_signal(np.asarray(data))
     if isinstance(signal, Signal):
         return data, fs, lambda y, **changes: replace(signal, data=y, **changes)
     return data, fs, lambda y, **changes: y

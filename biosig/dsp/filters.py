@@ -7,9 +7,10 @@ other input is computed and returned in ``float64``. The arithmetic runs in floa
 The functions that need a sampling rate take either an array with ``fs=`` or a
 :class:`biosig.Signal` (its ``fs`` is used, and a Signal comes back with the filtered data).
 
-Argument mistakes (a cut-off above Nyquist, an unknown ``btype``) raise ``ValueError``; a signal
-that cannot be filtered (too short for zero-phase filtering) raises
-:class:`~biosig.errors.InputError`.
+Argument mistakes (a cut-off above Nyquist, an unknown ``btype``, ``fs=0``) raise ``ValueError``
+(:class:`~biosig.errors.ConfigError` where :mod:`biosig.validate` checks them); a signal that
+cannot be filtered (complex, NaN or inf samples, empty, too short for zero-phase filtering)
+raises :class:`~biosig.errors.InputError` (see :func:`biosig.validate.check_signal`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import scipy.signal
 from biosig.dsp import _kernels
 from biosig.dsp._arrays import as_2d, unpack
 from biosig.errors import InputError
-from biosig.signal import Signal, check_fs
+from biosig.signal import Signal
+from biosig.validate import check_fs, check_option, check_signal
 
 __all__ = [
     "butter_sos", "sosfilt", "sosfiltfilt", "SosFilter", "bandpass", "highpass", "lowpass",
@@ -70,8 +72,7 @@ def butter_sos(btype: str, cutoff_hz, /, *, fs: float, order: int = 4) -> np.nda
     Designed with :func:`scipy.signal.butter`.
     """
     fs = check_fs(fs)
-    if btype not in _BTYPES:
-        raise ValueError(f"btype is {btype!r}, expected one of {_BTYPES}")
+    check_option(btype, "btype", _BTYPES)
     if not isinstance(order, (int, np.integer)) or order < 1:
         raise ValueError(f"order is {order!r}, expected a positive integer")
     nyq = fs / 2
@@ -153,8 +154,7 @@ def sosfiltfilt(sos, signal, *, padtype: str | None = "odd", padlen: int | None 
     y : np.ndarray [shape=(..., n_samples)]
     """
     sos = _check_sos(sos)
-    if padtype not in _PADTYPES:
-        raise ValueError(f"padtype is {padtype!r}, expected one of {list(_PADTYPES)}")
+    check_option(padtype, "padtype", tuple(_PADTYPES))
     x2, restore = as_2d(signal)
     n = x2.shape[1]
     if padtype is None:
@@ -197,8 +197,7 @@ class SosFilter:
     """
 
     def __init__(self, sos, *, initial: str = "zeros"):
-        if initial not in ("zeros", "steady"):
-            raise ValueError(f"initial is {initial!r}, expected 'zeros' or 'steady'")
+        check_option(initial, "initial", ("zeros", "steady"))
         self.sos = _check_sos(sos)
         self.initial = initial
         self._zi_unit = scipy.signal.sosfilt_zi(self.sos)
@@ -210,7 +209,7 @@ class SosFilter:
 
     def process(self, chunk) -> np.ndarray:
         """Filter the next chunk ``[shape=(..., n)]``; leading shape must stay the same."""
-        chunk = np.asarray(chunk)
+        chunk = check_signal(np.asarray(chunk), name="chunk", min_samples=0)
         lead = chunk.shape[:-1]
         n_sec = self.sos.shape[0]
         if self.state is None:
@@ -335,17 +334,16 @@ def remove_baseline(signal, *, fs: float | None = None, cutoff_hz: float = 0.5,
         2004, IEEE Trans. Biomed. Eng. 51(7)).
     """
     x, fs, give_back = unpack(signal, fs)
+    check_option(method, "method", ("highpass", "median"))
     if method == "highpass":
         return give_back(highpass(x, fs=fs, cutoff_hz=cutoff_hz, order=2))
-    if method == "median":
-        import scipy.ndimage
-        x2, restore = as_2d(x)
-        w1 = max(1, int(round(0.2 * fs)) | 1)
-        w2 = max(1, int(round(0.6 * fs)) | 1)
-        base = scipy.ndimage.median_filter(x2, size=(1, w1), mode="nearest")
-        base = scipy.ndimage.median_filter(base, size=(1, w2), mode="nearest")
-        return give_back(restore(x2 - base))
-    raise ValueError(f"method is {method!r}, expected 'highpass' or 'median'")
+    import scipy.ndimage
+    x2, restore = as_2d(x)
+    w1 = max(1, int(round(0.2 * fs)) | 1)
+    w2 = max(1, int(round(0.6 * fs)) | 1)
+    base = scipy.ndimage.median_filter(x2, size=(1, w1), mode="nearest")
+    base = scipy.ndimage.median_filter(base, size=(1, w2), mode="nearest")
+    return give_back(restore(x2 - base))
 
 
 def envelope_hilbert(signal):

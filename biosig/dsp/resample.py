@@ -8,7 +8,7 @@ import numpy as np
 import scipy.signal
 
 from biosig.dsp._arrays import as_2d, unpack
-from biosig.signal import check_fs
+from biosig.validate import check_fs
 
 __all__ = ["resample"]
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from biosig.errors import InputError
 from biosig.signal import signal_data
+from biosig.validate import check_channel, check_signal
 
 __all__ = ["MIN_FS", "ecg_data", "as_lead", "filtfilt_lead", "as_peaks"]
 
@@ -18,25 +18,17 @@ MIN_FS = 50.0
 
 def ecg_data(signal, fs) -> tuple[np.ndarray, float]:
     """Samples and rate of an ECG given as a Signal or an array with ``fs`` (at least
-    :data:`MIN_FS`)."""
-    return signal_data(signal, fs, min_hz=MIN_FS, purpose=" for ECG analysis")
+    :data:`MIN_FS`), checked by :func:`biosig.validate.check_signal`."""
+    data, fs = signal_data(signal, fs, min_hz=MIN_FS, purpose=" for ECG analysis")
+    return check_signal(np.asarray(data)), fs
 
 
 def as_lead(signal, name="signal") -> np.ndarray:
-    """One ECG lead as contiguous float64 ``(n_samples,)``; ``(1, n)`` is accepted."""
-    x = np.asarray(signal)
-    if x.ndim == 2 and x.shape[0] == 1:
-        x = x[0]
-    if x.ndim != 1:
-        raise ValueError(f"{name} has shape {x.shape}, expected one lead (n_samples,); pick a "
-                         f"lead first (signal[0], or Signal.pick([0]))")
-    if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
-        raise ValueError(f"{name} has dtype {x.dtype}, expected real numbers")
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    if x.size and not np.isfinite(x).all():
-        raise InputError(None, f"{int((~np.isfinite(x)).sum())} of {x.size} samples are NaN or "
-                               f"inf; repair or crop them first", what=name)
-    return x
+    """One ECG lead as contiguous float64 ``(n_samples,)``; ``(1, n)`` is accepted (checked by
+    :func:`biosig.validate.check_channel`)."""
+    x = check_channel(signal, name=name, what="one lead",
+                      hint="; pick a lead first (signal[0], or Signal.pick([0]))")
+    return np.ascontiguousarray(x, dtype=np.float64)
 
 
 def filtfilt_lead(sos, x: np.ndarray, *, overlap: int, lanes: int = 8) -> np.ndarray:

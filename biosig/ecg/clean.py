@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
-
 from biosig.ecg._common import ecg_data
 from biosig.errors import ConfigError, InputError
 from biosig.signal import Signal
@@ -36,20 +34,20 @@ def ecg_clean(signal, *, fs: float | None = None, method: str = "biosig",
 
     Raises
     ------
-    ValueError
+    ConfigError
         Unknown ``method``, ``fs`` below 50 Hz.
     InputError
-        Fewer than 16 samples.
+        Fewer than 16 samples, NaN/inf or complex samples (see
+        :func:`biosig.validate.check_signal`).
     """
     from biosig import dsp
     data, fs = ecg_data(signal, fs)
     if method != "biosig":
         raise ConfigError(f"method: unknown ECG cleaning method {method!r}; expected 'biosig'")
-    x = np.asarray(data)
-    if x.ndim == 0 or x.shape[-1] < 16:
-        raise InputError(None, f"ECG has {x.shape[-1] if x.ndim else 0} samples, too short to "
-                               f"filter (expected at least 16)", what="signal")
-    y = dsp.bandpass(x, fs=fs, band_hz=(0.5, min(40.0, 0.4 * fs)), order=2)
+    if data.shape[-1] < 16:
+        raise InputError(None, f"ECG has {data.shape[-1]} samples, too short to filter "
+                               f"(expected at least 16)", what="signal")
+    y = dsp.bandpass(data, fs=fs, band_hz=(0.5, min(40.0, 0.4 * fs)), order=2)
     if powerline_hz is not None and powerline_hz < fs / 2:
         y = dsp.notch(y, fs=fs, powerline_hz=powerline_hz)
     return replace(signal, data=y) if isinstance(signal, Signal) else y

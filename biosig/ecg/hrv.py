@@ -18,7 +18,7 @@ import numpy as np
 
 from biosig.ecg._common import as_peaks
 from biosig.errors import ConfigError
-from biosig.signal import check_fs
+from biosig.validate import check_fs
 
 __all__ = ["rr_intervals", "RRIntervals", "hrv_time", "hrv_frequency", "hrv", "HrvTime",
            "HrvFrequency", "Hrv", "rr_statistics"]

@@ -110,10 +110,11 @@ def ecg_peaks(signal, *, fs: float | None = None, method: str = "biosig",
 
     Raises
     ------
-    ValueError
-        Not one lead, sampling rate below 50 Hz, unknown ``method``, ``band_hz`` out of range.
+    ConfigError
+        Sampling rate below 50 Hz, unknown ``method``, ``band_hz`` out of range.
     InputError
-        NaN/inf samples.
+        Not one lead, no samples, NaN/inf or complex samples (see
+        :func:`biosig.validate.check_signal`).
 
     References
     ----------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from biosig.ecg._common import as_peaks
-from biosig.signal import check_fs
+from biosig.validate import check_fs
 
 __all__ = ["ecg_rate"]
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from biosig.errors import InputError
+from biosig.validate import check_fs
 
 __all__ = ["score_qrs", "score_record", "write_qrs_annotations", "qrs_quality", "SCORE_COLUMNS"]
 
@@ -53,6 +54,7 @@ def write_qrs_annotations(path, samples, *, fs: float, symbol: str = "N",
     cannot be empty.
     """
     import wfdb
+    fs = check_fs(fs)
     path = Path(os.fspath(path))
     ext = path.suffix.lstrip(".")
     if not ext:
@@ -172,7 +174,6 @@ def score_record(item, out_dir: str, *, lead: int = 0, method: str = "biosig",
     from biosig.ecg.hrv import hrv_time
     from biosig.ecg.peaks import ecg_peaks
     from biosig.io import load
-    from biosig.signal import check_fs
     kwargs = {}
     if item.meta.get("source_fs") is not None:
         kwargs["source_fs"] = item.meta["source_fs"]

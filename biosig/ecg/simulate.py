@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from biosig.errors import ConfigError
-from biosig.signal import check_fs
+from biosig.validate import check_fs, check_signal
 
 __all__ = ["ecg_simulate", "SimulatedEcg", "write_wfdb_record"]
 
@@ -133,9 +133,10 @@ def write_wfdb_record(directory, name: str, signal, *, fs: float, beats=None, la
         The ``.hea`` file.
     """
     import wfdb
+    fs = check_fs(fs)
+    x = np.atleast_2d(np.asarray(check_signal(signal, ndim=(1, 2)), dtype=np.float64))
     d = Path(os.fspath(directory))
     d.mkdir(parents=True, exist_ok=True)
-    x = np.atleast_2d(np.asarray(signal, dtype=np.float64))
     names = [sig_name] if isinstance(sig_name, str) else list(sig_name)
     if len(names) != x.shape[0]:
         names = [f"{names[0]}{i}" for i in range(x.shape[0])]

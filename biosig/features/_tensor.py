@@ -1,44 +1,34 @@
 """Private helpers: numpy/torch in, the same kind out; argument checks (``check_fs`` is
-:func:`biosig.signal.check_fs`)."""
+:func:`biosig.validate.check_fs`, samples are checked by :func:`biosig.validate.check_signal`)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from biosig.signal import check_fs  # noqa: F401  (the one validator, used across features)
+from biosig.validate import check_fs, check_signal  # noqa: F401  (the validators of biosig)
 
 __all__ = ["as_tensor", "restore", "check_fs", "check_positive_int", "make_window"]
 
 
-def as_tensor(signal, *, device=None, name: str = "signal") -> tuple[torch.Tensor, bool]:
+def as_tensor(signal, *, device=None, name: str = "signal",
+              allow_nan: bool = False) -> tuple[torch.Tensor, bool]:
     """Return ``signal`` as a floating tensor on ``device`` and whether it came in as numpy.
 
     float64 stays float64 (for tight comparisons with references); any other real dtype becomes
-    float32.
+    float32. Complex samples, NaN/inf (unless ``allow_nan``: spectra, features), no samples or a
+    scalar raise (see :func:`biosig.validate.check_signal`).
     """
     if isinstance(signal, torch.Tensor):
-        x = signal
-        if x.is_complex():
-            raise TypeError(f"{name}: complex input is not supported, got dtype {x.dtype}")
-        if not x.is_floating_point():
-            x = x.to(torch.float32)
-        elif x.dtype not in (torch.float32, torch.float64):
+        x = check_signal(signal, name=name, allow_nan=allow_nan)
+        if x.dtype not in (torch.float32, torch.float64):
             x = x.to(torch.float32)
         was_numpy = False
     else:
-        arr = np.asarray(signal)
-        if arr.dtype.kind not in "fiub":
-            raise TypeError(f"{name}: expected a real numeric array, got dtype {arr.dtype}")
+        arr = check_signal(np.asarray(signal), name=name, allow_nan=allow_nan)
         arr = arr.astype(np.float64 if arr.dtype == np.float64 else np.float32, copy=False)
         x = torch.from_numpy(np.ascontiguousarray(arr))
         was_numpy = True
-    if x.ndim == 0:
-        raise ValueError(f"{name}: expected an array of shape (..., n_samples), got a scalar")
-    if x.shape[-1] == 0:
-        from biosig.errors import InputError
-        raise InputError(None, f"has 0 samples on its last (time) axis, shape "
-                               f"{tuple(x.shape)}", what=name)
     if device is not None:
         x = x.to(device)
     return x, was_numpy

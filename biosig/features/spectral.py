@@ -258,7 +258,7 @@ def power_to_db(power, *, ref=1.0, amin: float = 1e-10, top_db: float | None = 8
     """
     if not amin > 0:
         raise ValueError(f"amin is {amin!r}, expected a positive number")
-    s, was_numpy = as_tensor(power, name="power")
+    s, was_numpy = as_tensor(power, name="power", allow_nan=True)
     return restore(power_to_db_tensor(s, ref, float(amin), top_db), was_numpy)
 
 
@@ -355,7 +355,7 @@ def deltas(features, *, width: int = 9, order: int = 1):
         raise ValueError(f"width is {width!r}, expected an odd integer >= 3")
     if order not in (1, 2):
         raise ValueError(f"order is {order!r}, expected 1 or 2")
-    x, was_numpy = as_tensor(features, name="features")
+    x, was_numpy = as_tensor(features, name="features", allow_nan=True)
     if x.ndim < 2:
         raise ValueError(f"features has shape {tuple(x.shape)}, expected (..., n_features, "
                          f"n_frames)")
@@ -497,7 +497,7 @@ def band_powers(signal, *, fs: float, bands_hz: dict | None = None,
     if segment_length is None:
         segment_length = int(round(2 * fs))
     spec = welch(signal, fs=fs, segment_length=segment_length, device=device)
-    psd, was_numpy = as_tensor(spec.psd, name="psd", device=device)
+    psd, was_numpy = as_tensor(spec.psd, name="psd", device=device, allow_nan=True)
     df = float(spec.freqs_hz[1] - spec.freqs_hz[0]) if spec.freqs_hz.size > 1 else fs
     f = torch.as_tensor(spec.freqs_hz, dtype=psd.dtype, device=psd.device)
     masks = torch.stack([(f >= lo) & (f < hi) for lo, hi in used.values()])  # (n_bands, n_freqs)

@@ -11,8 +11,9 @@ import functools
 import numpy as np
 import torch
 
+from biosig.errors import ConfigError
 from biosig.features._functional import whisper_log_mel_tensor
-from biosig.features._tensor import as_tensor, restore
+from biosig.features._tensor import as_tensor, check_fs, restore
 from biosig.features.spectral import mel_filterbank
 from biosig.whisper_audio import (
     WHISPER_CHUNK_S,
@@ -89,9 +90,10 @@ def whisper_log_mel(signal, *, fs: float, n_mels: int = 80, pad_to_30s: bool = T
     Radford, A. et al. Robust speech recognition via large-scale weak supervision. ICML 2023
     (``whisper/audio.py: log_mel_spectrogram``).
     """
-    if float(fs) != WHISPER_FS:
-        raise ValueError(f"fs is {float(fs):g} Hz, expected {WHISPER_FS} Hz for Whisper; resample "
-                         f"first (biosig.load(path, target_fs=16000) or biosig.dsp.resample)")
+    if check_fs(fs) != WHISPER_FS:
+        raise ConfigError(f"fs is {float(fs):g} Hz, expected {WHISPER_FS} Hz for Whisper; "
+                          f"resample first (biosig.load(path, target_fs=16000) or "
+                          f"biosig.dsp.resample)")
     x, was_numpy = as_tensor(signal, device=device)
     if not pad_to_30s and x.shape[-1] <= WHISPER_N_FFT // 2:
         raise ValueError(f"signal has {x.shape[-1]} samples, expected more than "

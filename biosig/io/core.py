@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from biosig.errors import InputError
-from biosig.signal import Annotations, Signal, check_fs, summary_fields
+from biosig.signal import Annotations, Signal, summary_fields
+from biosig.validate import check_fs, check_option, check_signal
 
 __all__ = ["load", "info", "RecordingInfo", "read_annotations", "supported_extensions",
            "validate_signal"]
@@ -151,7 +152,9 @@ def validate_signal(data: np.ndarray, *, path=None, what: str = "signal",
 
     Parameters
     ----------
-    data : np.ndarray [shape=(channels, samples)]
+    data : np.ndarray [shape=(channels, samples) or (samples,)]
+        Real samples (complex, text or object samples raise
+        :class:`~biosig.errors.InputTypeError`).
     path : str, optional
         File to name in errors.
     what : str
@@ -162,8 +165,10 @@ def validate_signal(data: np.ndarray, *, path=None, what: str = "signal",
     allow_silent : bool
         Accept a recording whose every channel is constant.
     """
-    if on_nan not in ("raise", "interpolate"):
-        raise ValueError(f"on_nan is {on_nan!r}, expected 'raise' or 'interpolate'")
+    check_option(on_nan, "on_nan", ("raise", "interpolate"))
+    shape = np.shape(data)
+    data = np.atleast_2d(check_signal(data, name=what, ndim=(1, 2), min_samples=0,
+                                      allow_nan=True, path=path))
     if data.size == 0 or data.shape[-1] == 0:
         raise InputError(path, "recording is empty (0 samples)", what=what)
     finite = np.isfinite(data)
@@ -189,7 +194,7 @@ def validate_signal(data: np.ndarray, *, path=None, what: str = "signal",
         if np.all(span == 0):
             raise InputError(path, f"recording is silent (every channel is constant at "
                                    f"{float(data.flat[0]):g})", what=what)
-    return data
+    return data.reshape(shape)
 
 
 def load(path, *, target_fs: float | None = None, channels=None, annotations="auto",

@@ -69,9 +69,9 @@ def pcg_cycle_features(signal, segmentation, *, fs: float,
     ``systole_*_db`` towards 0 dB (as loud as the heart sounds) from its usual -20 to -30 dB.
     """
     from biosig import dsp
-    from biosig.signal import check_fs
+    from biosig.validate import check_channel, check_fs
     fs = check_fs(fs)
-    x = np.asarray(signal, dtype=np.float64).reshape(-1)
+    x = np.ascontiguousarray(check_channel(signal), dtype=np.float64)
     bands = [(float(lo), float(hi)) for lo, hi in bands_hz]
     for lo, hi in bands:
         if not 0 <= lo < hi <= fs / 2:

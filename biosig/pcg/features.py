@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from biosig.errors import InputError
+from biosig.validate import check_channel, check_fs
 
 __all__ = ["PcgEnvelopes", "pcg_envelopes", "HeartCycle", "pcg_heart_cycle",
            "heart_cycle_candidates", "MIN_FS",
@@ -161,9 +162,9 @@ def pcg_envelopes(signal, *, fs: float) -> PcgEnvelopes:
     Raises
     ------
     InputError
-        NaN/inf samples or a recording under one second.
-    ValueError
-        ``fs`` under 1000 Hz, or not one channel.
+        Not one channel, NaN/inf or complex samples, a recording under one second.
+    ConfigError
+        ``fs`` under 1000 Hz.
 
     References
     ----------
@@ -176,9 +177,8 @@ def pcg_envelopes(signal, *, fs: float) -> PcgEnvelopes:
     import scipy.signal
 
     from biosig import dsp
-    from biosig.signal import check_fs
     fs = check_fs(fs, min_hz=MIN_FS, purpose=" for heart-sound segmentation")
-    x = _as_channel(signal)
+    x = np.ascontiguousarray(check_channel(signal), dtype=np.float64)
     n = x.size
     if n < fs:
         raise InputError(None, f"{n / fs:.2f} s long, expected at least 1 s for heart-sound "
@@ -207,21 +207,6 @@ def pcg_envelopes(signal, *, fs: float) -> PcgEnvelopes:
     rows = [_frame_mean(v, hop, n_frames) for v in (homo, hilb, wav)] + [psd]
     values = np.stack([_zscore(r, usable) for r in rows])
     return PcgEnvelopes(values, FEATURE_FS, usable)
-
-
-def _as_channel(signal) -> np.ndarray:
-    x = np.asarray(signal)
-    if x.ndim == 2 and x.shape[0] == 1:
-        x = x[0]
-    if x.ndim != 1:
-        raise ValueError(f"signal has shape {x.shape}, expected one channel (n_samples,)")
-    if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
-        raise ValueError(f"signal has dtype {x.dtype}, expected real numbers")
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    if not np.isfinite(x).all():
-        raise InputError(None, f"{int((~np.isfinite(x)).sum())} of {x.size} samples are NaN or "
-                               f"inf; repair or crop them first", what="signal")
-    return x
 
 
 def _autocorr(v: np.ndarray) -> np.ndarray:
@@ -257,6 +242,7 @@ def heart_cycle_candidates(s1_score, s2_score, *, fs: float, n_periods: int = 3,
     -------
     list of HeartCycle
     """
+    fs = check_fs(fs)
     a = np.asarray(s1_score, dtype=np.float64)
     b = np.asarray(s2_score, dtype=np.float64)
     lo = max(1, int(round(60.0 / heart_rate_range_bpm[1] * fs)))
@@ -304,6 +290,7 @@ def pcg_heart_cycle(s1_score, s2_score=None, *, fs: float,
     -------
     HeartCycle
     """
+    fs = check_fs(fs)
     a = np.asarray(s1_score, dtype=np.float64)
     lo = max(1, int(round(60.0 / heart_rate_range_bpm[1] * fs)))
     hi = min(a.size - 1, int(round(60.0 / heart_rate_range_bpm[0] * fs)))

@@ -92,7 +92,7 @@ def segment_record(item, out_dir: str, *, weights: str | None = None) -> dict:
     from biosig.batch import PARTIAL_DIR
     from biosig.io import load
     from biosig.pcg.segment import pcg_segment
-    from biosig.signal import check_fs
+    from biosig.validate import check_fs
     sig = load(item.path, channels=[0], annotations=False)
     if item.meta.get("start_s") is not None:
         sig = sig.crop(item.meta["start_s"], item.meta["end_s"])

@@ -23,6 +23,7 @@ from biosig.pcg.features import (
     pcg_envelopes,
 )
 from biosig.signal import Annotations
+from biosig.validate import check_fs
 
 __all__ = ["pcg_segment", "PcgSegmentation", "PcgSegmenterWeights", "STATE_LABELS", "METHODS",
            "DEFAULT_WEIGHTS", "states_to_intervals", "MIN_LABELLED_S",
@@ -238,6 +239,7 @@ def states_to_intervals(states, *, fs: float, duration_s: float | None = None) -
     -------
     np.ndarray [shape=(n_runs, 3), dtype=float64]
     """
+    fs = check_fs(fs)
     s = np.asarray(states).reshape(-1)
     if s.size == 0:
         return np.zeros((0, 3))

@@ -14,6 +14,7 @@ from biosig.errors import InputError
 from biosig.pcg.evaluation import as_state_intervals
 from biosig.pcg.features import FEATURE_FS, pcg_envelopes
 from biosig.pcg.segment import PcgSegmenterWeights, stack_context
+from biosig.validate import check_fs
 
 __all__ = ["train_pcg_segmenter", "fit_pcg_segmenter", "reference_frame_states",
            "circor_segmentation_examples", "DEFAULT_CONTEXT", "DEFAULT_HIDDEN"]
@@ -39,6 +40,7 @@ def reference_frame_states(reference, *, n_frames: int, fs: float = FEATURE_FS) 
     -------
     np.ndarray [shape=(n_frames,), dtype=int8]
     """
+    fs = check_fs(fs)
     iv = as_state_intervals(reference, name="reference")
     out = np.zeros(n_frames, dtype=np.int8)
     centres = (np.arange(n_frames) + 0.5) / fs
