@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar, get_args
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
 
@@ -80,9 +80,39 @@ def _loc(err: dict, drop_loc: Iterable[str]) -> tuple[str, bool]:
     return ".".join(parts[:-1] if member else parts), member
 
 
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models a field's annotation can hold (``X``, ``X | None``, ``list[X]``,
+    a union of models)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _keys_at(model: type[BaseModel], loc: tuple) -> list[str] | None:
+    """The valid keys of the model that holds ``loc`` (the error's location up to the unknown
+    key) inside ``model``; ``None`` when it is not a model's."""
+    i = 0
+    while i < len(loc):
+        part, i = loc[i], i + 1
+        if isinstance(part, int):                       # an item of a list
+            continue
+        field = model.model_fields.get(part)
+        models = _models_in(field.annotation) if field is not None else []
+        key = field.discriminator if field is not None else None
+        if len(models) > 1 and isinstance(key, str) and i < len(loc):    # tagged: by its tag
+            tag, i = loc[i], i + 1
+            models = [m for m in models if key in m.model_fields
+                      and tag in get_args(m.model_fields[key].annotation)]
+        if len(models) != 1:
+            return None
+        model = models[0]
+    return list(model.model_fields)
+
+
 def describe_validation_error(exc: ValidationError, source: str | None = None, *,
                               allowed: dict[str, Iterable[str]] | None = None,
-                              drop_loc: Iterable[str] = ()) -> str:
+                              drop_loc: Iterable[str] = (),
+                              model: type[BaseModel] | None = None) -> str:
     """One line naming each bad key and the value received.
 
     The errors of one value against each member of a union (``int | Literal["mean"]``) make
@@ -98,6 +128,9 @@ def describe_validation_error(exc: ValidationError, source: str | None = None, *
         unknown key.
     drop_loc : iterable of str
         Location parts to leave out (the tags of discriminated unions).
+    model : pydantic model class, optional
+        What was validated: an unknown key at any depth is followed by the valid keys of the
+        model that holds it (where ``allowed`` does not give them).
     """
     entries: list[list] = []                    # [key, message, value or _NONE, member]
     for err in exc.errors():
@@ -106,8 +139,10 @@ def describe_validation_error(exc: ValidationError, source: str | None = None, *
         if kind == "extra_forbidden":
             msg = "unknown key"
             parent = loc.rpartition(".")[0]
-            if allowed is not None and parent in allowed:
-                msg += f" (expected one of {', '.join(allowed[parent])})"
+            keys = (allowed[parent] if allowed is not None and parent in allowed else
+                    _keys_at(model, err["loc"][:-1]) if model is not None else None)
+            if keys is not None:
+                msg += f" (expected one of {', '.join(keys)})"
         elif kind == "missing":
             msg = "missing required key"
         elif kind == "frozen_instance":
@@ -147,8 +182,8 @@ def validate_model(cls: type[M], data: Any, *, source: str | None = None,
     try:    # pydantic's own validation, whatever the class makes of model_validate's errors
         return cls.__pydantic_validator__.validate_python(data)
     except ValidationError as exc:
-        raise error(describe_validation_error(exc, source, allowed={"": list(
-            cls.model_fields)}, drop_loc=drop_loc)) from None
+        raise error(describe_validation_error(exc, source, drop_loc=drop_loc,
+                                              model=cls)) from None
 
 
 class ConfigModel(BaseModel):
@@ -189,10 +224,9 @@ class ConfigModel(BaseModel):
     __init__.__pydantic_base_init__ = True
 
     @classmethod
-    def _config_error(cls, exc: ValidationError, source: str | None = None) -> Exception:
+    def _config_error(cls, exc: ValidationError) -> Exception:
         return cls.error_type(describe_validation_error(
-            exc, source or cls.__name__, allowed={"": list(cls.model_fields)},
-            drop_loc=cls.union_tags))
+            exc, cls.__name__, drop_loc=cls.union_tags, model=cls))
 
     @classmethod
     def model_validate(cls: type[M], obj: Any, **kwargs: Any) -> M:
