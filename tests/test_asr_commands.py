@@ -54,11 +54,14 @@ def test_custom_table_from_dict_and_yaml(tmp_path):
 
 
 def test_table_errors_name_the_key(tmp_path):
-    with pytest.raises(ConfigError, match="unknown key.*'inserts'"):
+    with pytest.raises(ConfigError, match=r"^commands: key 'inserts': unknown key \(expected "
+                                          r"one of insert, scratch\)$"):
         CommandTable.from_dict({"inserts": {}})
-    with pytest.raises(ConfigError, match=r"insert: 'period'"):
+    with pytest.raises(ConfigError, match=r"^commands: key 'insert.period': Input should be a "
+                                          r"valid string \(got 1\)$"):
         CommandTable.from_dict({"insert": {"period": 1}})
-    with pytest.raises(ConfigError, match="scratch: expected a list"):
+    with pytest.raises(ConfigError, match=r"^commands: key 'scratch': Input should be a valid "
+                                          r"list \(got 'scratch that'\)$"):
         CommandTable.from_dict({"scratch": "scratch that"})
     with pytest.raises(ConfigError, match="both insert and scratch"):
         CommandTable.from_dict({"insert": {"undo": "."}, "scratch": ["undo"]})

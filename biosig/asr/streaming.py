@@ -391,12 +391,12 @@ class DictationEngine:
         if why is not None and terms:   # the vocabulary guard: again without the terms
             log.debug("biased decode %s: without the terms", why)
             self.n_vocab_rejected += 1
-            opts = replace(opts, initial_prompt=context)
+            opts = opts.replace(initial_prompt=context)
             res, why = run(opts)
         if why is not None and short:   # decode again on Whisper's full 30 s window
             log.debug("short-window decode %s: full window", why)
             self.n_full_window_retries += 1
-            res, _ = run(replace(opts, audio_ctx_pad_s=None))
+            res, _ = run(opts.replace(audio_ctx_pad_s=None))
         if looks_degenerate([w for s in res.segments for w in s.words], audio_s=self.buffer_s):
             # Still a repetition loop (or far too many words) on the full window: no
             # hypothesis this time rather than hundreds of committed words; the next decode,

@@ -109,19 +109,19 @@ def transcribe(audio: np.ndarray, *, fs: float, model: AsrModel,
     if options.vad:
         regions = speech_regions(x, min_silence_s=min_silence_s)
         if getattr(model, "long_form", False):
-            opts = replace(options, vad=False)
+            opts = options.replace(vad=False)
             for a, b in regions:
                 if options.condition_on_previous_text and segments:
                     # the text so far as the prompt, as the backend does between its windows
                     tail = " ".join(s.text for s in segments[-8:])[-PROMPT_CHARS:]
-                    opts = replace(opts, initial_prompt=" ".join(
+                    opts = opts.replace(initial_prompt=" ".join(
                         p for p in (options.initial_prompt, tail.split(" ", 1)[-1]) if p))
                 res = decode(x[a:b], opts)
                 segments.extend(s.shifted(a / ASR_FS) for s in res.segments)
                 language = res.language
         else:
             # windows cut at pauses, each decoded on its own
-            opts = replace(options, vad=False, condition_on_previous_text=False)
+            opts = options.replace(vad=False, condition_on_previous_text=False)
             prev = ""
             for ra, rb in regions:
                 for a, b in speech_windows(x[ra:rb], max_window_s=max_window_s):
@@ -129,7 +129,7 @@ def transcribe(audio: np.ndarray, *, fs: float, model: AsrModel,
                     if context_chars > 0 and prev:
                         # the previous window's text as context, after any vocabulary prompt
                         tail = prev[-context_chars:].split(" ", 1)[-1]
-                        opts = replace(opts, initial_prompt=" ".join(
+                        opts = opts.replace(initial_prompt=" ".join(
                             p for p in (options.initial_prompt, tail) if p))
                     res = decode(x[a:b], opts)
                     segments.extend(s.shifted(a / ASR_FS) for s in res.segments)

@@ -393,8 +393,8 @@ def decode_with_vocab(model, audio, options, vocab: Vocabulary, *,
     spent = plain.decode_time_s
     heard = [" ".join(s.text for s in plain.segments)]
     narrow = is_narrowband(audio, fs=ASR_FS)
-    listened = model.decode(audio, replace(options, initial_prompt=prompted(vocab.terms),
-                                           temperature_fallback=False))
+    listened = model.decode(audio, options.replace(initial_prompt=prompted(vocab.terms),
+                                                   temperature_fallback=False))
     spent += listened.decode_time_s
     heard.append(" ".join(s.text for s in listened.segments))
     best: dict[str, float] = {}
@@ -406,8 +406,8 @@ def decode_with_vocab(model, audio, options, vocab: Vocabulary, *,
     info = {"terms": len(cands), "narrowband": narrow, "biased": False, "rejected": None}
     if not cands:
         return replace(plain, decode_time_s=spent), info
-    biased = model.decode(audio, replace(options, initial_prompt=prompted(cands),
-                                         temperature_fallback=False))
+    biased = model.decode(audio, options.replace(initial_prompt=prompted(cands),
+                                                 temperature_fallback=False))
     spent += biased.decode_time_s
     b_words = [w for s in biased.segments for w in s.words]
     n_plain = sum(len(s.text.split()) for s in plain.segments)

@@ -114,11 +114,9 @@ def transcribe_cmd(
     from biosig.errors import ConfigError, InputError
     if fmt not in FORMATS:
         raise ConfigError(f"--format: expected one of {FORMATS}, got {fmt!r}")
-    if beam_size < 1:
-        raise ConfigError(f"--beam-size: expected >= 1, got {beam_size}")
-    voc = _vocab(vocab, vocab_correct)
     opts = DecodeOptions(language=language or None, beam_size=beam_size, word_timestamps=True,
-                         vad=not no_vad)
+                         vad=not no_vad)     # --beam-size 0: ConfigError naming beam_size
+    voc = _vocab(vocab, vocab_correct)
     m = _load(model, backend, compute_type, device, threads, speaker, speakers_dir)
     n_bad = 0
     for p in paths:

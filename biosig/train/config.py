@@ -7,6 +7,10 @@ profile, then the ``--set`` overrides, then validates the whole.
 
 Nothing in a config runs code: values are plain YAML scalars, lists and mappings, and the model
 family is chosen by ``model.name`` (a typo there is an error, not a silent default).
+
+Every section is a :class:`~biosig.config.ConfigModel`: frozen, and built in Python
+(``OptimConfig(lr=-1)``) its mistakes are the same one-line ``ConfigError`` naming the key; a
+changed copy is ``cfg.replace(train=cfg.train.replace(epochs=3))``.
 """
 
 from __future__ import annotations
@@ -17,16 +21,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, field_validator, model_validator
 
-from biosig.config import describe_validation_error
+from biosig.config import ConfigModel
 from biosig.errors import ConfigError
 from biosig.fileio import load_yaml
 
@@ -52,11 +49,7 @@ def _check_device(device: str) -> None:
         raise ValueError(f"device is {device!r}, expected auto, cpu, cuda or cuda:N")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
-
-
-class DataConfig(_Strict):
+class DataConfig(ConfigModel):
     """Which records, which label, which windows."""
 
     manifest: str
@@ -112,7 +105,7 @@ def preset_frontend(modality: str, kind: str | None = None) -> dict[str, Any]:
     return out
 
 
-class FeatureConfig(_Strict):
+class FeatureConfig(ConfigModel):
     """Front-end computed on the training device (see :mod:`biosig.features`).
 
     ``preset: <modality>`` starts from that modality's feature preset
@@ -154,7 +147,7 @@ class FeatureConfig(_Strict):
         return self
 
 
-class CRNNConfig(_Strict):
+class CRNNConfig(ConfigModel):
     name: Literal["crnn"]
     channels: list[PositiveInt] = Field(default=[32, 64, 128], min_length=1)
     pool_time: list[PositiveInt] = [2, 2, 1]      # one per conv block (channels)
@@ -170,7 +163,7 @@ class CRNNConfig(_Strict):
         return self
 
 
-class TDNNConfig(_Strict):
+class TDNNConfig(ConfigModel):
     name: Literal["tdnn"]
     channels: list[PositiveInt] = Field(default=[512, 512, 512, 512, 1500], min_length=1)
     kernel_sizes: list[PositiveInt] = [5, 3, 3, 1, 1]
@@ -188,7 +181,7 @@ class TDNNConfig(_Strict):
         return self
 
 
-class LSTMConfig(_Strict):
+class LSTMConfig(ConfigModel):
     name: Literal["lstm"]
     hidden: int = Field(default=64, ge=1)
     layers: int = Field(default=2, ge=1)
@@ -198,7 +191,7 @@ class LSTMConfig(_Strict):
 ModelConfig = Annotated[CRNNConfig | TDNNConfig | LSTMConfig, Field(discriminator="name")]
 
 
-class OptimConfig(_Strict):
+class OptimConfig(ConfigModel):
     optimizer: Literal["adam", "adamw", "sgd"] = "adamw"
     lr: float = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=1e-4, ge=0)
@@ -206,7 +199,7 @@ class OptimConfig(_Strict):
     scheduler: Literal["none", "cosine", "plateau"] = "cosine"
 
 
-class LoopConfig(_Strict):
+class LoopConfig(ConfigModel):
     epochs: int = Field(default=50, ge=1)
     batch_size: int = Field(default=32, ge=1)
     grad_clip_norm: float | None = 5.0
@@ -216,7 +209,7 @@ class LoopConfig(_Strict):
     max_steps_per_epoch: int | None = Field(default=None, ge=1)
 
 
-class AugmentConfig(_Strict):
+class AugmentConfig(ConfigModel):
     """Training-time augmentation; every switch is an explicit number (0 disables)."""
 
     time_shift_s: float = Field(default=0.0, ge=0)     # random circular shift, up to +-
@@ -230,7 +223,7 @@ class AugmentConfig(_Strict):
     mixup_alpha: float = Field(default=0.0, ge=0)      # 0 disables mixup
 
 
-class EvalConfig(_Strict):
+class EvalConfig(ConfigModel):
     challenge: Literal["none", "physionet2022", "physionet2016", "icbhi2017", "cinc2017"] = \
         "none"
     positive_class: str | None = None            # for binary ROC/PR curves and Se/Sp
@@ -243,14 +236,14 @@ class EvalConfig(_Strict):
     bootstrap_level: float = Field(default=0.95, gt=0, lt=1)
 
 
-class HybridFeatureSet(_Strict):
+class HybridFeatureSet(ConfigModel):
     """One set of hand-crafted features: a preset of :mod:`biosig.features` with overrides."""
     preset: Literal["pcg", "lung", "cough", "ecg", "eeg"]
     overrides: dict[str, bool | int | float | str | None] = {}
     keep: list[str] | None = None                # keep only names with these prefixes
 
 
-class HybridCandidate(_Strict):
+class HybridCandidate(ConfigModel):
     """One second-stage candidate: which input blocks, which classifier; with
     ``network_weight`` w, the classifier's probabilities averaged with the network's,
     ``w * p_network + (1 - w) * p_classifier`` (a stacked ensemble that needs no network
@@ -267,7 +260,7 @@ class HybridCandidate(_Strict):
         return self
 
 
-class HybridConfig(_Strict):
+class HybridConfig(ConfigModel):
     """The hybrid stage after the network (see :mod:`biosig.train.hybrid`)."""
     enabled: bool = False
     features: list[HybridFeatureSet] = []        # required when enabled
@@ -283,12 +276,14 @@ class HybridConfig(_Strict):
     c: float = Field(default=1.0, gt=0)                # logistic: inverse regularisation
 
 
-class CVConfig(_Strict):
+class CVConfig(ConfigModel):
     folds: int = Field(default=0, ge=0)          # 0: one train/valid/test run; K >= 3: K-fold
 
 
-class TrainConfig(_Strict):
+class TrainConfig(ConfigModel):
     """The whole training configuration of one recipe."""
+
+    union_tags = ("crnn", "tdnn", "lstm")         # model.name: not keys of the file
 
     recipe: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = Field(default=0, ge=0)
@@ -362,7 +357,7 @@ class TrainConfig(_Strict):
 # A recipe whose top level says ``task: whisper_asr`` fine-tunes a Whisper model on (audio, text)
 # manifests (see :mod:`biosig.train.whisper`); its sections differ from the classifiers'.
 
-class WhisperModelConfig(_Strict):
+class WhisperModelConfig(ConfigModel):
     """The model to start from: a transformers directory, a hub name, or a CTranslate2
     directory (imported with :func:`biosig.asr.ct2.import_ct2_whisper`)."""
 
@@ -371,7 +366,7 @@ class WhisperModelConfig(_Strict):
     task: Literal["transcribe", "translate"] = "transcribe"
 
 
-class WhisperReplayConfig(_Strict):
+class WhisperReplayConfig(ConfigModel):
     """Rehearsal against forgetting: general (not dictation) speech mixed into every epoch.
 
     With ``targets: model`` the clips' targets are the starting model's own greedy transcripts,
@@ -397,7 +392,7 @@ class WhisperReplayConfig(_Strict):
     distill_weight: float = Field(default=0.0, ge=0)  # KL to the starting model on replay clips
 
 
-class WhisperDataConfig(_Strict):
+class WhisperDataConfig(ConfigModel):
     train_manifest: str
     valid_manifest: str | None = None             # default: valid_frac of train, by group_by
     test_manifests: dict[str, str] = {}           # name -> manifest scored at the end
@@ -413,7 +408,7 @@ class WhisperDataConfig(_Strict):
     replay: WhisperReplayConfig = WhisperReplayConfig()
 
 
-class LoraConfig(_Strict):
+class LoraConfig(ConfigModel):
     """LoRA adapters through peft; merged into the weights when the model is saved."""
 
     enabled: bool = False
@@ -424,7 +419,7 @@ class LoraConfig(_Strict):
     scope: Literal["decoder", "encoder", "both"] = "decoder"
 
 
-class WhisperLoopConfig(_Strict):
+class WhisperLoopConfig(ConfigModel):
     epochs: int = Field(default=5, ge=1)
     batch_size: int = Field(default=8, ge=1)
     grad_accum_steps: int = Field(default=1, ge=1)
@@ -446,7 +441,7 @@ class WhisperLoopConfig(_Strict):
     num_workers: int = Field(default=0, ge=0)
 
 
-class WhisperAugmentConfig(_Strict):
+class WhisperAugmentConfig(ConfigModel):
     """SpecAugment on the log-mel input (time masks fall inside the speech, not the padding)."""
 
     freq_masks: int = Field(default=2, ge=0)
@@ -455,13 +450,13 @@ class WhisperAugmentConfig(_Strict):
     time_mask_width: int = Field(default=40, ge=1)
 
 
-class WhisperEvalConfig(_Strict):
+class WhisperEvalConfig(ConfigModel):
     batch_size: int = Field(default=8, ge=1)
     max_new_tokens: int = Field(default=160, ge=1, le=440)
     num_beams: int = Field(default=1, ge=1)
 
 
-class WhisperExportConfig(_Strict):
+class WhisperExportConfig(ConfigModel):
     """What the run saves. ``interpolation`` < 1 saves ``start + a * (best - start)`` as
     ``best/`` (weight-space ensembling, WiSE-FT: Wortsman et al. 2022), keeps the fine-tuned
     weights in ``best_tuned/`` and scores the saved model on the validation set again."""
@@ -471,7 +466,7 @@ class WhisperExportConfig(_Strict):
     interpolation: float = Field(default=1.0, gt=0, le=1)
 
 
-class WhisperSelectConfig(_Strict):
+class WhisperSelectConfig(ConfigModel):
     """Choosing the saved model on real speech (issue 29): the interpolation weight ``a`` of
     ``start + a * (fine-tuned - start)`` (WiSE-FT) is picked among ``interpolations`` as the
     one with the lowest validation WER (the task's own validation set) whose WER on
@@ -502,7 +497,7 @@ class WhisperSelectConfig(_Strict):
         return sorted(set(float(a) for a in v))
 
 
-class WhisperTrainConfig(_Strict):
+class WhisperTrainConfig(ConfigModel):
     """Fine-tuning a Whisper model (``task: whisper_asr``)."""
 
     task: Literal["whisper_asr"]
@@ -595,14 +590,10 @@ def validate_config(data: dict, *, source: str = "config") -> AnyTrainConfig:
     if task not in ("classify", "whisper_asr"):
         raise ConfigError(f"{source}: key 'task' is {task!r}, expected classify (default) or "
                           "whisper_asr")
-    try:
-        if task == "whisper_asr":
-            return WhisperTrainConfig.model_validate(data)
-        data = {k: v for k, v in data.items() if k != "task"}
-        return TrainConfig.model_validate(data)
-    except ValidationError as exc:              # the union's tag is not a key of the file
-        raise ConfigError(describe_validation_error(
-            exc, source, drop_loc=("crnn", "tdnn", "lstm"))) from None
+    if task == "whisper_asr":
+        return WhisperTrainConfig.validate_mapping(data, source=source)
+    return TrainConfig.validate_mapping({k: v for k, v in data.items() if k != "task"},
+                                        source=source)
 
 
 def load_config(path, *, overrides: list[str] | None = None, profile: str | None = None,
@@ -647,28 +638,24 @@ def load_config(path, *, overrides: list[str] | None = None, profile: str | None
         data = apply_overrides(data, prof, source=f"{p}: profiles.{name}")
     if overrides:
         data = apply_overrides(data, list(overrides))
-    cfg = validate_config(data, source=str(p))
+    return _resolve_paths(validate_config(data, source=str(p)), p.parent)
+
+
+def _resolve_paths(cfg: AnyTrainConfig, base: Path) -> AnyTrainConfig:
+    """``cfg`` with its manifest and root paths resolved (:func:`_resolve`)."""
+    def fix(v: str | None) -> str | None:
+        return None if v is None else str(_resolve(v, base))
+
     if isinstance(cfg, WhisperTrainConfig):
-        d = cfg.data
-        for attr in ("train_manifest", "valid_manifest", "root"):
-            v = getattr(d, attr)
-            if v is not None:
-                setattr(d, attr, str(_resolve(v, p.parent)))
-        d.test_manifests = {k: str(_resolve(v, p.parent)) for k, v in d.test_manifests.items()}
-        for attr in ("manifest", "root"):
-            v = getattr(d.replay, attr)
-            if v is not None:
-                setattr(d.replay, attr, str(_resolve(v, p.parent)))
-        for attr in ("manifest", "root"):
-            v = getattr(cfg.select, attr)
-            if v is not None:
-                setattr(cfg.select, attr, str(_resolve(v, p.parent)))
-        return cfg
-    for attr in ("manifest", "root"):
-        v = getattr(cfg.data, attr)
-        if v is not None:
-            setattr(cfg.data, attr, str(_resolve(v, p.parent)))
-    return cfg
+        d, r, sel = cfg.data, cfg.data.replay, cfg.select
+        return cfg.replace(
+            data=d.replace(train_manifest=fix(d.train_manifest),
+                           valid_manifest=fix(d.valid_manifest), root=fix(d.root),
+                           test_manifests={k: fix(v) for k, v in d.test_manifests.items()},
+                           replay=r.replace(manifest=fix(r.manifest), root=fix(r.root))),
+            select=sel.replace(manifest=fix(sel.manifest), root=fix(sel.root)))
+    return cfg.replace(data=cfg.data.replace(manifest=fix(cfg.data.manifest),
+                                             root=fix(cfg.data.root)))
 
 
 def profiles_of(path) -> dict[str, dict]:
