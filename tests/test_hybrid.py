@@ -6,8 +6,10 @@ rule is known."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +125,92 @@ def test_score_model_applies_the_stage(hybrid_run, levels, tmp_path):
         assert scored[rid]["label"] == row["predicted"]
 
 
+def _ci_text(d: dict) -> str:
+    return f"{d['estimate']:.3f} ({d['low']:.3f}–{d['high']:.3f})"
+
+
+def _headline(md: str) -> str:
+    return re.search(r"^Headline metric \*\*(\w+)\*\*: \*\*(.+?)\*\*$", md, flags=re.M).group(2)
+
+
+def test_report_describes_the_adopted_hybrid(hybrid_run):
+    """The report's headline, per-class table and calibration are the hybrid's (accuracy 1.0
+    on test), not the network's (at most 0.8); the network alone is one row beside it; the
+    HTML page shows the same with every PNG embedded."""
+    from html.parser import HTMLParser
+
+    from biosig.train.report import write_report
+    rd = Path(hybrid_run.run_dir)
+    rep = hybrid_run.report
+    res = write_report(rd, html=True, progress=False)
+    md = res.markdown.read_text()
+    assert _headline(md) == _ci_text(rep["hybrid"]["metrics"]["ci"]["accuracy"])
+    assert _headline(md) != _ci_text(rep["metrics"]["ci"]["accuracy"])
+    assert "the hybrid stage (probs+features into logistic)" in md
+    row = next(x for x in md.splitlines() if x.startswith("| network alone"))
+    assert _ci_text(rep["metrics"]["ci"]["accuracy"]) in row
+    per_class = md.split("Per class", 1)[1].split("\n\n", 2)[1]
+    for c in ("quiet", "loud"):                       # the hybrid classifies every item right
+        assert re.search(rf"^\| {c} \| \d+ \| 1\.000 \| 1\.000 \|", per_class, flags=re.M)
+    assert "fitted on valid (hybrid stage)" in md
+    # the HTML page: the same blocks, the PNGs inside it
+    page = res.html.read_text()
+
+    class Collect(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.imgs, self.tables, self.text = [], 0, []
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "img":
+                self.imgs.append(dict(attrs)["src"])
+            self.tables += tag == "table"
+
+        def handle_data(self, data):
+            self.text.append(data)
+
+    parser = Collect()
+    parser.feed(page)
+    parser.close()
+    want = {"data:image/png;base64," + base64.b64encode(p.read_bytes()).decode()
+            for p in res.pngs}
+    assert len(res.pngs) >= 5 and set(parser.imgs) == want
+    text = "".join(parser.text)
+    assert f"Headline metric accuracy: {_headline(md)}" in text
+    assert parser.tables == md.count("\n|---|") and "|---|" not in page
+    assert "**" not in text and "`" not in text       # inline markup rendered, not shown
+
+
+def test_report_applies_the_decision_rule(hybrid_run, tmp_path):
+    """A run with a decision rule: the report's predictions are the adopted model's
+    re-weighted by it, and its headline is the rule's test metric of report.json."""
+    import shutil
+
+    from biosig.fileio import load_yaml
+    from biosig.train.evaluation import metrics_with_ci, read_predictions
+    from biosig.train.hybrid import adopted_model
+    from biosig.train.report import write_report
+    rd = tmp_path / "ruled"
+    shutil.copytree(hybrid_run.run_dir, rd)
+    shutil.rmtree(rd / "report", ignore_errors=True)
+    cfg = validate_config(load_yaml((rd / "config.yaml").read_text()))
+    rep = json.loads((rd / "report.json").read_text())
+    tp, tt, _ = read_predictions(rd / "hybrid_test_predictions.csv", cfg.data.classes)
+    w = [1.0, 1e6]                                    # a rule that calls nearly all 'loud'
+    rep["decision"] = {"weights": w, "metrics": metrics_with_ci(tt, apply_decision(tp, w),
+                                                                cfg)}
+    (rd / "report.json").write_text(json.dumps(rep))
+    m = adopted_model(rd, cfg)
+    assert m.name == "hybrid" and m.has_rule and not m.is_network
+    np.testing.assert_allclose(m.test.probs, tp)
+    np.testing.assert_array_equal(m.test.decided.argmax(1), (tp * w).argmax(1))
+    assert m.valid is not None and m.valid.decided.shape == m.valid.probs.shape
+    assert rep["decision"]["metrics"]["accuracy"] < rep["hybrid"]["metrics"]["accuracy"]
+    md = write_report(rd, progress=False).markdown.read_text()
+    assert _headline(md) == _ci_text(rep["decision"]["metrics"]["ci"]["accuracy"])
+    assert "hybrid stage (arg-max)" in md and "weights quiet 1, loud 1e+06" in md
+
+
 @pytest.mark.slow
 def test_kfold_resume_adds_stages_and_decision(levels, tmp_path):
     cfg = level_config(levels, tmp_path, **{"cv.folds": 3, "hybrid.enabled": False})
@@ -137,6 +225,11 @@ def test_kfold_resume_adds_stages_and_decision(levels, tmp_path):
     assert len(rep["hybrid_valid"]["candidates"]) == 2
     assert "weights_per_fold" in rep["pooled_decision"]
     rd = Path(again.run_dir)
+    # the report: each fold's hybrid under its own rule, pooled out of fold
+    from biosig.train.report import write_report
+    md = write_report(rd, progress=False).markdown.read_text()
+    assert _headline(md) == _ci_text(rep["pooled_decision"]["metrics"]["ci"]["accuracy"])
+    assert "each fold's decision rule" in md and "pooled out of fold" in md
     dec = json.loads((rd / "decision.json").read_text())
     assert dec["metric"] == "accuracy" and len(dec["weights"]) == 2
     for k in range(3):
@@ -239,3 +332,4 @@ def test_decision_metric_must_be_reported(levels, tmp_path):
                                             "eval.decision_metric": "cinc2017_f1"})
     with pytest.raises(ConfigError, match="eval.decision_metric is 'cinc2017_f1'"):
         validate_config(cfg)
+

@@ -143,8 +143,8 @@ def report_cmd(
     min_sensitivity: Annotated[float, typer.Option(
         "--min-sensitivity", help="Sensitivity the operating threshold must reach (chosen "
                                   "on the validation predictions).")] = 0.95,
-    html: Annotated[bool, typer.Option("--html", help="Also write report.html (needs the "
-                                                      "markdown package).")] = False,
+    html: Annotated[bool, typer.Option("--html", help="Also write report.html (one "
+                                                      "self-contained page).")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress",
                                            help="Progress on stderr.")] = True,
 ) -> None:

@@ -53,7 +53,7 @@ __all__ = ["HYBRID_FILE", "HYBRID_MODEL_FILE", "DECISION_FILE", "INPUT_BLOCKS",
            "finish_stages", "pooled_stage_report", "stage_settings", "fit_candidates",
            "HybridFit", "save_stage", "load_stage",
            "fit_decision", "apply_decision", "save_decision", "load_decision",
-           "decision_metric_name"]
+           "decision_metric_name", "AdoptedPredictions", "AdoptedModel", "adopted_model"]
 
 log = logging.getLogger("biosig.train")
 
@@ -676,6 +676,128 @@ def pooled_stage_report(cfg, reports: list[dict], out) -> dict:
     else:
         (out / DECISION_FILE).unlink(missing_ok=True)
     return res
+
+
+# ------------------------------------------------------------ the adopted model's outputs
+
+@dataclass
+class AdoptedPredictions:
+    """One split's predictions of a run's model, per scored item.
+
+    ``probs`` (n, n_classes) are the model's probabilities (the ``p_<class>`` columns of
+    ``biosig score model``: the hybrid's where it was adopted, else the network's);
+    ``decided`` are the same re-weighted by the tuned decision rule (:func:`apply_decision`:
+    their arg-max is the rule's decision; equal to ``probs`` without a rule)."""
+
+    probs: np.ndarray
+    decided: np.ndarray
+    targets: np.ndarray
+    ids: list[str]
+
+
+@dataclass
+class AdoptedModel:
+    """The model a finished run adopted, as ``biosig score model`` applies it (stage and
+    decision rule), with its predictions and the network's alone.
+
+    ``name``: ``network``, ``hybrid`` or ``per fold`` (K-fold folds that adopted different
+    stages); ``models``: each fold's (one entry for a single run); ``weights``: each fold's
+    decision-rule weights (None: arg-max); ``metrics``: its test metrics with CIs as the
+    run's report gives them; ``network_metrics``: the network's alone; ``stage_metrics``:
+    the hybrid stage's arg-max metrics where one was fitted in every fold (else None);
+    ``test`` and ``valid`` (None for a run that kept no validation predictions): its
+    predictions, a K-fold run's pooled over folds (each item once, by the fold model that
+    did not train on it)."""
+
+    name: str
+    models: list[str]
+    weights: list[list[float] | None]
+    metrics: dict
+    network_metrics: dict
+    stage_metrics: dict | None
+    test: AdoptedPredictions
+    valid: AdoptedPredictions | None
+
+    @property
+    def has_rule(self) -> bool:
+        return any(w is not None for w in self.weights)
+
+    @property
+    def is_network(self) -> bool:
+        """The network's arg-max alone: no stage adopted, no rule."""
+        return all(m == "network" for m in self.models) and not self.has_rule
+
+
+def adopted_model(run_dir, cfg) -> AdoptedModel:
+    """The model a finished run (or K-fold run) adopted, from the files it wrote.
+
+    Parameters
+    ----------
+    run_dir : str or PathLike
+        A run folder with ``report.json`` (one model) or ``cv_report.json`` (K-fold: its
+        ``fold-k`` folders).
+    cfg : TrainConfig
+        The run's resolved config.
+
+    Returns
+    -------
+    AdoptedModel
+        For a single run, the predictions are ``hybrid_<split>_predictions.csv`` where the
+        hybrid was adopted (else ``<split>_predictions.csv``), re-weighted by
+        ``report.json``'s decision rule; for a K-fold run, each fold's model under its own
+        rule, pooled (the predictions behind ``cv_report.json``'s ``pooled_decision`` or
+        ``pooled_model``).
+    """
+    from biosig.train.evaluation import read_predictions
+    rd = Path(run_dir)
+    classes = list(cfg.data.classes)
+    if (rd / "cv_report.json").is_file():
+        cv = json.loads((rd / "cv_report.json").read_text(encoding="utf-8"))
+        n = int(cv["folds"])
+        dirs = [rd / f"fold-{k}" for k in range(n)]
+        reports = [json.loads((d / "report.json").read_text(encoding="utf-8")) for d in dirs]
+        network_metrics = cv["pooled"]["metrics"]
+        stage_metrics = (cv.get("pooled_hybrid") or {}).get("metrics")
+        if "pooled_decision" in cv:
+            metrics = cv["pooled_decision"]["metrics"]
+        elif "pooled_model" in cv:
+            metrics = cv["pooled_model"]["metrics"]
+        else:
+            metrics = network_metrics
+    elif (rd / "report.json").is_file():
+        rep = json.loads((rd / "report.json").read_text(encoding="utf-8"))
+        dirs, reports = [rd], [rep]
+        network_metrics = rep["metrics"]
+        stage_metrics = (rep.get("hybrid") or {}).get("metrics")
+        metrics = ((rep.get("decision") or {}).get("metrics")
+                   or (stage_metrics if rep.get("model") == "hybrid" else None)
+                   or network_metrics)
+    else:
+        raise InputError(rd, "holds neither report.json nor cv_report.json (training not "
+                             "finished?)")
+    models = [r.get("model", "network") for r in reports]
+    weights = [(r.get("decision") or {}).get("weights") for r in reports]
+
+    def pooled(split_of) -> AdoptedPredictions | None:
+        parts = []
+        for d, r, m, w in zip(dirs, reports, models, weights):
+            split = split_of(r)
+            path = d / (f"hybrid_{split}_predictions.csv" if m == "hybrid"
+                        else f"{split}_predictions.csv")
+            if not path.is_file():
+                if split == "valid":
+                    return None                   # a run of an older release
+                raise InputError(path, f"not found: the {split} predictions of the run's "
+                                       f"model ({m})")
+            p, t, ids = read_predictions(path, classes)
+            parts.append((p, apply_decision(p, w) if w is not None else p, t, ids))
+        return AdoptedPredictions(*(np.concatenate([q[i] for q in parts]) for i in range(3)),
+                                  [i for q in parts for i in q[3]])
+
+    name = models[0] if len(set(models)) == 1 else "per fold"
+    return AdoptedModel(name, models, weights, metrics, network_metrics, stage_metrics,
+                        pooled(lambda r: r.get("evaluated_split", "test")),
+                        pooled(lambda r: "valid"))
 
 
 # ----------------------------------------------------------------------------- scoring

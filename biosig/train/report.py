@@ -5,16 +5,25 @@ confusion matrix, ROC and PR curves, calibration before and after a correction f
 validation split, performance in every subgroup the manifest records, operating points at the
 test prevalence and at a clinic's, and the test data's distance from the training data.
 
-It reads what the run folder holds: ``report.json`` (or ``cv_report.json``), the resolved
-``config.yaml``, ``test_predictions.csv`` (a K-fold run's pooled ``cv_test_predictions.csv``),
-``valid_predictions.csv``, ``calibration.json`` and ``drift_reference.npz`` (written at the end
-of training since this release; for an older run the sections that need them say so), and the
-run's manifest for the data and the subgroups. The math is in :mod:`biosig.metrics`,
-:mod:`biosig.calibration` and :mod:`biosig.drift`.
+It describes the model the run adopted, the one ``biosig score model`` applies: the hybrid
+stage where the run adopted it and the decision rule tuned on validation where it has one
+(:func:`biosig.train.hybrid.adopted_model`), with the network alone beside it. It reads what
+the run folder holds: ``report.json`` (or ``cv_report.json`` and its folds' reports), the
+resolved ``config.yaml``, the test and validation predictions of the run's model
+(``test_predictions.csv`` and ``valid_predictions.csv``, or ``hybrid_*_predictions.csv`` where
+the hybrid was adopted; a K-fold run's folds pooled), ``calibration.json`` and
+``drift_reference.npz`` (written at the end of training since this release; for an older run
+the sections that need them say so), and the run's manifest for the data and the subgroups.
+The math is in :mod:`biosig.metrics`, :mod:`biosig.calibration` and :mod:`biosig.drift`. The
+report is a list of blocks (:class:`Heading`, :class:`Paragraph`, :class:`Table`,
+:class:`Figures`, :class:`Bullets`) that :func:`render_markdown` and :func:`render_html` both
+write.
 """
 
 from __future__ import annotations
 
+import base64
+import html as html_lib
 import json
 import math
 import re
@@ -33,7 +42,8 @@ from biosig.calibration import (
 from biosig.errors import ConfigError, InputError
 from biosig.fileio import write_text_atomic
 
-__all__ = ["write_report", "ReportResult", "headline_metric", "subgroup_fields"]
+__all__ = ["write_report", "ReportResult", "headline_metric", "subgroup_fields",
+           "render_markdown", "render_html"]
 
 #: thresholds of the operating-point tables
 THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -85,6 +95,114 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join(out)
 
 
+# ------------------------------------------------------------------------- the document
+# The report is a list of blocks; render_markdown and render_html write the same blocks.
+
+@dataclass
+class Heading:
+    text: str
+    level: int = 2
+
+
+@dataclass
+class Paragraph:
+    """Text with inline ``**bold**``, ``*italic*`` and ```code``` spans."""
+
+    text: str
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list]
+
+
+@dataclass
+class Figures:
+    """PNGs of the report folder shown side by side: ``(caption, file name)``."""
+
+    items: list[tuple[str, str]]
+
+
+@dataclass
+class Bullets:
+    items: list[str]
+
+
+def render_markdown(blocks: list) -> str:
+    """The report's blocks as Markdown (GitHub tables; figures as relative image links)."""
+    out: list[str] = []
+    for b in blocks:
+        if isinstance(b, Heading):
+            out.append("#" * b.level + " " + b.text)
+        elif isinstance(b, Paragraph):
+            out.append(b.text)
+        elif isinstance(b, Table):
+            out.append(_table(b.header, b.rows))
+        elif isinstance(b, Figures):
+            out.append(" ".join(f"![{alt}]({name})" for alt, name in b.items))
+        elif isinstance(b, Bullets):
+            out.append("\n".join(f"- {x}" for x in b.items))
+        else:
+            raise TypeError(f"not a report block: {b!r}")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+_CODE = re.compile(r"`([^`]*)`")
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
+_ITALIC = re.compile(r"(?<![\w*])\*(\S(?:[^*]*?\S)?)\*(?![\w*])")
+
+
+def _inline_html(text) -> str:
+    """The inline spans the report writes (code, bold, italic) as HTML; the rest escaped."""
+    parts = str(text).split("`")
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2 and i < len(parts) - 1:           # between a pair of backticks
+            out.append(f"<code>{html_lib.escape(part)}</code>")
+            continue
+        part = html_lib.escape(("`" if i % 2 else "") + part, quote=False)
+        part = _BOLD.sub(r"<strong>\1</strong>", part)
+        out.append(_ITALIC.sub(r"<em>\1</em>", part))
+    return "".join(out)
+
+
+def render_html(blocks: list, *, folder, title: str) -> str:
+    """The report's blocks as one self-contained HTML page: tables as HTML tables, the PNGs of
+    ``folder`` embedded as base64 ``data:`` URIs."""
+    out = ["<!doctype html>", "<html><head><meta charset=\"utf-8\">",
+           f"<title>{html_lib.escape(title)}</title>",
+           "<style>body{font-family:sans-serif;max-width:64em;margin:auto;padding:0 1em}"
+           "table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;"
+           "padding:2px 6px;text-align:left}figure{display:inline-block;margin:0.5em}"
+           "img{max-width:30em}</style></head><body>"]
+    for b in blocks:
+        if isinstance(b, Heading):
+            out.append(f"<h{b.level}>{_inline_html(b.text)}</h{b.level}>")
+        elif isinstance(b, Paragraph):
+            out.append(f"<p>{_inline_html(b.text)}</p>")
+        elif isinstance(b, Table):
+            out.append("<table><thead><tr>" + "".join(f"<th>{_inline_html(h)}</th>"
+                                                      for h in b.header) + "</tr></thead>")
+            out.append("<tbody>" + "".join(
+                "<tr>" + "".join(f"<td>{_inline_html(c)}</td>" for c in r) + "</tr>"
+                for r in b.rows) + "</tbody></table>")
+        elif isinstance(b, Figures):
+            for alt, name in b.items:
+                data = base64.b64encode((Path(folder) / name).read_bytes()).decode("ascii")
+                out.append(f"<figure><img alt=\"{html_lib.escape(alt)}\" "
+                           f"src=\"data:image/png;base64,{data}\"><figcaption>"
+                           f"{html_lib.escape(alt)}</figcaption></figure>")
+        elif isinstance(b, Bullets):
+            out.append("<ul>" + "".join(f"<li>{_inline_html(x)}</li>" for x in b.items)
+                       + "</ul>")
+        else:
+            raise TypeError(f"not a report block: {b!r}")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
 # ------------------------------------------------------------------------------ the run
 
 @dataclass
@@ -92,10 +210,8 @@ class _Run:
     dir: Path
     cfg: object
     report: dict
-    metrics: dict
     kfold: int
-    test_csv: Path
-    valid_csv: Path | None
+    model: object                  # biosig.train.hybrid.AdoptedModel
     calibration: dict | None
     drift_path: Path | None
 
@@ -105,6 +221,7 @@ def _load_run(run_dir: Path) -> _Run:
     from biosig.train.config import validate_config
     from biosig.train.drift import REFERENCE_FILE
     from biosig.train.evaluation import CALIBRATION_FILE
+    from biosig.train.hybrid import adopted_model
     cfg_path = run_dir / "config.yaml"
     if not cfg_path.is_file() and (run_dir / "fold-0" / "config.yaml").is_file():
         cfg_path = run_dir / "fold-0" / "config.yaml"         # a K-fold run: the folds share it
@@ -114,23 +231,16 @@ def _load_run(run_dir: Path) -> _Run:
                           source=str(cfg_path))
     if (run_dir / "cv_report.json").is_file():
         rep = json.loads((run_dir / "cv_report.json").read_text(encoding="utf-8"))
-        metrics, kfold = rep["pooled"]["metrics"], int(rep["folds"])
-        test_csv, valid_csv = run_dir / "cv_test_predictions.csv", \
-            run_dir / "cv_valid_predictions.csv"
+        kfold = int(rep["folds"])
     elif (run_dir / "report.json").is_file():
         rep = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
-        metrics, kfold = rep["metrics"], 0
-        test_csv = run_dir / f"{rep.get('evaluated_split', 'test')}_predictions.csv"
-        valid_csv = run_dir / "valid_predictions.csv"
+        kfold = 0
     else:
         raise InputError(run_dir, "holds neither report.json nor cv_report.json (training "
                                   "not finished?)")
-    if not test_csv.is_file():
-        raise InputError(test_csv, "not found: the run's test predictions are needed")
     cal = run_dir / CALIBRATION_FILE
     drift = run_dir / REFERENCE_FILE
-    return _Run(run_dir, cfg, rep, metrics, kfold, test_csv,
-                valid_csv if valid_csv.is_file() else None,
+    return _Run(run_dir, cfg, rep, kfold, adopted_model(run_dir, cfg),
                 json.loads(cal.read_text(encoding="utf-8")) if cal.is_file() else None,
                 drift if drift.is_file() else None)
 
@@ -234,6 +344,10 @@ def write_report(run_dir, *, prevalence: float | None = None, min_sensitivity: f
                  html: bool = False, n_bins: int = 10, progress: bool = True) -> ReportResult:
     """Write ``RUN_DIR/report/report.md`` (and its PNGs; ``report.html`` with ``html``).
 
+    The report describes the model the run adopted, the one ``biosig score model`` applies:
+    the hybrid stage where the run adopted it (:mod:`biosig.train.hybrid`) and the decision
+    rule tuned on validation where it has one, with the network alone beside it.
+
     Parameters
     ----------
     run_dir : str or PathLike
@@ -244,7 +358,8 @@ def write_report(run_dir, *, prevalence: float | None = None, min_sensitivity: f
         The sensitivity the operating threshold must reach (chosen on the validation
         predictions, checked on the test predictions).
     html : bool
-        Also write ``report.html`` (needs the ``markdown`` package).
+        Also write ``report.html``: the same content on one self-contained page (PNGs
+        embedded as base64 ``data:`` URIs).
     n_bins : int
         Bins of the reliability diagram and the ECE.
     progress : bool
@@ -259,103 +374,84 @@ def write_report(run_dir, *, prevalence: float | None = None, min_sensitivity: f
     if not 0 < min_sensitivity <= 1:
         raise ConfigError(f"--min-sensitivity is {min_sensitivity!r}, expected a number in "
                           f"(0, 1]")
-    if html:
-        try:
-            import markdown as _markdown  # noqa: F401
-        except ImportError:
-            raise ConfigError("--html needs the 'markdown' package (pip install markdown)"
-                              ) from None
-    from biosig.train.evaluation import (
-        apply_calibration,
-        compute_metrics,
-        positive_class,
-        read_predictions,
-    )
+    from biosig.train.evaluation import compute_metrics, positive_class
     run = _load_run(Path(run_dir))
     cfg = run.cfg
     classes = list(cfg.data.classes)
-    k = len(classes)
     dest = run.dir / "report"
     dest.mkdir(parents=True, exist_ok=True)
     pngs: list[Path] = []
     missing: dict[str, str] = {}
-    probs, targets, ids = read_predictions(run.test_csv, classes)
-    vprobs = vtargets = None
-    if run.valid_csv is not None:
-        vprobs, vtargets, _ = read_predictions(run.valid_csv, classes)
+    test = run.model.test
     pos = positive_class(cfg)
     metric = headline_metric(cfg)
     fns = _metric_fns(cfg)
     what = (f"pooled out-of-fold predictions of {run.kfold} folds (each item tested once by "
             f"the fold model that did not train on it)" if run.kfold else
             f"the {run.report.get('evaluated_split', 'test')} split")
-    md: list[str] = [f"# Validation report: {cfg.recipe}", "",
-                     f"Run `{run.dir}`; evaluated on {what}: {len(targets)} items scored "
-                     f"by {cfg.eval.aggregate_by or 'record'}. Written by `biosig report` "
-                     f"(git {run.report.get('git') or _fold_git(run)}); 95 % percentile "
-                     f"bootstrap CIs ({cfg.eval.n_bootstrap} resamples of the items).", ""]
+    doc: list = [Heading(f"Validation report: {cfg.recipe}", 1),
+                 Paragraph(f"Run `{run.dir}`; evaluated on {what}: {len(test.targets)} items "
+                           f"scored by {cfg.eval.aggregate_by or 'record'}. Written by "
+                           f"`biosig report` (git {run.report.get('git') or _fold_git(run)}); "
+                           f"95 % percentile bootstrap CIs ({cfg.eval.n_bootstrap} resamples "
+                           f"of the items).")]
 
     # ---- data
-    md += ["## Data", ""]
-    records, examples, split_of = _data_section(run, md, missing)
+    doc.append(Heading("Data"))
+    records, examples, split_of = _data_section(run, doc, missing)
 
-    # ---- headline and per-class
-    ci = run.metrics.get("ci", {})
-    md += ["## Performance", "",
-           f"Headline metric **{metric}**: **{_ci(ci.get(metric, {}))}**" if metric in ci
-           else f"Headline metric {metric}: {_fmt(run.metrics.get(metric))}", ""]
-    md += [_table(["metric", "estimate (95 % CI)"],
-                  [[n, _ci(v)] for n, v in ci.items()]), ""]
-    pc = compute_metrics(targets, probs, cfg)
-    md += ["Per class (one vs rest, arg-max decision):", "",
-           _table(["class", "n", "Se", "Sp", "PPV", "NPV", "F1"],
-                  [[c, d["support"], _fmt(d["sensitivity"]), _fmt(d["specificity"]),
-                    _fmt(d["ppv"]), _fmt(d["npv"]), _fmt(d["f1"])]
-                   for c, d in pc["per_class"].items()]), ""]
+    # ---- the model, headline and per-class
+    doc.append(Heading("Performance"))
+    _model_section(run, doc, metric)
+    ci = run.model.metrics.get("ci", {})
+    doc.append(Paragraph(f"Headline metric **{metric}**: **{_ci(ci[metric])}**" if metric in ci
+                         else f"Headline metric {metric}: "
+                              f"{_fmt(run.model.metrics.get(metric))}"))
+    doc.append(Table(["metric", "estimate (95 % CI)"], [[n, _ci(v)] for n, v in ci.items()]))
+    pc = compute_metrics(test.targets, test.decided, cfg)
+    rule = "the tuned decision rule" if run.model.has_rule else "arg-max decision"
+    doc.append(Paragraph(f"Per class (one vs rest, {rule}):"))
+    doc.append(Table(["class", "n", "Se", "Sp", "PPV", "NPV", "F1"],
+                     [[c, d["support"], _fmt(d["sensitivity"]), _fmt(d["specificity"]),
+                       _fmt(d["ppv"]), _fmt(d["npv"]), _fmt(d["f1"])]
+                      for c, d in pc["per_class"].items()]))
     from biosig.train.plots import plot_confusion, plot_pr, plot_roc
+    t, p = test.targets, test.decided
     for name, fn in (("confusion_matrix.png",
-                      lambda p: plot_confusion(pc["confusion"], classes, p)),
-                     ("roc.png", lambda p: plot_roc(targets, probs, classes, p, positive=pos)),
-                     ("pr.png", lambda p: plot_pr(targets, probs, classes, p, positive=pos))):
+                      lambda f: plot_confusion(pc["confusion"], classes, f)),
+                     ("roc.png", lambda f: plot_roc(t, p, classes, f, positive=pos)),
+                     ("pr.png", lambda f: plot_pr(t, p, classes, f, positive=pos))):
         fn(dest / name)
         pngs.append(dest / name)
-    md += ["![confusion matrix](confusion_matrix.png) ![ROC](roc.png) ![PR](pr.png)", ""]
+    doc.append(Figures([("confusion matrix", "confusion_matrix.png"), ("ROC", "roc.png"),
+                        ("PR", "pr.png")]))
 
     # ---- calibration
-    md += ["## Calibration", ""]
-    _calibration_section(run, md, pngs, missing, probs, targets, vprobs, vtargets, pos, k,
-                         n_bins, apply_calibration)
+    doc.append(Heading("Calibration"))
+    _calibration_section(run, doc, pngs, missing, pos, n_bins)
 
     # ---- subgroups
-    md += ["## Subgroups", ""]
-    _subgroup_section(run, md, pngs, missing, records, ids, probs, targets, metric, fns,
-                      progress)
+    doc.append(Heading("Subgroups"))
+    _subgroup_section(run, doc, pngs, missing, records, test.ids, test.decided, test.targets,
+                      metric, fns, progress)
 
     # ---- operating points
-    md += ["## Operating points", ""]
-    _operating_section(run, md, probs, targets, vprobs, vtargets, pos, classes, prevalence,
-                       min_sensitivity)
+    doc.append(Heading("Operating points"))
+    _operating_section(run, doc, pos, classes, prevalence, min_sensitivity)
 
     # ---- drift
-    md += ["## Distance from the training data", ""]
-    _drift_section(run, md, pngs, missing, ids)
+    doc.append(Heading("Distance from the training data"))
+    _drift_section(run, doc, pngs, missing)
 
     if missing:
-        md += ["## Missing sections", ""]
-        md += [f"- **{k_}**: {v}" for k_, v in missing.items()] + [""]
-    text = "\n".join(md).rstrip() + "\n"
-    out_md = write_text_atomic(dest / "report.md", text)
+        doc += [Heading("Missing sections"),
+                Bullets([f"**{k_}**: {v}" for k_, v in missing.items()])]
+    out_md = write_text_atomic(dest / "report.md", render_markdown(doc))
     out_html = None
     if html:
-        import markdown
-        body = markdown.markdown(text, extensions=["tables"])
-        out_html = write_text_atomic(
-            dest / "report.html",
-            "<!doctype html><html><head><meta charset='utf-8'><title>"
-            f"{cfg.recipe} validation report</title><style>body{{font-family:sans-serif;"
-            "max-width:60em;margin:auto}}table{{border-collapse:collapse}}td,th{{border:1px "
-            "solid #ccc;padding:2px 6px}}img{{max-width:32em}}</style></head><body>"
-            f"{body}</body></html>\n")
+        out_html = write_text_atomic(dest / "report.html",
+                                     render_html(doc, folder=dest,
+                                                 title=f"{cfg.recipe} validation report"))
     return ReportResult(Path(out_md), Path(out_html) if out_html else None, pngs, missing)
 
 
@@ -370,7 +466,65 @@ def _metric_fns(cfg) -> dict:
     return metric_functions(cfg)
 
 
-def _data_section(run: _Run, md: list[str], missing: dict):
+def _stage_text(run: _Run) -> str:
+    """What the run's hybrid stage is (from ``hybrid.json`` of the run or its folds)."""
+    from biosig.train.hybrid import HYBRID_FILE
+    dirs = [run.dir / f"fold-{k}" for k in range(run.kfold)] if run.kfold else [run.dir]
+    what = []
+    for d, m in zip(dirs, run.model.models):
+        if m != "hybrid" or not (d / HYBRID_FILE).is_file():
+            continue
+        h = json.loads((d / HYBRID_FILE).read_text(encoding="utf-8"))
+        w = h.get("network_weight")
+        what.append(f"{'+'.join(h['inputs'])} into {h['classifier']}"
+                    + (f", averaged with the network (weight {w:g})" if w is not None else ""))
+    return "; ".join(dict.fromkeys(what))
+
+
+def _model_section(run: _Run, doc: list, metric: str) -> None:
+    """Which model the report describes, and the network alone beside it."""
+    m = run.model
+    if m.is_network and m.stage_metrics is None:
+        doc.append(Paragraph("The run's model is the network (arg-max of its probabilities), "
+                             "as `biosig score model` applies it."))
+        return
+    classes = list(run.cfg.data.classes)
+    parts = []
+    if m.name == "hybrid":
+        parts.append(f"the hybrid stage ({_stage_text(run)}) over the network's outputs and "
+                     "hand-crafted features")
+    elif m.name == "per fold":
+        parts.append("per fold the model it adopted (" + ", ".join(
+            f"fold {k}: {x}" for k, x in enumerate(m.models)) + f"; stage: {_stage_text(run)})")
+    else:
+        parts.append("the network")
+    if m.has_rule:
+        rule = ("each fold's decision rule tuned on its validation split" if run.kfold
+                else "the decision rule tuned on validation (`decision.json`)")
+        ws = [w for w in m.weights if w is not None]
+        parts.append(f"{rule}: the class maximising *probability x weight*" + (
+            ", weights " + ", ".join(f"{c} {w:g}" for c, w in zip(classes, ws[0]))
+            if len(ws) == 1 else ""))
+    doc.append(Paragraph("The run's model, as `biosig score model` applies it, is "
+                         + " with ".join(parts) + ". Every section below describes it"
+                         + (" (pooled out of fold)" if run.kfold else "")
+                         + "; calibration and operating points use its probabilities (the "
+                         "`p_<class>` columns of `biosig score model`)"
+                         + (", before the decision rule" if m.has_rule else "") + "."))
+    rows = [["network alone (arg-max)", m.network_metrics]]
+    if m.stage_metrics is not None and (m.has_rule or m.name != "hybrid"):
+        rows.append(["hybrid stage (arg-max" + ("" if "hybrid" in m.models
+                                                else "; not adopted: no better on validation")
+                     + ")", m.stage_metrics])
+    rows.append(["**the run's model**", m.metrics])
+    others = [n for n in ("accuracy", "macro_f1", "roc_auc") if n != metric]
+    doc.append(Paragraph(f"Test {metric} of the run's model beside the network alone:"))
+    doc.append(Table(["model", f"{metric} (95 % CI)", *others],
+                     [[name, _ci(r.get("ci", {}).get(metric, {"estimate": r.get(metric)})),
+                       *[_fmt(r.get(n)) for n in others]] for name, r in rows]))
+
+
+def _data_section(run: _Run, doc: list, missing: dict):
     """Counts per split (or fold) and class, and groups (patients); the records for the
     subgroups (None when the manifest cannot be read)."""
     cfg = run.cfg
@@ -381,8 +535,9 @@ def _data_section(run: _Run, md: list[str], missing: dict):
     except (ManifestError, ConfigError, OSError) as exc:
         missing["data, subgroups"] = f"the run's manifest {cfg.data.manifest} cannot be read " \
                                      f"here ({exc})"
-        md += [f"Manifest `{cfg.data.manifest}` not readable here: counts from the "
-               f"predictions only ({len(run.metrics.get('confusion', []))} classes).", ""]
+        doc.append(Paragraph(f"Manifest `{cfg.data.manifest}` not readable here: counts from "
+                             f"the predictions only "
+                             f"({len(run.model.metrics.get('confusion', []))} classes)."))
         return None, None, None
     fold = re.fullmatch(r"fold-(\d+)", run.dir.name)
     if run.kfold:
@@ -393,8 +548,8 @@ def _data_section(run: _Run, md: list[str], missing: dict):
         folds = kfold_assign(examples, folds=n, seed=cfg.data.split_seed)
         split_of = ["test" if f == k else "valid" if f == (k + 1) % n else "train"
                     for f in folds]
-        md += [f"One fold ({k}) of a {n}-fold run: it tests on fold {k}, validates on fold "
-               f"{(k + 1) % n} and trains on the rest.", ""]
+        doc.append(Paragraph(f"One fold ({k}) of a {n}-fold run: it tests on fold {k}, "
+                             f"validates on fold {(k + 1) % n} and trains on the rest."))
     else:
         if cfg.data.splits == "auto":
             examples = assign_example_splits(examples, seed=cfg.data.split_seed,
@@ -403,11 +558,12 @@ def _data_section(run: _Run, md: list[str], missing: dict):
         split_of = [e.split or "none" for e in examples]
     classes = list(cfg.data.classes)
     corpora = Counter(e.record.corpus or "?" for e in examples)
-    md += [f"Corpus {', '.join(f'`{c}`' for c in corpora)}; manifest `{cfg.data.manifest}`: "
-           f"{counts['read']} lines read, {counts['filtered_out']} filtered out "
-           f"(`data.filter` {dict(cfg.data.filter) or 'none'}), {counts['without_class']} "
-           f"without a class of `{cfg.data.label}`, {counts['kept']} kept. Groups (patients): "
-           f"`{cfg.data.group_by}` (records without one are their own group).", ""]
+    doc.append(Paragraph(
+        f"Corpus {', '.join(f'`{c}`' for c in corpora)}; manifest `{cfg.data.manifest}`: "
+        f"{counts['read']} lines read, {counts['filtered_out']} filtered out "
+        f"(`data.filter` {dict(cfg.data.filter) or 'none'}), {counts['without_class']} "
+        f"without a class of `{cfg.data.label}`, {counts['kept']} kept. Groups (patients): "
+        f"`{cfg.data.group_by}` (records without one are their own group)."))
     rows = []
     for s in sorted(set(split_of), key=lambda x: ({"train": 0, "valid": 1, "test": 2}
                                                   .get(x, 3), x)):
@@ -415,25 +571,26 @@ def _data_section(run: _Run, md: list[str], missing: dict):
         n_c = Counter(e.target for e in ex)
         rows.append([s, len(ex), *[n_c.get(i, 0) for i in range(len(classes))],
                      len({e.group for e in ex})])
-    md += [_table(["split" if not run.kfold else "fold", "items", *classes, "groups"], rows),
-           ""]
+    doc.append(Table(["split" if not run.kfold else "fold", "items", *classes, "groups"],
+                     rows))
     if run.kfold:
-        md += [f"{run.kfold}-fold cross-validation: fold k tests on fold k, validates on fold "
-               f"k+1 and trains on the rest.", ""]
+        doc.append(Paragraph(f"{run.kfold}-fold cross-validation: fold k tests on fold k, "
+                             f"validates on fold k+1 and trains on the rest."))
     return [e.record for e in examples], examples, split_of
 
 
-def _calibration_section(run, md, pngs, missing, probs, targets, vprobs, vtargets, pos, k,
-                         n_bins, apply_calibration) -> None:
-    from biosig.train.evaluation import fit_calibration
+def _calibration_section(run, doc, pngs, missing, pos, n_bins) -> None:
+    from biosig.train.evaluation import apply_calibration, fit_calibration
     from biosig.train.plots import plot_reliability
     dest = run.dir / "report"
+    probs, targets = run.model.test.probs, run.model.test.targets
+    k = probs.shape[1]
     which = pos                     # None (multi-class): the top-label confidence
     label = (f"probability of {run.cfg.data.classes[which]}" if which is not None
              else "top-label confidence (max probability; event: the arg-max is right)")
     cal = run.calibration
-    if cal is None and vprobs is not None:
-        cal = fit_calibration(vtargets, vprobs)
+    if cal is None and run.model.valid is not None:
+        cal = fit_calibration(run.model.valid.targets, run.model.valid.probs)
     variants = {"as trained": probs}
     if cal is not None:
         variants[f"temperature (T = {cal['temperature']:.2f})"] = apply_calibration(
@@ -461,18 +618,20 @@ def _calibration_section(run, md, pngs, missing, probs, targets, vprobs, vtarget
         header.append("ECE per class (one vs rest: " + ", ".join(run.cfg.data.classes) + ")")
     fitted = (f"fitted on {cal.get('fitted_on', 'valid')} ({cal.get('n_items', '?')} items)"
               if cal is not None else "")
-    md += [f"Reliability of the {label} on the test items, as trained and after the "
-           f"corrections {fitted}; the run keeps them in `calibration.json` and "
-           f"`biosig score model --calibrate` applies the temperature (the `method` there).",
-           "", _table(header, rows), ""]
+    whose = "" if run.model.is_network else " of the run's model"
+    doc += [Paragraph(f"Reliability of the {label}{whose} on the test items, as trained and "
+                      f"after the corrections {fitted}; the run keeps them in "
+                      f"`calibration.json` and `biosig score model --calibrate` applies the "
+                      f"temperature (the `method` there)."),
+            Table(header, rows)]
     curves = {n: reliability_bins(targets, p, n_bins=n_bins, positive=which)
               for n, p in variants.items()}
     plot_reliability(curves, dest / "reliability.png", xlabel=label.split(" (")[0])
     pngs.append(dest / "reliability.png")
-    md += ["![reliability diagram](reliability.png)", ""]
+    doc.append(Figures([("reliability diagram", "reliability.png")]))
 
 
-def _subgroup_section(run, md, pngs, missing, records, ids, probs, targets, metric, fns,
+def _subgroup_section(run, doc, pngs, missing, records, ids, probs, targets, metric, fns,
                       progress) -> None:
     from biosig.progress import Progress
     from biosig.train.plots import plot_subgroups
@@ -489,12 +648,13 @@ def _subgroup_section(run, md, pngs, missing, records, ids, probs, targets, metr
     overall = float(fn(targets, probs))
     overall_acc = float(acc(targets, probs))
     cfg = run.cfg
-    md += [f"Each manifest field with 2 to {MAX_GROUPS} values among the test items (numeric "
-           f"fields in quartile bins): {metric} and accuracy with 95 % CIs. **below** marks a "
-           f"subgroup whose interval lies entirely below the overall estimate ({metric} "
-           f"{_fmt(overall)}, accuracy {_fmt(overall_acc)}; a subgroup of one class has no "
-           f"{metric}: its accuracy is that class's sensitivity, compared with the class's "
-           f"sensitivity over all test items).", ""]
+    doc.append(Paragraph(
+        f"Each manifest field with 2 to {MAX_GROUPS} values among the test items (numeric "
+        f"fields in quartile bins): {metric} and accuracy with 95 % CIs. **below** marks a "
+        f"subgroup whose interval lies entirely below the overall estimate ({metric} "
+        f"{_fmt(overall)}, accuracy {_fmt(overall_acc)}; a subgroup of one class has no "
+        f"{metric}: its accuracy is that class's sensitivity, compared with the class's "
+        f"sensitivity over all test items)."))
     plot_rows = []
     bar = Progress(len(fields), desc="subgroups", unit="field", enabled=progress)
     for key, (values, note) in fields.items():
@@ -525,8 +685,8 @@ def _subgroup_section(run, md, pngs, missing, records, ids, probs, targets, metr
             plot_rows.append((f"{key}={ra.value}", ra.ci.estimate, ra.ci.low, ra.ci.high, ra.n,
                               *((r.ci.estimate, r.ci.low, r.ci.high) if r is not None
                                 else (np.nan,) * 3), below))
-        md += [f"**{key}**{note}", "",
-               _table([key, "n", "per class", metric, "accuracy", ""], rows), ""]
+        doc += [Paragraph(f"**{key}**{note}"),
+                Table([key, "n", "per class", metric, "accuracy", ""], rows)]
         bar.update(1)
     bar.close()
     if plot_rows:
@@ -537,24 +697,29 @@ def _subgroup_section(run, md, pngs, missing, records, ids, probs, targets, metr
                        run.dir / "report" / "subgroups.png",
                        metric=metric if head else "accuracy")
         pngs.append(run.dir / "report" / "subgroups.png")
-        md += ["![subgroups](subgroups.png)", ""]
+        doc.append(Figures([("subgroups", "subgroups.png")]))
 
 
-def _operating_section(run, md, probs, targets, vprobs, vtargets, pos, classes, prevalence,
-                       min_sensitivity) -> None:
+def _operating_section(run, doc, pos, classes, prevalence, min_sensitivity) -> None:
+    probs, targets = run.model.test.probs, run.model.test.targets
+    valid = run.model.valid
     which = [pos] if pos is not None else list(range(len(classes)))
-    md += ["The rule *probability of the class >= threshold* (one vs rest). PPV and NPV at the "
-           "test data's prevalence" + (f" and at the prevalence given ({prevalence:g})"
-                                       if prevalence is not None else
-                                       " (`--prevalence P` adds a clinic's)") + ".", ""]
+    whose = ("the probability of the class" if run.model.is_network
+             else "the run's model's probability of the class")
+    doc.append(Paragraph(
+        f"The rule *{whose} >= threshold* (one vs rest). PPV and NPV at the test data's "
+        "prevalence" + (f" and at the prevalence given ({prevalence:g})"
+                        if prevalence is not None else
+                        " (`--prevalence P` adds a clinic's)") + "."))
     for c in which:
         y = (targets == c).astype(int)
         if y.min() == y.max():
-            md += [f"{classes[c]}: one class only among the test items; no table.", ""]
+            doc.append(Paragraph(f"{classes[c]}: one class only among the test items; no "
+                                 f"table."))
             continue
-        src = "validation" if vprobs is not None else "test (no validation predictions: " \
-                                                       "optimistic)"
-        vy, vs = ((vtargets == c).astype(int), vprobs[:, c]) if vprobs is not None \
+        src = "validation" if valid is not None else "test (no validation predictions: " \
+                                                      "optimistic)"
+        vy, vs = ((valid.targets == c).astype(int), valid.probs[:, c]) if valid is not None \
             else (y, probs[:, c])
         thr = M.threshold_for_sensitivity(vy, vs, min_sensitivity) if vy.any() else math.nan
         ts = list(THRESHOLDS) + ([thr] if math.isfinite(thr) else [])
@@ -571,12 +736,13 @@ def _operating_section(run, md, probs, targets, vprobs, vtargets, pos, classes, 
             if prevalence is not None:
                 row += [_fmt(op.ppv_at[i]), _fmt(op.npv_at[i])]
             rows.append(row)
-        md += [f"**{classes[c]}** (test prevalence {op.prevalence:.3f}; the threshold for "
-               f"Se >= {min_sensitivity:g} chosen on the {src} predictions and applied to "
-               f"the test items):", "", _table(header, rows), ""]
+        doc += [Paragraph(f"**{classes[c]}** (test prevalence {op.prevalence:.3f}; the "
+                          f"threshold for Se >= {min_sensitivity:g} chosen on the {src} "
+                          f"predictions and applied to the test items):"),
+                Table(header, rows)]
 
 
-def _drift_section(run, md, pngs, missing, ids) -> None:
+def _drift_section(run, doc, pngs, missing) -> None:
     if run.drift_path is None:
         missing["distance from the training data"] = (
             "no drift_reference.npz in the run (trained before runs kept one); "
@@ -589,23 +755,24 @@ def _drift_section(run, md, pngs, missing, ids) -> None:
     rows = [[name, *[_fmt(float(np.percentile(v, p)), 1) for p in q]]
             for name, v in (("file sampling rate (Hz)", ref.fs_hz),
                             ("duration (s)", ref.duration_s), ("RMS level (dB)", ref.level_db))]
-    md += [f"`biosig score model` scores new recordings against the training data "
-           f"(`drift_reference.npz`, {ref.how}): `ood_score` is the Mahalanobis distance of a "
-           f"recording's feature statistics (mean and standard deviation of each front-end "
-           f"bin) from the training recordings' (Ledoit-Wolf covariance); `ood_flag` is 1 "
-           f"above {ref.threshold:.2f}, the {100 * ref.quantile:.0f}th percentile of held-out "
-           f"training recordings ({len(ref.valid_scores)}). The training recordings:", "",
-           _table(["", "5th pct", "median", "95th pct"], rows), ""]
+    doc += [Paragraph(
+        f"`biosig score model` scores new recordings against the training data "
+        f"(`drift_reference.npz`, {ref.how}): `ood_score` is the Mahalanobis distance of a "
+        f"recording's feature statistics (mean and standard deviation of each front-end "
+        f"bin) from the training recordings' (Ledoit-Wolf covariance); `ood_flag` is 1 "
+        f"above {ref.threshold:.2f}, the {100 * ref.quantile:.0f}th percentile of held-out "
+        f"training recordings ({len(ref.valid_scores)}). The training recordings:"),
+        Table(["", "5th pct", "median", "95th pct"], rows)]
     scores = {}
     if ref.test_scores is not None and len(ref.test_scores):
         n_flagged = int(np.sum(ref.test_scores > ref.threshold))
         flagged = n_flagged / len(ref.test_scores)
         scores["test recordings"] = ref.test_scores
-        md += [f"Test recordings above the threshold: {n_flagged}"
-               f" of {len(ref.test_scores)} ({100 * flagged:.1f} %; about "
-               f"{100 * (1 - ref.quantile):.0f} % expected when they come from the training "
-               f"distribution" + ("; cross-fitted, so this is by construction" if run.kfold
-                                  else "") + ").", ""]
+        doc.append(Paragraph(
+            f"Test recordings above the threshold: {n_flagged} of {len(ref.test_scores)} "
+            f"({100 * flagged:.1f} %; about {100 * (1 - ref.quantile):.0f} % expected when "
+            f"they come from the training distribution"
+            + ("; cross-fitted, so this is by construction" if run.kfold else "") + ")."))
     plot_drift(ref.valid_scores, scores, ref.threshold, run.dir / "report" / "drift.png")
     pngs.append(run.dir / "report" / "drift.png")
-    md += ["![drift](drift.png)", ""]
+    doc.append(Figures([("drift", "drift.png")]))
