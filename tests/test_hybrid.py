@@ -333,3 +333,58 @@ def test_decision_metric_must_be_reported(levels, tmp_path):
     with pytest.raises(ConfigError, match="eval.decision_metric is 'cinc2017_f1'"):
         validate_config(cfg)
 
+
+@pytest.fixture(scope="module")
+def murmurs(tmp_path_factory):
+    """A CirCor-like folder: 12 patients with two locations each (``s<SS>_<k>.wav``), three
+    murmur classes told apart by pitch."""
+    def tone(s, t, rng):
+        f0 = (50.0, 120.0, 250.0)[s % 3]
+        return 0.5 * np.sin(2 * np.pi * f0 * t + rng.uniform(0, 6)) + 0.3 * rng.normal(
+            size=t.size)
+    return write_toy_corpus(tmp_path_factory.mktemp("murmurs"), "murmurs.jsonl",
+                            n_subjects=12, signal=tone,
+                            labels=lambda s: {"murmur": ("Present", "Unknown", "Absent")[s % 3]})
+
+
+def test_score_model_writes_circor_answers_with_the_rule(murmurs, tmp_path):
+    """One answer file per patient in the challenge's layout; its probabilities are the mean
+    over the patient's recordings and its label the run's decision rule on them."""
+    import shutil
+
+    from biosig.train.hybrid import save_decision
+    cfg = level_config(murmurs, tmp_path, **{
+        "recipe": "murmurs", "hybrid.enabled": False,
+        "data.manifest": str(murmurs / "murmurs.jsonl"), "data.label": "murmur",
+        "data.classes": ["Present", "Unknown", "Absent"],
+        "features.normalize": "none", "train.epochs": 1, "train.monitor": "weighted_accuracy",
+        "eval": {"challenge": "physionet2022", "class_weights": [5.0, 3.0, 1.0],
+                 "aggregate_by": "subject", "n_bootstrap": 10}})
+    rd = tmp_path / "ruled"
+    shutil.copytree(run(validate_config(cfg), run_id="m", progress=False).run_dir, rd)
+    w = [1.0, 30.0, 1.0]                          # a rule that often calls Unknown
+    save_decision(rd, {"rule": "argmax(p * weights)", "weights": w})
+    out = tmp_path / "scored"
+    score_model(rd, murmurs, out, progress=False, drift=False)
+    with open(out / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    classes = ["Present", "Unknown", "Absent"]
+    by: dict = {}
+    for r in rows:
+        by.setdefault(r["record"].split("_")[0], []).append([float(r[f"p_{c}"])
+                                                             for c in classes])
+    files = sorted((out / "answers").glob("*.csv"))
+    assert [f.stem for f in files] == sorted(by) and len(files) == 12
+    changed = 0
+    for f in files:
+        lines = f.read_text().splitlines()
+        assert len(lines) == 4 and lines[0] == f"#{f.stem}"
+        assert lines[1] == "Present,Unknown,Absent"
+        label = [int(v) for v in lines[2].split(",")]
+        p = np.array([float(v) for v in lines[3].split(",")])
+        mean = np.mean(by[f.stem], axis=0)
+        np.testing.assert_allclose(p, mean, atol=2e-6)
+        want = int(np.argmax(mean * w))
+        assert label == [int(c == want) for c in range(3)]
+        changed += want != int(np.argmax(mean))
+    assert changed > 0                             # the rule, not the arg-max, decided

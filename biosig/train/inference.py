@@ -19,7 +19,7 @@ from biosig.train.hybrid import apply_decision, load_stages, stage_probs
 
 __all__ = ["LoadedRun", "load_run", "FoldEnsemble", "load_waveform", "predict_waveform",
            "embed_waveform", "GradCam", "grad_cam", "score_model",
-           "ScoreModelSummary"]
+           "ScoreModelSummary", "circor_patient"]
 
 
 @dataclass
@@ -422,23 +422,37 @@ def score_model(run_dir, source, out_dir, *, checkpoint: str = "best", device: s
                              str(drift_md) if drift_md else None, tuple(notes))
 
 
+def circor_patient(record: str) -> str:
+    """The CirCor patient of a recording: its file name up to the first ``_``
+    (``49823_PV.wav`` and ``49823_AV_1.wav`` -> ``49823``)."""
+    return Path(record).name.split("_")[0]
+
+
 def _write_circor_answers(pred: Path, folder: Path, classes: list[str], *,
-                          weights=None) -> None:
-    """PhysioNet 2022 answer files, one per patient (``<patient>.csv``: ``#<patient>``, the
-    class names, the one-hot label, the probabilities), from the per-recording predictions:
-    a patient's probabilities are the mean over the recordings of all its locations (files
-    ``<patient>_<location>.wav``), as the recipe scores them; the label is the arg-max of
-    ``p * weights`` (the run's tuned decision rule; None: arg-max). Only the murmur task: the
-    outcome columns of the challenge are not predicted by this recipe."""
-    by: dict[str, list[np.ndarray]] = {}
+                          weights=None) -> list[Path]:
+    """PhysioNet 2022 answer files, one per patient, from the per-recording predictions.
+
+    ``<patient>.csv`` holds four lines, as the challenge's ``save_challenge_outputs`` writes
+    them: ``#<patient>``, the class names, the binary labels (one 1) and the probabilities. A
+    patient's probabilities are the mean over its recordings (all locations; patient by
+    :func:`circor_patient`) by :func:`biosig.train.evaluation.aggregate_by_group`, the
+    function the recipe scores patients with (``eval.aggregate_by: subject``); the label is
+    the arg-max of ``p * weights`` (the run's tuned decision rule, which was fitted on those
+    patient means; None: arg-max). Only the murmur task: this recipe does not predict the
+    challenge's outcome classes.
+    """
+    from biosig.train.evaluation import aggregate_by_group
     with open(pred, newline="", encoding="utf-8") as f:
-        for r in csv.DictReader(f):
-            patient = Path(r["record"]).name.split("_")[0]
-            by.setdefault(patient, []).append(np.array([float(r[f"p_{c}"]) for c in classes]))
-    for patient, ps in sorted(by.items()):
-        p = np.mean(ps, axis=0)
-        pick = p if weights is None else apply_decision(p[None], weights)[0]
-        onehot = (np.arange(len(classes)) == int(np.argmax(pick))).astype(int)
+        rows = list(csv.DictReader(f))
+    k = len(classes)
+    probs = np.array([[float(r[f"p_{c}"]) for c in classes] for r in rows]).reshape(-1, k)
+    patients = [circor_patient(r["record"]) for r in rows]
+    pp, _, names = aggregate_by_group(probs, np.zeros(len(rows), dtype=np.int64), patients)
+    decided = (pp if weights is None else apply_decision(pp, weights)).argmax(axis=1)
+    written = []
+    for patient, p, d in sorted(zip(names, pp, decided), key=lambda x: x[0]):
+        onehot = (np.arange(k) == d).astype(int)
         text = (f"#{patient}\n{','.join(classes)}\n{','.join(map(str, onehot))}\n"
                 f"{','.join(f'{v:.6f}' for v in p)}\n")
-        write_text_atomic(folder / f"{patient}.csv", text)
+        written.append(write_text_atomic(Path(folder) / f"{patient}.csv", text))
+    return written
