@@ -125,6 +125,30 @@ def test_score_model_applies_the_stage(hybrid_run, levels, tmp_path):
         assert scored[rid]["label"] == row["predicted"]
 
 
+def test_calibration_is_the_adopted_hybrids(hybrid_run, levels, tmp_path):
+    """calibration.json is fitted on the hybrid's validation outputs, and `score model
+    --calibrate` applies it to the hybrid's probabilities."""
+    from biosig.calibration import apply_temperature, fit_temperature
+    from biosig.train.evaluation import read_predictions
+    rd = Path(hybrid_run.run_dir)
+    cal = json.loads((rd / "calibration.json").read_text())
+    vp, vt, _ = read_predictions(rd / "hybrid_valid_predictions.csv", ["quiet", "loud"])
+    np_, nt, _ = read_predictions(rd / "valid_predictions.csv", ["quiet", "loud"])
+    assert cal["temperature"] == pytest.approx(fit_temperature(vt, vp), rel=1e-3)
+    assert cal["temperature"] != pytest.approx(fit_temperature(nt, np_), rel=1e-2)
+    trained = _rows(rd / "hybrid_test_predictions.csv")
+    recs = [json.loads(x) for x in (levels / "levels.jsonl").read_text().splitlines()]
+    test = [{**r, "path": str(levels / r["path"])} for r in recs if r["id"] in trained]
+    (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in test))
+    score_model(rd, tmp_path / "test.jsonl", tmp_path / "scored", progress=False,
+                drift=False, calibrate=True)
+    scored = _rows(tmp_path / "scored" / "predictions.csv")
+    ids = sorted(trained)
+    raw = np.array([[float(trained[i][f"p_{c}"]) for c in ("quiet", "loud")] for i in ids])
+    got = np.array([[float(scored[i][f"p_{c}"]) for c in ("quiet", "loud")] for i in ids])
+    np.testing.assert_allclose(got, apply_temperature(raw, cal["temperature"]), atol=1e-4)
+
+
 def _ci_text(d: dict) -> str:
     return f"{d['estimate']:.3f} ({d['low']:.3f}–{d['high']:.3f})"
 
