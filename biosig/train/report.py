@@ -43,7 +43,8 @@ from biosig.errors import ConfigError, InputError
 from biosig.fileio import write_text_atomic
 
 __all__ = ["write_report", "ReportResult", "headline_metric", "subgroup_fields",
-           "render_markdown", "render_html"]
+           "render_markdown", "render_html", "Heading", "Paragraph", "Table", "Figures",
+           "Bullets"]
 
 #: thresholds of the operating-point tables
 THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
