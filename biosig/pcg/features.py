@@ -7,8 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pywt
+import scipy.signal
 
+from biosig import dsp
 from biosig.errors import InputError
+from biosig.signal import check_fs
 
 __all__ = ["PcgEnvelopes", "pcg_envelopes", "HeartCycle", "pcg_heart_cycle",
            "heart_cycle_candidates", "MIN_FS",
@@ -172,11 +176,7 @@ def pcg_envelopes(signal, *, fs: float) -> PcgEnvelopes:
     Schmidt, S. E. et al. (2010). Segmentation of heart sound recordings by a
     duration-dependent hidden Markov model. Physiol. Meas. 31(4), 513-529.
     """
-    import pywt
-    import scipy.signal
 
-    from biosig import dsp
-    from biosig.signal import check_fs
     fs = check_fs(fs, min_hz=MIN_FS, purpose=" for heart-sound segmentation")
     x = _as_channel(signal)
     n = x.size

@@ -30,8 +30,30 @@ from biosig.calibration import (
     expected_calibration_error,
     reliability_bins,
 )
-from biosig.errors import ConfigError, InputError
-from biosig.fileio import write_text_atomic
+from biosig.errors import ConfigError, InputError, ManifestError
+from biosig.fileio import load_yaml, write_text_atomic
+from biosig.manifests import field_value
+from biosig.progress import Progress
+from biosig.train.config import validate_config
+from biosig.train.data import assign_example_splits, kfold_assign, load_examples
+from biosig.train.drift import REFERENCE_FILE, load_reference
+from biosig.train.evaluation import (
+    CALIBRATION_FILE,
+    apply_calibration,
+    compute_metrics,
+    fit_calibration,
+    metric_functions,
+    positive_class,
+    read_predictions,
+)
+from biosig.train.plots import (
+    plot_confusion,
+    plot_drift,
+    plot_pr,
+    plot_reliability,
+    plot_roc,
+    plot_subgroups,
+)
 
 __all__ = ["write_report", "ReportResult", "headline_metric", "subgroup_fields"]
 
@@ -101,10 +123,6 @@ class _Run:
 
 
 def _load_run(run_dir: Path) -> _Run:
-    from biosig.fileio import load_yaml
-    from biosig.train.config import validate_config
-    from biosig.train.drift import REFERENCE_FILE
-    from biosig.train.evaluation import CALIBRATION_FILE
     cfg_path = run_dir / "config.yaml"
     if not cfg_path.is_file() and (run_dir / "fold-0" / "config.yaml").is_file():
         cfg_path = run_dir / "fold-0" / "config.yaml"         # a K-fold run: the folds share it
@@ -142,7 +160,6 @@ def _item_key(cfg, rec) -> str:
     key = cfg.eval.aggregate_by
     if key is None:
         return rec.id
-    from biosig.manifests import field_value
     v = field_value(rec, key)
     return f"{v}" if v is not None else f"id:{rec.id}"
 
@@ -195,7 +212,6 @@ def subgroup_fields(cfg, records, item_ids: list[str]) -> dict[str, tuple[list, 
         and fields that split the items exactly as an earlier field does are left out (the
         note of the earlier one names them).
     """
-    from biosig.manifests import field_value
     by_item: dict[str, list] = {}
     for rec in records:
         by_item.setdefault(_item_key(cfg, rec), []).append(rec)
@@ -265,12 +281,6 @@ def write_report(run_dir, *, prevalence: float | None = None, min_sensitivity: f
         except ImportError:
             raise ConfigError("--html needs the 'markdown' package (pip install markdown)"
                               ) from None
-    from biosig.train.evaluation import (
-        apply_calibration,
-        compute_metrics,
-        positive_class,
-        read_predictions,
-    )
     run = _load_run(Path(run_dir))
     cfg = run.cfg
     classes = list(cfg.data.classes)
@@ -312,7 +322,6 @@ def write_report(run_dir, *, prevalence: float | None = None, min_sensitivity: f
                   [[c, d["support"], _fmt(d["sensitivity"]), _fmt(d["specificity"]),
                     _fmt(d["ppv"]), _fmt(d["npv"]), _fmt(d["f1"])]
                    for c, d in pc["per_class"].items()]), ""]
-    from biosig.train.plots import plot_confusion, plot_pr, plot_roc
     for name, fn in (("confusion_matrix.png",
                       lambda p: plot_confusion(pc["confusion"], classes, p)),
                      ("roc.png", lambda p: plot_roc(targets, probs, classes, p, positive=pos)),
@@ -347,7 +356,7 @@ def write_report(run_dir, *, prevalence: float | None = None, min_sensitivity: f
     out_md = write_text_atomic(dest / "report.md", text)
     out_html = None
     if html:
-        import markdown
+        import markdown  # optional (not a dependency): checked by the --html guard above
         body = markdown.markdown(text, extensions=["tables"])
         out_html = write_text_atomic(
             dest / "report.html",
@@ -366,7 +375,6 @@ def _fold_git(run: _Run) -> str:
 
 
 def _metric_fns(cfg) -> dict:
-    from biosig.train.evaluation import metric_functions
     return metric_functions(cfg)
 
 
@@ -374,8 +382,6 @@ def _data_section(run: _Run, md: list[str], missing: dict):
     """Counts per split (or fold) and class, and groups (patients); the records for the
     subgroups (None when the manifest cannot be read)."""
     cfg = run.cfg
-    from biosig.errors import ManifestError
-    from biosig.train.data import assign_example_splits, kfold_assign, load_examples
     try:
         examples, counts = load_examples(cfg.data)
     except (ManifestError, ConfigError, OSError) as exc:
@@ -425,8 +431,6 @@ def _data_section(run: _Run, md: list[str], missing: dict):
 
 def _calibration_section(run, md, pngs, missing, probs, targets, vprobs, vtargets, pos, k,
                          n_bins, apply_calibration) -> None:
-    from biosig.train.evaluation import fit_calibration
-    from biosig.train.plots import plot_reliability
     dest = run.dir / "report"
     which = pos                     # None (multi-class): the top-label confidence
     label = (f"probability of {run.cfg.data.classes[which]}" if which is not None
@@ -474,8 +478,6 @@ def _calibration_section(run, md, pngs, missing, probs, targets, vprobs, vtarget
 
 def _subgroup_section(run, md, pngs, missing, records, ids, probs, targets, metric, fns,
                       progress) -> None:
-    from biosig.progress import Progress
-    from biosig.train.plots import plot_subgroups
     if records is None:
         return
     fields = subgroup_fields(run.cfg, records, ids)
@@ -582,8 +584,6 @@ def _drift_section(run, md, pngs, missing, ids) -> None:
             "no drift_reference.npz in the run (trained before runs kept one); "
             "`biosig score model` cannot flag shifted records for it either")
         return
-    from biosig.train.drift import load_reference
-    from biosig.train.plots import plot_drift
     ref = load_reference(run.drift_path)
     q = [5, 50, 95]
     rows = [[name, *[_fmt(float(np.percentile(v, p)), 1) for p in q]]
