@@ -1,7 +1,8 @@
 """Pictures of recordings: waveform, spectrogram and annotations in one PNG.
 
-matplotlib is imported inside the functions and drawn with the Agg backend (no display, no
-pyplot state), so this works on servers and in worker processes.
+Figures are drawn with matplotlib's Agg canvas (a plain :class:`~matplotlib.figure.Figure`: no
+display, no pyplot state), so this works on servers and in worker processes. Only the code that
+plots imports this module (the command line reaches it as ``biosig.plot``).
 """
 
 from __future__ import annotations
