@@ -75,7 +75,6 @@ def atomic_dir(path, *, overwrite: bool = False, what: str = "output") -> Iterat
     folder and ``overwrite`` is false. On error the temporary folder is removed and ``path`` is
     left as it was.
     """
-
     path = Path(os.fspath(path))
     if path.exists() and not path.is_dir():
         raise InputError(path, f"exists and is not a directory ({what})")
@@ -109,8 +108,6 @@ def write_text_atomic(path, text: str, *, encoding: str = "utf-8", fsync: bool =
 
 
 def _yaml_loader():
-
-
     class Loader(yaml.SafeLoader):
         """SafeLoader that reads ``1e-5`` and ``3E+2`` as floats (YAML 1.2), not strings."""
 

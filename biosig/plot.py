@@ -99,7 +99,6 @@ def plot_signal(signal, out_png, *, fs: float | None = None, start_s: float | No
     Path
         ``out_png``.
     """
-
     signal = as_signal(signal, fs)
     ch = _channel_index(signal, channel)
     start, end = _time_range(signal, start_s, end_s)

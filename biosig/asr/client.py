@@ -38,9 +38,7 @@ class _ClientSession:
     the audio sent and not yet committed is kept (to send again after a lost connection)."""
 
     def __init__(self, url, headers, options, emit):
-        from websockets.sync.client import (
-            connect,  # optional extra: serve (require()d in stream_to_server)
-        )
+        from websockets.sync.client import connect  # optional extra: serve
         try:
             # entered as a context manager (websockets >= 17.1 warns otherwise); closed below
             self.ws = connect(url, additional_headers=headers, max_size=2 ** 22,

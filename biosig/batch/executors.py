@@ -126,9 +126,7 @@ class DaskExecutor:
         return self.client.submit(fn, *args, pure=False)
 
     def result(self, fut):
-        from distributed.scheduler import (
-            KilledWorker,  # optional extra: scale (only the Dask executor gets here)
-        )
+        from distributed.scheduler import KilledWorker  # optional extra: scale
         try:
             return fut.result()
         except KilledWorker:

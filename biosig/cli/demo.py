@@ -129,8 +129,6 @@ def run_demo(out_dir="runs/demo", *, data_root=None, max_per_modality: int = 3,
         Ignore real data and use the built-in synthetic signals.
     console : rich.console.Console, optional
     """
-
-
     console = console or Console(stderr=True)
     out = Path(out_dir)
     (out / "plots").mkdir(parents=True, exist_ok=True)
@@ -218,8 +216,6 @@ def run_qrs_stage(out_dir: Path, root: Path | None, *, console, jobs: int | None
 def run_dictation_stage(out_dir: Path, root: Path | None, *, console):
     """Transcribe a speech clip and stream a dictated sentence; returns the
     :class:`~biosig.asr.streaming.StreamRun`, or ``None`` when no model or audio is at hand."""
-
-
     missing = missing_module("asr")
     if missing is not None:
         console.print(f"[yellow]dictation: skipped[/] "
@@ -263,7 +259,6 @@ def run_dictation_stage(out_dir: Path, root: Path | None, *, console):
 
 def _dictation_audio(out_dir: Path):
     """A built-in dictation sentence spoken by the first installed voice, or ``(None, "")``."""
-
     for voice, binary in (("festival-slt-hts", "festival"), ("espeak-en-us", "espeak-ng")):
         if shutil.which(binary) is None:
             continue

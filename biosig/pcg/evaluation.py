@@ -211,7 +211,6 @@ def evaluate_pcg_folders(ref_dir, test_dir, *, tolerance_s: float = TOLERANCE_S
         A folder is missing, ``test_dir`` holds no ``.tsv``, a reference is missing or a file
         is malformed (the message names the file).
     """
-
     ref_root, test_root = Path(ref_dir), Path(test_dir)
     for d in (ref_root, test_root):
         if not d.is_dir():

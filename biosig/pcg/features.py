@@ -176,7 +176,6 @@ def pcg_envelopes(signal, *, fs: float) -> PcgEnvelopes:
     Schmidt, S. E. et al. (2010). Segmentation of heart sound recordings by a
     duration-dependent hidden Markov model. Physiol. Meas. 31(4), 513-529.
     """
-
     fs = check_fs(fs, min_hz=MIN_FS, purpose=" for heart-sound segmentation")
     x = _as_channel(signal)
     n = x.size

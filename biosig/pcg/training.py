@@ -232,7 +232,6 @@ def circor_segmentation_examples(manifest, *, split: str | None = "train", root=
     (np.ndarray [shape=(n_samples,)], float, Annotations, str)
         Recordings without a segmentation file are skipped.
     """
-
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error is {on_error!r}, expected 'raise' or 'skip'")
     mpath = Path(manifest)

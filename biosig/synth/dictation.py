@@ -247,7 +247,6 @@ def clinic_terms() -> list[str]:
 
 def _from_templates(templates, n: int, seed: int, prefix: str, source: str, *,
                     balance_terms: bool = False) -> list[Phrase]:
-
     rng = np.random.default_rng(seed)
     pools = {"drug": _DRUGS, "dose": _DOSES, "freq": _FREQ, "cond": _CONDITIONS,
              "symptom": _SYMPTOMS, "test": _TESTS, "finding": _FINDINGS, "exam": _EXAM,
@@ -420,7 +419,6 @@ def render(text: str, voice: str, *, rate_wpm: int | None = None) -> np.ndarray:
     np.ndarray [shape=(n,), dtype=float32]
         16 kHz mono audio.
     """
-
     known = {**VOICES, **HELD_OUT_VOICES, **TUNING_VOICES}
     if voice not in known:
         raise ConfigError(f"voice {voice!r}: expected one of {sorted(known)}")
@@ -488,8 +486,6 @@ def telephone_channel(audio: np.ndarray, *, fs: float, snr_db: float,
     np.ndarray [shape=(m,), dtype=float32]
         Audio at :data:`TELEPHONE_FS` (8 kHz).
     """
-
-
     fs = check_fs(fs)
     lo, hi = float(band_hz[0]), float(band_hz[1])
     if not 0 < lo < hi < TELEPHONE_FS / 2:

@@ -173,7 +173,6 @@ def write_drift_summary(predictions_csv, ref: DriftReference, out_dir, *,
     ``ood_score``, ``ood_flag``, ``fs_hz``, ``duration_s`` and ``level_db`` columns: how many
     records were flagged against the ``quantile`` expected, how their rates, durations and
     levels compare with the training recordings', and the most distant flagged records."""
-
     with open(predictions_csv, newline="", encoding="utf-8") as f:
         rows = [r for r in csv.DictReader(f)]
     out = Path(out_dir)

@@ -721,7 +721,6 @@ def stage_probs(run, x: np.ndarray, stages: RunStages) -> np.ndarray:
         The signal at ``data.target_fs`` (:func:`~biosig.train.inference.load_waveform`).
     stages : RunStages
     """
-
     k = len(run.classes)
     models = (list(run.model.models) if len(stages.folds) > 1 else [run.model])
     if len(models) != len(stages.folds):

@@ -82,7 +82,6 @@ def load_run(run_dir, *, checkpoint: str = "best", device: str = "auto") -> Load
     device : str
         ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
     """
-
     rd = Path(os.fspath(run_dir))
     ck_path = rd / f"{checkpoint}.pt"
     folds = sorted(rd.glob("fold-*"), key=lambda p: int(p.name.split("-")[1])

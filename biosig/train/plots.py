@@ -14,9 +14,9 @@ __all__ = ["plot_learning_curves", "plot_roc", "plot_confusion", "plot_grad_cam"
 
 
 def _figure():
-    import matplotlib  # Agg, then pyplot, at the first plot: importing this module leaves
+    import matplotlib  # the backend is set at the first plot, not when this module is imported
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt  # the backend of whoever imports it alone
+    import matplotlib.pyplot as plt  # after the backend is set
     return plt
 
 

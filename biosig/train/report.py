@@ -277,7 +277,7 @@ def write_report(run_dir, *, prevalence: float | None = None, min_sensitivity: f
                           f"(0, 1]")
     if html:
         try:
-            import markdown as _markdown  # noqa: F401
+            import markdown as _markdown  # optional, not a dependency  # noqa: F401
         except ImportError:
             raise ConfigError("--html needs the 'markdown' package (pip install markdown)"
                               ) from None

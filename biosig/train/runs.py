@@ -116,7 +116,6 @@ def latest_run_dir(cfg) -> Path:
 
 def env_info(cfg, device, dist: DistInfo, amp: bool) -> dict:
     """What a run folder's ``env.json`` records: versions, git hash, device, threads, command."""
-
     return {"biosig_version": biosig.__version__, "git": git_hash(), "python":
             sys.version.split()[0], "torch": torch.__version__, "device": str(device),
             "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"

@@ -65,7 +65,6 @@ def interpolate_best(base_name: str, best_dir: Path, alpha: float) -> None:
     move to ``best_tuned/`` first. An interpolated ``best/`` carries ``interpolation.json``, so
     a rerun (or a resumed run whose best epoch did not change) starts from ``best_tuned/``
     again, and a newly saved best epoch replaces ``best_tuned/``."""
-
     from transformers import (  # optional extra: asr (require()d by the callers)
         WhisperForConditionalGeneration,
         WhisperProcessor,

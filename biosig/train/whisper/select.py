@@ -190,9 +190,9 @@ def select_interpolation(cfg, out: Path, best_dir: Path, *, base_name: str,
 
 def plot_selection(result: dict, path: Path) -> None:
     """Validation and real-speech WER against the interpolation weight, with the limit."""
-    import matplotlib  # Agg, then pyplot, at the first plot (as
+    import matplotlib  # the backend is set at the first plot (as in biosig.train.plots)
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # biosig.train.plots): the importer's backend stays
+    import matplotlib.pyplot as plt  # after the backend is set
 
     rows = result["rows"]
     a = [r["alpha"] for r in rows]
