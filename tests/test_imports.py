@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import io
+import os
 import subprocess
 import sys
 import tokenize
@@ -98,3 +99,14 @@ def test_light_entry_points_do_not_import_torch(statement):
                          check=True, cwd=PKG.parent)
     loaded = out.stdout.strip().splitlines()[-1].split()[1:]
     assert loaded == [], f"{statement!r} imports {loaded}"
+
+
+def test_every_lazily_declared_name_resolves():
+    """The names and submodules the packages declare with ``lazy_loader.attach`` exist (with
+    ``EAGER_IMPORT=1``, lazy_loader resolves each one when its package is imported)."""
+    packages = ["biosig", "biosig.asr", "biosig.pcg", "biosig.synth", "biosig.train",
+                "biosig.train.whisper", "biosig.cli"]
+    code = "\n".join(f"import {p}" for p in packages)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=PKG.parent, env={**os.environ, "EAGER_IMPORT": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
