@@ -110,3 +110,61 @@ def test_every_lazily_declared_name_resolves():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=PKG.parent, env={**os.environ, "EAGER_IMPORT": "1"})
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def _declared_submodules(package: str) -> set[str]:
+    """The submodules ``package`` makes attributes of itself: declared with
+    ``lazy_loader.attach`` (``submodules=`` and the keys of ``submod_attrs=``) or imported by its
+    ``__init__``."""
+    init = PKG.parent / Path(*package.split(".")) / "__init__.py"
+    tree = ast.parse(init.read_text(encoding="utf-8"))
+    lists = {t.id: node.value for node in tree.body if isinstance(node, ast.Assign)
+             for t in node.targets if isinstance(t, ast.Name)}
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module.startswith(package + "."):
+                found.add(node.module[len(package) + 1:].split(".")[0])
+            elif node.module == package:
+                found.update(a.name for a in node.names)
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr == "attach"):
+            for kw in node.keywords:
+                value = lists.get(kw.value.id) if isinstance(kw.value, ast.Name) else kw.value
+                if kw.arg == "submodules" and isinstance(value, (ast.List, ast.Tuple)):
+                    found.update(e.value for e in value.elts)
+                elif kw.arg == "submod_attrs" and isinstance(value, ast.Dict):
+                    found.update(k.value for k in value.keys)
+    return found
+
+
+def _attribute_chains(path: Path) -> set[str]:
+    """``biosig.a.b.c`` attribute chains in a source file."""
+    chains = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        parts = []
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        if parts and isinstance(node, ast.Name) and node.id == "biosig":
+            chains.add(".".join(["biosig", *reversed(parts)]))
+    return chains
+
+
+def test_the_command_lines_attribute_chains_reach_declared_submodules():
+    """``biosig.synth.dictation`` in a command works in a fresh process only if biosig.synth
+    declares ``dictation`` (or imports it): each submodule along a chain the command line uses
+    is declared by its package."""
+    bad = []
+    for path in sorted((PKG / "cli").glob("*.py")):
+        for chain in sorted(_attribute_chains(path)):
+            parts = chain.split(".")
+            for i in range(1, len(parts)):
+                package, name = ".".join(parts[:i]), parts[i]
+                where = PKG.parent / Path(*parts[:i])
+                if not ((where / f"{name}.py").is_file() or (where / name).is_dir()):
+                    break                               # an attribute, not a submodule
+                if name not in _declared_submodules(package):
+                    bad.append(f"{path.name}: {chain}: {package} does not declare {name}")
+                    break
+    assert not bad, "\n".join(bad)

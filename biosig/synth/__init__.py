@@ -11,8 +11,9 @@
 
 import lazy_loader as _lazy
 
-# Declared once, loaded on first use: the signals need numba's DSP filters and biosig.ecg.
-__getattr__, __dir__, _ = _lazy.attach(__name__, submod_attrs={
+# Declared once, loaded on first use: the signals need numba's DSP filters and biosig.ecg,
+# the dictation corpus biosig.asr and a text-to-speech voice.
+__getattr__, __dir__, _ = _lazy.attach(__name__, submodules=["dictation"], submod_attrs={
     "signals": ["MODALITIES", "synth_cough", "synth_ecg", "synth_eeg", "synth_lung", "synth_pcg",
         "synth_signal"],
 })
