@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy.optimize import minimize_scalar
+from sklearn.isotonic import IsotonicRegression
 
 __all__ = ["ReliabilityBins", "reliability_bins", "expected_calibration_error", "brier_score",
            "fit_temperature", "apply_temperature", "IsotonicMaps", "fit_isotonic",
@@ -181,7 +183,6 @@ def fit_temperature(y_true, probs, *, bounds: tuple[float, float] = (0.05, 20.0)
     -------
     float
     """
-    from scipy.optimize import minimize_scalar
     y, p = _check(y_true, probs)
     z = _log(p)
     rows = np.arange(y.size)
@@ -215,7 +216,6 @@ def fit_isotonic(y_true, probs) -> IsotonicMaps:
 
     A class absent from ``y_true`` (or present alone) gets the identity map.
     """
-    from sklearn.isotonic import IsotonicRegression
     y, p = _check(y_true, probs)
     xs, ys = [], []
     for c in range(p.shape[1]):

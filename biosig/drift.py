@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.covariance import LedoitWolf
 
 __all__ = ["feature_statistics", "FeatureDistribution", "fit_feature_distribution",
            "mahalanobis_distance", "drift_threshold", "level_db"]
@@ -75,7 +76,6 @@ def fit_feature_distribution(vectors) -> FeatureDistribution:
     ----------
     vectors : array of float [shape=(n_items >= 2, dim)]
     """
-    from sklearn.covariance import LedoitWolf
     x = _matrix(vectors, "vectors")
     if x.shape[0] < 2:
         raise ValueError(f"vectors has {x.shape[0]} item, expected at least 2 to fit a "

@@ -20,6 +20,7 @@ faster_whisper)``; the command line prints it and exits with status 2.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from types import ModuleType
 
 from biosig.errors import BiosigError
@@ -109,7 +110,6 @@ def require(module: str, *, extra: str | None = None) -> ModuleType:
 def missing_module(extra: str) -> str | None:
     """The first module of ``extra`` that cannot be found (nothing is imported), or ``None``
     when the extra is installed."""
-    import importlib.util
     if extra not in EXTRAS:
         raise ValueError(f"extra: expected one of {sorted(EXTRAS)}, got {extra!r}")
     return next((m for m in EXTRAS[extra][1] if importlib.util.find_spec(m) is None), None)

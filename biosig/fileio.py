@@ -7,9 +7,15 @@ import contextlib
 import json
 import math
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+import yaml
+
+from biosig.errors import InputError
 
 __all__ = ["atomic_path", "atomic_dir", "write_text_atomic", "write_json_atomic", "jsonable",
            "load_yaml"]
@@ -69,9 +75,6 @@ def atomic_dir(path, *, overwrite: bool = False, what: str = "output") -> Iterat
     folder and ``overwrite`` is false. On error the temporary folder is removed and ``path`` is
     left as it was.
     """
-    import shutil
-
-    from biosig.errors import InputError
     path = Path(os.fspath(path))
     if path.exists() and not path.is_dir():
         raise InputError(path, f"exists and is not a directory ({what})")
@@ -105,10 +108,6 @@ def write_text_atomic(path, text: str, *, encoding: str = "utf-8", fsync: bool =
 
 
 def _yaml_loader():
-    import re
-
-    import yaml
-
     class Loader(yaml.SafeLoader):
         """SafeLoader that reads ``1e-5`` and ``3E+2`` as floats (YAML 1.2), not strings."""
 
@@ -130,7 +129,6 @@ def load_yaml(text: str):
     global _LOADER
     if _LOADER is None:
         _LOADER = _yaml_loader()
-    import yaml
     return yaml.load(text, Loader=_LOADER)  # noqa: S506 (a SafeLoader subclass)
 
 

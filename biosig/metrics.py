@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import sklearn
 from sklearn import metrics as skm
 from sklearn.exceptions import UndefinedMetricWarning
 
@@ -438,7 +439,6 @@ def bootstrap_cis(metrics: Mapping[str, Callable[..., float]], *arrays, n_bootst
         raise ValueError(f"level is {level!r}, expected a number in (0, 1)")
     if n_bootstrap < 1:
         raise ValueError(f"n_bootstrap is {n_bootstrap!r}, expected a positive integer")
-    import sklearn
     rng = np.random.default_rng(seed)
     values = np.empty((len(metrics), int(n_bootstrap)))
     # the resamples are slices of arrays the point estimates below validate: skip

@@ -1,7 +1,8 @@
 """Pictures of recordings: waveform, spectrogram and annotations in one PNG.
 
-matplotlib is imported inside the functions and drawn with the Agg backend (no display, no
-pyplot state), so this works on servers and in worker processes.
+Figures are drawn with matplotlib's Agg canvas (a plain :class:`~matplotlib.figure.Figure`: no
+display, no pyplot state), so this works on servers and in worker processes. Only the code that
+plots imports this module (the command line reaches it as ``biosig.plot``).
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ import os
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from biosig.errors import ConfigError
+from biosig.features.spectral import power_to_db
+from biosig.features.spectral import spectrogram as power_spectrogram
 from biosig.fileio import atomic_path
 from biosig.signal import Annotations, Signal, as_signal
 
@@ -95,8 +99,6 @@ def plot_signal(signal, out_png, *, fs: float | None = None, start_s: float | No
     Path
         ``out_png``.
     """
-    from matplotlib.figure import Figure
-
     signal = as_signal(signal, fs)
     ch = _channel_index(signal, channel)
     start, end = _time_range(signal, start_s, end_s)
@@ -173,8 +175,6 @@ def plot_signal(signal, out_png, *, fs: float | None = None, start_s: float | No
                           f"{start:.2f}-{end:.2f} s", fontsize=10, loc="left")
 
     if n_rows == 2:
-        from biosig.features.spectral import power_to_db
-        from biosig.features.spectral import spectrogram as power_spectrogram
         n_fft, hop = _spectrogram_params(fs, y.size)
         spec = power_to_db(power_spectrogram(y, n_fft=n_fft, hop_length=hop), ref="max",
                            top_db=80.0)
@@ -199,6 +199,6 @@ def save_png(fig, path, *, dpi: float | None = None, close: bool = True) -> Path
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
     if close:
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # pyplot closes its own figures only
         plt.close(fig)
     return out

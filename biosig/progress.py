@@ -79,7 +79,7 @@ class Progress:
         self.t0 = self._last = time.perf_counter()
         self._bar = None
         if self.mode == "bar":
-            from tqdm import tqdm
+            from tqdm import tqdm  # ~0.1 s, only when a bar is drawn
             self._bar = tqdm(total=total, desc=desc, unit=unit, file=self.stream, leave=False,
                              dynamic_ncols=True)
 

@@ -17,14 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
+from biosig import dsp
+from biosig.ecg.scoring import score_qrs
+from biosig.ecg.simulate import ecg_simulate, write_wfdb_record
+from biosig.pcg import compare_heart_sounds, pcg_segment
+from biosig.synth import synth_pcg
+
 
 def warm_up() -> float:
     """Run every cached kernel once; returns the seconds it took."""
-    from biosig import dsp
-    from biosig.ecg.scoring import score_qrs
-    from biosig.ecg.simulate import ecg_simulate, write_wfdb_record
-    from biosig.pcg import compare_heart_sounds, pcg_segment
-    from biosig.synth import synth_pcg
     t0 = time.perf_counter()
     sim = ecg_simulate(duration_s=20.0, fs=360.0, seed=0)
     x = np.asarray(sim.signal, dtype=np.float64)

@@ -15,7 +15,8 @@ PKG = Path(__file__).resolve().parents[1] / "biosig"
 # (module prefix, layer): the longest matching prefix decides; an import may only go to a
 # module of the same or a lower layer
 LAYERS = [
-    ("biosig", 0),                        # `import biosig` for __version__ only
+    ("biosig", 0),                        # `import biosig`: __version__, and in the CLI the
+                                          # subpackages as lazy attributes (biosig.ecg...)
     ("biosig.errors", 0), ("biosig.fileio", 0), ("biosig.progress", 0), ("biosig.extras", 0),
     ("biosig.whisper_audio", 0), ("biosig.validate", 0),
     ("biosig.signal", 1),
@@ -116,3 +117,22 @@ def test_both_training_tasks_run_the_one_loop(module):
     assert "(Task):" in src and "fit(" in src
     for own_loop in (".backward(", "optimizer.step(", "opt.step(", "clip_grad_norm_("):
         assert own_loop not in src, f"{module} has its own {own_loop}"
+
+
+def test_lazy_subpackage_attributes_only_from_the_top():
+    """``import biosig`` reaches every subpackage as a lazy attribute (``biosig.train``), which
+    the import graph above cannot see: only the command line (the top layer) uses them; other
+    modules use the package's own names (``biosig.__version__``, ``biosig.load``)."""
+    import biosig
+    own = set(biosig.__all__)
+    bad = []
+    for path in sorted(PKG.rglob("*.py")):
+        me = _module_name(path)
+        if _layer(me, importer=True) >= _layer("biosig.cli"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                    and node.value.id == "biosig" and node.attr not in own):
+                bad.append(f"{me}:{node.lineno} uses biosig.{node.attr}")
+    assert not bad, "lazy subpackage attributes below the command line:\n" + "\n".join(bad)

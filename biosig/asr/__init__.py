@@ -25,12 +25,20 @@ faster-whisper, ctranslate2, transformers and jiwer come with the ``asr`` extra 
 using a model or WER without the extra raises :class:`biosig.extras.MissingExtraError`.
 """
 
+import lazy_loader as _lazy
+
 from biosig.asr.audio import ASR_FS, load_audio, prepare_audio
 from biosig.asr.commands import CommandTable, apply_commands
 from biosig.asr.metrics import error_rates, latency_stats, normalize_text, term_recall
 from biosig.asr.models import AsrModel, DecodeOptions, load_model, packaged_model_dir
 from biosig.asr.streaming import DictationEngine, StreamingConfig, StreamRun, simulate_stream
-from biosig.asr.transcribe import format_transcript, transcribe, transcribe_file
+from biosig.asr.transcribe import (
+    FORMATS,
+    format_transcript,
+    transcribe,
+    transcribe_file,
+    write_transcript,
+)
 from biosig.asr.types import Segment, StreamEvent, Transcript, Word
 from biosig.asr.vocab import Vocabulary
 
@@ -38,6 +46,16 @@ __all__ = [
     "ASR_FS", "load_audio", "prepare_audio", "CommandTable", "apply_commands", "error_rates",
     "latency_stats", "normalize_text", "term_recall", "AsrModel", "DecodeOptions", "load_model",
     "packaged_model_dir", "DictationEngine", "StreamingConfig", "StreamRun", "simulate_stream",
-    "format_transcript", "transcribe", "transcribe_file", "Segment", "StreamEvent",
+    "format_transcript", "transcribe", "transcribe_file", "write_transcript", "FORMATS",
+    "Segment", "StreamEvent",
     "Transcript", "Word", "Vocabulary",
 ]
+
+# The modules the names above do not import, declared once and loaded on first use
+# (``biosig.asr.live.run_live``): the server and its client need the ``serve`` extra.
+_SUBMODULES = ["client", "ct2", "degenerate", "evaluate", "live", "serve", "speakers", "vad"]
+__getattr__, _lazy_dir, _ = _lazy.attach(__name__, submodules=_SUBMODULES)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_lazy_dir()))

@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import threading
 import time
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
 from biosig.asr.audio import ASR_FS
+from biosig.asr.commands import CommandTable, apply_commands
 from biosig.errors import ConfigError
+from biosig.extras import require
 
 __all__ = ["stream_to_server", "websocket_url", "ServerRefused", "float_to_pcm16"]
 
@@ -35,7 +38,7 @@ class _ClientSession:
     the audio sent and not yet committed is kept (to send again after a lost connection)."""
 
     def __init__(self, url, headers, options, emit):
-        from websockets.sync.client import connect
+        from websockets.sync.client import connect  # optional extra: serve
         try:
             # entered as a context manager (websockets >= 17.1 warns otherwise); closed below
             self.ws = connect(url, additional_headers=headers, max_size=2 ** 22,
@@ -107,7 +110,6 @@ class _ClientSession:
 
     def lost_text(self) -> str:
         """The committed text of a session that ended without ``done``, commands applied."""
-        from biosig.asr.commands import CommandTable, apply_commands
         return apply_commands(" ".join(self.finals).split(), CommandTable.default())
 
 
@@ -132,7 +134,6 @@ def websocket_url(url: str) -> str:
     >>> websocket_url("https://dictation.example/ws")
     'wss://dictation.example/ws'
     """
-    from urllib.parse import urlsplit, urlunsplit
     text = url.strip()
     if "://" not in text:
         text = "ws://" + text
@@ -163,7 +164,6 @@ def stream_to_server(url: str, chunks, *, emit=None, token: str | None = None,
         The server refused the session (:class:`ServerRefused` for ``busy``; token, origin),
         or stayed away longer than ``reconnect_s``.
     """
-    from biosig.extras import require
     require("websockets", extra="serve")
     url = websocket_url(url)
     headers = {"Authorization": f"Bearer {token}"} if token else None

@@ -4,6 +4,8 @@ streaming engine's shortened encoder window and the vocabulary guard
 
 from __future__ import annotations
 
+import zlib
+
 from biosig.asr.metrics import normalize_text
 
 __all__ = ["looks_degenerate"]
@@ -19,7 +21,6 @@ def looks_degenerate(words, *, audio_s: float, speech_end_s: float | None = None
     ``speech_end_s`` (seconds from the start of the audio) is given, the words ending more
     than 2.5 s before the speech does (the decoder stopped early).
     """
-    import zlib
     keys = [normalize_text(w.text) for w in words]
     keys = [k for k in keys if k]
     if len(keys) > 5 * audio_s + 3:

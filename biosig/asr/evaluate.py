@@ -16,6 +16,8 @@ from biosig.asr.streaming import DictationEngine, StreamingConfig, simulate_stre
 from biosig.asr.transcribe import transcribe
 from biosig.asr.vocab import Vocabulary
 from biosig.errors import ManifestError
+from biosig.manifests import read_manifest
+from biosig.progress import track
 
 __all__ = ["EvalItem", "EvalReport", "evaluate_manifest", "record_terms"]
 
@@ -106,7 +108,6 @@ def evaluate_manifest(manifest, model: AsrModel, *, streaming: bool = False,
         Vocabulary biasing and term restoration (:mod:`biosig.asr.vocab`), offline and
         streaming alike.
     """
-    from biosig.manifests import read_manifest
     options = DecodeOptions(vad=True) if options is None else options
     stream_config = StreamingConfig() if stream_config is None else stream_config
     man = Path(manifest)
@@ -115,7 +116,6 @@ def evaluate_manifest(manifest, model: AsrModel, *, streaming: bool = False,
         recs = recs[:limit]
     if not recs:
         raise ManifestError(f"{man}: no line has a 'text' reference to score against")
-    from biosig.progress import track
     it = track(recs, desc="asr eval", unit="rec", enabled=progress)
     items = []
     for rec in it:

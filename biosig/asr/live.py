@@ -17,6 +17,7 @@ import numpy as np
 
 from biosig.asr.audio import ASR_FS
 from biosig.errors import ConfigError
+from biosig.extras import require
 
 __all__ = ["run_live", "mic_chunks", "stdin_chunks", "realtime_chunks"]
 
@@ -54,7 +55,6 @@ def realtime_chunks(audio, *, chunk_s: float):
 def mic_chunks(*, chunk_s: float):
     """The default microphone (sounddevice, extra ``mic``) at 16 kHz mono, in chunks of
     ``chunk_s`` seconds, until the generator is closed or Ctrl+C."""
-    from biosig.extras import require
     try:
         sd = require("sounddevice", extra="mic")
     except OSError as exc:  # sounddevice is installed, the PortAudio library is not

@@ -15,6 +15,7 @@ and ``color`` differ; references with digits (FLEURS) and with words (LibriSpeec
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 import unicodedata
@@ -216,7 +217,6 @@ def align_word_times(hyp_words: list[str], hyp_end_s, ref_words: list[str], ref_
     -------
     np.ndarray [shape=(len(hyp_words),)]
     """
-    import difflib
     out = np.asarray(hyp_end_s, dtype=float).copy()
     a = [normalize_text(w) for w in hyp_words]
     b = [normalize_text(w) for w in ref_words]

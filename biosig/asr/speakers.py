@@ -26,6 +26,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from biosig.asr.models import resolve_packaged
 from biosig.errors import ConfigError
 
 __all__ = ["SPEAKERS_ENV", "SpeakerProfile", "speakers_dir", "check_speaker_name",
@@ -112,7 +113,6 @@ def model_digest(model: str) -> tuple[str, str]:
         ``model`` is a hub name or a folder without weights: an enrolled speaker must name
         the exact base model it was trained from.
     """
-    from biosig.asr.models import resolve_packaged
     folder = Path(resolve_packaged(model, what="--model")).expanduser()
     weights = next((folder / n for n in _WEIGHTS if (folder / n).is_file()), None)
     if not folder.is_dir() or weights is None:

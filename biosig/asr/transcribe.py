@@ -13,6 +13,7 @@ import numpy as np
 from biosig.asr.audio import ASR_FS, load_audio, prepare_audio
 from biosig.asr.models import AsrModel, DecodeOptions
 from biosig.asr.types import Transcript
+from biosig.asr.vad import VAD_FRAME, speech_probabilities
 from biosig.asr.vocab import MAX_PROMPT_TERMS, Vocabulary, correct_terms, decode_with_vocab
 from biosig.errors import ConfigError
 from biosig.fileio import write_text_atomic
@@ -172,7 +173,6 @@ def speech_regions(audio: np.ndarray, *, min_silence_s: float = 8.0, pad_s: floa
     -------
     list of (start, end) sample indices, in order, not overlapping; ``[]`` for silence.
     """
-    from biosig.asr.vad import VAD_FRAME, speech_probabilities
     n = audio.size
     if n == 0:
         return []
@@ -216,7 +216,6 @@ def speech_windows(audio: np.ndarray, *, max_window_s: float = 28.0,
     -------
     list of (start, end) sample indices, in order, each at most ``max_window_s`` long.
     """
-    from biosig.asr.vad import VAD_FRAME, speech_probabilities
     n = audio.size
     if n == 0:
         return []

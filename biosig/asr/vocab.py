@@ -60,7 +60,12 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from biosig.asr.audio import ASR_FS, is_narrowband
+from biosig.asr.degenerate import looks_degenerate
+from biosig.asr.metrics import normalize_text, term_recall
+from biosig.asr.types import Word
 from biosig.errors import ConfigError, InputError
+from biosig.extras import require
 
 __all__ = ["Vocabulary", "read_vocab", "vocab_prompt", "sound_similarity", "correct_terms",
            "Correction", "decode_with_vocab", "vocab_guard", "MAX_PROMPT_TERMS"]
@@ -90,7 +95,6 @@ def _letters(text: str) -> str:
 def _kernels():
     """(metaphone, normalised Levenshtein similarity), looked up once: both run thousands of
     times per decode."""
-    from biosig.extras import require
     return (require("jellyfish", extra="asr").metaphone,
             require("rapidfuzz", extra="asr").distance.Levenshtein.normalized_similarity)
 
@@ -272,7 +276,6 @@ def correct_terms(words, vocab: Vocabulary, *, min_similarity: float = 0.85,
         keeping the first word's leading space and the last word's trailing punctuation), and
         what was replaced.
     """
-    from biosig.asr.types import Word
     if not 0 < min_similarity <= 1:
         raise ConfigError(f"min_similarity: expected in (0, 1], got {min_similarity}")
     if not 0 <= max_probability <= 1:
@@ -322,7 +325,6 @@ def _copies_prompt(text: str, terms) -> str | None:
     """Why ``text`` looks like the prompt's term list carried into the transcript, or
     ``None``: one of ``terms`` said twice back to back, or :data:`LIST_TERMS` of them in a
     row with nothing but punctuation between them."""
-    from biosig.asr.metrics import normalize_text
     words = normalize_text(text).split()
     hits = []   # (start, end, term) of every occurrence of a term
     for k, term in enumerate(terms):
@@ -349,7 +351,6 @@ def vocab_guard(words, terms, *, audio_s: float,
     (:func:`biosig.asr.degenerate.looks_degenerate`, with ``audio_s`` and ``speech_end_s``)
     or it copies the prompt (a term twice back to back, or :data:`LIST_TERMS` terms in a
     row). The one check of offline (:func:`decode_with_vocab`) and streaming decodes."""
-    from biosig.asr.degenerate import looks_degenerate
     words = list(words)
     if not words:
         return None
@@ -361,7 +362,6 @@ def vocab_guard(words, terms, *, audio_s: float,
 
 def _terms_in(terms, segments) -> int:
     """How many of ``terms`` a decode's text holds (the dictation normaliser's word match)."""
-    from biosig.asr.metrics import term_recall
     return term_recall(list(terms), " ".join(s.text for s in segments))[0]
 
 
@@ -381,7 +381,6 @@ def decode_with_vocab(model, audio, options, vocab: Vocabulary, *,
         ``biased`` (the biased decode was kept), ``rejected`` (why the guard dropped it, or
         ``None``).
     """
-    from biosig.asr.audio import ASR_FS, is_narrowband
     if options.hotwords:
         raise ConfigError("decode_with_vocab: options.hotwords must be empty (the vocabulary "
                           "goes in the prompt)")

@@ -8,9 +8,13 @@ record.
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
 from biosig.batch.inputs import BatchItem
 from biosig.batch.outputs import one_line
-from biosig.errors import ConfigError
+from biosig.errors import BiosigError, ConfigError
 from biosig.extras import require
 
 __all__ = ["run_one", "WORKER_DIED", "InlineExecutor", "LocalPoolExecutor", "DaskExecutor",
@@ -26,7 +30,6 @@ def run_one(func, item: BatchItem, out_dir: str):
         return "ok", row
     except Exception as exc:  # noqa: BLE001 - every failure becomes an errors.csv row
         msg = one_line(str(exc)) or type(exc).__name__
-        from biosig.errors import BiosigError
         if not isinstance(exc, (BiosigError, OSError)):
             msg = f"{type(exc).__name__}: {msg}"
         return "error", msg
@@ -71,14 +74,10 @@ class LocalPoolExecutor:
         self._start()
 
     def _start(self):
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
         self._pool = ProcessPoolExecutor(max_workers=self.capacity,
                                          mp_context=multiprocessing.get_context("spawn"))
 
     def submit(self, fn, *args):
-        from concurrent.futures import Future
-        from concurrent.futures.process import BrokenProcessPool
         try:
             return self._pool.submit(fn, *args)
         except BrokenProcessPool as exc:
@@ -90,7 +89,6 @@ class LocalPoolExecutor:
 
     def result(self, fut):
         """The task's result, or ``None`` when the pool broke (a worker died)."""
-        from concurrent.futures.process import BrokenProcessPool
         try:
             return fut.result()
         except BrokenProcessPool:
@@ -128,7 +126,7 @@ class DaskExecutor:
         return self.client.submit(fn, *args, pure=False)
 
     def result(self, fut):
-        from distributed.scheduler import KilledWorker
+        from distributed.scheduler import KilledWorker  # optional extra: scale
         try:
             return fut.result()
         except KilledWorker:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from biosig.errors import ConfigError, InputError
+from biosig.manifests import read_manifest
 
 __all__ = ["BatchItem", "iter_inputs", "count_inputs"]
 
@@ -101,7 +102,6 @@ def iter_inputs(source, *, pattern: str = "*.hea",
         raise InputError(p, "input not found (expected a folder, a .jsonl manifest or a file "
                             "listing record paths)")
     if p.suffix.lower() == ".jsonl":
-        from biosig.manifests import read_manifest
         i = 0
         for rec in read_manifest(p):
             if select is not None and not select(rec):

@@ -25,6 +25,7 @@ from biosig.batch.outputs import (
     one_line,
 )
 from biosig.errors import ConfigError
+from biosig.progress import Progress
 
 __all__ = ["BatchSummary", "run_batch"]
 
@@ -70,7 +71,6 @@ class BatchSummary:
 
 
 def _progress(total: int, enabled: bool, description: str):
-    from biosig.progress import Progress
     return Progress(total, desc=description, unit="rec", enabled=enabled)
 
 

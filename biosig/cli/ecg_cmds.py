@@ -1,7 +1,7 @@
 """``biosig score qrs`` and ``biosig evaluate qrs``: batch QRS detection and EC57 evaluation.
 
-Thin wrappers over :func:`biosig.ecg.score_qrs` and :func:`biosig.ecg.evaluate_qrs`; heavy
-imports happen inside the commands.
+Thin wrappers over :func:`biosig.ecg.score_qrs` and :func:`biosig.ecg.evaluate_qrs`, reached
+as attributes of :mod:`biosig` (loaded on first use, so ``--help`` imports neither).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+import biosig
 from biosig.cli._app import evaluate_app, score_app
 
 
@@ -32,9 +33,8 @@ def score_qrs_cmd(
                                            help="Progress bar on stderr.")] = True,
 ) -> None:
     """Detect QRS complexes in every record; resumable (rerun the same command to continue)."""
-    from biosig.ecg import score_qrs
-    summary = score_qrs(input, out, jobs=jobs, executor=executor, scheduler=scheduler,
-                        lead=lead, progress=progress, retry_errors=retry_errors)
+    summary = biosig.ecg.score_qrs(input, out, jobs=jobs, executor=executor, scheduler=scheduler,
+                                   lead=lead, progress=progress, retry_errors=retry_errors)
     typer.echo(str(summary))
 
 
@@ -55,10 +55,9 @@ def evaluate_qrs_cmd(
         "--start-s", help="Ignore beats before this time (EC57 learning period: 300).")] = 0.0,
 ) -> None:
     """Beat-by-beat Se, +P and F1 per record, gross and average (ANSI/AAMI EC57)."""
-    from biosig.ecg import evaluate_qrs
     out_dir = out if out is not None else test_dir
-    ev = evaluate_qrs(ref_dir, test_dir, ref_ext=ref_ext, test_ext=test_ext, window_s=window_s,
-                      start_s=start_s, out_dir=out_dir)
+    ev = biosig.ecg.evaluate_qrs(ref_dir, test_dir, ref_ext=ref_ext, test_ext=test_ext,
+                                 window_s=window_s, start_s=start_s, out_dir=out_dir)
     typer.echo(ev.format_table())
     typer.echo(f"written: {Path(out_dir) / 'qrs_evaluation.json'}, "
                f"{Path(out_dir) / 'qrs_evaluation.csv'}")

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+import biosig
 from biosig.cli._app import app
 
 SPEAKERS_DIR_HELP = ("Folder of enrolled speakers (default: $BIOSIG_SPEAKERS, else "
@@ -38,13 +39,12 @@ def enroll_cmd(
     """Enroll a speaker: train a small LoRA adapter on their recordings (minutes on a CPU)
     and store it, with its provenance, for `--speaker NAME` on transcribe, dictate and
     serve."""
-    from biosig.train.config import parse_override
-    from biosig.train.whisper.enroll import EnrollSettings, enroll_speaker
-    s = EnrollSettings.validate_mapping(dict(parse_override(t) for t in settings or []),
-                                        source="--set")
-    prof = enroll_speaker(name, folder, model=model, speakers_dir=speakers_dir, settings=s,
-                          overwrite=overwrite, device=device, language=language,
-                          progress=progress)
+    enroll = biosig.train.whisper.enroll
+    s = enroll.EnrollSettings.validate_mapping(
+        dict(biosig.train.config.parse_override(t) for t in settings or []), source="--set")
+    prof = enroll.enroll_speaker(name, folder, model=model, speakers_dir=speakers_dir,
+                                 settings=s, overwrite=overwrite, device=device,
+                                 language=language, progress=progress)
     p = prof.provenance
     print(f"speaker {name}: enrolled on {p['n_recordings']} recordings ({p['audio_s']:.0f} s "
           f"of audio) in {p['enroll_s']:.0f} s -> {prof.folder}")

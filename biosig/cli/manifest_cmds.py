@@ -1,4 +1,5 @@
-"""``biosig manifest build|check``: thin wrappers over :mod:`biosig.manifests`."""
+"""``biosig manifest build|check|stats``: thin wrappers over :mod:`biosig.manifests` (an attribute
+of :mod:`biosig` loaded on first use, so ``--help`` does not import it)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Annotated
 
 import typer
 
+import biosig
 from biosig.cli._app import manifest_app
+from biosig.errors import ConfigError
 
 _CORPUS_HELP = ("Corpus builder: wfdb, cinc2017, circor2022, icbhi2017, covid19_cough, bonn, "
                 "delhi_epilepsy, eegmmidb, librispeech, audio_folder.")
@@ -45,17 +48,15 @@ def build(
         "--overwrite", help="Start afresh instead of resuming an existing file.")] = False,
 ) -> None:
     """Build the manifest of CORPUS found under ROOT (resumes an interrupted build)."""
-    from biosig.errors import ConfigError
-    from biosig.manifests import build_manifest
     _log_to_stderr()
     options = {}
     if modality is not None:
         if corpus not in ("wfdb", "audio_folder"):
             raise ConfigError(f"--modality applies to wfdb and audio_folder, not {corpus}")
         options["modality"] = modality
-    res = build_manifest(corpus, root, out, seed=seed, valid_frac=valid_frac,
-                         test_frac=test_frac, split=not no_split, overwrite=overwrite,
-                         **options)
+    res = biosig.manifests.build_manifest(corpus, root, out, seed=seed, valid_frac=valid_frac,
+                                          test_frac=test_frac, split=not no_split,
+                                          overwrite=overwrite, **options)
     resumed = "" if res.n_new == res.n_lines else f" ({res.n_lines - res.n_new} already there)"
     typer.echo(f"{res.path}: {res.n_lines} lines, {res.n_new} written{resumed}")
     if not no_split:
@@ -78,10 +79,10 @@ def check(
 
     Exits 0 when clean, 1 when problems were found, 2 when the manifest cannot be read.
     """
-    from biosig.manifests import check_manifest
     n = 0
-    for problem in check_manifest(manifest, root=root, check_files=not schema_only,
-                                  progress=progress):
+    for problem in biosig.manifests.check_manifest(manifest, root=root,
+                                                   check_files=not schema_only,
+                                                   progress=progress):
         n += 1
         typer.echo(str(problem))
     if n:
@@ -98,7 +99,6 @@ def stats(
                      "labels.NAME, meta.NAME ...; default: split.")] = None,
 ) -> None:
     """Count lines and subjects by fields (e.g. --by source --by labels.covid19 for confounds)."""
-    from biosig.manifests import read_manifest
-    from biosig.manifests.stats import count_by, format_counts
     keys = by or ["split"]
-    typer.echo(format_counts(count_by(read_manifest(manifest), keys), keys))
+    m = biosig.manifests
+    typer.echo(m.format_counts(m.count_by(m.read_manifest(manifest), keys), keys))

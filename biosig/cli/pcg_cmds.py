@@ -2,17 +2,19 @@
 phonocardiograms and its S1/S2 scores.
 
 Thin wrappers over :func:`biosig.pcg.segment_pcg` and :func:`biosig.pcg.evaluate_pcg_folders`;
-heavy imports happen inside the commands.
+reached as attributes of :mod:`biosig` (loaded on first use, so ``--help`` imports neither).
 """
 
 from __future__ import annotations
 
+import csv
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+import biosig
 from biosig.cli._app import evaluate_app, segment_app
 
 
@@ -43,13 +45,11 @@ def segment_pcg_cmd(
     4 diastole, 0 not labelled). A recording that cannot be used becomes a row of errors.csv
     and the run goes on; rerun the same command to resume.
     """
-    from biosig.pcg import segment_pcg
-    summary = segment_pcg(inputs, out, pattern=pattern, jobs=jobs, executor=executor,
-                          scheduler=scheduler, weights=weights, progress=progress,
-                          retry_errors=retry_errors)
+    summary = biosig.pcg.segment_pcg(inputs, out, pattern=pattern, jobs=jobs, executor=executor,
+                                     scheduler=scheduler, weights=weights, progress=progress,
+                                     retry_errors=retry_errors)
     typer.echo(str(summary))
     if summary.n_failed and summary.n_ok == 0 and summary.n_skipped == 0:
-        import csv
         with open(summary.errors_csv, encoding="utf-8", newline="") as f:
             for row in list(csv.DictReader(f))[-summary.n_failed:]:
                 print(f"biosig: error: {row['reason']}", file=sys.stderr)
@@ -67,11 +67,10 @@ def evaluate_pcg_cmd(
         "--out", help="Also write pooled and per-record counts as JSON.")] = None,
 ) -> None:
     """S1 and S2 Se, PPV and F1 (centre within 60 ms, annotated stretch only), pooled."""
-    from biosig.fileio import write_json_atomic
-    from biosig.pcg import evaluate_pcg_folders
-    total, per = evaluate_pcg_folders(ref_dir, test_dir, tolerance_s=tolerance_s)
+    total, per = biosig.pcg.evaluate_pcg_folders(ref_dir, test_dir, tolerance_s=tolerance_s)
     typer.echo(str(total))
     if out is not None:
-        write_json_atomic(out, {"pooled": total.to_dict(), "tolerance_s": tolerance_s,
-                                "records": {k: v.to_dict() for k, v in per.items()}})
+        biosig.fileio.write_json_atomic(out, {
+            "pooled": total.to_dict(), "tolerance_s": tolerance_s,
+            "records": {k: v.to_dict() for k, v in per.items()}})
         typer.echo(f"written: {out}")

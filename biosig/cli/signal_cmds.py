@@ -1,8 +1,8 @@
 """``biosig info``, ``biosig features`` and ``biosig plot``: look at recordings.
 
 Thin wrappers over :func:`biosig.io.info` / :func:`biosig.load`,
-:func:`biosig.features.compute_features` and :func:`biosig.plot.plot_signal`; heavy imports
-happen inside the commands.
+:func:`biosig.features.compute_features` and :func:`biosig.plot.plot_signal`, reached as
+attributes of :mod:`biosig` (loaded on first use, so ``--help`` imports none of them).
 """
 
 from __future__ import annotations
@@ -10,24 +10,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
+import biosig
 from biosig.cli._app import app
+from biosig.errors import BiosigError, ConfigError, InputError
 
 
 def _parse_overrides(items: list[str] | None) -> dict:
     """``["n_mels=128", "band_hz=[20, 500]"]`` -> ``{"n_mels": 128, "band_hz": [20, 500]}``."""
-    import yaml
-
-    from biosig.errors import ConfigError
-    from biosig.fileio import load_yaml
+    import yaml  # with biosig.fileio, not at --help
     out = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set n_mels=128")
         try:
-            out[key.strip()] = load_yaml(value)
+            out[key.strip()] = biosig.fileio.load_yaml(value)
         except yaml.YAMLError:
             raise ConfigError(f"--set {item!r}: cannot parse the value {value!r}") from None
     return out
@@ -35,14 +35,11 @@ def _parse_overrides(items: list[str] | None) -> dict:
 
 def _read_config_file(path: Path) -> dict:
     """A YAML mapping of preset fields."""
-    import yaml
-
-    from biosig.errors import ConfigError, InputError
-    from biosig.fileio import load_yaml
     if not path.is_file():
         raise InputError(path, "config file not found")
+    import yaml  # with biosig.fileio, not at --help
     try:
-        data = load_yaml(path.read_text())
+        data = biosig.fileio.load_yaml(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if data is None:
@@ -55,14 +52,12 @@ def _read_config_file(path: Path) -> dict:
 
 def _read_annotation_arg(value: str, record: Path):
     """An annotation file path, or an extension read next to ``record``."""
-    from biosig.errors import InputError
-    from biosig.io import read_annotations
     p = Path(value)
     if p.is_file():
-        return p.name, read_annotations(p)
+        return p.name, biosig.io.read_annotations(p)
     if "/" in value or "\\" in value or value.startswith("."):
         raise InputError(p, "annotation file not found")
-    return f"{record.stem}.{value}", read_annotations(record, extension=value)
+    return f"{record.stem}.{value}", biosig.io.read_annotations(record, extension=value)
 
 
 @app.command("info")
@@ -76,14 +71,12 @@ def info_cmd(
 ) -> None:
     """One line per recording: format, channels, rate, duration. Bad files print a one-line
     error; the command exits with status 2 after all paths when any failed."""
-    from biosig.errors import BiosigError
-    from biosig.io import info, load
     n_bad = 0
     for path in paths:
         try:
-            line = info(path, source_fs=source_fs).summary()
+            line = biosig.info(path, source_fs=source_fs).summary()
             if check:
-                sig = load(path, source_fs=source_fs)
+                sig = biosig.load(path, source_fs=source_fs)
                 n_ann = len(sig.annotations) if sig.annotations is not None else 0
                 line += f"  check ok ({n_ann} annotations)"
         except BiosigError as exc:
@@ -117,25 +110,19 @@ def features_cmd(
         "--device", help="torch device for the spectrograms.")] = None,
 ) -> None:
     """Compute a modality's preset features and write them to an .npz file atomically."""
-    import numpy as np
-
-    import biosig
-    from biosig.ecg.evaluation import BEAT_LABELS
-    from biosig.errors import ConfigError
-    from biosig.features import MODALITIES, compute_features, make_config
-    from biosig.manifests import read_icbhi_cycles
-    if modality not in MODALITIES:
+    features = biosig.features
+    if modality not in features.MODALITIES:
         raise ConfigError(f"--modality is {modality!r}, expected one of "
-                          f"{', '.join(MODALITIES)}")
+                          f"{', '.join(features.MODALITIES)}")
     values = _read_config_file(config_file) if config_file is not None else {}
     values.update(_parse_overrides(overrides))
-    cfg = make_config(modality, values)
+    cfg = features.make_config(modality, values)
     if cycles is not None and modality != "lung":
         raise ConfigError(f"--cycles applies to --modality lung, not {modality!r}")
     if beats is not None and modality != "ecg":
         raise ConfigError(f"--beats applies to --modality ecg, not {modality!r}")
     if device is not None:
-        import torch
+        import torch  # heavy: only for --device, checked before any work
         try:
             dev = torch.device(device)
         except RuntimeError:
@@ -148,12 +135,13 @@ def features_cmd(
     if modality == "lung":
         table = cycles if cycles is not None else Path(sig.path).with_suffix(".txt")
         if cycles is not None or table.is_file():
-            extra["cycles_s"] = read_icbhi_cycles(table).intervals()
+            extra["cycles_s"] = biosig.manifests.read_icbhi_cycles(table).intervals()
     if beats is not None:
         _, ann = _read_annotation_arg(beats, Path(sig.path))
-        is_beat = np.array([lab in BEAT_LABELS for lab in ann.labels], dtype=bool)
+        is_beat = np.array([lab in biosig.ecg.BEAT_LABELS for lab in ann.labels], dtype=bool)
         extra["r_peaks"] = ann.samples(sig.fs)[is_beat]
-    fset = compute_features(sig, modality=modality, config=cfg, device=device, **extra)
+    fset = features.compute_features(sig, modality=modality, config=cfg, device=device,
+                                     **extra)
     out.parent.mkdir(parents=True, exist_ok=True)
     fset.save(out)
     shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in fset.arrays.items())
@@ -181,11 +169,9 @@ def plot_cmd(
         help="Draw the spectrogram below the waveform.")] = True,
 ) -> None:
     """Write a PNG of the waveform, its spectrogram and its annotations."""
-    import biosig
-    from biosig.plot import plot_signal
     sig = biosig.load(path)
     extra = dict(_read_annotation_arg(v, Path(sig.path)) for v in annotations or [])
     target = out if out is not None else Path(f"{Path(sig.path).stem}.png")
-    plot_signal(sig, target, start_s=start_s, end_s=end_s, channel=channel,
-                annotations=extra, spectrogram=spectrogram)
+    biosig.plot.plot_signal(sig, target, start_s=start_s, end_s=end_s, channel=channel,
+                            annotations=extra, spectrogram=spectrogram)
     typer.echo(f"wrote {target}")

@@ -1,5 +1,6 @@
 """``biosig train``, ``biosig score model`` and ``biosig explain``: thin wrappers over
-:mod:`biosig.train`; heavy imports (torch) happen inside the commands."""
+:mod:`biosig.train`, reached as an attribute of :mod:`biosig` (its modules load on first use, so
+``--help`` imports neither torch nor the config's pydantic)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Annotated
 
 import typer
 
+import biosig
 from biosig.cli._app import app, score_app
+from biosig.errors import ConfigError
 
 
 @app.command("train")
@@ -39,35 +42,31 @@ def train_cmd(
     Under torchrun (`torchrun --nproc_per_node N -m biosig train ...`) it trains with
     DistributedDataParallel; only rank 0 writes.
     """
-    from biosig.train.config import config_to_dict, load_config
-    cfg = load_config(config, overrides=list(set_ or []), profile=profile)
+    train = biosig.train
+    cfg = train.config.load_config(config, overrides=list(set_ or []), profile=profile)
     if check:
-        import yaml
-        typer.echo(yaml.safe_dump(config_to_dict(cfg), sort_keys=False).rstrip())
+        import yaml  # loaded with biosig.train.config, not at --help
+        typer.echo(yaml.safe_dump(train.config.config_to_dict(cfg), sort_keys=False).rstrip())
         return
-    from biosig.train.config import WhisperTrainConfig
-    if isinstance(cfg, WhisperTrainConfig):
-        from biosig.train.whisper import train_whisper
-        _run_and_report(lambda: train_whisper(cfg, resume=resume, run_id=run_id,
-                                              progress=progress), _whisper_summary)
+    if isinstance(cfg, train.config.WhisperTrainConfig):
+        _run_and_report(lambda: train.whisper.train_whisper(cfg, resume=resume, run_id=run_id,
+                                                            progress=progress),
+                        _whisper_summary)
     else:
-        from biosig.train.engine import run
-        _run_and_report(lambda: run(cfg, resume=resume, run_id=run_id, progress=progress),
-                        _classifier_summary)
+        _run_and_report(lambda: train.engine.run(cfg, resume=resume, run_id=run_id,
+                                                 progress=progress), _classifier_summary)
 
 
 def _run_and_report(train, summarize) -> None:
     """Run ``train()``, leave the process group, and on rank 0 print the run folder and a
     one-line JSON summary of its report."""
-    import torch
-
-    from biosig.train.runs import dist_info
+    import torch  # loaded by the training, not at --help
     try:
         result = train()
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
-    if dist_info().is_main:
+    if biosig.train.runs.dist_info().is_main:
         typer.echo(f"run: {result.run_dir}")
         typer.echo(json.dumps({k: (round(v, 4) if isinstance(v, float) else v)
                                for k, v in summarize(result.report).items()}))
@@ -122,13 +121,11 @@ def score_model_cmd(
     also compared with the training data (ood_score, ood_flag) when the run keeps a drift
     reference."""
     if checkpoint not in ("best", "last"):
-        from biosig.errors import ConfigError
         raise ConfigError(f"--checkpoint is {checkpoint!r}, expected best or last")
-    from biosig.train.inference import score_model
-    summary = score_model(run_dir, input, out, checkpoint=checkpoint, device=device,
-                          pattern=pattern, jobs=jobs, executor=executor, scheduler=scheduler,
-                          progress=progress, retry_errors=retry_errors, embeddings=embeddings,
-                          calibrate=calibrate, drift=drift)
+    summary = biosig.train.inference.score_model(
+        run_dir, input, out, checkpoint=checkpoint, device=device, pattern=pattern, jobs=jobs,
+        executor=executor, scheduler=scheduler, progress=progress, retry_errors=retry_errors,
+        embeddings=embeddings, calibrate=calibrate, drift=drift)
     typer.echo(str(summary))
 
 
@@ -150,10 +147,9 @@ def report_cmd(
 ) -> None:
     """Validation report of a trained run: RUN_DIR/report/report.md with its PNGs (data,
     metrics with CIs, calibration, subgroups, operating points, drift)."""
-    from biosig.train.report import write_report
-    typer.echo(str(write_report(run_dir, prevalence=prevalence,
-                                min_sensitivity=min_sensitivity, html=html,
-                                progress=progress)))
+    typer.echo(str(biosig.train.report.write_report(run_dir, prevalence=prevalence,
+                                                    min_sensitivity=min_sensitivity, html=html,
+                                                    progress=progress)))
 
 
 @app.command("explain")
@@ -172,22 +168,21 @@ def explain_cmd(
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
     """Grad-CAM heat map of a prediction over the input spectrogram, as PNG."""
-    from biosig.errors import ConfigError
-    from biosig.train.inference import grad_cam, load_run, load_waveform
-    from biosig.train.plots import plot_grad_cam
+    inference = biosig.train.inference
     if (start_s is None) != (end_s is None):
         raise ConfigError("--start-s and --end-s go together")
-    run = load_run(run_dir, checkpoint=checkpoint, device=device)
+    run = inference.load_run(run_dir, checkpoint=checkpoint, device=device)
     tgt = None
     if target is not None:
         if target not in run.classes:
             raise ConfigError(f"--target is {target!r}, expected one of {run.classes}")
         tgt = run.classes.index(target)
-    x = load_waveform(run, record, start_s=start_s, end_s=end_s, source_fs=source_fs)
-    cam = grad_cam(run, x, target=tgt)
+    x = inference.load_waveform(run, record, start_s=start_s, end_s=end_s, source_fs=source_fs)
+    cam = inference.grad_cam(run, x, target=tgt)
     dest = out if out is not None else Path(run_dir) / "explain" / f"{Path(record).stem}.png"
     dest.parent.mkdir(parents=True, exist_ok=True)
-    plot_grad_cam(cam, run.classes, dest, hop_s=run.frontend.hop / run.frontend.fs,
-                  title=f"{Path(record).name}: {run.cfg.features.kind}")
+    biosig.train.plots.plot_grad_cam(cam, run.classes, dest,
+                                     hop_s=run.frontend.hop / run.frontend.fs,
+                                     title=f"{Path(record).name}: {run.cfg.features.kind}")
     probs = ", ".join(f"{c} {p:.3f}" for c, p in zip(run.classes, cam.probs))
     typer.echo(f"{dest}  ({cam.method}; {probs})")

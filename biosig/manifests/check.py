@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from biosig.errors import InputError, ManifestError
+from biosig.io import info
 from biosig.manifests.io import count_lines, iter_manifest_lines, parse_line
 from biosig.manifests.schema import resolve_path
+from biosig.progress import Progress
 
 __all__ = ["check_manifest", "Problem"]
 
@@ -42,7 +44,6 @@ class _InfoCache:
         self._d: dict = {}
 
     def get(self, path: Path, source_fs):
-        from biosig.io import info
         key = (str(path), source_fs)
         if key not in self._d:
             if len(self._d) >= self.maxsize:
@@ -92,7 +93,6 @@ def check_manifest(path, *, root=None, check_files: bool = True,
     total = count_lines(path)
     if progress is None:
         progress = sys.stderr.isatty() and total >= 500
-    from biosig.progress import Progress
     bar = Progress(total, desc="checking", unit="line", enabled=bool(progress),
                    final_line=True)
     cache = _InfoCache()

@@ -5,6 +5,9 @@ from __future__ import annotations
 from torch import nn
 
 from biosig.errors import ConfigError
+from biosig.models.crnn import CRNN
+from biosig.models.lstm import BiLSTM
+from biosig.models.tdnn import XVector
 
 __all__ = ["build_model"]
 
@@ -19,9 +22,6 @@ def build_model(cfg, *, n_features: int, n_classes: int) -> nn.Module:
         Feature bins per frame the front-end gives.
     n_classes : int
     """
-    from biosig.models.crnn import CRNN
-    from biosig.models.lstm import BiLSTM
-    from biosig.models.tdnn import XVector
     if cfg.name == "crnn":
         return CRNN(n_features=n_features, n_classes=n_classes, channels=cfg.channels,
                     pool_time=cfg.pool_time, gru_hidden=cfg.gru_hidden,

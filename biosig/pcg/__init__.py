@@ -13,44 +13,24 @@ Whole folders: :func:`segment_pcg` (batch, resumable; ``biosig segment pcg``). P
 per-phase features for murmur analysis: :func:`pcg_cycle_features`.
 """
 
-from biosig.pcg.cycles import CycleFeatures, pcg_cycle_features
-from biosig.pcg.evaluation import (
-    TOLERANCE_S,
-    HeartSoundCounts,
-    PcgSegmentEvaluation,
-    as_state_intervals,
-    compare_heart_sounds,
-    evaluate_pcg_folders,
-    evaluate_pcg_segmentation,
-)
-from biosig.pcg.features import (
-    HeartCycle,
-    PcgEnvelopes,
-    heart_cycle_candidates,
-    pcg_envelopes,
-    pcg_heart_cycle,
-)
-from biosig.pcg.scoring import (
-    SEGMENT_COLUMNS,
-    format_circor_tsv,
-    segment_pcg,
-    segment_record,
-    write_pcg_segmentation,
-)
-from biosig.pcg.segment import (
-    STATE_LABELS,
-    PcgSegmentation,
-    PcgSegmenterWeights,
-    decode_pcg_states,
-    pcg_segment,
-    states_to_intervals,
-)
-from biosig.pcg.training import (
-    circor_segmentation_examples,
-    fit_pcg_segmenter,
-    reference_frame_states,
-    train_pcg_segmenter,
-)
+import lazy_loader as _lazy
+
+# Declared once, loaded on first use (as biosig.train): segmentation needs numba and the DSP
+# filters, training scikit-learn; `import biosig.pcg` loads neither.
+__getattr__, __dir__, _ = _lazy.attach(__name__, submod_attrs={
+    "cycles": ["CycleFeatures", "pcg_cycle_features"],
+    "evaluation": ["TOLERANCE_S", "HeartSoundCounts", "PcgSegmentEvaluation",
+        "as_state_intervals", "compare_heart_sounds", "evaluate_pcg_folders",
+        "evaluate_pcg_segmentation"],
+    "features": ["HeartCycle", "PcgEnvelopes", "heart_cycle_candidates", "pcg_envelopes",
+        "pcg_heart_cycle"],
+    "scoring": ["SEGMENT_COLUMNS", "format_circor_tsv", "segment_pcg", "segment_record",
+        "write_pcg_segmentation"],
+    "segment": ["STATE_LABELS", "PcgSegmentation", "PcgSegmenterWeights", "decode_pcg_states",
+        "pcg_segment", "states_to_intervals"],
+    "training": ["circor_segmentation_examples", "fit_pcg_segmenter", "reference_frame_states",
+        "train_pcg_segmenter"],
+})
 
 __all__ = [
     "pcg_segment", "PcgSegmentation", "PcgSegmenterWeights", "STATE_LABELS",

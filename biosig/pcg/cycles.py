@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from biosig import dsp
 from biosig.pcg.evaluation import as_state_intervals
+from biosig.validate import check_channel, check_fs
 
 __all__ = ["CycleFeatures", "pcg_cycle_features", "DEFAULT_BANDS_HZ"]
 
@@ -68,8 +70,6 @@ def pcg_cycle_features(signal, segmentation, *, fs: float,
     Butterworth band-pass output over the phase's samples; a systolic murmur raises
     ``systole_*_db`` towards 0 dB (as loud as the heart sounds) from its usual -20 to -30 dB.
     """
-    from biosig import dsp
-    from biosig.validate import check_channel, check_fs
     fs = check_fs(fs)
     x = np.ascontiguousarray(check_channel(signal), dtype=np.float64)
     bands = [(float(lo), float(hi)) for lo, hi in bands_hz]

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from biosig.manifests.corpora.circor2022 import CIRCOR_SEGMENT_LABELS
+from biosig.errors import InputError
+from biosig.manifests.corpora.circor2022 import CIRCOR_SEGMENT_LABELS, read_circor_segmentation
+from biosig.pcg import _kernels
 from biosig.signal import Annotations
 
 __all__ = ["HeartSoundCounts", "PcgSegmentEvaluation", "compare_heart_sounds",
@@ -141,7 +144,6 @@ def compare_heart_sounds(reference, detected, *,
     Springer, D. B., Tarassenko, L. & Clifford, G. D. (2016). Logistic regression-HSMM-based
     heart sound segmentation. IEEE Trans. Biomed. Eng. 63(4), 822-832.
     """
-    from biosig.pcg import _kernels
     if not tolerance_s > 0:
         raise ValueError(f"tolerance_s is {tolerance_s!r}, expected a positive number of "
                          f"seconds")
@@ -209,10 +211,6 @@ def evaluate_pcg_folders(ref_dir, test_dir, *, tolerance_s: float = TOLERANCE_S
         A folder is missing, ``test_dir`` holds no ``.tsv``, a reference is missing or a file
         is malformed (the message names the file).
     """
-    from pathlib import Path
-
-    from biosig.errors import InputError
-    from biosig.manifests.corpora.circor2022 import read_circor_segmentation
     ref_root, test_root = Path(ref_dir), Path(test_dir)
     for d in (ref_root, test_root):
         if not d.is_dir():

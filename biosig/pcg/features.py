@@ -7,7 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pywt
+import scipy.signal
 
+from biosig import dsp
 from biosig.errors import InputError
 from biosig.validate import check_channel, check_fs
 
@@ -173,10 +176,6 @@ def pcg_envelopes(signal, *, fs: float) -> PcgEnvelopes:
     Schmidt, S. E. et al. (2010). Segmentation of heart sound recordings by a
     duration-dependent hidden Markov model. Physiol. Meas. 31(4), 513-529.
     """
-    import pywt
-    import scipy.signal
-
-    from biosig import dsp
     fs = check_fs(fs, min_hz=MIN_FS, purpose=" for heart-sound segmentation")
     x = np.ascontiguousarray(check_channel(signal), dtype=np.float64)
     n = x.size

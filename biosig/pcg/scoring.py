@@ -10,9 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
+from biosig.batch import ERRORS_NAME, PARTIAL_DIR, BatchSummary, run_batch
 from biosig.errors import InputError
+from biosig.fileio import atomic_path, write_text_atomic
+from biosig.io import load
 from biosig.pcg.evaluation import as_state_intervals
 from biosig.pcg.features import MIN_FS
+from biosig.pcg.segment import PcgSegmenterWeights, pcg_segment
+from biosig.validate import check_fs
 
 __all__ = ["segment_pcg", "segment_record", "write_pcg_segmentation", "format_circor_tsv",
            "SEGMENT_COLUMNS", "MIN_DURATION_S"]
@@ -58,7 +63,6 @@ def write_pcg_segmentation(path, segmentation, *, tmp_dir=None) -> Path:
     tmp_dir : str or PathLike, optional
         Folder for the temporary file (default: beside the destination).
     """
-    from biosig.fileio import atomic_path
     p = Path(os.fspath(path))
     p.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(p, tmp_dir=tmp_dir) as tmp:
@@ -89,10 +93,6 @@ def segment_record(item, out_dir: str, *, weights: str | None = None) -> dict:
         Missing or corrupt file, sampling rate under 1000 Hz, recording under
         :data:`MIN_DURATION_S`, NaNs, silence; the message names the file.
     """
-    from biosig.batch import PARTIAL_DIR
-    from biosig.io import load
-    from biosig.pcg.segment import pcg_segment
-    from biosig.validate import check_fs
     sig = load(item.path, channels=[0], annotations=False)
     if item.meta.get("start_s") is not None:
         sig = sig.crop(item.meta["start_s"], item.meta["end_s"])
@@ -158,8 +158,6 @@ def segment_pcg(inputs, out_dir, *, pattern: str = "*.wav", jobs: int = 1,
     biosig.batch.BatchSummary
         Totals over all inputs.
     """
-    from biosig.batch import ERRORS_NAME, BatchSummary, run_batch
-    from biosig.fileio import write_text_atomic
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     inputs = [Path(os.fspath(p)) for p in inputs]
@@ -167,7 +165,6 @@ def segment_pcg(inputs, out_dir, *, pattern: str = "*.wav", jobs: int = 1,
         raise ValueError("inputs: expected at least one file or folder")
     w = None
     if weights is not None:
-        from biosig.pcg.segment import PcgSegmenterWeights
         PcgSegmenterWeights.load(weights)          # fail early, naming the file
         w = str(Path(os.fspath(weights)).resolve())
     func = functools.partial(segment_record, weights=w)

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from biosig.errors import InputError
+from biosig.errors import ConfigError, InputError
+from biosig.fileio import write_text_atomic
 from biosig.manifests.corpora.circor2022 import CIRCOR_SEGMENT_LABELS
+from biosig.pcg import _kernels
 from biosig.pcg.features import (
     FEATURE_FS,
     MIN_FS,
@@ -22,7 +24,7 @@ from biosig.pcg.features import (
     heart_cycle_candidates,
     pcg_envelopes,
 )
-from biosig.signal import Annotations
+from biosig.signal import Annotations, signal_data
 from biosig.validate import check_fs
 
 __all__ = ["pcg_segment", "PcgSegmentation", "PcgSegmenterWeights", "STATE_LABELS", "METHODS",
@@ -128,7 +130,6 @@ class PcgSegmenterWeights:
 
     def save(self, path) -> Path:
         """Write the weights as JSON, atomically."""
-        from biosig.fileio import write_text_atomic
         return write_text_atomic(Path(os.fspath(path)), json.dumps(self.to_dict(), indent=1) + "\n")
 
     @classmethod
@@ -351,8 +352,6 @@ def pcg_segment(signal, *, fs: float | None = None, method: str = "springer2016"
     >>> seg.annotations.labels[:4]                                     # doctest: +SKIP
     ['S1', 'systole', 'S2', 'diastole']
     """
-    from biosig.errors import ConfigError
-    from biosig.signal import signal_data
     if method not in METHODS:
         raise ConfigError(f"method: unknown PCG segmenter {method!r}; expected one of "
                           f"{', '.join(METHODS)}")
@@ -393,7 +392,6 @@ def decode_pcg_states(envelopes: PcgEnvelopes, *, weights: PcgSegmenterWeights |
     heart_cycle : HeartCycle or None
         The estimate used (None when no stretch was long enough to label).
     """
-    from biosig.pcg import _kernels
     if weights is None:
         weights = _cached_weights(None)
     env = envelopes

@@ -7,10 +7,15 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
 
 from biosig.errors import InputError
+from biosig.io import load
+from biosig.manifests import read_circor_segmentation, read_manifest
 from biosig.pcg.evaluation import as_state_intervals
 from biosig.pcg.features import FEATURE_FS, pcg_envelopes
 from biosig.pcg.segment import PcgSegmenterWeights, stack_context
@@ -121,7 +126,6 @@ def fit_pcg_segmenter(envelopes: Sequence[np.ndarray], frame_states: Sequence[np
     -------
     PcgSegmenterWeights
     """
-    from sklearn.linear_model import LogisticRegression
     if len(envelopes) != len(frame_states) or not len(envelopes):
         raise ValueError(f"envelopes ({len(envelopes)}) and frame_states ({len(frame_states)}) "
                          f"must be non-empty and of the same length")
@@ -148,7 +152,6 @@ def fit_pcg_segmenter(envelopes: Sequence[np.ndarray], frame_states: Sequence[np
     scale[scale == 0] = 1.0
     z = (x - mean) / scale
     if hidden:
-        from sklearn.neural_network import MLPClassifier
         clf = MLPClassifier(hidden_layer_sizes=tuple(int(h) for h in hidden),
                             alpha=1.0 / (c * y.size), early_stopping=True, random_state=seed,
                             max_iter=200, batch_size=512)
@@ -231,10 +234,6 @@ def circor_segmentation_examples(manifest, *, split: str | None = "train", root=
     (np.ndarray [shape=(n_samples,)], float, Annotations, str)
         Recordings without a segmentation file are skipped.
     """
-    from pathlib import Path
-
-    from biosig.io import load
-    from biosig.manifests import read_circor_segmentation, read_manifest
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error is {on_error!r}, expected 'raise' or 'skip'")
     mpath = Path(manifest)

@@ -9,15 +9,14 @@
   never by ``import biosig.synth``.
 """
 
-from biosig.synth.signals import (
-    MODALITIES,
-    synth_cough,
-    synth_ecg,
-    synth_eeg,
-    synth_lung,
-    synth_pcg,
-    synth_signal,
-)
+import lazy_loader as _lazy
+
+# Declared once, loaded on first use: the signals need numba's DSP filters and biosig.ecg,
+# the dictation corpus biosig.asr and a text-to-speech voice.
+__getattr__, __dir__, _ = _lazy.attach(__name__, submodules=["dictation"], submod_attrs={
+    "signals": ["MODALITIES", "synth_cough", "synth_ecg", "synth_eeg", "synth_lung", "synth_pcg",
+        "synth_signal"],
+})
 
 __all__ = ["synth_ecg", "synth_pcg", "synth_eeg", "synth_lung", "synth_cough", "synth_signal",
            "MODALITIES"]

@@ -18,17 +18,25 @@ import csv
 import hashlib
 import json
 import logging
+import re
 import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
+from math import gcd
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+from scipy.signal import butter, resample_poly, sosfilt
 
-from biosig.asr.audio import ASR_FS
+from biosig.asr.audio import ASR_FS, load_audio, prepare_audio
+from biosig.asr.commands import apply_commands
 from biosig.errors import ConfigError, InputError
 from biosig.fileio import atomic_path
+from biosig.manifests import ManifestWriter, Record, read_manifest
+from biosig.progress import track
+from biosig.signal import check_fs
 
 __all__ = ["VOICES", "Phrase", "read_phrases", "dictation_phrases", "generated_dictation",
            "render", "telephone_channel", "held_out_dictation", "clinic_terms",
@@ -128,7 +136,6 @@ _DICTATION = [
 
 def dictation_phrases() -> list[Phrase]:
     """Built-in dictation sentences with spoken commands ("period", "new paragraph", ...)."""
-    from biosig.asr.commands import apply_commands
     return [Phrase(f"dict-{i:03d}", t, apply_commands(t.split()), terms, "builtin-dictation")
             for i, (t, terms) in enumerate(_DICTATION)]
 
@@ -240,9 +247,6 @@ def clinic_terms() -> list[str]:
 
 def _from_templates(templates, n: int, seed: int, prefix: str, source: str, *,
                     balance_terms: bool = False) -> list[Phrase]:
-    import re
-
-    from biosig.asr.commands import apply_commands
     rng = np.random.default_rng(seed)
     pools = {"drug": _DRUGS, "dose": _DOSES, "freq": _FREQ, "cond": _CONDITIONS,
              "symptom": _SYMPTOMS, "test": _TESTS, "finding": _FINDINGS, "exam": _EXAM,
@@ -415,9 +419,6 @@ def render(text: str, voice: str, *, rate_wpm: int | None = None) -> np.ndarray:
     np.ndarray [shape=(n,), dtype=float32]
         16 kHz mono audio.
     """
-    import soundfile as sf
-
-    from biosig.asr.audio import prepare_audio
     known = {**VOICES, **HELD_OUT_VOICES, **TUNING_VOICES}
     if voice not in known:
         raise ConfigError(f"voice {voice!r}: expected one of {sorted(known)}")
@@ -485,11 +486,6 @@ def telephone_channel(audio: np.ndarray, *, fs: float, snr_db: float,
     np.ndarray [shape=(m,), dtype=float32]
         Audio at :data:`TELEPHONE_FS` (8 kHz).
     """
-    from math import gcd
-
-    from scipy.signal import butter, resample_poly, sosfilt
-
-    from biosig.signal import check_fs
     fs = check_fs(fs)
     lo, hi = float(band_hz[0]), float(band_hz[1])
     if not 0 < lo < hi < TELEPHONE_FS / 2:
@@ -507,7 +503,6 @@ def telephone_channel(audio: np.ndarray, *, fs: float, snr_db: float,
 
 
 def _write_wav(path: Path, x: np.ndarray, fs: int = ASR_FS) -> None:
-    import soundfile as sf
     with atomic_path(path) as tmp:
         sf.write(str(tmp), x, fs, subtype="PCM_16")
 
@@ -561,7 +556,6 @@ def synth_dictation(phrases: list[Phrase], out_dir, *, voices=None, noise_snr_db
     -------
     SynthResult
     """
-    from biosig.manifests import ManifestWriter, Record
     known = {**VOICES, **HELD_OUT_VOICES, **TUNING_VOICES}
     voices = list(voices or VOICES)
     for v in voices:
@@ -576,7 +570,6 @@ def synth_dictation(phrases: list[Phrase], out_dir, *, voices=None, noise_snr_db
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     jobs = [(v, ph) for v in voices for ph in phrases]
-    from biosig.progress import track
     it = track(jobs, desc="synth-dictation", unit="phrase", enabled=progress)
     n_skipped = 0
 
@@ -628,8 +621,6 @@ def concatenate_long_form(manifest, out_dir, *, target_s: float, gap_s: float = 
     Writes ``long/<group>-<k>.wav`` and ``long_form.jsonl`` (one line per long recording, text
     joined with spaces, ``labels.parts`` the ids joined with ``;``).
     """
-    from biosig.asr.audio import load_audio
-    from biosig.manifests import ManifestWriter, Record, read_manifest
     man = Path(manifest)
     out = Path(out_dir)
     groups: dict[str, list] = {}
@@ -696,7 +687,6 @@ def write_held_out_split(manifest, *, test_voices, test_phrases=None, test_phras
     -------
     (train_path, test_path, n_train, n_test)
     """
-    from biosig.manifests import ManifestWriter, read_manifest
     man = Path(manifest)
     recs = list(read_manifest(man))
     keep_v = None if only_voices is None else set(only_voices)

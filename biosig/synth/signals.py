@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from biosig.dsp import bandpass
+from biosig.ecg.simulate import ecg_simulate
 from biosig.signal import Annotations, Signal
 
 __all__ = ["synth_ecg", "synth_pcg", "synth_eeg", "synth_lung", "synth_cough", "synth_signal",
@@ -24,7 +26,6 @@ def _gauss(t, centre, width):
 def synth_ecg(duration_s: float = 30.0, *, fs: float = 360.0, heart_rate_bpm: float = 72.0,
               seed: int = 0) -> Signal:
     """:func:`biosig.ecg.ecg_simulate` as a :class:`Signal` whose annotations are the beats."""
-    from biosig.ecg.simulate import ecg_simulate
     sim = ecg_simulate(duration_s=duration_s, fs=fs, heart_rate_bpm=heart_rate_bpm, seed=seed)
     onset = sim.r_peaks / fs
     ann = Annotations(onset, np.zeros_like(onset), list(sim.labels), [], "synthetic")
@@ -82,7 +83,6 @@ def synth_lung(duration_s: float = 12.0, *, fs: float = 4000.0, breaths_per_min:
                wheeze_hz: float | None = 400.0, seed: int = 0) -> Signal:
     """Breath-noise-like signal: band-limited noise modulated by the breathing cycle, with an
     optional expiratory wheeze (a tone at ``wheeze_hz``); cycles annotated."""
-    from biosig.dsp import bandpass
     rng = np.random.default_rng(seed)
     n = int(round(duration_s * fs))
     t = np.arange(n) / fs

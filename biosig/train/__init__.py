@@ -24,7 +24,10 @@ import lazy_loader as _lazy
 
 # Declared once, loaded on first use: ``import biosig.train.config`` (YAML validation, the CLI's
 # --help) must not pay for torch, which the engine and the loop import.
-__getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, submodules=[
+    "cache", "config", "data", "drift", "engine", "evaluation", "hybrid", "inference", "loop",
+    "plots", "report", "runs", "whisper",
+], submod_attrs={
     "config": ["TrainConfig", "load_config", "validate_config"],
     "engine": ["ClassifierTask", "compute_loss", "evaluate", "run", "train"],
     "loop": ["Task", "fit"],

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from biosig.fileio import atomic_path, write_text_atomic
+from biosig.progress import Progress
 from biosig.train.data import Example, fit_window, read_window, window_starts
 
 __all__ = ["FeatureCache", "FeatureWindowDataset", "config_key", "recording_features",
@@ -100,7 +101,6 @@ class FeatureCache:
     def load_all(self, examples, *, desc: str = "feature cache",
                  show: bool = True) -> list[np.ndarray]:
         """:meth:`get` of every example, with progress (items computed or read)."""
-        from biosig.progress import Progress
         out = []
         bar = Progress(len(examples), desc=desc, unit="rec", enabled=show)
         for ex in examples:

@@ -16,6 +16,9 @@ import torch
 from torch import nn
 
 from biosig.errors import ConfigError, InputError
+from biosig.features import kaldi_fbank
+from biosig.features.spectral import power_to_db
+from biosig.features.transforms import MFCC, LogMelSpectrogram, Spectrogram
 from biosig.manifests import Record, field_value, read_manifest
 from biosig.manifests.splits import group_holdout, group_kfold
 
@@ -246,7 +249,6 @@ class FrontEnd(nn.Module):
 
     def __init__(self, fcfg, *, fs: float):
         super().__init__()
-        from biosig.features.transforms import MFCC, LogMelSpectrogram, Spectrogram
         self.kind, self.fs, self.normalization = fcfg.kind, float(fs), fcfg.normalize
         self.win = max(2, int(round(fcfg.window_s * fs)))
         self.hop = max(1, int(round(fcfg.hop_s * fs)))
@@ -298,11 +300,9 @@ class FrontEnd(nn.Module):
         if self.kind in ("log_mel", "mfcc"):
             f = self.transform(x)
         elif self.kind == "log_spectrogram":
-            from biosig.features.spectral import power_to_db
             f = power_to_db(self.transform(x)[:, self.first_bin:self.n_bins], ref=1.0,
                             amin=1e-10, top_db=self.fcfg.top_db)
         elif self.kind == "kaldi_fbank":
-            from biosig.features import kaldi_fbank
             fmax = self.fcfg.fmax_hz or 0.0
             f = kaldi_fbank(x * 32768.0, fs=self.fs, num_mel_bins=self.fcfg.n_mels,
                             frame_length_ms=1000.0 * self.win / self.fs,

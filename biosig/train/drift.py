@@ -13,6 +13,7 @@ cross-fitted distances (each fold's recordings scored by the Gaussian of the oth
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,11 @@ from biosig.drift import (
     level_db,
     mahalanobis_distance,
 )
-from biosig.fileio import atomic_path
+from biosig.fileio import atomic_path, write_text_atomic
+from biosig.progress import Progress
+from biosig.train.cache import recording_features
+from biosig.train.data import read_window
+from biosig.train.plots import plot_drift
 
 __all__ = ["Descriptors", "describe_signal", "describe_examples", "DriftReference",
            "fit_reference", "crossfit_reference", "save_reference", "load_reference",
@@ -61,7 +66,6 @@ def describe_signal(frontend, x: np.ndarray, *, fs_hz: float) -> tuple[np.ndarra
                                                                         float]:
     """``(feature statistics, fs_hz, duration_s, level_db)`` of one signal ``(n_samples,)`` at
     the run's ``data.target_fs`` (``fs_hz``: the file's own rate, before resampling)."""
-    from biosig.train.cache import recording_features
     vec = feature_statistics(recording_features(frontend, x))
     return vec, float(fs_hz), x.size / float(frontend.fs), level_db(x)
 
@@ -70,8 +74,6 @@ def describe_examples(examples, *, frontend, dcfg, desc: str = "drift reference"
                       show: bool = True) -> Descriptors:
     """:func:`describe_signal` of each example, loaded as training loads it
     (:func:`biosig.train.data.read_window`)."""
-    from biosig.progress import Progress
-    from biosig.train.data import read_window
     rows = []
     bar = Progress(len(examples), desc=desc, unit="rec", enabled=show)
     for e in examples:
@@ -171,10 +173,6 @@ def write_drift_summary(predictions_csv, ref: DriftReference, out_dir, *,
     ``ood_score``, ``ood_flag``, ``fs_hz``, ``duration_s`` and ``level_db`` columns: how many
     records were flagged against the ``quantile`` expected, how their rates, durations and
     levels compare with the training recordings', and the most distant flagged records."""
-    import csv
-
-    from biosig.fileio import write_text_atomic
-    from biosig.train.plots import plot_drift
     with open(predictions_csv, newline="", encoding="utf-8") as f:
         rows = [r for r in csv.DictReader(f)]
     out = Path(out_dir)

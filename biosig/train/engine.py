@@ -36,6 +36,9 @@ import torch
 
 from biosig.errors import ConfigError
 from biosig.fileio import jsonable, write_text_atomic
+from biosig.manifests import field_value
+from biosig.models import build_model
+from biosig.train.cache import FeatureCache, FeatureWindowDataset
 from biosig.train.config import TrainConfig, config_to_dict
 from biosig.train.data import (
     Example,
@@ -52,7 +55,26 @@ from biosig.train.data import (
     mixup,
     spec_augment,
 )
+from biosig.train.drift import (
+    REFERENCE_FILE,
+    crossfit_reference,
+    describe_examples,
+    fit_reference,
+    save_reference,
+)
+from biosig.train.evaluation import (
+    CALIBRATION_FILE,
+    aggregate_by_group,
+    compute_metrics,
+    embedding_eer,
+    fit_calibration,
+    metric_names,
+    metrics_with_ci,
+    positive_class,
+    read_predictions,
+)
 from biosig.train.loop import LoopResult, RunContext, StepOutput, Task, fit
+from biosig.train.plots import plot_confusion, plot_learning_curves, plot_roc
 from biosig.train.runs import DistInfo, dist_info, run_folder, save_checkpoint
 
 __all__ = ["compute_loss", "input_features", "evaluate", "EvalOutput", "scored_items",
@@ -173,8 +195,6 @@ def scored_items(cfg, ev: EvalOutput, examples) -> tuple[np.ndarray, np.ndarray,
     key = cfg.eval.aggregate_by
     if key is None:
         return ev.probs, ev.targets, ids
-    from biosig.manifests import field_value
-    from biosig.train.evaluation import aggregate_by_group
     values = [field_value(e.record, key) for e in examples]
     groups = [f"{v}" if v is not None else f"id:{e.record.id}"
               for v, e in zip(values, examples)]
@@ -228,7 +248,6 @@ def _datasets(cfg, examples: list[Example], *, frontend=None, dist: DistInfo | N
             raise ConfigError(f"{cfg.data.manifest}: no '{s}' records for this run (check "
                               f"data.splits, data.filter and the manifest's split field)")
     if cfg.data.feature_cache is not None:
-        from biosig.train.cache import FeatureCache, FeatureWindowDataset
         dist = dist or dist_info()
         cache = FeatureCache(cfg.data.feature_cache, frontend=frontend, dcfg=cfg.data)
         # rank 0 fills the cache first; the other ranks then read what it wrote
@@ -283,7 +302,6 @@ class ClassifierTask(Task):
                 examples = assign_example_splits(examples, seed=cfg.data.split_seed,
                                                  valid_frac=cfg.data.valid_frac,
                                                  test_frac=cfg.data.test_frac)
-        from biosig.train.evaluation import metric_names
         if cfg.train.monitor not in metric_names(cfg):
             raise ConfigError(f"train.monitor is {cfg.train.monitor!r}; this config reports "
                               f"{', '.join(metric_names(cfg))}")
@@ -300,7 +318,6 @@ class ClassifierTask(Task):
         elif cfg.data.balance == "sampler":
             cw = class_weights(train_targets, n_classes).numpy()
             sampler_weights = torch.as_tensor(cw[np.asarray(train_targets)], dtype=torch.double)
-        from biosig.models import build_model
         self.model = build_model(cfg.model, n_features=self.frontend.n_features,
                                  n_classes=n_classes).to(ctx.device)
         self.loaders = {"train": _loader(self.ds["train"], cfg=cfg, train=True, dist=ctx.dist,
@@ -344,7 +361,6 @@ class ClassifierTask(Task):
         return StepOutput(res.loss, n=n, items=n)
 
     def validate(self, epoch: int) -> tuple[dict, float]:
-        from biosig.train.evaluation import compute_metrics
         ev = evaluate(self.model, self.frontend, self.loaders["valid"], cfg=self.cfg,
                       device=self.device, amp=self.amp)
         vp, vt, _ = scored_items(self.cfg, ev, self.ds["valid"].examples)
@@ -368,13 +384,13 @@ class ClassifierTask(Task):
                                   device=self.device, amp=self.amp, dist=self.dist,
                                   history=result.history, best_epoch=result.best_epoch,
                                   stopped_early=result.stopped_early, train_s=result.train_s)
-        from biosig.train.hybrid import finish_stages  # hybrid stage, tuned decision rule
+        from biosig.train.hybrid import finish_stages  # cycle: hybrid builds on this module
         report.update(finish_stages(self.cfg, self.model, self.frontend, self.ds,
                                     self.ctx.out, device=self.device, report=report))
         return report
 
     def export_changed(self, report: dict) -> bool:
-        from biosig.train.hybrid import stage_settings
+        from biosig.train.hybrid import stage_settings  # cycle: hybrid builds on this module
         return report.get("stage_settings") != stage_settings(self.cfg)
 
 
@@ -408,8 +424,6 @@ def train(cfg: TrainConfig, *, run_dir=None, resume: bool = False,
 
 def _test_and_report(cfg, model, frontend, ds, out: Path, *, device, amp, dist, history,
                      best_epoch, stopped_early, train_s) -> dict:
-    from biosig.train.evaluation import embedding_eer, metrics_with_ci, positive_class
-    from biosig.train.plots import plot_confusion, plot_learning_curves, plot_roc
     ck = torch.load(out / "best.pt", map_location=device, weights_only=False)
     model.load_state_dict(ck["model"])
     classes = list(cfg.data.classes)
@@ -476,15 +490,12 @@ def _finish_validation_and_drift(cfg, model, frontend, ds, out: Path, *, device,
     ``valid_predictions.csv`` (the best model on the validation split), ``calibration.json``
     fitted on them (:func:`biosig.train.evaluation.fit_calibration`) and
     ``drift_reference.npz`` (:mod:`biosig.train.drift`)."""
-    from biosig.train.drift import REFERENCE_FILE, describe_examples, fit_reference, save_reference
-    from biosig.train.evaluation import CALIBRATION_FILE, fit_calibration
     if split != "valid":
         loader = _loader(ds["valid"], cfg=cfg, train=False, dist=dist)
         ev = evaluate(model, frontend, loader, cfg=cfg, device=device, amp=amp)
         vp, vt, vids = scored_items(cfg, ev, ds["valid"].examples)
         _write_predictions(out / "valid_predictions.csv", cfg, vids, vp, vt)
     else:
-        from biosig.train.evaluation import read_predictions
         vp, vt, _ = read_predictions(out / "valid_predictions.csv", cfg.data.classes)
     cal = fit_calibration(vt, vp)
     write_text_atomic(out / CALIBRATION_FILE, json.dumps(jsonable(cal), indent=2) + "\n")
@@ -499,8 +510,6 @@ def _finish_validation_and_drift(cfg, model, frontend, ds, out: Path, *, device,
 def _pooled_cv_report(cfg, reports: list[dict], out: Path) -> dict:
     """Every fold's test predictions together (each item was tested exactly once): metrics with
     bootstrap CIs, ``cv_test_predictions.csv`` and ``confusion_matrix.png`` in ``out``."""
-    from biosig.train.evaluation import metrics_with_ci
-    from biosig.train.plots import plot_confusion
     classes = list(cfg.data.classes)
     rows: list[list[str]] = []
     header: list[str] = []
@@ -521,7 +530,6 @@ def _pooled_cv_report(cfg, reports: list[dict], out: Path) -> dict:
     plot_confusion(res["confusion"], classes, out / "confusion_matrix.png")
     valid = [Path(r["run_dir"]) / "valid_predictions.csv" for r in reports]
     if all(p.is_file() for p in valid):        # runs of older releases have none
-        from biosig.train.evaluation import CALIBRATION_FILE, fit_calibration
         vrows: list[list[str]] = []
         for path in valid:
             with open(path, newline="", encoding="utf-8") as f:
@@ -544,12 +552,6 @@ def _pooled_cv_report(cfg, reports: list[dict], out: Path) -> dict:
 def _cv_drift_reference(cfg, examples: list[Example], folds: list[int], out: Path) -> None:
     """The run-level ``drift_reference.npz`` of a K-fold run
     (:func:`biosig.train.drift.crossfit_reference` over its folds)."""
-    from biosig.train.drift import (
-        REFERENCE_FILE,
-        crossfit_reference,
-        describe_examples,
-        save_reference,
-    )
     frontend = FrontEnd(cfg.features, fs=cfg.data.target_fs)
     desc = describe_examples(examples, frontend=frontend, dcfg=cfg.data,
                              desc="drift reference (all folds)")
@@ -604,7 +606,7 @@ def run(cfg: TrainConfig, *, resume: bool = False, run_id: str | None = None,
                              if all((r.get("throughput") or {}).get(k) for r in reports)},
               "train_s": float(sum(r.get("train_s", 0.0) for r in reports)),
               "wall_s": float(sum(r.get("wall_s", 0.0) for r in reports))}
-        from biosig.train.hybrid import pooled_stage_report  # hybrid stage, decision rule
+        from biosig.train.hybrid import pooled_stage_report  # cycle: hybrid builds on this module
         cv.update(pooled_stage_report(cfg, reports, out))
         write_text_atomic(out / "cv_report.json", json.dumps(jsonable(cv), indent=2))
         _cv_drift_reference(cfg, examples, folds, out)

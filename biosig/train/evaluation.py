@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import csv
 import math
 
 import numpy as np
 
 from biosig import metrics as M
+from biosig.calibration import (
+    IsotonicMaps,
+    apply_isotonic,
+    apply_temperature,
+    fit_isotonic,
+    fit_temperature,
+)
 
 __all__ = ["compute_metrics", "metrics_with_ci", "embedding_eer", "metric_names",
            "aggregate_by_group", "positive_class", "fit_calibration", "apply_calibration",
@@ -79,7 +87,6 @@ def _metric_fns(cfg) -> dict:
 def read_predictions(path, classes) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """``(probs (n, n_classes), targets (n,), ids)`` of a run's ``*_predictions.csv`` (columns
     ``<id>, p_<class>..., label, predicted``)."""
-    import csv
     with open(path, newline="", encoding="utf-8") as f:
         rows = [r for r in csv.reader(f) if r]
     body = rows[1:]
@@ -202,7 +209,6 @@ def fit_calibration(targets, probs, *, fitted_on: str = "valid") -> dict:
     validation predictions), as ``calibration.json`` keeps them: ``{"method": "temperature",
     "temperature": T, "isotonic": {"x": [...], "y": [...]}, "fitted_on", "n_items"}``
     (``method`` is what ``biosig score model --calibrate`` applies by default)."""
-    from biosig.calibration import fit_isotonic, fit_temperature
     t = np.asarray(targets, dtype=np.int64)
     p = np.asarray(probs, dtype=float)
     return {"method": "temperature", "temperature": fit_temperature(t, p),
@@ -213,7 +219,6 @@ def fit_calibration(targets, probs, *, fitted_on: str = "valid") -> dict:
 def apply_calibration(probs, calibration: dict, *, method: str | None = None) -> np.ndarray:
     """``probs`` (n_items, n_classes) through a :func:`fit_calibration` result (its
     ``method`` unless ``method`` names the other)."""
-    from biosig.calibration import IsotonicMaps, apply_isotonic, apply_temperature
     m = method or calibration.get("method", "temperature")
     if m not in CALIBRATION_METHODS:
         raise ValueError(f"calibration method is {m!r}, expected one of "

@@ -36,16 +36,35 @@ that call it live in :mod:`biosig.train.engine` (training) and :mod:`biosig.trai
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import joblib
 import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
-from biosig.errors import ConfigError, InputError
+from biosig.errors import BiosigError, ConfigError, InputError
+from biosig.features import extract_features
 from biosig.fileio import atomic_path, jsonable, write_text_atomic
+from biosig.progress import Progress
+from biosig.signal import as_signal
+from biosig.train.data import read_window
+from biosig.train.engine import EvalOutput, scored_items, write_predictions
+from biosig.train.evaluation import (
+    CALIBRATION_FILE,
+    fit_calibration,
+    metric_functions,
+    metrics_with_ci,
+    read_predictions,
+)
 
 __all__ = ["HYBRID_FILE", "HYBRID_MODEL_FILE", "DECISION_FILE", "INPUT_BLOCKS",
            "feature_sets", "recording_features", "assemble_inputs", "make_classifier",
@@ -92,8 +111,6 @@ def recording_features(x: np.ndarray, *, fs: float, sets) -> dict[str, float]:
     dict
         ``name -> value`` (NaN where a feature is undefined).
     """
-    from biosig.features import extract_features
-    from biosig.signal import as_signal
     sig = as_signal(np.asarray(x, dtype=np.float64), fs)
     out: dict[str, float] = {}
     for preset, over, keep in sets:
@@ -151,14 +168,9 @@ def make_classifier(kind: str, *, seed: int = 0, max_iter: int = 300,
     (median imputation, standardisation, balanced logistic regression with inverse
     regularisation ``c``)."""
     if kind == "histgb":
-        from sklearn.ensemble import HistGradientBoostingClassifier
         return HistGradientBoostingClassifier(class_weight="balanced", random_state=seed,
                                               max_iter=max_iter, learning_rate=learning_rate)
     if kind == "logistic":
-        from sklearn.impute import SimpleImputer
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
         return make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True),
                              StandardScaler(),
                              LogisticRegression(C=c, class_weight="balanced", max_iter=5000))
@@ -250,7 +262,6 @@ def fit_candidates(train_blocks: dict, y_train, valid_blocks: dict, candidates, 
 def save_stage(folder, fit: HybridFit, description: dict) -> None:
     """``hybrid.joblib`` (the fitted classifier with its inputs) and ``hybrid.json`` (the
     description: candidates and their validation scores, the choice, feature names, ...)."""
-    import joblib
     folder = Path(folder)
     with atomic_path(folder / HYBRID_MODEL_FILE) as tmp:
         joblib.dump({"model": fit.model, "inputs": fit.inputs, "classifier": fit.classifier,
@@ -262,7 +273,6 @@ def save_stage(folder, fit: HybridFit, description: dict) -> None:
 
 def load_stage(folder) -> tuple[dict, dict] | None:
     """``(stage, description)`` of a run (fold) folder, or None when it has no hybrid."""
-    import joblib
     folder = Path(folder)
     if not (folder / HYBRID_FILE).is_file():
         return None
@@ -362,7 +372,6 @@ _WAVE_BUDGET = 1 << 30          # bytes of waveforms kept between folds of one p
 
 
 def _waveform(rec, dcfg) -> np.ndarray:
-    from biosig.train.data import read_window
     key = (rec.id, rec.path, str(dcfg.root), dcfg.target_fs, str(dcfg.channel))
     x = _WAVES.get(key)
     if x is None:
@@ -376,7 +385,6 @@ def _waveform(rec, dcfg) -> np.ndarray:
 def _safe_features(x: np.ndarray, fs: float, sets, what) -> dict:
     """:func:`recording_features`, or none (NaN features, which both classifiers take) for a
     recording the presets cannot describe (too short, flat), as ``bench/recipes.py`` does."""
-    from biosig.errors import BiosigError
     try:
         return recording_features(x, fs=fs, sets=sets)
     except BiosigError as exc:
@@ -393,7 +401,10 @@ def _features_of(key, x: np.ndarray, fs: float, sets) -> dict:
 
 def _blocks_one(run, x: np.ndarray, *, feats: dict, names, need_embedding: bool) -> dict:
     """One recording's input blocks (each with one row)."""
-    from biosig.train.inference import embed_waveform, predict_waveform
+    from biosig.train.inference import (  # cycle: inference imports hybrid
+        embed_waveform,
+        predict_waveform,
+    )
     out = {"probs": predict_waveform(run, x)[None],                  # (1, n_classes)
            "features": feature_matrix([feats], names)[0]}             # (1, n_features)
     out["embedding"] = (embed_waveform(run, x)[None]
@@ -408,7 +419,6 @@ def _needs_embedding(cfg) -> bool:
 def _split_blocks(run, cfg, examples, *, desc: str) -> tuple[dict, np.ndarray]:
     """Input blocks (probs, embedding) and targets of ``examples``; their features go to the
     in-process cache, from which :func:`_reorder` builds the ``features`` block."""
-    from biosig.progress import Progress
     sets = feature_sets(cfg)
     need_emb = _needs_embedding(cfg) and hasattr(run.model, "embed")
     probs, embs = [], []
@@ -438,12 +448,10 @@ def stage_settings(cfg) -> dict | None:
 
 
 def _scored(cfg, probs, targets, examples):
-    from biosig.train.engine import EvalOutput, scored_items
     return scored_items(cfg, EvalOutput(probs, targets, float("nan")), examples)
 
 
 def _write_csv(path, cfg, ids, probs, targets) -> None:
-    from biosig.train.engine import write_predictions
     write_predictions(path, cfg, ids, probs, targets)
 
 
@@ -463,14 +471,6 @@ def finish_stages(cfg, model, frontend, ds, out, *, device, report: dict) -> dic
         ``model`` (``hybrid`` or ``network``: the run's model), ``decision`` and
         ``stage_settings``.
     """
-    from biosig.train.evaluation import (
-        CALIBRATION_FILE,
-        fit_calibration,
-        metric_functions,
-        metrics_with_ci,
-        read_predictions,
-    )
-    from biosig.train.inference import LoadedRun
     out = Path(out)
     if stage_settings(cfg) is None:           # none configured: no stale stage files either
         for name in (HYBRID_FILE, HYBRID_MODEL_FILE, DECISION_FILE):
@@ -489,6 +489,7 @@ def finish_stages(cfg, model, frontend, ds, out, *, device, report: dict) -> dic
         if cfg.train.monitor not in fns:
             raise ConfigError(f"train.monitor is {cfg.train.monitor!r}; not a metric of this "
                               "config")
+        from biosig.train.inference import LoadedRun  # cycle: inference imports hybrid
         run = LoadedRun(out, cfg, model.eval(), frontend, classes, device)
         tr, ytr = _split_blocks(run, cfg, ds["train"].examples, desc="hybrid inputs (train)")
         va, yva = _split_blocks(run, cfg, valid_ex, desc="hybrid inputs (valid)")
@@ -572,7 +573,6 @@ def _reorder(cfg, examples, names) -> np.ndarray:
 
 
 def _fit_rule(cfg, vt, vp, *, model_name: str, fitted_on: str) -> dict:
-    from biosig.train.evaluation import metric_functions
     fns = metric_functions(cfg)
     name = decision_metric_name(cfg)
     if name not in fns:
@@ -585,7 +585,6 @@ def _fit_rule(cfg, vt, vp, *, model_name: str, fitted_on: str) -> dict:
 
 
 def _tune_decision(cfg, out: Path, vt, vp, tt, tp, *, model_name: str) -> dict:
-    from biosig.train.evaluation import metrics_with_ci
     dec = _fit_rule(cfg, vt, vp, model_name=model_name, fitted_on="valid")
     save_decision(out, dec)
     return {**dec, "metrics": metrics_with_ci(tt, apply_decision(tp, dec["weights"]), cfg)}
@@ -598,7 +597,6 @@ def _describe(c: dict) -> str:
 
 
 def _fold_predictions(cfg, r: dict, which: str, split: str):
-    from biosig.train.evaluation import read_predictions
     name = f"{split}_predictions.csv" if which == "network" else f"hybrid_{split}_predictions.csv"
     return read_predictions(Path(r["run_dir"]) / name, cfg.data.classes)
 
@@ -619,7 +617,6 @@ def pooled_stage_report(cfg, reports: list[dict], out) -> dict:
         test predictions under its own tuned rule, pooled) and ``decision`` (the run-level
         rule).
     """
-    from biosig.train.evaluation import CALIBRATION_FILE, fit_calibration, metrics_with_ci
     out = Path(out)
     if stage_settings(cfg) is None:           # none configured: no stale rule either
         (out / DECISION_FILE).unlink(missing_ok=True)
@@ -846,14 +843,12 @@ def stage_probs(run, x: np.ndarray, stages: RunStages) -> np.ndarray:
         The signal at ``data.target_fs`` (:func:`~biosig.train.inference.load_waveform`).
     stages : RunStages
     """
-    import dataclasses
-
-    from biosig.train.inference import predict_waveform
     k = len(run.classes)
     models = (list(run.model.models) if len(stages.folds) > 1 else [run.model])
     if len(models) != len(stages.folds):
         raise InputError(run.run_dir, f"{len(models)} fold models but {len(stages.folds)} "
                                       "fold stages")
+    from biosig.train.inference import predict_waveform  # cycle: inference imports hybrid
     feats = None
     out = []
     for model, stage in zip(models, stages.folds):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +14,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from biosig.batch import atomic_path, run_batch
 from biosig.errors import ConfigError, InputError, ManifestError
-from biosig.fileio import write_text_atomic
+from biosig.fileio import load_yaml, write_text_atomic
+from biosig.io import info, load
+from biosig.manifests import read_manifest
+from biosig.models import build_model
+from biosig.train.cache import frame_windows, recording_features
+from biosig.train.config import validate_config
+from biosig.train.data import FrontEnd, eval_windows
+from biosig.train.drift import REFERENCE_FILE, describe_signal, load_reference, write_drift_summary
+from biosig.train.evaluation import CALIBRATION_FILE, apply_calibration
 from biosig.train.hybrid import apply_decision, load_stages, stage_probs
+from biosig.train.runs import pick_device
 
 __all__ = ["LoadedRun", "load_run", "FoldEnsemble", "load_waveform", "predict_waveform",
            "embed_waveform", "GradCam", "grad_cam", "score_model",
@@ -71,12 +82,6 @@ def load_run(run_dir, *, checkpoint: str = "best", device: str = "auto") -> Load
     device : str
         ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
     """
-
-    from biosig.fileio import load_yaml
-    from biosig.models import build_model
-    from biosig.train.config import validate_config
-    from biosig.train.data import FrontEnd
-    from biosig.train.runs import pick_device
     rd = Path(os.fspath(run_dir))
     ck_path = rd / f"{checkpoint}.pt"
     folds = sorted(rd.glob("fold-*"), key=lambda p: int(p.name.split("-")[1])
@@ -104,7 +109,6 @@ def load_waveform(run: LoadedRun, path, *, start_s: float | None = None,
                   end_s: float | None = None, source_fs: float | None = None) -> np.ndarray:
     """Load a recording the way the run's training data was loaded: ``(n_samples,)`` float32 at
     ``data.target_fs``, the configured channel, cropped to ``[start_s, end_s)`` if given."""
-    from biosig.io import load
     d = run.cfg.data
     sig = load(path, target_fs=d.target_fs, source_fs=source_fs, annotations=None)
     if start_s is not None:
@@ -118,7 +122,6 @@ def load_waveform(run: LoadedRun, path, *, start_s: float | None = None,
 
 
 def _windows(run: LoadedRun, x: np.ndarray) -> torch.Tensor:
-    from biosig.train.data import eval_windows
     d = run.cfg.data
     n = int(round(d.window_s * d.target_fs))
     w = eval_windows(x, n, mode=d.eval_windows, max_windows=d.max_eval_windows)
@@ -133,7 +136,6 @@ def _inputs(run: LoadedRun, x: np.ndarray) -> torch.Tensor:
     d = run.cfg.data
     if d.feature_cache is None:
         return run.frontend(_windows(run, x))
-    from biosig.train.cache import frame_windows, recording_features
     fe = run.frontend
     n = fe.n_frames(int(round(d.window_s * d.target_fs)))
     wins = frame_windows(recording_features(fe, x), n, mode=d.eval_windows,
@@ -259,7 +261,6 @@ def _cached_stages(run_dir: str, run: LoadedRun):
 
 @functools.lru_cache(maxsize=4)
 def _cached_reference(path: str):
-    from biosig.train.drift import load_reference
     return load_reference(path)
 
 
@@ -278,13 +279,10 @@ def _score_one(item, out_dir: str, *, run_dir: str, checkpoint: str, device: str
     if stages is not None and stages.weights is not None:   # the rule tuned on validation
         decided = int(np.argmax(apply_decision(probs[None], stages.weights)[0]))
     if calibration is not None:
-        from biosig.train.evaluation import apply_calibration
         probs = apply_calibration(probs[None], calibration)[0]
     row = {f"p_{c}": f"{p:.6f}" for c, p in zip(run.classes, probs)}
     row["label"] = run.classes[int(np.argmax(probs)) if decided is None else decided]
     if drift_reference is not None:
-        from biosig.io import info
-        from biosig.train.drift import describe_signal
         ref = _cached_reference(drift_reference)
         fs_hz = m.get("source_fs") or info(item.path, source_fs=m.get("source_fs")).fs
         vec, fs_hz, duration_s, level = describe_signal(run.frontend, x, fs_hz=fs_hz)
@@ -292,7 +290,6 @@ def _score_one(item, out_dir: str, *, run_dir: str, checkpoint: str, device: str
         row.update(ood_score=f"{score:.4f}", ood_flag=int(score > ref.threshold),
                    fs_hz=f"{fs_hz:g}", duration_s=f"{duration_s:.3f}", level_db=f"{level:.2f}")
     if embeddings:
-        from biosig.batch import atomic_path
         with atomic_path(out_dir, f"embeddings/{item.key}.npy") as tmp:
             with open(tmp, "wb") as f:
                 np.save(f, embed_waveform(run, x))
@@ -317,7 +314,6 @@ class ScoreModelSummary:
 
 
 def _default_pattern(cfg) -> str:
-    from biosig.manifests import read_manifest
     try:
         for rec in read_manifest(cfg.data.manifest, check_ids=False):
             suffix = Path(rec.path).suffix
@@ -366,9 +362,6 @@ def score_model(run_dir, source, out_dir, *, checkpoint: str = "best", device: s
         exceed), ``fs_hz``, ``duration_s``, ``level_db``, and ``drift.md`` / ``drift.png``.
         A run without a reference (trained by an older release) is scored without them.
     """
-    from biosig.batch import run_batch
-    from biosig.train.drift import REFERENCE_FILE
-    from biosig.train.evaluation import CALIBRATION_FILE
     run = load_run(run_dir, checkpoint=checkpoint, device=device)   # fail early, in-process
     if embeddings and not hasattr(run.model, "embed"):
         raise ConfigError(f"--embeddings: model {run.cfg.model.name!r} has no embeddings")
@@ -379,7 +372,6 @@ def score_model(run_dir, source, out_dir, *, checkpoint: str = "best", device: s
         if not cal_path.is_file():
             raise InputError(cal_path, "not found: --calibrate needs a run trained with this "
                                        "release (it fits calibration.json at the end)")
-        import json
         calibration = json.loads(cal_path.read_text(encoding="utf-8"))
         notes.append(f"probabilities calibrated: {calibration['method']}"
                      + (f" (T = {calibration['temperature']:.3f})"
@@ -416,7 +408,6 @@ def score_model(run_dir, source, out_dir, *, checkpoint: str = "best", device: s
                               weights=stages.weights if stages is not None else None)
     drift_md = None
     if use_drift:
-        from biosig.train.drift import load_reference, write_drift_summary
         drift_md, _ = write_drift_summary(pred, load_reference(ref_path), out)
     return ScoreModelSummary(summary, str(pred), str(answers) if answers else None,
                              str(drift_md) if drift_md else None, tuple(notes))

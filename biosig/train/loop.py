@@ -40,6 +40,8 @@ import yaml
 
 from biosig.errors import ConfigError
 from biosig.fileio import jsonable, write_text_atomic
+from biosig.progress import Progress, format_duration
+from biosig.train.config import config_to_dict
 from biosig.train.runs import (
     DistInfo,
     env_info,
@@ -220,7 +222,6 @@ def _finish_again(task: Task, cfg, out: Path, report: dict, dist, device, progre
                         0.0, t_wall)
     new: dict = {}
     if dist.is_main:
-        from biosig.train.config import config_to_dict
         log.info("%s: export settings changed; finishing again without training", out)
         write_text_atomic(out / "config.yaml", yaml.safe_dump(config_to_dict(cfg),
                                                               sort_keys=False))
@@ -294,7 +295,6 @@ def fit(task: Task, cfg, *, run_dir=None, resume: bool = False, progress: bool =
     if resume and not (out / "last.pt").is_file():
         raise ConfigError(f"--resume: {out / 'last.pt'} not found (nothing to resume)")
     if dist.is_main:
-        from biosig.train.config import config_to_dict
         out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out / "config.yaml", yaml.safe_dump(config_to_dict(cfg),
                                                               sort_keys=False))
@@ -371,7 +371,6 @@ def fit(task: Task, cfg, *, run_dir=None, resume: bool = False, progress: bool =
         torch.distributed.broadcast_object_list(obj, src=0)
         best_score, best_epoch = obj
 
-    from biosig.progress import Progress, format_duration
     t_start = time.perf_counter()
     stopped_early = False
     for epoch in range(start_epoch, cfg.train.epochs + 1):

@@ -4,6 +4,7 @@ and the validation report's reliability diagram, subgroup forest plot and drift 
 from __future__ import annotations
 
 import numpy as np
+from sklearn.metrics import precision_recall_curve
 
 from biosig import metrics as M
 from biosig.fileio import atomic_path
@@ -13,9 +14,9 @@ __all__ = ["plot_learning_curves", "plot_roc", "plot_confusion", "plot_grad_cam"
 
 
 def _figure():
-    import matplotlib
+    import matplotlib  # the backend is set at the first plot, not when this module is imported
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after the backend is set
     return plt
 
 
@@ -109,7 +110,6 @@ def plot_pr(targets, probs, classes, path, *, positive: int | None = None,
             title: str = "precision-recall (test)") -> None:
     """Precision-recall curve of the positive class (binary) or one-vs-rest per class, with
     each class's prevalence as a dotted line (a random ranking)."""
-    from sklearn.metrics import precision_recall_curve
     plt = _figure()
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     for c, y, pc in _one_vs_rest(targets, probs, classes, positive):

@@ -39,8 +39,30 @@ from biosig.calibration import (
     expected_calibration_error,
     reliability_bins,
 )
-from biosig.errors import ConfigError, InputError
-from biosig.fileio import write_text_atomic
+from biosig.errors import ConfigError, InputError, ManifestError
+from biosig.fileio import load_yaml, write_text_atomic
+from biosig.manifests import field_value
+from biosig.progress import Progress
+from biosig.train.config import validate_config
+from biosig.train.data import assign_example_splits, kfold_assign, load_examples
+from biosig.train.drift import REFERENCE_FILE, load_reference
+from biosig.train.evaluation import (
+    CALIBRATION_FILE,
+    apply_calibration,
+    compute_metrics,
+    fit_calibration,
+    metric_functions,
+    positive_class,
+)
+from biosig.train.hybrid import HYBRID_FILE, adopted_model
+from biosig.train.plots import (
+    plot_confusion,
+    plot_drift,
+    plot_pr,
+    plot_reliability,
+    plot_roc,
+    plot_subgroups,
+)
 
 __all__ = ["write_report", "ReportResult", "headline_metric", "subgroup_fields",
            "render_markdown", "render_html", "Heading", "Paragraph", "Table", "Figures",
@@ -218,11 +240,6 @@ class _Run:
 
 
 def _load_run(run_dir: Path) -> _Run:
-    from biosig.fileio import load_yaml
-    from biosig.train.config import validate_config
-    from biosig.train.drift import REFERENCE_FILE
-    from biosig.train.evaluation import CALIBRATION_FILE
-    from biosig.train.hybrid import adopted_model
     cfg_path = run_dir / "config.yaml"
     if not cfg_path.is_file() and (run_dir / "fold-0" / "config.yaml").is_file():
         cfg_path = run_dir / "fold-0" / "config.yaml"         # a K-fold run: the folds share it
@@ -253,7 +270,6 @@ def _item_key(cfg, rec) -> str:
     key = cfg.eval.aggregate_by
     if key is None:
         return rec.id
-    from biosig.manifests import field_value
     v = field_value(rec, key)
     return f"{v}" if v is not None else f"id:{rec.id}"
 
@@ -306,7 +322,6 @@ def subgroup_fields(cfg, records, item_ids: list[str]) -> dict[str, tuple[list, 
         and fields that split the items exactly as an earlier field does are left out (the
         note of the earlier one names them).
     """
-    from biosig.manifests import field_value
     by_item: dict[str, list] = {}
     for rec in records:
         by_item.setdefault(_item_key(cfg, rec), []).append(rec)
@@ -375,7 +390,6 @@ def write_report(run_dir, *, prevalence: float | None = None, min_sensitivity: f
     if not 0 < min_sensitivity <= 1:
         raise ConfigError(f"--min-sensitivity is {min_sensitivity!r}, expected a number in "
                           f"(0, 1]")
-    from biosig.train.evaluation import compute_metrics, positive_class
     run = _load_run(Path(run_dir))
     cfg = run.cfg
     classes = list(cfg.data.classes)
@@ -416,7 +430,6 @@ def write_report(run_dir, *, prevalence: float | None = None, min_sensitivity: f
                      [[c, d["support"], _fmt(d["sensitivity"]), _fmt(d["specificity"]),
                        _fmt(d["ppv"]), _fmt(d["npv"]), _fmt(d["f1"])]
                       for c, d in pc["per_class"].items()]))
-    from biosig.train.plots import plot_confusion, plot_pr, plot_roc
     t, p = test.targets, test.decided
     for name, fn in (("confusion_matrix.png",
                       lambda f: plot_confusion(pc["confusion"], classes, f)),
@@ -463,13 +476,11 @@ def _fold_git(run: _Run) -> str:
 
 
 def _metric_fns(cfg) -> dict:
-    from biosig.train.evaluation import metric_functions
     return metric_functions(cfg)
 
 
 def _stage_text(run: _Run) -> str:
     """What the run's hybrid stage is (from ``hybrid.json`` of the run or its folds)."""
-    from biosig.train.hybrid import HYBRID_FILE
     dirs = [run.dir / f"fold-{k}" for k in range(run.kfold)] if run.kfold else [run.dir]
     what = []
     for d, m in zip(dirs, run.model.models):
@@ -529,8 +540,6 @@ def _data_section(run: _Run, doc: list, missing: dict):
     """Counts per split (or fold) and class, and groups (patients); the records for the
     subgroups (None when the manifest cannot be read)."""
     cfg = run.cfg
-    from biosig.errors import ManifestError
-    from biosig.train.data import assign_example_splits, kfold_assign, load_examples
     try:
         examples, counts = load_examples(cfg.data)
     except (ManifestError, ConfigError, OSError) as exc:
@@ -581,8 +590,6 @@ def _data_section(run: _Run, doc: list, missing: dict):
 
 
 def _calibration_section(run, doc, pngs, missing, pos, n_bins) -> None:
-    from biosig.train.evaluation import apply_calibration, fit_calibration
-    from biosig.train.plots import plot_reliability
     dest = run.dir / "report"
     probs, targets = run.model.test.probs, run.model.test.targets
     k = probs.shape[1]
@@ -634,8 +641,6 @@ def _calibration_section(run, doc, pngs, missing, pos, n_bins) -> None:
 
 def _subgroup_section(run, doc, pngs, missing, records, ids, probs, targets, metric, fns,
                       progress) -> None:
-    from biosig.progress import Progress
-    from biosig.train.plots import plot_subgroups
     if records is None:
         return
     fields = subgroup_fields(run.cfg, records, ids)
@@ -749,8 +754,6 @@ def _drift_section(run, doc, pngs, missing) -> None:
             "no drift_reference.npz in the run (trained before runs kept one); "
             "`biosig score model` cannot flag shifted records for it either")
         return
-    from biosig.train.drift import load_reference
-    from biosig.train.plots import plot_drift
     ref = load_reference(run.drift_path)
     q = [5, 50, 95]
     rows = [[name, *[_fmt(float(np.percentile(v, p)), 1) for p in q]]

@@ -7,6 +7,7 @@ overwritten), atomic checkpoints and the ``env.json`` record. The classifier eng
 from __future__ import annotations
 
 import os
+import platform
 import random
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import biosig
 from biosig.errors import ConfigError
 from biosig.fileio import atomic_path
 
@@ -114,9 +116,6 @@ def latest_run_dir(cfg) -> Path:
 
 def env_info(cfg, device, dist: DistInfo, amp: bool) -> dict:
     """What a run folder's ``env.json`` records: versions, git hash, device, threads, command."""
-    import platform
-
-    import biosig
     return {"biosig_version": biosig.__version__, "git": git_hash(), "python":
             sys.version.split()[0], "torch": torch.__version__, "device": str(device),
             "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from biosig.asr.ct2.mapping import ct2_whisper_state_dict, read_ct2_config, whisper_configs
 from biosig.asr.ct2.reader import ConversionError, read_ct2_model
@@ -101,7 +102,6 @@ def import_ct2_whisper(ct2_dir: str | os.PathLike, hf_dir: str | os.PathLike, *,
     """
     transformers = require("transformers", extra="asr")
     require("tokenizers", extra="asr")
-    import torch
 
     ct2_dir, hf_dir = Path(ct2_dir), Path(hf_dir)
     if not ct2_dir.is_dir():

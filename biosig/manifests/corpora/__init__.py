@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from biosig.errors import ConfigError
 from biosig.manifests.corpora.audio_folder import prepare_audio_folder
 from biosig.manifests.corpora.bonn import BONN_SETS, prepare_bonn
 from biosig.manifests.corpora.cinc2017 import CINC2017_CLASSES, prepare_cinc2017
@@ -85,7 +86,6 @@ CORPORA: dict[str, Corpus] = {c.name: c for c in (
 
 def get_corpus(name: str) -> Corpus:
     """The :class:`Corpus` called ``name``; ConfigError listing the known names otherwise."""
-    from biosig.errors import ConfigError
     try:
         return CORPORA[name]
     except KeyError:

@@ -7,7 +7,9 @@ import logging
 import os
 from pathlib import Path
 
+from biosig.datasets import data_root
 from biosig.errors import InputError, ManifestError
+from biosig.io import info
 from biosig.manifests.schema import Record
 
 log = logging.getLogger("biosig.manifests")
@@ -26,7 +28,6 @@ def corpus_root(root, corpus: str) -> Path:
 
 def root_hint(root: Path) -> str | None:
     """``root`` relative to the biosig data root, POSIX-style, or None if it lies outside."""
-    from biosig.datasets import data_root
     dr = data_root()
     if dr is None:
         return None
@@ -74,7 +75,6 @@ def make_record(file: Path, root: Path, *, id: str, corpus: str, modality: str,
 
 def read_info(file: Path, *, corpus: str, source_fs: float | None = None):
     """:func:`biosig.info` with errors re-raised as ManifestError naming the corpus and file."""
-    from biosig.io import info
     try:
         return info(file, source_fs=source_fs)
     except InputError as exc:

@@ -10,6 +10,8 @@
   interpolation, CTranslate2 export.
 """
 
+import lazy_loader as _lazy
+
 from biosig.train.whisper.data import (
     BucketBatchSampler,
     SpeechTextDataset,
@@ -40,3 +42,11 @@ __all__ = ["Utterance", "load_utterances", "split_utterances", "target_ids", "Ta
            "train_whisper", "WhisperTask", "decode_batch", "WhisperRunResult",
            "interpolate_state", "distill_kl", "StartingModel", "apply_lora",
            "lora_target_regex", "token_loss", "EncoderCache", "encoder_mid", "encoder_top"]
+
+# Enrollment (a speaker's adapter) and the interpolation weight's selection, loaded on first use
+# (``biosig.train.whisper.enroll.enroll_speaker``).
+__getattr__, _lazy_dir, _ = _lazy.attach(__name__, submodules=["enroll", "select"])
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_lazy_dir()))

@@ -14,9 +14,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from biosig.asr.audio import load_audio
+from biosig.asr.evaluate import record_terms
 from biosig.errors import ConfigError, ManifestError
 from biosig.features.whisper import WHISPER_FS, WHISPER_HOP_LENGTH, WHISPER_N_SAMPLES
 from biosig.fileio import write_text_atomic
+from biosig.manifests import field_value, read_manifest
+from biosig.manifests.splits import group_holdout
 from biosig.train.config import WhisperTrainConfig
 
 __all__ = ["Utterance", "load_utterances", "spread_evenly", "split_utterances", "speech_end_s",
@@ -51,8 +55,6 @@ def load_utterances(manifest, *, root=None, filter: dict | None = None, group_by
     Raises :class:`~biosig.errors.ManifestError` naming the manifest when none is usable or an
     audio file is missing.
     """
-    from biosig.asr.evaluate import record_terms
-    from biosig.manifests import field_value, read_manifest
     man = Path(manifest)
     out, too_long = [], 0
     for rec in read_manifest(man):
@@ -98,7 +100,6 @@ def split_utterances(utts: list[Utterance], *, valid_frac: float, seed: int = 0
                      ) -> tuple[list[Utterance], list[Utterance]]:
     """Split by ``Utterance.group`` (:func:`biosig.manifests.splits.group_holdout`): every
     group lies wholly on one side, and both sides get at least one."""
-    from biosig.manifests.splits import group_holdout
     groups = [u.group for u in utts]
     if len(set(groups)) < 2:
         raise ConfigError(f"data.group_by gives {len(set(groups))} group; cannot split a "
@@ -182,7 +183,6 @@ class SpeechTextDataset(torch.utils.data.Dataset):
     def audio(self, i: int) -> tuple[np.ndarray, float]:
         if self._cache is not None and i in self._cache:
             return self._cache[i]
-        from biosig.asr.audio import load_audio
         u = self.utts[i]
         x = load_audio(u.path)
         if u.start_s is not None:

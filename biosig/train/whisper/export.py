@@ -8,10 +8,12 @@ import copy
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import torch
 
+from biosig.asr.ct2 import export_ct2_whisper
 from biosig.fileio import atomic_dir, write_text_atomic
 
 __all__ = ["save_hf", "save_adapter", "interpolate_state", "interpolate_best", "restore_tuned_best",
@@ -63,9 +65,10 @@ def interpolate_best(base_name: str, best_dir: Path, alpha: float) -> None:
     move to ``best_tuned/`` first. An interpolated ``best/`` carries ``interpolation.json``, so
     a rerun (or a resumed run whose best epoch did not change) starts from ``best_tuned/``
     again, and a newly saved best epoch replaces ``best_tuned/``."""
-    import shutil
-
-    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+    from transformers import (  # optional extra: asr (require()d by the callers)
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+    )
     tuned_dir = best_dir.with_name("best_tuned")
     if not (best_dir / "interpolation.json").is_file():      # best/ holds fine-tuned weights
         shutil.rmtree(tuned_dir, ignore_errors=True)
@@ -82,7 +85,6 @@ def interpolate_best(base_name: str, best_dir: Path, alpha: float) -> None:
 def restore_tuned_best(best_dir: Path) -> bool:
     """Undo :func:`interpolate_best`: where ``best/`` is an interpolation, the fine-tuned
     weights in ``best_tuned/`` become ``best/`` again; returns whether anything changed."""
-    import shutil
     tuned_dir = best_dir.with_name("best_tuned")
     if best_dir.is_dir() and not (best_dir / "interpolation.json").is_file():
         return False
@@ -102,5 +104,4 @@ def restore_tuned_best(best_dir: Path) -> bool:
 
 def export_ct2(best_dir: Path, ct2_dir: Path, *, quantization: str) -> None:
     """The best model as a CTranslate2 directory (loadable by faster-whisper)."""
-    from biosig.asr.ct2 import export_ct2_whisper
     export_ct2_whisper(best_dir, ct2_dir, quantization=quantization, overwrite=True)

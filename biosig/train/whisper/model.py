@@ -6,14 +6,23 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
 import logging
 import os
+import re
 from pathlib import Path
 
 import torch
 
+from biosig.asr.ct2 import import_ct2_whisper
+from biosig.asr.metrics import error_rates, term_recall
+from biosig.asr.models import resolve_packaged
 from biosig.errors import ConfigError
+from biosig.features import whisper_log_mel
 from biosig.features.whisper import WHISPER_FS
+from biosig.fileio import atomic_path
+from biosig.progress import track
+from biosig.train.data import spec_augment
 from biosig.train.whisper.data import BucketBatchSampler, SpeechTextDataset, collate_speech
 
 __all__ = ["resolve_base_model", "amp_dtype_for", "lora_target_regex", "apply_lora",
@@ -28,7 +37,6 @@ log = logging.getLogger("biosig.train.whisper")
 def resolve_base_model(name_or_path: str, work_dir: Path) -> str:
     """A transformers-loadable model: CTranslate2 directories (and ``packaged:whisper-base``)
     are imported into ``work_dir/base_model`` once; other values pass through."""
-    from biosig.asr.models import resolve_packaged
     src = resolve_packaged(name_or_path, what="model.name_or_path")
     p = Path(src).expanduser()
     if p.is_dir():
@@ -37,7 +45,6 @@ def resolve_base_model(name_or_path: str, work_dir: Path) -> str:
         if hf:
             return str(p)
         if (p / "model.bin").is_file():
-            from biosig.asr.ct2 import import_ct2_whisper
             dst = work_dir / "base_model"
             if not (dst / "config.json").is_file():
                 log.info("importing CTranslate2 model %s into %s", p, dst)
@@ -67,7 +74,6 @@ def amp_dtype_for(spec: str, device: torch.device):
 def lora_target_regex(lcfg) -> str:
     """peft's target regex: ``q_proj`` names the layer in every block of the scope,
     ``encoder_attn.q_proj`` only that one (the decoder's cross-attention)."""
-    import re
     mods = "|".join(re.escape(m) if "." in m else rf"(?:\w+\.)?{re.escape(m)}"
                     for m in sorted(set(lcfg.target_modules)))
     where = {"decoder": r"model\.decoder", "encoder": r"model\.encoder",
@@ -76,7 +82,7 @@ def lora_target_regex(lcfg) -> str:
 
 
 def apply_lora(model, lcfg):
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, get_peft_model  # optional extra: train
     pc = LoraConfig(r=lcfg.r, lora_alpha=lcfg.alpha, lora_dropout=lcfg.dropout,
                     target_modules=lora_target_regex(lcfg), bias="none")
     return get_peft_model(model, pc)
@@ -90,7 +96,6 @@ def base_model_of(model):
 
 
 def log_mel_batch(audio: torch.Tensor, n_mels: int, device) -> torch.Tensor:
-    from biosig.features import whisper_log_mel
     return whisper_log_mel(audio.to(device), fs=WHISPER_FS, n_mels=n_mels, pad_to_30s=True)
 
 
@@ -135,7 +140,6 @@ class EncoderCache:
 
     def name_items(self, utts) -> None:
         """Name the items (dataset positions) by their clips, for the files in ``folder``."""
-        import hashlib
         self.names = [hashlib.sha1(f"{u.id}\0{u.path}".encode()).hexdigest()[:20]
                       for u in utts]
 
@@ -165,7 +169,6 @@ class EncoderCache:
                 self.store[idx[k]] = e.to("cpu", torch.float16).clone()
                 f = self._file(idx[k])
                 if f is not None:
-                    from biosig.fileio import atomic_path
                     f.parent.mkdir(parents=True, exist_ok=True)
                     with atomic_path(f) as tmp:
                         torch.save(self.store[idx[k]], tmp)
@@ -189,7 +192,6 @@ def encoder_states(model, batch, *, cfg, n_mels, device, amp_dtype, train: bool,
         return None, cache.get(model, batch, n_mels=n_mels, device=device, amp_dtype=amp_dtype)
     feats = log_mel_batch(batch["audio"], n_mels, device)
     if train:
-        from biosig.train.data import spec_augment
         feats = spec_augment(feats, cfg.augment, generator=generator,
                              lengths=batch["n_frames"])
     if frozen or not train:
@@ -201,7 +203,7 @@ def encoder_states(model, batch, *, cfg, n_mels, device, amp_dtype, train: bool,
 
 def forward_logits(model, batch, feats, enc, *, device, amp_dtype, rows=None) -> torch.Tensor:
     """Teacher-forced logits ``(batch, tokens, vocab)`` (of ``rows`` only when given)."""
-    from transformers.modeling_outputs import BaseModelOutput
+    from transformers.modeling_outputs import BaseModelOutput  # optional extra: asr
     dec = batch["decoder_input_ids"].to(device)
     if rows is not None:
         dec = dec[rows]
@@ -282,7 +284,7 @@ class StartingModel:
 def decode_batch(model, batch, *, cfg, n_mels: int, device, amp_dtype, tokenizer,
                  cache: EncoderCache | None = None) -> list[str]:
     """Greedy (or beam) transcripts of a batch without timestamps."""
-    from transformers.modeling_outputs import BaseModelOutput
+    from transformers.modeling_outputs import BaseModelOutput  # optional extra: asr
     base = base_model_of(model)
     if cache is not None:
         enc = cache.get(model, batch, n_mels=n_mels, device=device, amp_dtype=amp_dtype)
@@ -315,7 +317,6 @@ def decode_dataset(model, ds: SpeechTextDataset, *, cfg, n_mels, device, amp_dty
     loader = torch.utils.data.DataLoader(ds, batch_sampler=sampler, num_workers=0,
                                          collate_fn=functools.partial(collate_speech,
                                                                       pad_id=pad))
-    from biosig.progress import track
     it = track(loader, desc=desc, unit="batch", enabled=progress)
     hyps: dict[int, str] = {}
     loss_sum, tok_sum = 0.0, 0
@@ -344,7 +345,6 @@ def decode_dataset(model, ds: SpeechTextDataset, *, cfg, n_mels, device, amp_dty
 def evaluate_wer(model, ds: SpeechTextDataset, *, cfg, n_mels, device, amp_dtype, tokenizer,
               cache, progress: bool, desc: str) -> tuple[dict, list[dict]]:
     """Validation loss (teacher forced, no timestamps) and WER/CER/term recall of decoding."""
-    from biosig.asr.metrics import error_rates, term_recall
     hyp, loss = decode_dataset(model, ds, cfg=cfg, n_mels=n_mels, device=device,
                                 amp_dtype=amp_dtype, tokenizer=tokenizer, cache=cache,
                                 progress=progress, desc=desc)

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import torch
 
+from biosig.asr.metrics import error_rates
 from biosig.fileio import write_text_atomic
+from biosig.plot import save_png
 from biosig.train.whisper.data import (
     SpeechTextDataset,
     TargetBuilder,
@@ -92,7 +94,6 @@ def first_changed_encoder_layer(start: dict, tuned: dict, n_layers: int) -> int 
 
 
 def _group_wer(utts: list[Utterance], rows: list[dict]) -> dict[str, dict]:
-    from biosig.asr.metrics import error_rates
     groups: dict[str, list[int]] = {}
     for k, u in enumerate(utts):
         groups.setdefault(u.group, []).append(k)
@@ -124,7 +125,10 @@ def select_interpolation(cfg, out: Path, best_dir: Path, *, base_name: str,
         group where ``report_by`` is set), ``manifest``, ``n``, ``n_ref_words``. Also written
         to ``selection.json`` and plotted in ``selection.png`` in ``out``.
     """
-    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+    from transformers import (  # optional extra: asr
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+    )
     sel = cfg.select
     tuned_dir = best_dir.with_name("best_tuned")
     if not (best_dir / "interpolation.json").is_file():
@@ -186,11 +190,10 @@ def select_interpolation(cfg, out: Path, best_dir: Path, *, base_name: str,
 
 def plot_selection(result: dict, path: Path) -> None:
     """Validation and real-speech WER against the interpolation weight, with the limit."""
-    import matplotlib
+    import matplotlib  # the backend is set at the first plot (as in biosig.train.plots)
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after the backend is set
 
-    from biosig.plot import save_png
     rows = result["rows"]
     a = [r["alpha"] for r in rows]
     fig, ax = plt.subplots(figsize=(6, 3.6))

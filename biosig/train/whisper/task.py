@@ -43,15 +43,17 @@ import functools
 import json
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from biosig.errors import ConfigError
+from biosig.extras import require
 from biosig.train.config import WhisperTrainConfig
 from biosig.train.loop import LoopResult, RunContext, StepOutput, Task, fit
+from biosig.train.plots import plot_learning_curves
 from biosig.train.runs import run_folder
 from biosig.train.whisper.data import (
     BucketBatchSampler,
@@ -123,7 +125,6 @@ def replay_utterances(cfg: WhisperTrainConfig, out: Path, model, *, targets: Tar
     0) and keeps the transcripts in ``replay_targets.jsonl`` in the run folder, which a resumed
     run reads back; clips the model finds no words in are left out. With ``cache``, the encoder
     outputs computed for that decoding stay in it, keyed by position."""
-    from dataclasses import replace
     r = cfg.data.replay
     if r.manifest is None:
         return [], []
@@ -178,7 +179,10 @@ class WhisperTask(Task):
         self.patience = cfg.train.patience or None
 
     def setup(self, ctx: RunContext) -> None:
-        from transformers import WhisperForConditionalGeneration, WhisperProcessor
+        from transformers import (  # optional extra: asr (require()d in WhisperTask)
+            WhisperForConditionalGeneration,
+            WhisperProcessor,
+        )
         cfg, dist, device = self.cfg, ctx.dist, ctx.device
         self.ctx, self.device = ctx, device
         self.amp_dtype = amp_dtype_for(cfg.train.amp, device)
@@ -358,7 +362,6 @@ def train_whisper(cfg: WhisperTrainConfig, *, run_dir=None, run_id: str | None =
     -------
     WhisperRunResult
     """
-    from biosig.extras import require
     for module in ("transformers", "peft"):      # before anything is written
         require(module, extra="train")
     out = Path(run_dir) if run_dir is not None else run_folder(cfg, run_id=run_id,
@@ -379,9 +382,11 @@ def finish_run(cfg, out: Path, best_dir: Path, history, best_epoch: int, n_train
     """Interpolate (``export.interpolation``; the saved model is validated again, with the
     frozen encoder's cached outputs where there are), score the test manifests with the best
     model, export, plot; returns the report (the loop writes report.json)."""
-    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+    from transformers import (  # optional extra: asr
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+    )
 
-    from biosig.train.plots import plot_learning_curves
     rows = [dict(h, train_loss=(np.nan if h["train_loss"] is None else h["train_loss"]))
             for h in history]
     plot_learning_curves(rows, out / "learning_curves.png", monitor="wer")
