@@ -745,7 +745,6 @@ def adopted_model(run_dir, cfg) -> AdoptedModel:
         rule, pooled (the predictions behind ``cv_report.json``'s ``pooled_decision`` or
         ``pooled_model``).
     """
-    from biosig.train.evaluation import read_predictions
     rd = Path(run_dir)
     classes = list(cfg.data.classes)
     if (rd / "cv_report.json").is_file():

@@ -24,7 +24,7 @@ from biosig.train.cache import frame_windows, recording_features
 from biosig.train.config import validate_config
 from biosig.train.data import FrontEnd, eval_windows
 from biosig.train.drift import REFERENCE_FILE, describe_signal, load_reference, write_drift_summary
-from biosig.train.evaluation import CALIBRATION_FILE, apply_calibration
+from biosig.train.evaluation import CALIBRATION_FILE, aggregate_by_group, apply_calibration
 from biosig.train.hybrid import apply_decision, load_stages, stage_probs
 from biosig.train.runs import pick_device
 
@@ -432,7 +432,6 @@ def _write_circor_answers(pred: Path, folder: Path, classes: list[str], *,
     patient means; None: arg-max). Only the murmur task: this recipe does not predict the
     challenge's outcome classes.
     """
-    from biosig.train.evaluation import aggregate_by_group
     with open(pred, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     k = len(classes)
