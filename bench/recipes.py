@@ -47,7 +47,7 @@ import numpy as np
 
 RR_KEYS = ("n_beats", "heart_rate_bpm", "rr_", "rmssd", "pnn50")
 #: MFCC statistics (the cough preset's MFCCs and deltas) with a heart-sound band
-PCG_MFCC = ("cough", {"target_fs": None, "window_s": 0.064, "hop_s": 0.016, "n_mels": 40,
+PCG_MFCC = ("cough", {"target_fs": None, "frame_s": 0.064, "hop_s": 0.016, "n_mels": 40,
                       "fmin_hz": 25.0, "fmax_hz": 800.0}, ("mfcc",))
 RECIPES = {
     # row: corpus, profile, baseline feature sets [(preset, overrides, kept name prefixes)];
@@ -104,7 +104,8 @@ def _features(examples, cfg, specs, cache: Path) -> tuple[np.ndarray, list]:
     bar = Progress(len(examples), desc=f"baseline features ({cache.stem})", unit="rec")
     for e in examples:
         try:
-            sig = e.record.load(cfg.data.root, target_fs=cfg.data.target_fs, annotations=None)
+            sig = e.record.load(cfg.data.root, target_fs=cfg.frontend.target_fs,
+                                annotations=None)
             if sig.data.shape[0] > 1:       # one channel, as the recipe reads it
                 ch = cfg.data.channel
                 sig = (as_signal(sig.data.mean(0), sig.fs) if ch == "mean"

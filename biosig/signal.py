@@ -11,7 +11,20 @@ import numpy as np
 from biosig.errors import ConfigError
 from biosig.validate import check_fs, check_signal
 
-__all__ = ["Signal", "Annotations", "summary_fields", "as_signal", "check_fs", "signal_data"]
+__all__ = ["Signal", "Annotations", "summary_fields", "as_signal", "check_fs", "signal_data",
+           "seconds_to_samples"]
+
+
+def seconds_to_samples(duration_s: float, *, fs: float) -> int:
+    """The number of samples (or frames at rate ``fs``) nearest to ``duration_s`` seconds.
+
+    The one place where biosig turns seconds into a sample count (crops, STFT frames and
+    hops, beat windows, shifts, Welch segments): ``round(duration_s * fs)``, halves to even.
+
+    >>> seconds_to_samples(1.0, fs=173.61), seconds_to_samples(0.064, fs=2000.0)
+    (174, 128)
+    """
+    return int(round(float(duration_s) * check_fs(fs)))
 
 
 def summary_fields(channels, fs: float, n_samples: int, units) -> str:

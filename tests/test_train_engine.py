@@ -14,10 +14,10 @@ import yaml
 from toy_corpus import FS, write_toy_corpus
 
 from biosig.cli import main
-from biosig.train.config import AugmentConfig, FeatureConfig, validate_config
+from biosig.features import FrontEnd
+from biosig.train.config import AugmentConfig, validate_config
 from biosig.train.data import (
     Example,
-    FrontEnd,
     augment_waveforms,
     kfold_assign,
     mixup,
@@ -42,8 +42,9 @@ def toy_config(root: Path, out: Path, **over) -> dict:
         "recipe": "toy", "seed": 0, "device": "cpu", "output_dir": str(out),
         "data": {"manifest": str(root / "toy.jsonl"), "root": str(root), "label": "tone",
                  "classes": ["low", "high"], "splits": "auto", "valid_frac": 0.25,
-                 "test_frac": 0.25, "target_fs": float(FS), "window_s": 1.0},
-        "features": {"kind": "log_mel", "window_s": 0.064, "hop_s": 0.032, "n_mels": 16,
+                 "test_frac": 0.25, "crop_s": 1.0},
+        "frontend": {"target_fs": float(FS), "kind": "log_mel", "frame_s": 0.064,
+                     "hop_s": 0.032, "n_mels": 16,
                      "fmax_hz": 500.0},
         "model": {"name": "crnn", "channels": [4, 8], "pool_time": [2, 2], "gru_hidden": 8},
         "optim": {"lr": 0.01},
@@ -182,9 +183,8 @@ def test_kfold_assign_grouped_and_stratified():
                                               ("log_spectrogram", 33), ("kaldi_fbank", 16),
                                               ("frames", 64)])
 def test_frontend_kinds(kind, n_features):
-    fcfg = FeatureConfig(kind=kind, window_s=0.064, hop_s=0.032, n_mels=16, n_mfcc=10,
-                         fmax_hz=500.0)
-    fe = FrontEnd(fcfg, fs=1000.0)
+    spec = FrontEnd(kind=kind, frame_s=0.064, hop_s=0.032, n_mels=16, n_mfcc=10, fmax_hz=500.0)
+    fe = spec.transform_module(1000.0)
     f = fe(torch.randn(3, 1000))
     assert fe.n_features == n_features and f.shape[:2] == (3, n_features)
     assert f.shape[2] == fe.n_frames(1000)

@@ -188,6 +188,6 @@ def explain_cmd(
     dest = out if out is not None else Path(run_dir) / "explain" / f"{Path(record).stem}.png"
     dest.parent.mkdir(parents=True, exist_ok=True)
     plot_grad_cam(cam, run.classes, dest, hop_s=run.frontend.hop / run.frontend.fs,
-                  title=f"{Path(record).name}: {run.cfg.features.kind}")
+                  title=f"{Path(record).name}: {run.cfg.frontend.kind}")
     probs = ", ".join(f"{c} {p:.3f}" for c, p in zip(run.classes, cam.probs))
     typer.echo(f"{dest}  ({cam.method}; {probs})")

@@ -39,6 +39,7 @@ from biosig.features._tensor import (
     make_window,
     restore,
 )
+from biosig.features.frontend import EEG_BANDS_HZ  # the EEG preset's bands (torch-free)
 
 __all__ = [
     "stft", "spectrogram", "mel_filterbank", "mel_frequencies", "hz_to_mel", "mel_to_hz",
@@ -46,11 +47,6 @@ __all__ = [
     "fft_frequencies", "welch", "Spectrum", "band_powers", "BandPowers", "EEG_BANDS_HZ",
 ]
 
-#: Classical EEG bands in Hz, lower edge inclusive, upper edge exclusive.
-EEG_BANDS_HZ: dict[str, tuple[float, float]] = {
-    "delta": (0.5, 4.0), "theta": (4.0, 8.0), "alpha": (8.0, 13.0), "beta": (13.0, 30.0),
-    "gamma": (30.0, 45.0),
-}
 
 
 # ------------------------------------------------------------------------------------------
