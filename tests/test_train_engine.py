@@ -243,3 +243,52 @@ def test_explain_writes_png(trained, toy, tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "grad-cam" in capsys.readouterr().out
     assert main(["explain", trained.run_dir, str(toy / "s00_0.wav"), "--target", "mid"]) == 2
+
+
+def test_run_folder_records_the_frontend_and_scoring_rebuilds_it(trained, toy, tmp_path):
+    """config.yaml holds the whole resolved front-end; load_run (behind `biosig score model`)
+    builds the transform and prepares recordings from it, and reads run folders written
+    before the front-end was one object as they ran."""
+    import shutil
+
+    from biosig.train.inference import load_run, load_waveform, predict_waveform
+    d = Path(trained.run_dir)
+    cfg = validate_config(toy_config(toy, tmp_path))
+    saved = yaml.safe_load((d / "config.yaml").read_text())["frontend"]
+    assert saved == cfg.frontend.model_dump(mode="json")
+    assert (saved["preset"], saved["target_fs"], saved["frame_s"], saved["n_fft"],
+            saved["band_hz"]) == ("custom", float(FS), 0.064, "pow2", None)
+    loaded = load_run(d, device="cpu")
+    assert loaded.frontend.spec == cfg.frontend
+    assert (loaded.frontend.win, loaded.frontend.n_fft, loaded.frontend.hop) == (64, 64, 32)
+    wav = toy / "s00_0.wav"
+    x = load_waveform(loaded, wav)
+    p = predict_waveform(loaded, x)
+
+    def copy_with(name, edit):
+        out = tmp_path / name
+        shutil.copytree(d, out)
+        data = yaml.safe_load((out / "config.yaml").read_text())
+        edit(data)
+        (out / "config.yaml").write_text(yaml.safe_dump(data))
+        return load_run(out, device="cpu")
+
+    # scoring follows the run's front-end: a band-pass written there is applied
+    filtered = copy_with("banded", lambda c: c["frontend"].update(band_hz=[100.0, 400.0]))
+    assert filtered.frontend.spec.band_hz == (100.0, 400.0)
+    xf = load_waveform(filtered, wav)
+    assert xf.shape == x.shape and not np.allclose(xf, x, atol=1e-3)
+
+    # a run folder of before issue 30 (features, data.target_fs, data.window_s)
+    def to_old(c):
+        fe = c.pop("frontend")
+        c["data"]["target_fs"] = fe.pop("target_fs")
+        c["data"]["window_s"] = c["data"].pop("crop_s")
+        fe["window_s"] = fe.pop("frame_s")
+        for k in ("preset", "band_hz", "filter_order", "powerline_hz", "n_fft"):
+            fe.pop(k)
+        c["features"] = fe
+    old = copy_with("old", to_old)
+    assert old.frontend.spec.replace(preset="custom") == cfg.frontend
+    np.testing.assert_array_equal(load_waveform(old, wav), x)
+    np.testing.assert_array_equal(predict_waveform(old, x), p)

@@ -40,6 +40,7 @@ from biosig.features._tensor import (
     restore,
 )
 from biosig.features.frontend import EEG_BANDS_HZ  # the EEG preset's bands (torch-free)
+from biosig.signal import seconds_to_samples
 
 __all__ = [
     "stft", "spectrogram", "mel_filterbank", "mel_frequencies", "hz_to_mel", "mel_to_hz",
@@ -491,7 +492,7 @@ def band_powers(signal, *, fs: float, bands_hz: dict | None = None,
                              f"frequency {nyquist:g} Hz of fs={fs:g}")
         used[name] = (lo, min(hi, nyquist + 1e-9))
     if segment_length is None:
-        segment_length = int(round(2 * fs))
+        segment_length = seconds_to_samples(2.0, fs=fs)
     spec = welch(signal, fs=fs, segment_length=segment_length, device=device)
     psd, was_numpy = as_tensor(spec.psd, name="psd", device=device, allow_nan=True)
     df = float(spec.freqs_hz[1] - spec.freqs_hz[0]) if spec.freqs_hz.size > 1 else fs

@@ -143,7 +143,7 @@ def _ecg(x, fs, cfg: ECGConfig, device, r_peaks=None, annotations=None, **_):
                                    "annotations", what="annotations")
         from biosig.ecg.evaluation import BEAT_LABELS
         is_beat = np.array([lab in BEAT_LABELS for lab in annotations.labels], dtype=bool)
-        r_peaks = np.round(annotations.onset_s[is_beat] * fs).astype(np.int64)
+        r_peaks = annotations.select(is_beat).samples(fs)
         source = annotations.source or "annotations"
     elif r_peaks is None:
         from biosig.ecg import ecg_peaks
@@ -255,7 +255,7 @@ def compute_features(signal, *, modality: str, fs: float | None = None, config=N
     else:                                 # the front-end: resample, notch, band-pass
         prepared = cfg.prepare(signal)
         if r_peaks is not None and prepared.fs != signal.fs:
-            r_peaks = np.round(np.asarray(r_peaks) * (prepared.fs / signal.fs)).astype(np.int64)
+            r_peaks = seconds_to_samples(np.asarray(r_peaks) / signal.fs, fs=prepared.fs)
         x, fs = prepared.data, prepared.fs
     arrays, axes, rate, labels, derived = _COMPUTE[modality](
         x, fs, cfg, device, cycles_s=cycles_s, r_peaks=r_peaks,
