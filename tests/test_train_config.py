@@ -153,7 +153,14 @@ def test_old_run_configs_are_read_as_they_ran():
                         "n_mels": 64, "n_mfcc": 20, "fmin_hz": 0.5, "fmax_hz": 45.0,
                         "top_db": 80.0, "normalize": "none"}}
     old.pop("frontend")
+    old["hybrid"] = {"enabled": True, "features": [{"preset": "eeg"}, {"preset": "ecg"},
+                                                   {"preset": "pcg",
+                                                    "overrides": {"window_s": 0.032}}]}
     cfg = validate_config(upgrade_run_config(old))
+    # the hybrid's feature sets compute what they did: ECG/EEG spectrograms as they were
+    assert [(s.preset, s.overrides) for s in cfg.hybrid.features] == [
+        ("eeg", {"n_fft": "exact", "fmin_hz": 0.0, "top_db": None}),
+        ("ecg", {"n_fft": "exact", "fmin_hz": 0.0}), ("pcg", {"frame_s": 0.032})]
     assert cfg.data.crop_s == 20.0 and cfg.frontend.preset == "custom"
     assert cfg.frontend.band_hz is None and cfg.frontend.powerline_hz is None
     assert cfg.frontend.frames() == cfg.frontend.frames(173.61)

@@ -652,11 +652,20 @@ def config_to_dict(cfg: TrainConfig) -> dict:
     return cfg.model_dump(mode="json")
 
 
+#: What the ECG and EEG presets' spectrograms were before issue 30 (an FFT of the frame's own
+#: length, bins from 0 Hz, EEG without a dB floor): the overrides an old run's hybrid feature
+#: sets get, so that scoring it computes the features its classifiers were fitted on.
+_SPECTROGRAM_BEFORE_FRONTEND = {"ecg": {"n_fft": "exact", "fmin_hz": 0.0},
+                                "eeg": {"n_fft": "exact", "fmin_hz": 0.0, "top_db": None}}
+
+
 def upgrade_run_config(data: dict) -> dict:
     """A run folder's saved config written before the front-end became one object (a
     ``features`` section, ``data.target_fs``, ``data.window_s``), as the same config now:
-    a custom ``frontend`` with the values training used (``n_fft: pow2``, no band-pass) and
-    ``data.crop_s``. Newer configs are returned as they are."""
+    a custom ``frontend`` with the values training used (``n_fft: pow2``, no band-pass),
+    ``data.crop_s``, and hybrid feature sets that compute what they computed then
+    (``window_s`` -> ``frame_s``; the ECG/EEG spectrograms as they were). Newer configs are
+    returned as they are."""
     if not isinstance(data, dict) or "features" not in data or "frontend" in data:
         return data
     out = dict(data)
@@ -670,4 +679,16 @@ def upgrade_run_config(data: dict) -> dict:
     if "window_s" in dcfg:
         dcfg["crop_s"] = dcfg.pop("window_s")
     out["data"], out["frontend"] = dcfg, {"preset": "custom", "n_fft": "pow2", **feats}
+    hybrid = out.get("hybrid")
+    if isinstance(hybrid, dict) and isinstance(hybrid.get("features"), list):
+        sets = []
+        for fset in hybrid["features"]:
+            if isinstance(fset, dict):
+                over = dict(fset.get("overrides") or {})
+                if "window_s" in over:
+                    over["frame_s"] = over.pop("window_s")
+                over = {**_SPECTROGRAM_BEFORE_FRONTEND.get(fset.get("preset"), {}), **over}
+                fset = {**fset, "overrides": over}
+            sets.append(fset)
+        out["hybrid"] = {**hybrid, "features": sets}
     return out
