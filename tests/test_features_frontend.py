@@ -58,9 +58,14 @@ def test_presets_are_front_ends_with_overrides():
     assert bf.make_config("eeg") == eeg
     assert FrontEnd.from_preset("pcg", fmax_hz=800.0) == bf.make_config("pcg", {"fmax_hz": 800.0})
     assert FrontEnd.from_preset("ecg").replace(band_hz=None).band_hz is None
-    with pytest.raises(ConfigError, match=r"front-end preset is 'speech', expected one of "
-                                          r"custom, pcg, lung, cough, ecg, eeg"):
-        FrontEnd.from_preset("speech")
+    with pytest.raises(ConfigError, match=r"front-end preset is 'emg', expected one of "
+                                          r"custom, pcg, lung, cough, ecg, eeg, speech"):
+        FrontEnd.from_preset("emg")
+    # speech is Whisper's fixed front-end: 400-sample frames, 160-sample hop at 16 kHz
+    speech = FrontEnd.from_preset("speech", n_mels=128)
+    assert speech.frames() == bf.FrameLengths(400, 160, 400) and speech.kind == "whisper_log_mel"
+    with pytest.raises(ConfigError, match=r"Whisper's front-end is fixed at 400, 160 and 400"):
+        FrontEnd.from_preset("speech", frame_s=0.032)
     with pytest.raises(ConfigError, match=r"^PCGConfig: key 'window_s': unknown key"):
         FrontEnd.from_preset("pcg", window_s=0.5)
 
@@ -99,6 +104,7 @@ def _pcg_corpus(root: Path):
     {"preset": "pcg", "target_fs": 2000.0, "fmax_hz": 800.0, "band_hz": None, "kind": "mfcc"},
     {"preset": "ecg", "target_fs": 300.0, "frame_s": 0.5, "hop_s": 0.125},
     {"preset": "eeg", "target_fs": 173.61, "frame_s": 1.0, "hop_s": 0.25},
+    {"preset": "speech"},                                                # Whisper's, 16 kHz
 ])
 def test_compute_features_equals_the_training_frontend(tmp_path, frontend):
     """The same recording and preset give the same features through compute_features and
@@ -125,7 +131,8 @@ def test_compute_features_equals_the_training_frontend(tmp_path, frontend):
     # compute_features with the same spec, from the file at its own rate
     fset = bf.compute_features(biosig.load(tmp_path / "r0.wav"), modality=spec.preset,
                                config=spec)
-    name = {"log_mel": "log_mel", "mfcc": "mfcc", "log_spectrogram": "spectrogram"}[spec.kind]
+    name = {"log_mel": "log_mel", "mfcc": "mfcc", "log_spectrogram": "spectrogram",
+            "whisper_log_mel": "log_mel"}[spec.kind]
     assert fset.fs == spec.target_fs and fset.config["n_fft"] == module.n_fft
     np.testing.assert_allclose(fset[name][0], train_feats, rtol=1e-5, atol=1e-4)
     if spec.kind == "log_spectrogram":

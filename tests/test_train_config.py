@@ -84,8 +84,8 @@ def test_every_recipe_and_profile_validates(path):
      r"key 'frontend': hop_s is 0.5 and frame_s 0.25, expected hop_s <= frame_s"),
     ({"frontend": {**FE, "frame_s": 2.0, "hop_s": 0.5}},
      r"frontend.frame_s \(2 s\) must be shorter than data.crop_s \(2 s\)"),
-    ({"frontend": {**FE, "preset": "speech"}}, r"key 'frontend': Input tag 'speech' .* "
-                                               r"'custom', 'pcg', 'lung', 'cough', 'ecg', 'eeg'"),
+    ({"frontend": {**FE, "preset": "emg"}}, r"key 'frontend': Input tag 'emg' .* 'custom', "
+                                            r"'pcg', 'lung', 'cough', 'ecg', 'eeg', 'speech'"),
     ({"frontend": {**FE, "preset": "pcg", "n_mel": 32}},
      r"key 'frontend.n_mel': unknown key \(expected one of preset, target_fs, band_hz, "),
     ({"frontend": {**FE, "preset": "pcg", "band_hz": [400, 25]}},

@@ -35,10 +35,11 @@ from biosig.config import BandHz, ConfigModel, Int, pair
 from biosig.errors import ConfigError
 from biosig.signal import Signal, as_signal, seconds_to_samples
 from biosig.validate import check_fs, check_signal
+from biosig.whisper_audio import WHISPER_FS, WHISPER_HOP_LENGTH, WHISPER_N_FFT
 
 __all__ = ["FrontEnd", "FrameLengths", "frame_lengths", "band_limit", "FRONTEND_KINDS",
            "NFftRule", "PCGConfig", "LungConfig", "CoughConfig", "ECGConfig", "EEGConfig",
-           "FRONTEND_PRESETS", "EEG_BANDS_HZ"]
+           "SpeechConfig", "FRONTEND_PRESETS", "EEG_BANDS_HZ"]
 
 #: Classical EEG bands in Hz, lower edge inclusive, upper edge exclusive.
 EEG_BANDS_HZ: dict[str, tuple[float, float]] = {
@@ -46,7 +47,8 @@ EEG_BANDS_HZ: dict[str, tuple[float, float]] = {
     "gamma": (30.0, 45.0),
 }
 
-#: What the transform computes (:class:`FrontEndTransform`).
+#: What the transform computes (:class:`~biosig.features.transforms.FrontEndTransform`);
+#: ``whisper_log_mel`` is the speech preset's alone (Whisper's fixed 16 kHz front-end).
 FRONTEND_KINDS = ("log_mel", "mfcc", "log_spectrogram", "kaldi_fbank", "frames")
 
 #: ``n_fft`` of a frame of ``win_length`` samples: ``"pow2"`` (the next power of two, the
@@ -196,7 +198,8 @@ class FrontEnd(ConfigModel):
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> FrontEnd:
-        """The preset ``name`` (``"pcg"``, ``"lung"``, ``"cough"``, ``"ecg"``, ``"eeg"``) with
+        """The preset ``name`` (``"pcg"``, ``"lung"``, ``"cough"``, ``"ecg"``, ``"eeg"``,
+        ``"speech"``) with
         ``overrides`` applied and validated; ``"custom"`` is this base class.
 
         Raises
@@ -456,8 +459,52 @@ class EEGConfig(FrontEnd):
                                         min_length=1)
 
 
+class SpeechConfig(FrontEnd):
+    """Speech: Whisper's log-mel front-end (16 kHz, 25 ms / 10 ms, 80 or 128 bins).
+
+    Its frames, FFT and dB scale are Whisper's own (:func:`biosig.features.whisper_log_mel`:
+    ``n_fft=400``, ``hop_length=160``, a floor 8 decades below each item's maximum, then
+    ``(x + 4) / 4``); only the mel count, the padding and a band-pass may change.
+
+    Attributes
+    ----------
+    target_fs : float
+        Must stay 16000 (Whisper's rate); recordings are resampled to it.
+    n_mels : {80, 128}
+    pad_to_30s : bool
+        Pad or cut to Whisper's 30 s window (3000 frames).
+    """
+
+    preset: Literal["speech"] = "speech"
+    target_fs: float = float(WHISPER_FS)
+    kind: Literal["whisper_log_mel"] = "whisper_log_mel"
+    frame_s: float = WHISPER_N_FFT / WHISPER_FS
+    hop_s: float = WHISPER_HOP_LENGTH / WHISPER_FS
+    n_fft: NFftRule = "exact"
+    n_mels: Literal[80, 128] = 80
+    pad_to_30s: bool = False
+
+    @field_validator("target_fs")
+    @classmethod
+    def _whisper_rate(cls, v: float) -> float:
+        if v != WHISPER_FS:
+            raise ValueError(f"is {v:g}, expected {WHISPER_FS} (Whisper's rate)")
+        return v
+
+    @model_validator(mode="after")
+    def _whisper_frames(self):
+        lengths = self.frames()
+        if (lengths.win_length, lengths.hop_length, lengths.n_fft) != \
+                (WHISPER_N_FFT, WHISPER_HOP_LENGTH, WHISPER_N_FFT):
+            raise ValueError(f"frame_s, hop_s and n_fft give {lengths.win_length}, "
+                             f"{lengths.hop_length} and {lengths.n_fft} samples; Whisper's "
+                             f"front-end is fixed at {WHISPER_N_FFT}, {WHISPER_HOP_LENGTH} and "
+                             f"{WHISPER_N_FFT}")
+        return self
+
+
 #: The front-end presets (:meth:`FrontEnd.from_preset`, a recipe's ``frontend.preset``).
 FRONTEND_PRESETS: dict[str, type[FrontEnd]] = {
     "pcg": PCGConfig, "lung": LungConfig, "cough": CoughConfig, "ecg": ECGConfig,
-    "eeg": EEGConfig,
+    "eeg": EEGConfig, "speech": SpeechConfig,
 }

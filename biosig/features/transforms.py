@@ -120,7 +120,8 @@ class FrontEndTransform(nn.Module):
 
     ``log_mel`` / ``mfcc`` (mel filters as librosa), ``log_spectrogram`` (power in dB, bins
     from ``fmin_hz`` to ``fmax_hz``), ``kaldi_fbank`` (torchaudio's Kaldi filterbanks) and
-    ``frames`` (the raw signal cut into frames, for sequence models); :meth:`raw` gives them,
+    ``frames`` (the raw signal cut into frames, for sequence models), ``whisper_log_mel``
+    (the speech preset: :class:`WhisperLogMel`); :meth:`raw` gives them,
     :meth:`forward` normalises them as ``spec.normalize`` says. Built by
     :meth:`~biosig.features.FrontEnd.transform_module`.
     """
@@ -149,6 +150,9 @@ class FrontEndTransform(nn.Module):
             self.n_features = self.n_bins - self.first_bin
         elif self.kind == "kaldi_fbank":
             self.n_features = spec.n_mels
+        elif self.kind == "whisper_log_mel":        # the speech preset: 16 kHz, 400 / 160
+            self.transform = WhisperLogMel(n_mels=spec.n_mels, pad_to_30s=spec.pad_to_30s)
+            self.n_features = spec.n_mels
         else:                                   # "frames" (the schema allows no other)
             self.n_features = self.win
 
@@ -176,7 +180,7 @@ class FrontEndTransform(nn.Module):
             raise ValueError(f"waves has shape {tuple(waves.shape)}, expected "
                              f"(batch, n_samples)")
         x = waves.float()
-        if self.kind in ("log_mel", "mfcc"):
+        if self.kind in ("log_mel", "mfcc", "whisper_log_mel"):
             return self.transform(x)
         if self.kind == "log_spectrogram":
             return power_to_db(self.transform(x)[:, self.first_bin:self.n_bins], ref=1.0,

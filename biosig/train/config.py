@@ -33,6 +33,7 @@ from biosig.features.frontend import (
     FrontEnd,
     LungConfig,
     PCGConfig,
+    SpeechConfig,
 )
 from biosig.fileio import load_yaml
 
@@ -85,7 +86,7 @@ class DataConfig(ConfigModel):
 #: The front-end of a classifier recipe: a preset of :mod:`biosig.features` (``preset: eeg``)
 #: with overrides, or a custom one (no ``preset``); the resolved spec keeps its preset's name.
 FrontEndConfig = Annotated[FrontEnd | PCGConfig | LungConfig | CoughConfig | ECGConfig
-                           | EEGConfig, Field(discriminator="preset")]
+                           | EEGConfig | SpeechConfig, Field(discriminator="preset")]
 
 #: Keys that moved when the front-end became one object (issue 30): old key -> new key, note.
 RENAMED_KEYS = {

@@ -26,7 +26,7 @@ __all__ = ["compute_features"]
 #: The name and axis of the array that a front-end's transform gives, by ``kind``.
 _KIND_ARRAY = {"log_mel": ("log_mel", "mel"), "mfcc": ("mfcc", "mfcc"),
                "log_spectrogram": ("spectrogram", "freq"), "kaldi_fbank": ("fbank", "mel"),
-               "frames": ("frames", "sample")}
+               "frames": ("frames", "sample"), "whisper_log_mel": ("log_mel", "mel")}
 
 
 def _transform(cfg, x: np.ndarray, fs: float, device) -> tuple[np.ndarray, object]:
@@ -127,12 +127,8 @@ def _cough(x, fs, cfg: CoughConfig, device, **_):
 
 
 def _speech(x, fs, cfg: SpeechConfig, device, **_):
-    from biosig.features.whisper import WHISPER_HOP_LENGTH, WHISPER_N_FFT, whisper_log_mel
-    log_mel = whisper_log_mel(x, fs=fs, n_mels=cfg.n_mels, pad_to_30s=cfg.pad_to_30s,
-                              device=device)
-    return ({"log_mel": log_mel}, {"log_mel": ("channel", "mel", "frame")},
-            {"log_mel": fs / WHISPER_HOP_LENGTH}, {},
-            {"n_fft": WHISPER_N_FFT, "hop_length": WHISPER_HOP_LENGTH})
+    arrays, axes, rate, derived, _ = _primary(cfg, x, fs, device)
+    return arrays, axes, rate, {}, derived
 
 
 def _ecg(x, fs, cfg: ECGConfig, device, r_peaks=None, annotations=None, **_):
@@ -213,7 +209,7 @@ def compute_features(signal, *, modality: str, fs: float | None = None, config=N
     fs : float, optional
         Sampling rate of an array ``signal`` (Hz).
     config : PCGConfig, LungConfig, CoughConfig, SpeechConfig, ECGConfig or EEGConfig, optional
-        The preset to use (a :class:`~biosig.features.frontend.FrontEnd` but for speech);
+        The preset to use (a :class:`~biosig.features.frontend.FrontEnd`);
         default the modality's defaults. The recording goes through its
         :meth:`~biosig.features.frontend.FrontEnd.prepare` (resample, notch, band-pass) and its
         transform: the array named by its ``kind`` (``log_mel``, ``spectrogram`` ...) is what
@@ -247,16 +243,10 @@ def compute_features(signal, *, modality: str, fs: float | None = None, config=N
         raise ConfigError(f"cycles_s applies to modality 'lung', not {modality!r}")
     if modality != "ecg" and r_peaks is not None:
         raise ConfigError(f"r_peaks applies to modality 'ecg', not {modality!r}")
-    if modality == "speech":              # Whisper's front-end: 16 kHz, nothing else
-        x, fs = np.ascontiguousarray(signal.data, dtype=np.float32), signal.fs
-        if cfg.target_fs != fs:
-            from biosig.dsp import resample
-            x, fs = resample(x, fs=fs, target_fs=cfg.target_fs), float(cfg.target_fs)
-    else:                                 # the front-end: resample, notch, band-pass
-        prepared = cfg.prepare(signal)
-        if r_peaks is not None and prepared.fs != signal.fs:
-            r_peaks = seconds_to_samples(np.asarray(r_peaks) / signal.fs, fs=prepared.fs)
-        x, fs = prepared.data, prepared.fs
+    prepared = cfg.prepare(signal)             # the front-end: resample, notch, band-pass
+    if r_peaks is not None and prepared.fs != signal.fs:
+        r_peaks = seconds_to_samples(np.asarray(r_peaks) / signal.fs, fs=prepared.fs)
+    x, fs = prepared.data, prepared.fs
     arrays, axes, rate, labels, derived = _COMPUTE[modality](
         x, fs, cfg, device, cycles_s=cycles_s, r_peaks=r_peaks,
         annotations=signal.annotations)

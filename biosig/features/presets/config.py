@@ -1,9 +1,10 @@
 """The preset of each modality: one pydantic model each, with ranges, and :func:`make_config`.
 
-Every preset but speech is a :class:`~biosig.features.frontend.FrontEnd` (rate, band-pass,
-frames and transform, the same object training uses) with the modality's extra settings (the
-PCG envelope, lung cycle crops, MFCC deltas, ECG beats, EEG band powers). Speech keeps
-Whisper's fixed front-end (:class:`SpeechConfig`).
+Every preset is a :class:`~biosig.features.frontend.FrontEnd` (rate, band-pass, frames and
+transform, the same object training uses) with the modality's extra settings (the PCG
+envelope, lung cycle crops, MFCC deltas, ECG beats, EEG band powers); they are defined in
+:mod:`biosig.features.frontend` and re-exported here. Speech is Whisper's fixed front-end
+(:class:`SpeechConfig`).
 
 A preset is data: every value is checked when the preset is built (``PCGConfig(n_mels=0)``,
 ``make_config("pcg", {"n_mel": 32})`` and ``band_hz=(400, 25)`` are
@@ -14,62 +15,34 @@ features are computed.
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import field_validator
-
-from biosig.config import ConfigModel, validate_model
+from biosig.config import validate_model
 from biosig.errors import ConfigError
 from biosig.features.frontend import (
     FRONTEND_PRESETS,
     CoughConfig,
     ECGConfig,
     EEGConfig,
+    FrontEnd,
     LungConfig,
     PCGConfig,
+    SpeechConfig,
 )
-from biosig.whisper_audio import WHISPER_FS
+
+#: The base of every preset (each is a :class:`~biosig.features.frontend.FrontEnd`).
+PresetConfig = FrontEnd
 
 __all__ = ["PCGConfig", "LungConfig", "CoughConfig", "SpeechConfig", "ECGConfig", "EEGConfig",
            "PresetConfig", "MODALITIES", "FRONTEND_PRESETS", "make_config"]
 
 
-class PresetConfig(ConfigModel):
-    """Base of the presets that are not a :class:`FrontEnd` (speech: Whisper's own)."""
-
-
-class SpeechConfig(PresetConfig):
-    """Speech: Whisper's log-mel front-end (16 kHz, 25 ms / 10 ms, 80 or 128 bins).
-
-    Attributes
-    ----------
-    target_fs : float
-        Must stay 16000 (Whisper's rate); recordings are resampled to it.
-    n_mels : {80, 128}
-    pad_to_30s : bool
-        Pad or cut to Whisper's 30 s window (3000 frames).
-    """
-
-    target_fs: float = float(WHISPER_FS)
-    n_mels: Literal[80, 128] = 80
-    pad_to_30s: bool = False
-
-    @field_validator("target_fs")
-    @classmethod
-    def _whisper_rate(cls, v: float) -> float:
-        if v != WHISPER_FS:
-            raise ValueError(f"is {v:g}, expected {WHISPER_FS} (Whisper's rate)")
-        return v
-
-
 #: Every modality of :func:`compute_features`.
-MODALITIES: dict[str, type[ConfigModel]] = {
+MODALITIES: dict[str, type[FrontEnd]] = {
     "pcg": PCGConfig, "lung": LungConfig, "cough": CoughConfig, "speech": SpeechConfig,
     "ecg": ECGConfig, "eeg": EEGConfig,
 }
 
 
-def make_config(modality: str, overrides: dict | None = None, *, base=None) -> ConfigModel:
+def make_config(modality: str, overrides: dict | None = None, *, base=None) -> FrontEnd:
     """The preset config of ``modality`` with ``overrides`` applied and validated.
 
     Parameters
@@ -78,7 +51,7 @@ def make_config(modality: str, overrides: dict | None = None, *, base=None) -> C
     overrides : dict, optional
         Field name to value; lists are accepted for tuples and integral floats for integers;
         strings are *not* parsed (the CLI parses ``key=value`` with YAML first).
-    base : FrontEnd or SpeechConfig, optional
+    base : FrontEnd, optional
         Start from this config instead of the defaults.
 
     Raises
