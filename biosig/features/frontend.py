@@ -13,9 +13,8 @@ The same spec is used everywhere a recording becomes features: :func:`compute_fe
 :meth:`FrontEnd.prepare` and :meth:`FrontEnd.transform_module`, the torch module
 :class:`~biosig.features.transforms.FrontEndTransform`). The presets of the modalities are
 subclasses here (:data:`FRONTEND_PRESETS`); this module imports no torch, so validating a
-recipe's config does not load it. A recipe names a preset and
-overrides fields (``frontend: {preset: eeg, frame_s: 1.0}``); its run folder records the
-resolved spec.
+recipe's config does not load it. A recipe names a preset and overrides fields
+(``frontend: {preset: eeg, frame_s: 1.0}``); its run folder records the resolved spec.
 
 Names: ``frame_s`` / ``hop_s`` are the STFT frame and hop; a training crop is ``data.crop_s``.
 Every sample count comes from :func:`biosig.signal.seconds_to_samples` (through
@@ -147,7 +146,8 @@ class FrontEnd(ConfigModel):
         Mains frequency notched with its harmonics before the band-pass (``None``, or a value
         at or above Nyquist: no notch).
     kind : {"log_mel", "mfcc", "log_spectrogram", "kaldi_fbank", "frames"}
-        The transform (:class:`FrontEndTransform`).
+        The transform (:class:`~biosig.features.transforms.FrontEndTransform`); the speech
+        preset's is ``"whisper_log_mel"``.
     frame_s, hop_s : float > 0
         STFT frame (window) length and hop in seconds, ``hop_s <= frame_s``.
     n_fft : {"pow2", "exact"} or int
@@ -199,8 +199,8 @@ class FrontEnd(ConfigModel):
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> FrontEnd:
         """The preset ``name`` (``"pcg"``, ``"lung"``, ``"cough"``, ``"ecg"``, ``"eeg"``,
-        ``"speech"``) with
-        ``overrides`` applied and validated; ``"custom"`` is this base class.
+        ``"speech"``) with ``overrides`` applied and validated; ``"custom"`` is this base
+        class.
 
         Raises
         ------
