@@ -292,3 +292,4 @@ def test_run_folder_records_the_frontend_and_scoring_rebuilds_it(trained, toy, t
     assert old.frontend.spec.replace(preset="custom") == cfg.frontend
     np.testing.assert_array_equal(load_waveform(old, wav), x)
     np.testing.assert_array_equal(predict_waveform(old, x), p)
+    assert main(["report", str(tmp_path / "old"), "--no-progress"]) == 0     # reports too
