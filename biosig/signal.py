@@ -11,7 +11,35 @@ import numpy as np
 from biosig.errors import ConfigError
 from biosig.validate import check_fs, check_signal
 
-__all__ = ["Signal", "Annotations", "summary_fields", "as_signal", "check_fs", "signal_data"]
+__all__ = ["Signal", "Annotations", "summary_fields", "as_signal", "check_fs", "signal_data",
+           "seconds_to_samples"]
+
+
+def seconds_to_samples(duration_s, *, fs: float):
+    """The number of samples (or frames at rate ``fs``) nearest to ``duration_s`` seconds.
+
+    The one place where biosig turns seconds into a sample count or index (crops, STFT frames
+    and hops, beat windows and beat times, shifts, Welch segments): ``round(duration_s * fs)``,
+    halves to even.
+
+    Parameters
+    ----------
+    duration_s : float or array of float
+    fs : float > 0
+
+    Returns
+    -------
+    int, or np.ndarray of int64 for an array ``duration_s``
+
+    >>> seconds_to_samples(1.0, fs=173.61), seconds_to_samples(0.064, fs=2000.0)
+    (174, 128)
+    >>> seconds_to_samples(np.array([0.5, 1.25]), fs=4.0)
+    array([2, 5])
+    """
+    fs = check_fs(fs)
+    if np.ndim(duration_s) == 0:
+        return int(round(float(duration_s) * fs))
+    return np.round(np.asarray(duration_s, dtype=np.float64) * fs).astype(np.int64)
 
 
 def summary_fields(channels, fs: float, n_samples: int, units) -> str:
@@ -69,7 +97,7 @@ class Annotations:
 
     def samples(self, fs: float) -> np.ndarray:
         """Onsets as sample indices at sampling rate ``fs`` (rounded to the nearest sample)."""
-        return np.round(self.onset_s * fs).astype(np.int64)
+        return seconds_to_samples(self.onset_s, fs=fs)
 
     def intervals(self) -> np.ndarray:
         """Events as ``[start_s, end_s]`` rows ``[shape=(n_events, 2)]``."""

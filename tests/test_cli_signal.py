@@ -102,9 +102,10 @@ def test_features_eeg_and_ecg_beats_from_other_annotations(capsys, data_root, tm
      "biosig: error: {tmp}/missing.wav: file not found"),
     (["features", "{data}/" + BONN, "-m", "emg", "-o", "{tmp}/x.npz"],
      "biosig: error: --modality is 'emg', expected one of pcg, lung, cough, speech, ecg, eeg"),
-    (["features", "{data}/" + BONN, "-m", "eeg", "-o", "{tmp}/x.npz", "--set", "n_mels=3"],
-     "biosig: error: eeg: key 'n_mels': unknown key (expected one of target_fs, powerline_hz, "
-     "band_hz, filter_order, window_s, hop_s, welch_segment_s, bands_hz)"),
+    (["features", "{data}/" + BONN, "-m", "eeg", "-o", "{tmp}/x.npz", "--set", "n_mel=3"],
+     "biosig: error: eeg: key 'n_mel': unknown key (expected one of preset, target_fs, "
+     "band_hz, filter_order, powerline_hz, kind, frame_s, hop_s, n_fft, n_mels, n_mfcc, "
+     "fmin_hz, fmax_hz, top_db, normalize, welch_segment_s, bands_hz)"),
     (["features", "{data}/" + BONN, "-m", "eeg", "-o", "{tmp}/x.npz", "--set", "powerline_hz"],
      "biosig: error: --set 'powerline_hz': expected KEY=VALUE, e.g. --set n_mels=128"),
     (["features", "{data}/" + BONN, "-m", "eeg", "-o", "{tmp}/x.npz", "--beats", "qrs"],

@@ -18,8 +18,8 @@ from biosig.errors import BiosigError, ConfigError, ManifestError
 from biosig.train.config import OptimConfig, TrainConfig, load_config
 
 TRAIN = {"recipe": "toy", "data": {"manifest": "m.jsonl", "label": "y", "classes": ["a", "b"],
-                                   "target_fs": 100.0, "window_s": 2.0},
-         "model": {"name": "crnn"}}
+                                   "crop_s": 2.0},
+         "frontend": {"target_fs": 100.0}, "model": {"name": "crnn"}}
 #: The smallest valid keys of each config with required fields.
 REQUIRED = {
     "Record": dict(id="r0", path="a/r0.wav", modality="pcg", fs=4000.0, num_samples=8000,

@@ -146,8 +146,27 @@ SIGNAL = {
         250.0, 1000, "signal", (1, 2), False),
 }
 
+SIGNAL.update({
+    "biosig.features.FrontEnd.prepare": (
+        lambda x, fs: _fn("biosig.features.FrontEnd").from_preset("eeg").prepare(x, fs),
+        173.61, 4097, "signal", (1, 2), False),
+    "biosig.features.FrontEnd.features": (
+        lambda x, fs: _fn("biosig.features.FrontEnd").from_preset("eeg").features(x, fs),
+        173.61, 4097, "signal", (1, 2), False),
+})
+
 # functions with a sampling rate but no samples: name -> call(fs)
 FS_ONLY = {
+    "biosig.features.frame_lengths": lambda fs: _fn("biosig.features.frame_lengths")(
+        0.064, 0.016, fs=fs),
+    "biosig.features.FrontEnd.rate": lambda fs: _fn("biosig.features.FrontEnd")().rate(fs),
+    "biosig.features.FrontEnd.samples": lambda fs: _fn("biosig.features.FrontEnd")().samples(
+        1.0, fs),
+    "biosig.features.FrontEnd.frames": lambda fs: _fn("biosig.features.FrontEnd")().frames(fs),
+    "biosig.features.FrontEnd.mel_band": lambda fs: _fn("biosig.features.FrontEnd")().mel_band(
+        fs),
+    "biosig.features.FrontEnd.transform_module": lambda fs: _fn(
+        "biosig.features.FrontEnd")().transform_module(fs),
     "biosig.dsp.butter_sos": lambda fs: _fn("biosig.dsp.butter_sos")("lowpass", 1.0, fs=fs),
     "biosig.dsp.notch_sos": lambda fs: _fn("biosig.dsp.notch_sos")(fs=fs),
     "biosig.features.mel_filterbank": lambda fs: _fn("biosig.features.mel_filterbank")(

@@ -157,7 +157,10 @@ def test_ecg_spectrogram_and_beats_of_a_synthetic_ecg():
     assert pre == 90 and fset["beats"].shape == (len(peaks), 1, 90 + 162)
     np.testing.assert_array_equal(fset["beats"][:, 0, pre], fset["signal"][0, peaks])
     freqs = fset["spectrogram_freqs_hz"]
-    assert freqs.max() <= 50.0 and freqs[1] == pytest.approx(fs / 720)   # 2 s frames
+    # 2 s frames (720 samples) in a 1024-point FFT (n_fft: pow2), bins from 0.5 to 50 Hz
+    assert (fset.config["win_length"], fset.config["n_fft"]) == (720, 1024)
+    assert freqs.min() >= 0.5 and freqs.max() <= 50.0
+    np.testing.assert_allclose(np.diff(freqs), fs / 1024)
     # the 10 Hz sine is the strongest line once the impulses' flat spectrum is averaged out
     assert abs(freqs[np.argmax(fset["spectrogram"][0].mean(axis=-1))] - 10.0) <= fs / 720
     row = bf.summarize(fset)
@@ -275,11 +278,11 @@ def test_config_overrides_are_typed():
     assert cfg.band_hz == (1.0, 30.0) and cfg.powerline_hz is None and cfg.filter_order == 2
     assert cfg.bands_hz == {"alpha": (8.0, 13.0)}
     assert isinstance(cfg.band_hz[0], float) and isinstance(cfg.filter_order, int)
-    assert bf.make_config("eeg", {"window_s": 1.0}, base=cfg).band_hz == (1.0, 30.0)
+    assert bf.make_config("eeg", {"frame_s": 1.0}, base=cfg).band_hz == (1.0, 30.0)
     with pytest.raises(ConfigError, match="modality is 'emg'"):
         bf.make_config("emg")
     with pytest.raises(ValueError, match="frozen"):
-        cfg.window_s = 3.0
+        cfg.frame_s = 3.0
 
 
 @pytest.mark.parametrize("modality, overrides, match", [
@@ -287,8 +290,8 @@ def test_config_overrides_are_typed():
     ("cough", {"n_mfcc": "many"}, r"^cough: key 'n_mfcc': Input should be a valid integer "
                                   r"\(got 'many'\)"),
     ("cough", {"n_mfcc": 2.5}, r"key 'n_mfcc': Input should be a valid integer \(got 2\.5\)"),
-    ("pcg", {"window_s": "0.1"}, r"key 'window_s': Input should be a valid number"),
-    ("pcg", {"window_s": -0.064}, r"^pcg: key 'window_s': Input should be greater than 0 "
+    ("pcg", {"frame_s": "0.1"}, r"key 'frame_s': Input should be a valid number"),
+    ("pcg", {"frame_s": -0.064}, r"^pcg: key 'frame_s': Input should be greater than 0 "
                                   r"\(got -0\.064\)"),
     ("pcg", {"band_hz": [400, 25]}, r"^pcg: key 'band_hz': is \(400, 25\), expected \(lo, hi\) "
                                     r"with 0 <= lo < hi"),
@@ -335,8 +338,8 @@ def test_compute_features_argument_errors():
     assert a.keys() == b.keys() and all(np.isclose(a[k], b[k], equal_nan=True) for k in a)
     with pytest.raises(ConfigError, match="cycles_s applies to modality 'lung'"):
         bf.compute_features(sig, modality="pcg", cycles_s=[[0, 1]])
-    with pytest.raises(ConfigError, match="pcg: window_s=0.0001 s"):
-        bf.compute_features(sig, modality="pcg", window_s=0.0001)
+    with pytest.raises(ConfigError, match="pcg: frame_s=0.0001 s"):
+        bf.compute_features(sig, modality="pcg", frame_s=0.0001, hop_s=0.0001)
 
 
 def test_feature_set_round_trip(tmp_path):

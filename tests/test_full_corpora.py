@@ -101,21 +101,26 @@ def test_feature_cache_trains_reads_back_and_invalidates(toy, tmp_path, monkeypa
     run(_cached_cfg(toy, tmp_path / "r", cache), run_id="b", progress=False)
     assert calls == []                                         # read back, nothing recomputed
     # normalisation is applied per batch, so it does not change the key ...
-    run(_cached_cfg(toy, tmp_path / "r", cache, **{"features.normalize": "cmvn"}),
+    run(_cached_cfg(toy, tmp_path / "r", cache, **{"frontend.normalize": "cmvn"}),
         run_id="c", progress=False)
     assert calls == []
     # ... but any front-end change does
-    run(_cached_cfg(toy, tmp_path / "r", cache, **{"features.n_mels": 12}), run_id="d",
+    run(_cached_cfg(toy, tmp_path / "r", cache, **{"frontend.n_mels": 12}), run_id="d",
         progress=False)
     assert len(calls) == 24 and len([d for d in cache.iterdir() if d.is_dir()]) == 2
+    # ... a band-pass too (the spec's prepare runs before the cache)
+    calls.clear()
+    run(_cached_cfg(toy, tmp_path / "r", cache, **{"frontend.band_hz": [20.0, 400.0]}),
+        run_id="e", progress=False)
+    assert len(calls) == 24 and len([d for d in cache.iterdir() if d.is_dir()]) == 3
 
 
 def test_cached_features_equal_the_frontend(toy):  # noqa: F811
     from biosig.manifests import read_manifest
     from biosig.train.cache import FeatureCache, FeatureWindowDataset
-    from biosig.train.data import Example, FrontEnd
+    from biosig.train.data import Example
     cfg = validate_config(toy_config(toy, toy, **{"data.feature_cache": "unused"}))
-    fe = FrontEnd(cfg.features, fs=cfg.data.target_fs)
+    fe = cfg.frontend.transform_module()
     rec = next(iter(read_manifest(cfg.data.manifest)))
     ex = Example(rec, 0, "train", "g")
     c = FeatureCache.__new__(FeatureCache)
@@ -124,7 +129,7 @@ def test_cached_features_equal_the_frontend(toy):  # noqa: F811
     wave, _ = sf.read(Path(cfg.data.root) / rec.path, dtype="float32")
     ref = fe.raw(torch.from_numpy(wave)[None])[0].numpy()
     np.testing.assert_allclose(whole, ref, rtol=1e-5, atol=1e-4)
-    n = fe.n_frames(int(cfg.data.window_s * cfg.data.target_fs))
+    n = fe.n_frames(cfg.frontend.samples(cfg.data.crop_s))
     ds = FeatureWindowDataset([ex], [whole], n_frames=n, train=False, eval_mode="all",
                               max_eval_windows=8)
     w, t = ds[0]

@@ -37,7 +37,7 @@ def test_dataset_is_worker_safe(toy, tmp_path):  # noqa: F811
     cfg = validate_config(toy_config(toy, tmp_path))
     examples, counts = load_examples(cfg.data)
     assert counts == {"read": 24, "filtered_out": 0, "without_class": 0, "kept": 24}
-    ds = WindowDataset(examples[:6], root=cfg.data.root, target_fs=1000.0, window_s=1.5,
+    ds = WindowDataset(examples[:6], root=cfg.data.root, frontend=cfg.frontend, crop_s=1.5,
                        train=False, cache=False)
     one = [b for b in torch.utils.data.DataLoader(ds, batch_size=2, collate_fn=collate_eval)]
     two = [b for b in torch.utils.data.DataLoader(ds, batch_size=2, collate_fn=collate_eval,

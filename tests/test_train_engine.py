@@ -14,10 +14,10 @@ import yaml
 from toy_corpus import FS, write_toy_corpus
 
 from biosig.cli import main
-from biosig.train.config import AugmentConfig, FeatureConfig, validate_config
+from biosig.features import FrontEnd
+from biosig.train.config import AugmentConfig, validate_config
 from biosig.train.data import (
     Example,
-    FrontEnd,
     augment_waveforms,
     kfold_assign,
     mixup,
@@ -42,8 +42,9 @@ def toy_config(root: Path, out: Path, **over) -> dict:
         "recipe": "toy", "seed": 0, "device": "cpu", "output_dir": str(out),
         "data": {"manifest": str(root / "toy.jsonl"), "root": str(root), "label": "tone",
                  "classes": ["low", "high"], "splits": "auto", "valid_frac": 0.25,
-                 "test_frac": 0.25, "target_fs": float(FS), "window_s": 1.0},
-        "features": {"kind": "log_mel", "window_s": 0.064, "hop_s": 0.032, "n_mels": 16,
+                 "test_frac": 0.25, "crop_s": 1.0},
+        "frontend": {"target_fs": float(FS), "kind": "log_mel", "frame_s": 0.064,
+                     "hop_s": 0.032, "n_mels": 16,
                      "fmax_hz": 500.0},
         "model": {"name": "crnn", "channels": [4, 8], "pool_time": [2, 2], "gru_hidden": 8},
         "optim": {"lr": 0.01},
@@ -182,9 +183,8 @@ def test_kfold_assign_grouped_and_stratified():
                                               ("log_spectrogram", 33), ("kaldi_fbank", 16),
                                               ("frames", 64)])
 def test_frontend_kinds(kind, n_features):
-    fcfg = FeatureConfig(kind=kind, window_s=0.064, hop_s=0.032, n_mels=16, n_mfcc=10,
-                         fmax_hz=500.0)
-    fe = FrontEnd(fcfg, fs=1000.0)
+    spec = FrontEnd(kind=kind, frame_s=0.064, hop_s=0.032, n_mels=16, n_mfcc=10, fmax_hz=500.0)
+    fe = spec.transform_module(1000.0)
     f = fe(torch.randn(3, 1000))
     assert fe.n_features == n_features and f.shape[:2] == (3, n_features)
     assert f.shape[2] == fe.n_frames(1000)
@@ -243,3 +243,53 @@ def test_explain_writes_png(trained, toy, tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "grad-cam" in capsys.readouterr().out
     assert main(["explain", trained.run_dir, str(toy / "s00_0.wav"), "--target", "mid"]) == 2
+
+
+def test_run_folder_records_the_frontend_and_scoring_rebuilds_it(trained, toy, tmp_path):
+    """config.yaml holds the whole resolved front-end; load_run (behind `biosig score model`)
+    builds the transform and prepares recordings from it, and reads run folders written
+    before the front-end was one object as they ran."""
+    import shutil
+
+    from biosig.train.inference import load_run, load_waveform, predict_waveform
+    d = Path(trained.run_dir)
+    cfg = validate_config(toy_config(toy, tmp_path))
+    saved = yaml.safe_load((d / "config.yaml").read_text())["frontend"]
+    assert saved == cfg.frontend.model_dump(mode="json")
+    assert (saved["preset"], saved["target_fs"], saved["frame_s"], saved["n_fft"],
+            saved["band_hz"]) == ("custom", float(FS), 0.064, "pow2", None)
+    loaded = load_run(d, device="cpu")
+    assert loaded.frontend.spec == cfg.frontend
+    assert (loaded.frontend.win, loaded.frontend.n_fft, loaded.frontend.hop) == (64, 64, 32)
+    wav = toy / "s00_0.wav"
+    x = load_waveform(loaded, wav)
+    p = predict_waveform(loaded, x)
+
+    def copy_with(name, edit):
+        out = tmp_path / name
+        shutil.copytree(d, out)
+        data = yaml.safe_load((out / "config.yaml").read_text())
+        edit(data)
+        (out / "config.yaml").write_text(yaml.safe_dump(data))
+        return load_run(out, device="cpu")
+
+    # scoring follows the run's front-end: a band-pass written there is applied
+    filtered = copy_with("banded", lambda c: c["frontend"].update(band_hz=[100.0, 400.0]))
+    assert filtered.frontend.spec.band_hz == (100.0, 400.0)
+    xf = load_waveform(filtered, wav)
+    assert xf.shape == x.shape and not np.allclose(xf, x, atol=1e-3)
+
+    # a run folder of before issue 30 (features, data.target_fs, data.window_s)
+    def to_old(c):
+        fe = c.pop("frontend")
+        c["data"]["target_fs"] = fe.pop("target_fs")
+        c["data"]["window_s"] = c["data"].pop("crop_s")
+        fe["window_s"] = fe.pop("frame_s")
+        for k in ("preset", "band_hz", "filter_order", "powerline_hz", "n_fft"):
+            fe.pop(k)
+        c["features"] = fe
+    old = copy_with("old", to_old)
+    assert old.frontend.spec.replace(preset="custom") == cfg.frontend
+    np.testing.assert_array_equal(load_waveform(old, wav), x)
+    np.testing.assert_array_equal(predict_waveform(old, x), p)
+    assert main(["report", str(tmp_path / "old"), "--no-progress"]) == 0     # reports too

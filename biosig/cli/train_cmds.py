@@ -183,6 +183,6 @@ def explain_cmd(
     dest.parent.mkdir(parents=True, exist_ok=True)
     biosig.train.plots.plot_grad_cam(cam, run.classes, dest,
                                      hop_s=run.frontend.hop / run.frontend.fs,
-                                     title=f"{Path(record).name}: {run.cfg.features.kind}")
+                                     title=f"{Path(record).name}: {run.cfg.frontend.kind}")
     probs = ", ".join(f"{c} {p:.3f}" for c, p in zip(run.classes, cam.probs))
     typer.echo(f"{dest}  ({cam.method}; {probs})")

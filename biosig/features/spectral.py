@@ -39,6 +39,8 @@ from biosig.features._tensor import (
     make_window,
     restore,
 )
+from biosig.features.frontend import EEG_BANDS_HZ  # the EEG preset's bands (torch-free)
+from biosig.signal import seconds_to_samples
 
 __all__ = [
     "stft", "spectrogram", "mel_filterbank", "mel_frequencies", "hz_to_mel", "mel_to_hz",
@@ -46,11 +48,6 @@ __all__ = [
     "fft_frequencies", "welch", "Spectrum", "band_powers", "BandPowers", "EEG_BANDS_HZ",
 ]
 
-#: Classical EEG bands in Hz, lower edge inclusive, upper edge exclusive.
-EEG_BANDS_HZ: dict[str, tuple[float, float]] = {
-    "delta": (0.5, 4.0), "theta": (4.0, 8.0), "alpha": (8.0, 13.0), "beta": (13.0, 30.0),
-    "gamma": (30.0, 45.0),
-}
 
 
 # ------------------------------------------------------------------------------------------
@@ -495,7 +492,7 @@ def band_powers(signal, *, fs: float, bands_hz: dict | None = None,
                              f"frequency {nyquist:g} Hz of fs={fs:g}")
         used[name] = (lo, min(hi, nyquist + 1e-9))
     if segment_length is None:
-        segment_length = int(round(2 * fs))
+        segment_length = seconds_to_samples(2.0, fs=fs)
     spec = welch(signal, fs=fs, segment_length=segment_length, device=device)
     psd, was_numpy = as_tensor(spec.psd, name="psd", device=device, allow_nan=True)
     df = float(spec.freqs_hz[1] - spec.freqs_hz[0]) if spec.freqs_hz.size > 1 else fs

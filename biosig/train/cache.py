@@ -2,14 +2,14 @@
 
 On a CPU, decoding, resampling and the spectrogram of every recording in every epoch can cost
 as much as the model. With ``data.feature_cache: DIR`` the un-normalised front-end output
-(:meth:`biosig.train.data.FrontEnd.raw`) of each whole recording is written once to
+(:meth:`biosig.features.FrontEndTransform.raw`) of each whole recording is written once to
 ``DIR/<config key>/<record key>.npy`` (float16) and training crops windows of feature frames
 from it; normalisation, SpecAugment, mixup, circular shifts and gains in dB are applied per
 batch as before (:func:`biosig.train.data.augment_features`).
 
-The config key hashes everything that changes the numbers (``features`` except
-``normalize``, ``data.target_fs``, ``data.channel`` and a format version), so a changed
-feature config starts a new folder instead of reading stale features. The record key hashes
+The config key hashes everything that changes the numbers (the resolved ``frontend`` spec,
+its rate and band-pass included, except ``normalize``; ``data.channel``; a format version), so
+a changed front-end starts a new folder instead of reading stale features. The record key hashes
 the file's resolved path, size and modification time and the segment bounds, so an edited
 recording is recomputed. Each file is written atomically; an interrupted fill resumes.
 """
@@ -26,19 +26,25 @@ import torch
 
 from biosig.fileio import atomic_path, write_text_atomic
 from biosig.progress import Progress
-from biosig.train.data import Example, fit_window, read_window, window_starts
+from biosig.train.data import Example, fit_window, read_signal, window_starts
 
 __all__ = ["FeatureCache", "FeatureWindowDataset", "config_key", "recording_features",
            "crop_frames", "frame_windows"]
 
-#: Bumped when the stored layout or the front-end's numbers change.
-CACHE_VERSION = 1
+#: Bumped when the stored layout or the front-end's numbers change (2: the key is the
+#: resolved ``frontend`` spec).
+CACHE_VERSION = 2
 
 
-def config_key(fcfg, dcfg) -> str:
-    """16 hex digits naming the feature config (everything but ``normalize``)."""
-    desc = {"version": CACHE_VERSION, "target_fs": dcfg.target_fs, "channel": dcfg.channel,
-            "features": {k: v for k, v in fcfg.model_dump().items() if k != "normalize"}}
+def _description(spec, dcfg) -> dict:
+    return {"version": CACHE_VERSION, "channel": dcfg.channel,
+            "frontend": spec.model_dump(mode="json")}
+
+
+def config_key(spec, dcfg) -> str:
+    """16 hex digits naming the front-end ``spec`` (everything but ``normalize``, which is
+    applied per batch) and ``data.channel``."""
+    desc = _description(spec.replace(normalize="none"), dcfg)
     return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -49,22 +55,20 @@ class FeatureCache:
     ----------
     directory : str or PathLike
         The cache root (``data.feature_cache``); the config's folder is made under it.
-    frontend : FrontEnd
-        Computes the features (on its device).
+    frontend : biosig.features.FrontEndTransform
+        Computes the features (on its device); its ``spec`` prepares the recordings.
     dcfg : DataConfig
-        Target rate, channel and corpus root of the recordings.
+        Channel and corpus root of the recordings.
     """
 
     def __init__(self, directory, *, frontend, dcfg):
         self.frontend, self.dcfg = frontend, dcfg
-        self.key = config_key(frontend.fcfg, dcfg)
+        self.key = config_key(frontend.spec, dcfg)
         self.dir = Path(os.fspath(directory)).expanduser() / self.key
         self.dir.mkdir(parents=True, exist_ok=True)
         desc = self.dir / "config.json"
         if not desc.is_file():
-            write_text_atomic(desc, json.dumps(
-                {"version": CACHE_VERSION, "target_fs": dcfg.target_fs,
-                 "channel": dcfg.channel, "features": frontend.fcfg.model_dump()}, indent=2))
+            write_text_atomic(desc, json.dumps(_description(frontend.spec, dcfg), indent=2))
 
     def path(self, ex: Example) -> Path:
         rec = ex.record
@@ -80,8 +84,8 @@ class FeatureCache:
     @torch.no_grad()
     def compute(self, ex: Example) -> np.ndarray:
         """Features ``(n_features, n_frames)`` float32 of the whole recording (not cached)."""
-        x = read_window(ex.record, root=self.dcfg.root, target_fs=self.dcfg.target_fs,
-                        channel=self.dcfg.channel)
+        x = read_signal(ex.record, root=self.dcfg.root, frontend=self.frontend.spec,
+                        channel=self.dcfg.channel).data[0]
         return recording_features(self.frontend, x)
 
     def get(self, ex: Example) -> np.ndarray:

@@ -25,20 +25,28 @@ from pydantic import Field, field_validator, model_validator
 
 from biosig.config import ConfigModel
 from biosig.errors import ConfigError
+from biosig.features.frontend import (
+    FRONTEND_PRESETS,
+    CoughConfig,
+    ECGConfig,
+    EEGConfig,
+    FrontEnd,
+    LungConfig,
+    PCGConfig,
+    SpeechConfig,
+)
 from biosig.fileio import load_yaml
 
-__all__ = ["TrainConfig", "DataConfig", "FeatureConfig", "CRNNConfig", "TDNNConfig",
+__all__ = ["TrainConfig", "DataConfig", "FrontEndConfig", "CRNNConfig", "TDNNConfig",
            "LSTMConfig", "OptimConfig", "LoopConfig", "AugmentConfig", "EvalConfig", "CVConfig",
            "load_config", "validate_config", "apply_overrides", "parse_override",
            "config_to_dict", "CHALLENGES", "WhisperTrainConfig", "WhisperModelConfig",
            "WhisperDataConfig", "WhisperReplayConfig", "WhisperLoopConfig", "LoraConfig",
-           "WhisperEvalConfig", "WhisperSelectConfig", "AnyTrainConfig", "FEATURE_PRESETS",
-           "preset_frontend", "HybridConfig", "HybridCandidate", "HybridFeatureSet"]
+           "WhisperEvalConfig", "WhisperSelectConfig", "AnyTrainConfig", "RENAMED_KEYS",
+           "upgrade_run_config", "HybridConfig", "HybridCandidate", "HybridFeatureSet"]
 
 #: Challenge scores that ``eval.challenge`` can name.
 CHALLENGES = ("none", "physionet2022", "physionet2016", "icbhi2017", "cinc2017")
-#: Feature presets (:mod:`biosig.features`) that ``features.preset`` can name.
-FEATURE_PRESETS = ("pcg", "lung", "cough", "ecg", "eeg")
 
 PositiveInt = Annotated[int, Field(ge=1)]
 Probability = Annotated[float, Field(ge=0, lt=1)]
@@ -50,7 +58,8 @@ def _check_device(device: str) -> None:
 
 
 class DataConfig(ConfigModel):
-    """Which records, which label, which windows."""
+    """Which records, which label, which crops (the rate and the features are the
+    front-end's: ``frontend``)."""
 
     manifest: str
     root: str | None = None                       # corpus root (default: manifest's `root`)
@@ -63,9 +72,8 @@ class DataConfig(ConfigModel):
     valid_frac: float = Field(default=0.1, ge=0, lt=1)
     test_frac: float = Field(default=0.2, ge=0, lt=1)
     split_seed: int = Field(default=0, ge=0)
-    target_fs: float = Field(gt=0)
     channel: int | Literal["mean"] = 0           # channel index, or the mean of all
-    window_s: float = Field(gt=0)
+    crop_s: float = Field(gt=0)                   # training crop / evaluation window, seconds
     eval_windows: Literal["center", "all"] = "all"
     max_eval_windows: int = Field(default=8, ge=1)
     balance: Literal["none", "weights", "sqrt_weights", "sampler"] = "weights"
@@ -75,76 +83,20 @@ class DataConfig(ConfigModel):
     limit_per_split: int | None = Field(default=None, ge=1)
 
 
-def preset_frontend(modality: str, kind: str | None = None) -> dict[str, Any]:
-    """The front-end keys that the feature preset of ``modality`` defines.
+#: The front-end of a classifier recipe: a preset of :mod:`biosig.features` (``preset: eeg``)
+#: with overrides, or a custom one (no ``preset``); the resolved spec keeps its preset's name.
+FrontEndConfig = Annotated[FrontEnd | PCGConfig | LungConfig | CoughConfig | ECGConfig
+                           | EEGConfig | SpeechConfig, Field(discriminator="preset")]
 
-    The preset (:func:`biosig.features.make_config`) gives ``window_s``, ``hop_s`` and
-    ``top_db`` where it has them, ``fmin_hz``/``fmax_hz`` (its pass band ``band_hz`` when it
-    has no mel range), ``n_mels`` for the mel kinds and ``n_mfcc`` for ``mfcc``. ``kind``
-    defaults to ``log_mel`` for presets with mel filters, ``log_spectrogram`` otherwise.
-
-    >>> preset_frontend("pcg")["fmax_hz"], preset_frontend("eeg")["kind"]
-    (1000.0, 'log_spectrogram')
-    """
-    from biosig.features import make_config
-    if modality not in FEATURE_PRESETS:
-        raise ConfigError(f"features.preset is {modality!r}, expected one of "
-                          f"{', '.join(FEATURE_PRESETS)}")
-    p = make_config(modality)
-    has = type(p).model_fields
-    kind = kind or ("log_mel" if "n_mels" in has else "log_spectrogram")
-    out: dict[str, Any] = {"kind": kind, "window_s": p.window_s, "hop_s": p.hop_s,
-                           "fmin_hz": p.fmin_hz if "fmin_hz" in has else p.band_hz[0],
-                           "fmax_hz": p.fmax_hz if "fmax_hz" in has else p.band_hz[1]}
-    if "top_db" in has:
-        out["top_db"] = p.top_db
-    if kind in ("log_mel", "mfcc", "kaldi_fbank") and "n_mels" in has:
-        out["n_mels"] = p.n_mels
-    if kind == "mfcc" and "n_mfcc" in has:
-        out["n_mfcc"] = p.n_mfcc
-    return out
-
-
-class FeatureConfig(ConfigModel):
-    """Front-end computed on the training device (see :mod:`biosig.features`).
-
-    ``preset: <modality>`` starts from that modality's feature preset
-    (:func:`preset_frontend`), so a recipe names only what differs (``preset: pcg`` and
-    ``fmax_hz: 800.0``). The validated config holds the resolved values and not the preset's
-    name (``preset`` is ``None`` once resolved), so the run's ``config.yaml`` and the
-    feature-cache key see the values only.
-    """
-
-    preset: Literal[FEATURE_PRESETS] | None = Field(default=None, exclude=True)
-    kind: Literal["log_mel", "mfcc", "log_spectrogram", "kaldi_fbank", "frames"] = "log_mel"
-    window_s: float = Field(default=0.064, gt=0)
-    hop_s: float = Field(default=0.016, gt=0)
-    n_mels: int = Field(default=64, ge=1)
-    n_mfcc: int = Field(default=20, ge=1)
-    fmin_hz: float = Field(default=0.0, ge=0)
-    fmax_hz: float | None = Field(default=None, gt=0)
-    top_db: float | None = Field(default=80.0, gt=0)
-    normalize: Literal["none", "instance", "cmvn"] = "instance"  # cmvn: per bin over time
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_preset(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("preset") in FEATURE_PRESETS:
-            data = dict(data)                 # resolved: the values stay, the name goes
-            kind = data.get("kind")
-            return {**preset_frontend(data.pop("preset"),
-                                      kind if isinstance(kind, str) else None), **data}
-        return data
-
-    @model_validator(mode="after")
-    def _ranges(self):
-        if self.fmax_hz is not None and self.fmin_hz >= self.fmax_hz:
-            raise ValueError(f"fmin_hz is {self.fmin_hz:g} and fmax_hz {self.fmax_hz:g}, "
-                             f"expected fmin_hz < fmax_hz")
-        if self.kind == "mfcc" and self.n_mfcc > self.n_mels:
-            raise ValueError(f"n_mfcc is {self.n_mfcc}, expected at most n_mels "
-                             f"({self.n_mels})")
-        return self
+#: Keys that moved when the front-end became one object (issue 30): old key -> new key, note.
+RENAMED_KEYS = {
+    "features": ("frontend", " (the same keys with window_s -> frame_s, plus target_fs "
+                             "from data.target_fs), e.g. frontend: {preset: eeg, frame_s: 1.0}"),
+    "data.target_fs": ("frontend.target_fs", " (the front-end owns the sampling rate)"),
+    "data.window_s": ("data.crop_s", " (the training crop; an STFT frame is frontend.frame_s)"),
+    "frontend.window_s": ("frontend.frame_s", " (the STFT frame; a training crop is "
+                                              "data.crop_s)"),
+}
 
 
 class CRNNConfig(ConfigModel):
@@ -283,14 +235,15 @@ class CVConfig(ConfigModel):
 class TrainConfig(ConfigModel):
     """The whole training configuration of one recipe."""
 
-    union_tags = ("crnn", "tdnn", "lstm")         # model.name: not keys of the file
+    # model.name and frontend.preset: not keys of the file
+    union_tags = ("crnn", "tdnn", "lstm", "custom", *FRONTEND_PRESETS)
 
     recipe: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = Field(default=0, ge=0)
     device: str = "auto"                          # auto | cpu | cuda | cuda:N
     output_dir: str = "runs"
     data: DataConfig
-    features: FeatureConfig = FeatureConfig()
+    frontend: FrontEndConfig
     model: ModelConfig
     optim: OptimConfig = OptimConfig()
     train: LoopConfig = LoopConfig()
@@ -298,6 +251,21 @@ class TrainConfig(ConfigModel):
     eval: EvalConfig = EvalConfig()
     cv: CVConfig = CVConfig()
     hybrid: HybridConfig = HybridConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        sections = {"": data, **{k: v for k, v in data.items() if isinstance(v, dict)}}
+        for old, (new, note) in RENAMED_KEYS.items():
+            section, _, key = old.rpartition(".")
+            if key in sections.get(section, {}):
+                raise ValueError(f"key {old!r} is now {new!r}{note}")
+        fe = data.get("frontend")
+        if isinstance(fe, dict) and "preset" not in fe:   # no preset: a custom front-end
+            data = {**data, "frontend": {**fe, "preset": "custom"}}
+        return data
 
     @model_validator(mode="after")
     def _cross_checks(self):
@@ -336,15 +304,20 @@ class TrainConfig(ConfigModel):
             raise ValueError("data.valid_frac + data.test_frac must be below 1")
         if len(self.augment.noise_snr_db) != 2:
             raise ValueError("augment.noise_snr_db must be [low, high]")
-        if self.features.hop_s > self.features.window_s:
-            raise ValueError("features.hop_s must not exceed features.window_s")
-        if self.features.window_s >= self.data.window_s:
-            raise ValueError("features.window_s must be shorter than data.window_s")
-        nyquist = self.data.target_fs / 2
-        if (self.features.fmax_hz or 0) > nyquist or self.features.fmin_hz >= nyquist:
-            raise ValueError(f"features.fmin_hz/fmax_hz ({self.features.fmin_hz:g}, "
-                             f"{self.features.fmax_hz}) must lie within data.target_fs / 2 = "
-                             f"{nyquist:g} Hz")
+        fe = self.frontend
+        if fe.target_fs is None:
+            raise ValueError("frontend.target_fs is required for training (the rate every "
+                             "recording is resampled to)")
+        if fe.frame_s >= self.data.crop_s:
+            raise ValueError(f"frontend.frame_s ({fe.frame_s:g} s) must be shorter than "
+                             f"data.crop_s ({self.data.crop_s:g} s)")
+        nyquist = fe.target_fs / 2
+        if (fe.fmax_hz or 0) > nyquist or fe.fmin_hz >= nyquist:
+            raise ValueError(f"frontend.fmin_hz/fmax_hz ({fe.fmin_hz:g}, {fe.fmax_hz}) must "
+                             f"lie within frontend.target_fs / 2 = {nyquist:g} Hz")
+        if fe.band_hz is not None and fe.band_hz[0] >= nyquist:
+            raise ValueError(f"frontend.band_hz {fe.band_hz} must start below "
+                             f"frontend.target_fs / 2 = {nyquist:g} Hz")
         if self.data.feature_cache is not None and self.augment.noise_prob > 0:
             raise ValueError(f"augment.noise_prob is {self.augment.noise_prob} but additive "
                              f"noise needs the waveform, and data.feature_cache is set: set "
@@ -675,5 +648,48 @@ def _resolve(value: str, base: Path) -> Path:
 
 
 def config_to_dict(cfg: TrainConfig) -> dict:
-    """Plain, YAML-ready mapping of a config (the resolved config saved in a run folder)."""
+    """Plain, YAML-ready mapping of a config (the resolved config saved in a run folder): its
+    ``frontend`` holds every value of the resolved front-end, with its preset's name."""
     return cfg.model_dump(mode="json")
+
+
+#: What the ECG and EEG presets' spectrograms were before issue 30 (an FFT of the frame's own
+#: length, bins from 0 Hz, EEG without a dB floor): the overrides an old run's hybrid feature
+#: sets get, so that scoring it computes the features its classifiers were fitted on.
+_SPECTROGRAM_BEFORE_FRONTEND = {"ecg": {"n_fft": "exact", "fmin_hz": 0.0},
+                                "eeg": {"n_fft": "exact", "fmin_hz": 0.0, "top_db": None}}
+
+
+def upgrade_run_config(data: dict) -> dict:
+    """A run folder's saved config written before the front-end became one object (a
+    ``features`` section, ``data.target_fs``, ``data.window_s``), as the same config now:
+    a custom ``frontend`` with the values training used (``n_fft: pow2``, no band-pass),
+    ``data.crop_s``, and hybrid feature sets that compute what they computed then
+    (``window_s`` -> ``frame_s``; the ECG/EEG spectrograms as they were). Newer configs are
+    returned as they are."""
+    if not isinstance(data, dict) or "features" not in data or "frontend" in data:
+        return data
+    out = dict(data)
+    feats = dict(out.pop("features") or {})
+    dcfg = dict(out.get("data") or {})
+    feats.pop("preset", None)
+    if "window_s" in feats:
+        feats["frame_s"] = feats.pop("window_s")
+    if "target_fs" in dcfg:
+        feats["target_fs"] = dcfg.pop("target_fs")
+    if "window_s" in dcfg:
+        dcfg["crop_s"] = dcfg.pop("window_s")
+    out["data"], out["frontend"] = dcfg, {"preset": "custom", "n_fft": "pow2", **feats}
+    hybrid = out.get("hybrid")
+    if isinstance(hybrid, dict) and isinstance(hybrid.get("features"), list):
+        sets = []
+        for fset in hybrid["features"]:
+            if isinstance(fset, dict):
+                over = dict(fset.get("overrides") or {})
+                if "window_s" in over:
+                    over["frame_s"] = over.pop("window_s")
+                over = {**_SPECTROGRAM_BEFORE_FRONTEND.get(fset.get("preset"), {}), **over}
+                fset = {**fset, "overrides": over}
+            sets.append(fset)
+        out["hybrid"] = {**hybrid, "features": sets}
+    return out

@@ -1,5 +1,7 @@
 """Data for training: records from a manifest, labels, patient-wise splits and K folds,
-fixed-window datasets, the feature front-end (run on the training device) and augmentation.
+fixed-length crops of recordings prepared by the front-end spec
+(:class:`biosig.features.FrontEnd`: its transform runs on the training device) and
+augmentation.
 
 The datasets hold only the manifest records (small metadata); each item loads its recording
 when asked (with an optional per-process cache), so they are safe to use from DataLoader
@@ -13,18 +15,16 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-from torch import nn
 
 from biosig.errors import ConfigError, InputError
-from biosig.features import kaldi_fbank
-from biosig.features.spectral import power_to_db
-from biosig.features.transforms import MFCC, LogMelSpectrogram, Spectrogram
+from biosig.features.frontend import FrontEnd
 from biosig.manifests import Record, field_value, read_manifest
 from biosig.manifests.splits import group_holdout, group_kfold
+from biosig.signal import Signal, seconds_to_samples
 
 __all__ = ["Example", "load_examples", "assign_example_splits", "kfold_assign",
-           "WindowDataset", "collate_train", "collate_eval", "FrontEnd", "augment_waveforms",
-           "spec_augment", "mixup", "class_weights", "read_window", "window_starts", "fit_window",
+           "WindowDataset", "collate_train", "collate_eval", "augment_waveforms",
+           "spec_augment", "mixup", "class_weights", "read_signal", "window_starts", "fit_window",
            "augment_features"]
 
 
@@ -114,18 +114,27 @@ def class_weights(targets, n_classes: int, *, power: float = 1.0) -> torch.Tenso
 
 # ---------------------------------------------------------------------------- windows
 
-def read_window(rec: Record, *, root, target_fs: float, channel) -> np.ndarray:
-    """Load a record (segment) as one float32 channel at ``target_fs``: ``(n_samples,)``."""
-    sig = rec.load(root, annotations=None, target_fs=target_fs)
+def read_signal(rec: Record, *, root, frontend: FrontEnd, channel) -> Signal:
+    """Load a record (segment) as training sees it: resampled to ``frontend.target_fs``, one
+    channel (or the mean of all), then :meth:`FrontEnd.prepare` (notch, band-pass).
+
+    Returns
+    -------
+    biosig.Signal
+        ``data [shape=(1, n_samples), dtype=float32]`` at ``fs = frontend.target_fs``.
+    """
+    sig = rec.load(root, annotations=None, target_fs=frontend.target_fs)
     data = sig.data
     if channel == "mean":
-        x = data.mean(axis=0)
+        x, name = data.mean(axis=0), "mean"
     else:
         if channel >= data.shape[0]:
             raise InputError(sig.path, f"data.channel is {channel} but the recording has "
                                        f"{data.shape[0]} channel(s)")
-        x = data[channel]
-    return np.ascontiguousarray(x, dtype=np.float32)
+        x, name = data[channel], sig.channels[channel]
+    one = Signal(np.ascontiguousarray(x, dtype=np.float32)[None], sig.fs, [name], [""],
+                 path=sig.path)
+    return frontend.prepare(one)
 
 
 def fit_window(x: np.ndarray, n: int, start: int = 0) -> np.ndarray:
@@ -171,10 +180,10 @@ class WindowDataset(torch.utils.data.Dataset):
     examples : list of Example
     root : str or None
         Corpus root (default: each record's ``root`` under the data root).
-    target_fs : float
-        Sampling rate the recordings are resampled to.
-    window_s : float
-        Window length in seconds.
+    frontend : FrontEnd
+        Prepares each recording (:func:`read_signal`) and gives its rate.
+    crop_s : float
+        Crop (evaluation window) length in seconds.
     train : bool
     channel : int or "mean"
     eval_mode : {"center", "all"}
@@ -183,12 +192,12 @@ class WindowDataset(torch.utils.data.Dataset):
         Keep loaded signals in memory (per process).
     """
 
-    def __init__(self, examples, *, root, target_fs: float, window_s: float, train: bool,
+    def __init__(self, examples, *, root, frontend: FrontEnd, crop_s: float, train: bool,
                  channel=0, eval_mode: str = "all", max_eval_windows: int = 8,
                  cache: bool = True):
         self.examples = list(examples)
-        self.root, self.target_fs, self.train = root, float(target_fs), bool(train)
-        self.n_samples = int(round(window_s * target_fs))
+        self.root, self.frontend, self.train = root, frontend, bool(train)
+        self.n_samples = frontend.samples(crop_s)
         self.channel, self.eval_mode = channel, eval_mode
         self.max_eval_windows, self.cache = int(max_eval_windows), bool(cache)
         self._cache: dict[int, np.ndarray] = {}
@@ -203,8 +212,8 @@ class WindowDataset(torch.utils.data.Dataset):
     def signal(self, i: int) -> np.ndarray:
         if i in self._cache:
             return self._cache[i]
-        x = read_window(self.examples[i].record, root=self.root, target_fs=self.target_fs,
-                        channel=self.channel)
+        x = read_signal(self.examples[i].record, root=self.root, frontend=self.frontend,
+                        channel=self.channel).data[0]
         if self.cache:
             self._cache[i] = x
         return x
@@ -235,107 +244,6 @@ def collate_eval(batch):
     return waves, owner, torch.as_tensor([b[1] for b in batch], dtype=torch.long)
 
 
-# --------------------------------------------------------------------------- front-end
-
-class FrontEnd(nn.Module):
-    """Waveforms ``(batch, n_samples)`` -> features ``(batch, n_features, n_frames)``.
-
-    Wraps the torch front-ends of :mod:`biosig.features` so they run on the training device:
-    ``log_mel`` / ``mfcc`` (mel filters as librosa), ``log_spectrogram`` (power in dB, bins up
-    to ``fmax_hz``), ``kaldi_fbank`` (torchaudio's Kaldi filterbanks) and ``frames`` (the raw
-    signal cut into frames, for sequence models). Then optional normalisation: ``instance``
-    (each item to zero mean, unit variance) or ``cmvn`` (each bin over time).
-    """
-
-    def __init__(self, fcfg, *, fs: float):
-        super().__init__()
-        self.kind, self.fs, self.normalization = fcfg.kind, float(fs), fcfg.normalize
-        self.win = max(2, int(round(fcfg.window_s * fs)))
-        self.hop = max(1, int(round(fcfg.hop_s * fs)))
-        self.n_fft = 1 << (self.win - 1).bit_length()
-        self.fcfg = fcfg
-        fmax = fcfg.fmax_hz if fcfg.fmax_hz is not None else fs / 2
-        if fmax > fs / 2 or fcfg.fmin_hz >= fmax:
-            raise ConfigError(f"features.fmin_hz/fmax_hz ({fcfg.fmin_hz}, {fmax}) must satisfy "
-                              f"fmin < fmax <= fs / 2 = {fs / 2} (data.target_fs)")
-        mel = dict(fs=fs, n_fft=self.n_fft, win_length=self.win, hop_length=self.hop,
-                   n_mels=fcfg.n_mels, fmin_hz=fcfg.fmin_hz, fmax_hz=fmax)
-        if self.kind == "log_mel":
-            self.transform = LogMelSpectrogram(top_db=fcfg.top_db, **mel)
-            self.n_features = fcfg.n_mels
-        elif self.kind == "mfcc":
-            self.transform = MFCC(n_mfcc=fcfg.n_mfcc, top_db=fcfg.top_db, **mel)
-            self.n_features = fcfg.n_mfcc
-        elif self.kind == "log_spectrogram":
-            self.transform = Spectrogram(n_fft=self.n_fft, win_length=self.win,
-                                         hop_length=self.hop)
-            self.n_bins = int(math.floor(fmax * self.n_fft / fs)) + 1
-            self.first_bin = int(math.ceil(fcfg.fmin_hz * self.n_fft / fs))
-            self.n_features = self.n_bins - self.first_bin
-        elif self.kind == "kaldi_fbank":
-            self.transform = None
-            self.n_features = fcfg.n_mels
-        elif self.kind == "frames":
-            self.transform = None
-            self.n_features = self.win
-        else:  # guarded by the config schema
-            raise ConfigError(f"features.kind is {self.kind!r}")
-
-    @property
-    def frames_per_s(self) -> float:
-        """Feature frames per second of signal."""
-        return self.fs / self.hop
-
-    def forward(self, waves: torch.Tensor) -> torch.Tensor:
-        """``(batch, n_samples)`` float32 -> ``(batch, n_features, n_frames)`` float32:
-        :meth:`raw` then :meth:`normalize`."""
-        return self.normalize(self.raw(waves))
-
-    def raw(self, waves: torch.Tensor) -> torch.Tensor:
-        """The features before normalisation (what :mod:`biosig.train.cache` keeps on disk)."""
-        if waves.ndim != 2:
-            raise ValueError(f"waves has shape {tuple(waves.shape)}, expected "
-                             f"(batch, n_samples)")
-        x = waves.float()
-        if self.kind in ("log_mel", "mfcc"):
-            f = self.transform(x)
-        elif self.kind == "log_spectrogram":
-            f = power_to_db(self.transform(x)[:, self.first_bin:self.n_bins], ref=1.0,
-                            amin=1e-10, top_db=self.fcfg.top_db)
-        elif self.kind == "kaldi_fbank":
-            fmax = self.fcfg.fmax_hz or 0.0
-            f = kaldi_fbank(x * 32768.0, fs=self.fs, num_mel_bins=self.fcfg.n_mels,
-                            frame_length_ms=1000.0 * self.win / self.fs,
-                            frame_shift_ms=1000.0 * self.hop / self.fs,
-                            low_freq=self.fcfg.fmin_hz, high_freq=fmax if fmax else 0.0)
-        else:
-            f = x.unfold(-1, self.win, self.hop).transpose(1, 2)   # (batch, win, n_frames)
-        return f
-
-    def normalize(self, f: torch.Tensor) -> torch.Tensor:
-        """``features.normalize`` of ``(batch, n_features, n_frames)``: ``instance`` (each item
-        to zero mean, unit variance), ``cmvn`` (each bin over time) or ``none``."""
-        if self.normalization == "instance":
-            f = (f - f.mean(dim=(1, 2), keepdim=True)) / (f.std(dim=(1, 2), keepdim=True)
-                                                          + 1e-5)
-        elif self.normalization == "cmvn":
-            f = (f - f.mean(dim=2, keepdim=True)) / (f.std(dim=2, keepdim=True) + 1e-5)
-        return f
-
-    def n_frames(self, n_samples: int) -> int:
-        """Frames the front-end gives for ``n_samples`` samples."""
-        with torch.no_grad():
-            return int(self.forward(torch.zeros(1, n_samples,
-                                                device=self.device)).shape[-1])
-
-    @property
-    def device(self) -> torch.device:
-        """Where the front-end's buffers live (CPU when it has none)."""
-        for b in self.buffers():
-            return b.device
-        return torch.device("cpu")
-
-
 # ------------------------------------------------------------------------ augmentation
 
 def augment_waveforms(waves: torch.Tensor, acfg, *, fs: float,
@@ -360,7 +268,7 @@ def augment_waveforms(waves: torch.Tensor, acfg, *, fs: float,
         return torch.rand(*shape, generator=generator).to(dev)
 
     x = waves
-    max_shift = int(round(acfg.time_shift_s * fs))
+    max_shift = seconds_to_samples(acfg.time_shift_s, fs=fs)
     if max_shift > 0:
         shifts = (rand(b) * (2 * max_shift + 1)).long() - max_shift
         idx = (torch.arange(n, device=dev)[None, :] - shifts[:, None]) % n
@@ -392,7 +300,7 @@ def augment_features(features: torch.Tensor, acfg, *, frames_per_s: float, kind:
     b, _, nt = features.shape
     dev = features.device
     x = features
-    max_shift = int(round(acfg.time_shift_s * frames_per_s))
+    max_shift = seconds_to_samples(acfg.time_shift_s, fs=frames_per_s)
     if max_shift > 0:
         shifts = (torch.rand(b, generator=generator) * (2 * max_shift + 1)).long() - max_shift
         idx = (torch.arange(nt)[None, :] - shifts[:, None]) % nt

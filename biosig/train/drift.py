@@ -30,7 +30,7 @@ from biosig.drift import (
 from biosig.fileio import atomic_path, write_text_atomic
 from biosig.progress import Progress
 from biosig.train.cache import recording_features
-from biosig.train.data import read_window
+from biosig.train.data import read_signal
 from biosig.train.plots import plot_drift
 
 __all__ = ["Descriptors", "describe_signal", "describe_examples", "DriftReference",
@@ -65,7 +65,7 @@ class Descriptors:
 def describe_signal(frontend, x: np.ndarray, *, fs_hz: float) -> tuple[np.ndarray, float, float,
                                                                         float]:
     """``(feature statistics, fs_hz, duration_s, level_db)`` of one signal ``(n_samples,)`` at
-    the run's ``data.target_fs`` (``fs_hz``: the file's own rate, before resampling)."""
+    the run's ``frontend.target_fs`` (``fs_hz``: the file's own rate, before resampling)."""
     vec = feature_statistics(recording_features(frontend, x))
     return vec, float(fs_hz), x.size / float(frontend.fs), level_db(x)
 
@@ -73,12 +73,12 @@ def describe_signal(frontend, x: np.ndarray, *, fs_hz: float) -> tuple[np.ndarra
 def describe_examples(examples, *, frontend, dcfg, desc: str = "drift reference",
                       show: bool = True) -> Descriptors:
     """:func:`describe_signal` of each example, loaded as training loads it
-    (:func:`biosig.train.data.read_window`)."""
+    (:func:`biosig.train.data.read_signal`)."""
     rows = []
     bar = Progress(len(examples), desc=desc, unit="rec", enabled=show)
     for e in examples:
-        x = read_window(e.record, root=dcfg.root, target_fs=dcfg.target_fs,
-                        channel=dcfg.channel)
+        x = read_signal(e.record, root=dcfg.root, frontend=frontend.spec,
+                        channel=dcfg.channel).data[0]
         rows.append(describe_signal(frontend, x, fs_hz=e.record.fs))
         bar.update(1)
     bar.close()

@@ -2,7 +2,8 @@
 into the one training loop (:class:`ClassifierTask`, run by :func:`biosig.train.loop.fit`) and
 :func:`train` / :func:`run`, which own a run folder.
 
-A run folder ``<output_dir>/<recipe>/<run-id>/`` holds ``config.yaml`` (resolved),
+A run folder ``<output_dir>/<recipe>/<run-id>/`` holds ``config.yaml`` (resolved; its
+``frontend`` is the whole front-end spec, from which scoring rebuilds the transform),
 ``env.json`` (package version, git hash, torch, device, world size), ``metrics.jsonl`` (one line
 per epoch), ``best.pt`` and ``last.pt``, ``report.json`` (test metrics with bootstrap CIs),
 ``test_predictions.csv`` and ``learning_curves.png``, ``roc.png``, ``confusion_matrix.png``;
@@ -42,7 +43,6 @@ from biosig.train.cache import FeatureCache, FeatureWindowDataset
 from biosig.train.config import TrainConfig, config_to_dict
 from biosig.train.data import (
     Example,
-    FrontEnd,
     WindowDataset,
     assign_example_splits,
     augment_features,
@@ -107,7 +107,7 @@ def input_features(frontend, x: torch.Tensor, *, cfg: TrainConfig, train: bool =
                                  kind=frontend.kind, generator=generator)
         return frontend.normalize(x.float())
     if train:
-        x = augment_waveforms(x, cfg.augment, fs=cfg.data.target_fs, generator=generator)
+        x = augment_waveforms(x, cfg.augment, fs=frontend.fs, generator=generator)
     return frontend(x)
 
 
@@ -120,7 +120,7 @@ def compute_loss(model, frontend, waves: torch.Tensor, targets: torch.Tensor, *,
     ----------
     model : nn.Module
         ``(batch, n_features, n_frames)`` -> ``(batch, n_classes)``.
-    frontend : FrontEnd
+    frontend : biosig.features.FrontEndTransform
     waves : torch.Tensor [shape=(batch, n_samples)]
         On the training device.
     targets : torch.Tensor of int64 [shape=(batch,)]
@@ -259,13 +259,13 @@ def _datasets(cfg, examples: list[Example], *, frontend=None, dist: DistInfo | N
             torch.distributed.barrier()
             if not dist.is_main:
                 feats = load()
-        n_frames = frontend.n_frames(int(round(cfg.data.window_s * cfg.data.target_fs)))
+        n_frames = frontend.n_frames(cfg.frontend.samples(cfg.data.crop_s))
         return {s: FeatureWindowDataset(v, feats[s], n_frames=n_frames, train=(s == "train"),
                                         eval_mode=cfg.data.eval_windows,
                                         max_eval_windows=cfg.data.max_eval_windows)
                 for s, v in by.items()}
-    common = dict(root=cfg.data.root, target_fs=cfg.data.target_fs,
-                  window_s=cfg.data.window_s, channel=cfg.data.channel, cache=cfg.data.cache)
+    common = dict(root=cfg.data.root, frontend=cfg.frontend, crop_s=cfg.data.crop_s,
+                  channel=cfg.data.channel, cache=cfg.data.cache)
     return {s: WindowDataset(v, train=(s == "train"), eval_mode=cfg.data.eval_windows,
                              max_eval_windows=cfg.data.max_eval_windows, **common)
             for s, v in by.items()}
@@ -305,7 +305,7 @@ class ClassifierTask(Task):
         if cfg.train.monitor not in metric_names(cfg):
             raise ConfigError(f"train.monitor is {cfg.train.monitor!r}; this config reports "
                               f"{', '.join(metric_names(cfg))}")
-        self.frontend = FrontEnd(cfg.features, fs=cfg.data.target_fs).to(ctx.device)
+        self.frontend = cfg.frontend.transform_module().to(ctx.device)
         self.ds = _datasets(cfg, examples, frontend=self.frontend, dist=ctx.dist)
         n_classes = len(cfg.data.classes)
         train_targets = self.ds["train"].targets
@@ -374,8 +374,7 @@ class ClassifierTask(Task):
                 "n_features": self.frontend.n_features}
 
     def env_extra(self) -> dict:
-        n_frames = self.frontend.n_frames(int(round(self.cfg.data.window_s
-                                                    * self.cfg.data.target_fs)))
+        n_frames = self.frontend.n_frames(self.cfg.frontend.samples(self.cfg.data.crop_s))
         return {"n_features": self.frontend.n_features, "n_frames": n_frames,
                 "splits": {s: len(d) for s, d in self.ds.items()}}
 
@@ -552,7 +551,7 @@ def _pooled_cv_report(cfg, reports: list[dict], out: Path) -> dict:
 def _cv_drift_reference(cfg, examples: list[Example], folds: list[int], out: Path) -> None:
     """The run-level ``drift_reference.npz`` of a K-fold run
     (:func:`biosig.train.drift.crossfit_reference` over its folds)."""
-    frontend = FrontEnd(cfg.features, fs=cfg.data.target_fs)
+    frontend = cfg.frontend.transform_module()
     desc = describe_examples(examples, frontend=frontend, dcfg=cfg.data,
                              desc="drift reference (all folds)")
     save_reference(crossfit_reference(desc, folds), out / REFERENCE_FILE)

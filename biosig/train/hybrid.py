@@ -3,7 +3,7 @@ features, and the decision rule tuned on validation.
 
 After the network of a classifier recipe is trained (each fold, for K-fold), every recording of
 the run gets three blocks of inputs, all computed the way ``biosig score model`` computes them
-(:mod:`biosig.train.inference`: the whole recording loaded at ``data.target_fs``, the run's
+(:mod:`biosig.train.inference`: the whole recording loaded at ``frontend.target_fs``, the run's
 evaluation windows, probabilities and embeddings averaged over windows):
 
 - ``probs``: the network's class probabilities (as log-probabilities);
@@ -56,7 +56,7 @@ from biosig.features import extract_features
 from biosig.fileio import atomic_path, jsonable, write_text_atomic
 from biosig.progress import Progress
 from biosig.signal import as_signal
-from biosig.train.data import read_window
+from biosig.train.data import read_signal
 from biosig.train.engine import EvalOutput, scored_items, write_predictions
 from biosig.train.evaluation import (
     CALIBRATION_FILE,
@@ -371,11 +371,12 @@ _WAVE_BYTES = [0]
 _WAVE_BUDGET = 1 << 30          # bytes of waveforms kept between folds of one process
 
 
-def _waveform(rec, dcfg) -> np.ndarray:
-    key = (rec.id, rec.path, str(dcfg.root), dcfg.target_fs, str(dcfg.channel))
+def _waveform(rec, cfg) -> np.ndarray:
+    dcfg = cfg.data
+    key = (rec.id, rec.path, str(dcfg.root), repr(cfg.frontend), str(dcfg.channel))
     x = _WAVES.get(key)
     if x is None:
-        x = read_window(rec, root=dcfg.root, target_fs=dcfg.target_fs, channel=dcfg.channel)
+        x = read_signal(rec, root=dcfg.root, frontend=cfg.frontend, channel=dcfg.channel).data[0]
         if _WAVE_BYTES[0] + x.nbytes <= _WAVE_BUDGET:
             _WAVES[key] = x
             _WAVE_BYTES[0] += x.nbytes
@@ -424,8 +425,8 @@ def _split_blocks(run, cfg, examples, *, desc: str) -> tuple[dict, np.ndarray]:
     probs, embs = [], []
     bar = Progress(len(examples), desc=desc, unit="rec")
     for e in examples:
-        x = _waveform(e.record, cfg.data)
-        _features_of((e.record.id, e.record.path), x, cfg.data.target_fs, sets)
+        x = _waveform(e.record, cfg)
+        _features_of((e.record.id, e.record.path), x, cfg.frontend.target_fs, sets)
         b = _blocks_one(run, x, feats={}, names=[], need_embedding=need_emb)
         probs.append(b["probs"][0])
         if need_emb:
@@ -560,14 +561,14 @@ def _feature_names(cfg, examples) -> list[str]:
     sets = feature_sets(cfg)
     names: set = set()
     for e in examples:
-        k = ((e.record.id, e.record.path), cfg.data.target_fs, repr(sets))
+        k = ((e.record.id, e.record.path), cfg.frontend.target_fs, repr(sets))
         names |= set(_FEATS.get(k, {}))
     return sorted(names)
 
 
 def _reorder(cfg, examples, names) -> np.ndarray:
     sets = feature_sets(cfg)
-    rows = [_FEATS.get(((e.record.id, e.record.path), cfg.data.target_fs, repr(sets)), {})
+    rows = [_FEATS.get(((e.record.id, e.record.path), cfg.frontend.target_fs, repr(sets)), {})
             for e in examples]
     return feature_matrix(rows, names)[0]
 
@@ -839,7 +840,7 @@ def stage_probs(run, x: np.ndarray, stages: RunStages) -> np.ndarray:
         As :func:`biosig.train.inference.load_run` gives (a K-fold run's model is the
         :class:`~biosig.train.inference.FoldEnsemble` of its folds).
     x : np.ndarray [shape=(n_samples,)]
-        The signal at ``data.target_fs`` (:func:`~biosig.train.inference.load_waveform`).
+        The signal at ``frontend.target_fs`` (:func:`~biosig.train.inference.load_waveform`).
     stages : RunStages
     """
     k = len(run.classes)
@@ -856,7 +857,7 @@ def stage_probs(run, x: np.ndarray, stages: RunStages) -> np.ndarray:
             out.append(predict_waveform(sub, x))
             continue
         if feats is None:
-            feats = _safe_features(x, run.cfg.data.target_fs, stages.sets, run.run_dir)
+            feats = _safe_features(x, run.cfg.frontend.target_fs, stages.sets, run.run_dir)
         b = _blocks_one(sub, x, feats=feats, names=stage["feature_names"],
                         need_embedding="embedding" in stage["inputs"])
         out.append(stage_predict(stage["model"], b, stage["inputs"], k,

@@ -20,9 +20,10 @@ from biosig.fileio import load_yaml, write_text_atomic
 from biosig.io import info, load
 from biosig.manifests import read_manifest
 from biosig.models import build_model
+from biosig.signal import Signal
 from biosig.train.cache import frame_windows, recording_features
-from biosig.train.config import validate_config
-from biosig.train.data import FrontEnd, eval_windows
+from biosig.train.config import upgrade_run_config, validate_config
+from biosig.train.data import eval_windows
 from biosig.train.drift import REFERENCE_FILE, describe_signal, load_reference, write_drift_summary
 from biosig.train.evaluation import CALIBRATION_FILE, aggregate_by_group, apply_calibration
 from biosig.train.hybrid import apply_decision, load_stages, stage_probs
@@ -93,11 +94,13 @@ def load_run(run_dir, *, checkpoint: str = "best", device: str = "auto") -> Load
                          runs[0].device)
     if not ck_path.is_file():
         raise InputError(ck_path, "checkpoint not found")
-    cfg = validate_config(load_yaml((rd / "config.yaml").read_text(encoding="utf-8")),
-                          source=str(rd / "config.yaml"))
+    # the run's resolved front-end (``frontend`` in its config.yaml) rebuilds the transform;
+    # folders saved before it existed (``features``, ``data.target_fs``) are read as they ran
+    cfg = validate_config(upgrade_run_config(load_yaml((rd / "config.yaml").read_text(
+        encoding="utf-8"))), source=str(rd / "config.yaml"))
     dev = pick_device(device)
     ck = torch.load(ck_path, map_location="cpu", weights_only=False)
-    frontend = FrontEnd(cfg.features, fs=cfg.data.target_fs).to(dev)
+    frontend = cfg.frontend.transform_module().to(dev)
     model = build_model(cfg.model, n_features=frontend.n_features,
                         n_classes=len(cfg.data.classes))
     model.load_state_dict(ck["model"])
@@ -107,23 +110,28 @@ def load_run(run_dir, *, checkpoint: str = "best", device: str = "auto") -> Load
 
 def load_waveform(run: LoadedRun, path, *, start_s: float | None = None,
                   end_s: float | None = None, source_fs: float | None = None) -> np.ndarray:
-    """Load a recording the way the run's training data was loaded: ``(n_samples,)`` float32 at
-    ``data.target_fs``, the configured channel, cropped to ``[start_s, end_s)`` if given."""
-    d = run.cfg.data
-    sig = load(path, target_fs=d.target_fs, source_fs=source_fs, annotations=None)
+    """Load a recording the way the run's training data was loaded
+    (:func:`~biosig.train.data.read_signal`): ``(n_samples,)`` float32 at
+    ``frontend.target_fs``, the configured channel, cropped to ``[start_s, end_s)`` if given,
+    then the front-end's :meth:`~biosig.features.FrontEnd.prepare` (notch, band-pass)."""
+    d, fe = run.cfg.data, run.cfg.frontend
+    sig = load(path, target_fs=fe.target_fs, source_fs=source_fs, annotations=None)
     if start_s is not None:
         sig = sig.crop(start_s, end_s)
     if d.channel == "mean":
-        return sig.data.mean(axis=0).astype(np.float32)
-    if d.channel >= sig.data.shape[0]:
+        x = sig.data.mean(axis=0)
+    elif d.channel >= sig.data.shape[0]:
         raise InputError(path, f"data.channel is {d.channel} but the recording has "
                                f"{sig.data.shape[0]} channel(s)")
-    return np.ascontiguousarray(sig.data[d.channel], dtype=np.float32)
+    else:
+        x = sig.data[d.channel]
+    one = Signal(np.ascontiguousarray(x, dtype=np.float32)[None], sig.fs, ["x"], [""])
+    return fe.prepare(one).data[0]
 
 
 def _windows(run: LoadedRun, x: np.ndarray) -> torch.Tensor:
     d = run.cfg.data
-    n = int(round(d.window_s * d.target_fs))
+    n = run.cfg.frontend.samples(d.crop_s)
     w = eval_windows(x, n, mode=d.eval_windows, max_windows=d.max_eval_windows)
     return torch.from_numpy(w).to(run.device)                # (n_windows, n_samples)
 
@@ -137,7 +145,7 @@ def _inputs(run: LoadedRun, x: np.ndarray) -> torch.Tensor:
     if d.feature_cache is None:
         return run.frontend(_windows(run, x))
     fe = run.frontend
-    n = fe.n_frames(int(round(d.window_s * d.target_fs)))
+    n = fe.n_frames(run.cfg.frontend.samples(d.crop_s))
     wins = frame_windows(recording_features(fe, x), n, mode=d.eval_windows,
                          max_windows=d.max_eval_windows)
     return fe.normalize(torch.from_numpy(wins).to(run.device))
@@ -185,7 +193,7 @@ def grad_cam(run: LoadedRun, x: np.ndarray, *, target: int | None = None,
     Parameters
     ----------
     x : np.ndarray [shape=(n_samples,)]
-        The signal at ``data.target_fs``.
+        The signal at ``frontend.target_fs`` (:func:`load_waveform`).
     target : int, optional
         Class index to explain (default: the predicted class).
     window : int, optional

@@ -43,7 +43,7 @@ from biosig.errors import ConfigError, InputError, ManifestError
 from biosig.fileio import load_yaml, write_text_atomic
 from biosig.manifests import field_value
 from biosig.progress import Progress
-from biosig.train.config import validate_config
+from biosig.train.config import upgrade_run_config, validate_config
 from biosig.train.data import assign_example_splits, kfold_assign, load_examples
 from biosig.train.drift import REFERENCE_FILE, load_reference
 from biosig.train.evaluation import (
@@ -245,7 +245,7 @@ def _load_run(run_dir: Path) -> _Run:
         cfg_path = run_dir / "fold-0" / "config.yaml"         # a K-fold run: the folds share it
     if not cfg_path.is_file():
         raise InputError(cfg_path, "not found: RUN_DIR must be a run folder of biosig train")
-    cfg = validate_config(load_yaml(cfg_path.read_text(encoding="utf-8")),
+    cfg = validate_config(upgrade_run_config(load_yaml(cfg_path.read_text(encoding="utf-8"))),
                           source=str(cfg_path))
     if (run_dir / "cv_report.json").is_file():
         rep = json.loads((run_dir / "cv_report.json").read_text(encoding="utf-8"))

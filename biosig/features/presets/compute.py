@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import torch
 
 from biosig.errors import ConfigError, InputError
 from biosig.features.presets.config import (
@@ -17,63 +18,55 @@ from biosig.features.presets.config import (
     make_config,
 )
 from biosig.features.presets.featureset import FeatureSet
+from biosig.signal import as_signal, seconds_to_samples
 
 __all__ = ["compute_features"]
 
 
-def _frames(window_s: float, hop_s: float, fs: float, where: str) -> tuple[int, int]:
-    n_fft = int(round(window_s * fs))
-    hop = int(round(hop_s * fs))
-    if n_fft < 4 or hop < 1:
-        raise ConfigError(f"{where}: window_s={window_s:g} s and hop_s={hop_s:g} s give "
-                          f"n_fft={n_fft} and hop_length={hop} samples at fs={fs:g} Hz; "
-                          f"expected n_fft >= 4 and hop_length >= 1")
-    return n_fft, hop
+#: The name and axis of the array that a front-end's transform gives, by ``kind``.
+_KIND_ARRAY = {"log_mel": ("log_mel", "mel"), "mfcc": ("mfcc", "mfcc"),
+               "log_spectrogram": ("spectrogram", "freq"), "kaldi_fbank": ("fbank", "mel"),
+               "frames": ("frames", "sample"), "whisper_log_mel": ("log_mel", "mel")}
 
 
-def _band_limit(x: np.ndarray, fs: float, band_hz, order: int) -> np.ndarray:
-    """Band-pass; a high edge at or above 0.95 Nyquist becomes a high-pass only."""
-    from biosig import dsp
-    low, high = band_hz                       # 0 <= low < high: checked by the config
-    if high >= 0.95 * fs / 2:
-        return dsp.highpass(x, fs=fs, cutoff_hz=low, order=order) if low > 0 else x
-    if low <= 0:
-        return dsp.lowpass(x, fs=fs, cutoff_hz=high, order=order)
-    return dsp.bandpass(x, fs=fs, band_hz=(low, high), order=order)
+def _transform(cfg, x: np.ndarray, fs: float, device) -> tuple[np.ndarray, object]:
+    """The front-end's raw features of ``x [shape=(..., n_samples)]`` (already prepared):
+    ``(..., n_features, n_frames)``, and the transform module (the one training uses)."""
+    module = cfg.transform_module(fs)
+    if device is not None:
+        module = module.to(device)
+    lead = x.shape[:-1]
+    flat = torch.from_numpy(np.ascontiguousarray(x.reshape(-1, x.shape[-1]), dtype=np.float32))
+    with torch.no_grad():
+        f = module.raw(flat.to(module.device)).cpu().numpy()
+    return f.reshape(*lead, *f.shape[1:]), module
 
 
-def _log_mel(x, *, fs, n_fft, hop, n_mels, fmin_hz, fmax_hz, top_db, device):
-    from biosig.features.spectral import log_mel_spectrogram
-    fmax = fs / 2 if fmax_hz is None else min(float(fmax_hz), fs / 2)
-    return log_mel_spectrogram(x, fs=fs, n_fft=n_fft, hop_length=hop, n_mels=n_mels,
-                               fmin_hz=fmin_hz, fmax_hz=fmax, top_db=top_db, device=device)
-
-
-def _db_spectrogram(x, *, fs, n_fft, hop, fmax_hz, top_db, device):
-    from biosig.features.spectral import fft_frequencies, power_to_db, spectrogram
-    n_fft_eff = min(n_fft, x.shape[-1])
-    spec = spectrogram(x, n_fft=n_fft_eff, hop_length=hop, device=device)
-    freqs = fft_frequencies(fs=fs, n_fft=n_fft_eff)
-    keep = freqs <= fmax_hz
-    return power_to_db(spec[..., keep, :], top_db=top_db), freqs[keep], n_fft_eff
+def _primary(cfg, x, fs, device):
+    """The front-end's array of a ``(channel, time)`` signal, named by its kind: ``(arrays,
+    axes, rate_hz, derived frame lengths, module)``."""
+    f, module = _transform(cfg, x, fs, device)
+    name, axis = _KIND_ARRAY[cfg.kind]
+    arrays, axes = {name: f}, {name: ("channel", axis, "frame")}
+    if cfg.kind == "log_spectrogram":
+        arrays[f"{name}_freqs_hz"] = module.frequencies_hz
+        axes[f"{name}_freqs_hz"] = ("freq",)
+    derived = {"n_fft": module.n_fft, "win_length": module.win, "hop_length": module.hop}
+    return arrays, axes, {name: module.frames_per_s}, derived, module
 
 
 def _pcg(x, fs, cfg: PCGConfig, device, **_):
     from biosig import dsp
-    n_fft, hop = _frames(cfg.window_s, cfg.hop_s, fs, "pcg")
-    x = _band_limit(x, fs, cfg.band_hz, cfg.filter_order)
+    arrays, axes, rate, derived, _ = _primary(cfg, x, fs, device)
     env = dsp.envelope_homomorphic(x, fs=fs, cutoff_hz=cfg.envelope_cutoff_hz)
     env_fs = fs
     if cfg.envelope_fs is not None and cfg.envelope_fs != fs:
         env = dsp.resample(env, fs=fs, target_fs=cfg.envelope_fs)
         env_fs = float(cfg.envelope_fs)
-    log_mel = _log_mel(x, fs=fs, n_fft=n_fft, hop=hop, n_mels=cfg.n_mels, fmin_hz=cfg.fmin_hz,
-                       fmax_hz=cfg.fmax_hz, top_db=cfg.top_db, device=device)
-    arrays = {"signal": x, "envelope": env, "log_mel": log_mel}
-    axes = {"signal": ("channel", "time"), "envelope": ("channel", "time"),
-            "log_mel": ("channel", "mel", "frame")}
-    rate = {"signal": fs, "envelope": env_fs, "log_mel": fs / hop}
-    return arrays, axes, rate, {}, {"n_fft": n_fft, "hop_length": hop}
+    arrays = {"signal": x, "envelope": env, **arrays}
+    axes = {"signal": ("channel", "time"), "envelope": ("channel", "time"), **axes}
+    rate = {"signal": fs, "envelope": env_fs, **rate}
+    return arrays, axes, rate, {}, derived
 
 
 def _cycles_array(cycles_s, duration_s: float) -> np.ndarray:
@@ -92,62 +85,53 @@ def _cycles_array(cycles_s, duration_s: float) -> np.ndarray:
 
 
 def _lung(x, fs, cfg: LungConfig, device, cycles_s=None, **_):
-    n_fft, hop = _frames(cfg.window_s, cfg.hop_s, fs, "lung")
-    x = _band_limit(x, fs, cfg.band_hz, cfg.filter_order)
-    mel_kw = dict(fs=fs, n_fft=n_fft, hop=hop, n_mels=cfg.n_mels, fmin_hz=cfg.fmin_hz,
-                  fmax_hz=cfg.fmax_hz, top_db=cfg.top_db, device=device)
-    arrays = {"signal": x, "log_mel": _log_mel(x, **mel_kw)}
-    axes = {"signal": ("channel", "time"), "log_mel": ("channel", "mel", "frame")}
-    rate = {"signal": fs, "log_mel": fs / hop}
+    arrays, axes, rate, derived, module = _primary(cfg, x, fs, device)
+    arrays = {"signal": x, **arrays}
+    axes = {"signal": ("channel", "time"), **axes}
+    rate = {"signal": fs, **rate}
     if cycles_s is not None:
+        name, axis = _KIND_ARRAY[cfg.kind]
+        hop = module.hop
         cyc = _cycles_array(cycles_s, x.shape[-1] / fs)
-        length = int(round(cfg.cycle_duration_s * fs))
+        length = seconds_to_samples(cfg.cycle_duration_s, fs=fs)
         crops = np.zeros((len(cyc), x.shape[0], length), dtype=x.dtype)
         n_valid = np.zeros(len(cyc), dtype=np.int64)
         for i, (start, end) in enumerate(cyc):
-            a = int(round(start * fs))
-            b = min(int(round(end * fs)), x.shape[-1], a + length)
+            a = seconds_to_samples(start, fs=fs)
+            b = min(seconds_to_samples(end, fs=fs), x.shape[-1], a + length)
             crops[i, :, :b - a] = x[:, a:b]
             n_valid[i] = 1 + (b - a) // hop
-        arrays["cycle_log_mel"] = _log_mel(crops, **mel_kw) if len(cyc) else np.zeros(
-            (0, x.shape[0], cfg.n_mels, 1 + length // hop), dtype=np.float32)
+        empty = np.zeros((0, x.shape[0], module.n_features, 1 + length // hop),
+                         dtype=np.float32)
+        arrays[f"cycle_{name}"] = _transform(cfg, crops, fs, device)[0] if len(cyc) else empty
         arrays["cycle_times_s"] = cyc
         arrays["cycle_n_frames"] = n_valid
-        axes.update(cycle_log_mel=("cycle", "channel", "mel", "frame"),
-                    cycle_times_s=("cycle", "bound"), cycle_n_frames=("cycle",))
-        rate["cycle_log_mel"] = fs / hop
-    return arrays, axes, rate, {}, {"n_fft": n_fft, "hop_length": hop}
+        axes.update({f"cycle_{name}": ("cycle", "channel", axis, "frame"),
+                     "cycle_times_s": ("cycle", "bound"), "cycle_n_frames": ("cycle",)})
+        rate[f"cycle_{name}"] = module.frames_per_s
+    return arrays, axes, rate, {}, derived
 
 
 def _cough(x, fs, cfg: CoughConfig, device, **_):
-    from biosig.features.spectral import deltas, mfcc
-    n_fft, hop = _frames(cfg.window_s, cfg.hop_s, fs, "cough")
-    fmax = fs / 2 if cfg.fmax_hz is None else min(cfg.fmax_hz, fs / 2)
-    log_mel = _log_mel(x, fs=fs, n_fft=n_fft, hop=hop, n_mels=cfg.n_mels, fmin_hz=cfg.fmin_hz,
-                       fmax_hz=fmax, top_db=cfg.top_db, device=device)
-    cc = mfcc(x, fs=fs, n_mfcc=cfg.n_mfcc, n_fft=n_fft, hop_length=hop, n_mels=cfg.n_mels,
-              fmin_hz=cfg.fmin_hz, fmax_hz=fmax, top_db=cfg.top_db, device=device)
+    from biosig.features.spectral import deltas
+    log_mel, module = _transform(cfg.replace(kind="log_mel"), x, fs, device)
+    cc = _transform(cfg.replace(kind="mfcc"), x, fs, device)[0]
     arrays = {"log_mel": log_mel, "mfcc": cc, "mfcc_delta": deltas(cc, width=cfg.delta_width),
               "mfcc_delta2": deltas(cc, width=cfg.delta_width, order=2)}
     axes = {"log_mel": ("channel", "mel", "frame"), "mfcc": ("channel", "mfcc", "frame"),
             "mfcc_delta": ("channel", "mfcc", "frame"),
             "mfcc_delta2": ("channel", "mfcc", "frame")}
-    rate = {k: fs / hop for k in arrays}
-    return arrays, axes, rate, {}, {"n_fft": n_fft, "hop_length": hop}
+    rate = {k: module.frames_per_s for k in arrays}
+    return arrays, axes, rate, {}, {"n_fft": module.n_fft, "win_length": module.win,
+                                    "hop_length": module.hop}
 
 
 def _speech(x, fs, cfg: SpeechConfig, device, **_):
-    from biosig.features.whisper import WHISPER_HOP_LENGTH, WHISPER_N_FFT, whisper_log_mel
-    log_mel = whisper_log_mel(x, fs=fs, n_mels=cfg.n_mels, pad_to_30s=cfg.pad_to_30s,
-                              device=device)
-    return ({"log_mel": log_mel}, {"log_mel": ("channel", "mel", "frame")},
-            {"log_mel": fs / WHISPER_HOP_LENGTH}, {},
-            {"n_fft": WHISPER_N_FFT, "hop_length": WHISPER_HOP_LENGTH})
+    arrays, axes, rate, derived, _ = _primary(cfg, x, fs, device)
+    return arrays, axes, rate, {}, derived
 
 
 def _ecg(x, fs, cfg: ECGConfig, device, r_peaks=None, annotations=None, **_):
-    n_fft, hop = _frames(cfg.window_s, cfg.hop_s, fs, "ecg")
-    x = _band_limit(x, fs, cfg.band_hz, cfg.filter_order)
     source = "r_peaks"
     if r_peaks is None and cfg.beats == "annotations":
         if annotations is None or not len(annotations):
@@ -155,14 +139,15 @@ def _ecg(x, fs, cfg: ECGConfig, device, r_peaks=None, annotations=None, **_):
                                    "annotations", what="annotations")
         from biosig.ecg.evaluation import BEAT_LABELS
         is_beat = np.array([lab in BEAT_LABELS for lab in annotations.labels], dtype=bool)
-        r_peaks = np.round(annotations.onset_s[is_beat] * fs).astype(np.int64)
+        r_peaks = annotations.select(is_beat).samples(fs)
         source = annotations.source or "annotations"
     elif r_peaks is None:
         from biosig.ecg import ecg_peaks
-        r_peaks = (ecg_peaks(x[0], fs=fs).samples if x.shape[-1] >= int(2 * fs)
+        r_peaks = (ecg_peaks(x[0], fs=fs).samples
+                   if x.shape[-1] >= seconds_to_samples(2.0, fs=fs)
                    else np.zeros(0, dtype=np.int64))
         source = "ecg_peaks"
-    pre, post = (int(round(v * fs)) for v in cfg.beat_window_s)
+    pre, post = (seconds_to_samples(v, fs=fs) for v in cfg.beat_window_s)
     if post <= 0:                             # after_s > 0 but under half a sample
         raise ConfigError(f"ecg.beat_window_s is {cfg.beat_window_s}, expected after_s of at "
                           f"least one sample at fs={fs:g} Hz")
@@ -176,45 +161,33 @@ def _ecg(x, fs, cfg: ECGConfig, device, r_peaks=None, annotations=None, **_):
     peaks = peaks[inside]
     idx = peaks[:, None] + np.arange(-pre, post)[None, :]                 # (beat, time)
     beats = np.ascontiguousarray(np.moveaxis(x[:, idx], 1, 0))           # (beat, channel, time)
-    spec, freqs, n_fft_eff = _db_spectrogram(x, fs=fs, n_fft=n_fft, hop=hop,
-                                             fmax_hz=cfg.fmax_hz, top_db=cfg.top_db,
-                                             device=device)
+    spec, spec_axes, spec_rate, derived, _ = _primary(cfg, x, fs, device)
     arrays = {"signal": x, "beats": beats, "beat_samples": peaks, "r_peaks": all_peaks,
-              "spectrogram": spec, "spectrogram_freqs_hz": freqs}
+              **spec}
     axes = {"signal": ("channel", "time"), "beats": ("beat", "channel", "time"),
-            "beat_samples": ("beat",), "r_peaks": ("beat",),
-            "spectrogram": ("channel", "freq", "frame"),
-            "spectrogram_freqs_hz": ("freq",)}
-    rate = {"signal": fs, "beats": fs, "spectrogram": fs / hop}
-    derived = {"n_fft": n_fft_eff, "hop_length": hop, "beat_source": source,
-               "beat_offset_samples": pre}
+            "beat_samples": ("beat",), "r_peaks": ("beat",), **spec_axes}
+    rate = {"signal": fs, "beats": fs, **spec_rate}
+    derived = {**derived, "beat_source": source, "beat_offset_samples": pre}
     return arrays, axes, rate, {}, derived
 
 
 def _eeg(x, fs, cfg: EEGConfig, device, **_):
-    from biosig import dsp
     from biosig.features.spectral import band_powers, welch
-    n_fft, hop = _frames(cfg.window_s, cfg.hop_s, fs, "eeg")
-    if cfg.powerline_hz is not None and cfg.powerline_hz < fs / 2:
-        x = dsp.notch(x, fs=fs, powerline_hz=cfg.powerline_hz, harmonics=True)
-    x = _band_limit(x, fs, cfg.band_hz, cfg.filter_order)
-    fmax = min(cfg.band_hz[1], fs / 2)
-    spec, freqs, n_fft_eff = _db_spectrogram(x, fs=fs, n_fft=n_fft, hop=hop, fmax_hz=fmax,
-                                             top_db=None, device=device)
-    segment = min(int(round(cfg.welch_segment_s * fs)), x.shape[-1])
+    spec, spec_axes, spec_rate, derived, _ = _primary(cfg, x, fs, device)
+    fmax = cfg.mel_band(fs)[1]
+    segment = min(seconds_to_samples(cfg.welch_segment_s, fs=fs), x.shape[-1])
     psd = welch(x, fs=fs, segment_length=segment, device=device)
     keep = psd.freqs_hz <= fmax
     bands = {k: v for k, v in cfg.bands_hz.items() if v[0] < fs / 2}
     bp = band_powers(x, fs=fs, bands_hz=bands, segment_length=segment, device=device)
-    arrays = {"signal": x, "spectrogram": spec, "spectrogram_freqs_hz": freqs,
+    arrays = {"signal": x, **spec,
               "psd": psd.psd[..., keep], "psd_freqs_hz": psd.freqs_hz[keep],
               "band_power": bp.absolute, "relative_band_power": bp.relative}
-    axes = {"signal": ("channel", "time"), "spectrogram": ("channel", "freq", "frame"),
-            "spectrogram_freqs_hz": ("freq",), "psd": ("channel", "freq"),
+    axes = {"signal": ("channel", "time"), **spec_axes, "psd": ("channel", "freq"),
             "psd_freqs_hz": ("freq",), "band_power": ("channel", "band"),
             "relative_band_power": ("channel", "band")}
-    rate = {"signal": fs, "spectrogram": fs / hop}
-    derived = {"n_fft": n_fft_eff, "hop_length": hop, "welch_segment_length": segment,
+    rate = {"signal": fs, **spec_rate}
+    derived = {**derived, "welch_segment_length": segment,
                "bands_used_hz": {k: list(v) for k, v in bp.bands_hz.items()}}
     return arrays, axes, rate, {"band": bp.names}, derived
 
@@ -236,7 +209,11 @@ def compute_features(signal, *, modality: str, fs: float | None = None, config=N
     fs : float, optional
         Sampling rate of an array ``signal`` (Hz).
     config : PCGConfig, LungConfig, CoughConfig, SpeechConfig, ECGConfig or EEGConfig, optional
-        The preset to use; default the modality's defaults.
+        The preset to use (a :class:`~biosig.features.frontend.FrontEnd`);
+        default the modality's defaults. The recording goes through its
+        :meth:`~biosig.features.frontend.FrontEnd.prepare` (resample, notch, band-pass) and its
+        transform: the array named by its ``kind`` (``log_mel``, ``spectrogram`` ...) is what
+        training computes for the same spec, before normalisation.
     device : str or torch.device, optional
         Where the spectrograms are computed (filters run on the CPU).
     cycles_s : array [shape=(n_cycles, 2)], optional
@@ -245,7 +222,8 @@ def compute_features(signal, *, modality: str, fs: float | None = None, config=N
         ECG only: R-peak sample indices at ``signal.fs`` (before any ``target_fs``); default
         the beat annotations stored with the record (e.g. WFDB ``.atr``).
     **overrides
-        Config fields to change, e.g. ``n_mels=128`` or ``band_hz=(20, 500)``.
+        Config fields to change, e.g. ``n_mels=128``, ``frame_s=0.032`` or
+        ``band_hz=(20, 500)`` (``band_hz=None``: no band-pass).
 
     Returns
     -------
@@ -259,21 +237,16 @@ def compute_features(signal, *, modality: str, fs: float | None = None, config=N
     InputError
         Bad ``cycles_s`` or ``r_peaks``.
     """
-    from biosig.signal import as_signal
     signal = as_signal(signal, fs)
     cfg = make_config(modality, overrides, base=config)
     if modality != "lung" and cycles_s is not None:
         raise ConfigError(f"cycles_s applies to modality 'lung', not {modality!r}")
     if modality != "ecg" and r_peaks is not None:
         raise ConfigError(f"r_peaks applies to modality 'ecg', not {modality!r}")
-    x = np.ascontiguousarray(signal.data, dtype=np.float32)
-    fs = signal.fs
-    if cfg.target_fs is not None and cfg.target_fs != fs:
-        from biosig.dsp import resample
-        if r_peaks is not None:
-            r_peaks = np.round(np.asarray(r_peaks) * (cfg.target_fs / fs)).astype(np.int64)
-        x = resample(x, fs=fs, target_fs=cfg.target_fs)
-        fs = float(cfg.target_fs)
+    prepared = cfg.prepare(signal)             # the front-end: resample, notch, band-pass
+    if r_peaks is not None and prepared.fs != signal.fs:
+        r_peaks = seconds_to_samples(np.asarray(r_peaks) / signal.fs, fs=prepared.fs)
+    x, fs = prepared.data, prepared.fs
     arrays, axes, rate, labels, derived = _COMPUTE[modality](
         x, fs, cfg, device, cycles_s=cycles_s, r_peaks=r_peaks,
         annotations=signal.annotations)
