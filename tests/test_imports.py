@@ -8,12 +8,14 @@ validation) never import torch."""
 
 from __future__ import annotations
 
+import array
 import ast
 import io
 import os
 import subprocess
 import sys
 import tokenize
+import wave
 from pathlib import Path
 
 import pytest
@@ -93,6 +95,23 @@ def test_light_entry_points_do_not_import_torch(statement):
                          check=True, cwd=PKG.parent)
     loaded = out.stdout.strip().splitlines()[-1].split()[1:]
     assert loaded == [], f"{statement!r} imports {loaded}"
+
+
+def test_reading_a_format_loads_only_its_library(tmp_path):
+    """The readers of :mod:`biosig.io` import their library at their top and are imported by
+    format on first use: loading a WAV file loads soundfile, and not wfdb, mne or scipy."""
+    wav = tmp_path / "ramp.wav"
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(array.array("h", range(-800, 800)).tobytes())
+    libraries = ("soundfile", "wfdb", "mne", "scipy")
+    code = (f"import sys, biosig\nsig = biosig.load({str(wav)!r})\n"
+            f"print(sig.data.shape, *(m for m in {libraries!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=PKG.parent)
+    assert out.stdout.split() == ["(1,", "1600)", "soundfile"]
 
 
 def test_every_lazily_declared_name_resolves():

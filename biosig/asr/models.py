@@ -280,7 +280,7 @@ class FasterWhisperModel(AsrModel):
         if not options.temperature_fallback:
             kwargs["temperature"] = 0.0
         elif options.seed is not None:
-            import ctranslate2  # optional extra: asr (faster-whisper's engine, required above)
+            import ctranslate2  # optional extra: asr (faster-whisper's engine)
             ctranslate2.set_random_seed(int(options.seed))
         segs, info = self.model.transcribe(
             audio, language=options.language, beam_size=options.beam_size,
