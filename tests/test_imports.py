@@ -117,12 +117,24 @@ def test_reading_a_format_loads_only_its_library(tmp_path):
 def test_every_lazily_declared_name_resolves():
     """The names and submodules the packages declare with ``lazy_loader.attach`` exist (with
     ``EAGER_IMPORT=1``, lazy_loader resolves each one when its package is imported)."""
-    packages = ["biosig", "biosig.asr", "biosig.pcg", "biosig.synth", "biosig.train",
+    packages = ["biosig", "biosig.asr", "biosig.ecg", "biosig.pcg", "biosig.synth", "biosig.train",
                 "biosig.train.whisper", "biosig.cli"]
     code = "\n".join(f"import {p}" for p in packages)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=PKG.parent, env={**os.environ, "EAGER_IMPORT": "1"})
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_a_lazy_name_is_not_shadowed_by_its_module():
+    """``biosig.ecg.hrv`` is the function, also once the module ``biosig.ecg.hrv`` is imported
+    (here by :mod:`biosig.ecg.scoring`): lazy_loader 0.6 keeps the import machinery from
+    replacing the package's attribute with the module."""
+    code = ("import types\nimport biosig.ecg.scoring\nfrom biosig.ecg import hrv\n"
+            "import biosig.ecg\nprint(isinstance(hrv, types.FunctionType), "
+            "biosig.ecg.hrv is hrv)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=PKG.parent)
+    assert out.stdout.split() == ["True", "True"]
 
 
 def _declared_submodules(package: str) -> set[str]:
