@@ -14,8 +14,10 @@ Whole databases: :func:`score_qrs` (batch detection, resumable) and :func:`evalu
 import lazy_loader as _lazy
 
 # Declared once, loaded on first use (as biosig.pcg): detection needs numba and the DSP filters,
-# batch scoring wfdb and biosig.batch; the EC57 evaluation needs neither.
-__getattr__, __dir__, _ = _lazy.attach(__name__, submod_attrs={
+# batch scoring wfdb and biosig.batch; the EC57 evaluation needs neither. The modules are
+# attributes too (biosig.ecg.peaks), except hrv: biosig.ecg.hrv is the function.
+__getattr__, __dir__, _ = _lazy.attach(__name__, submodules=[
+    "clean", "evaluation", "peaks", "rate", "scoring", "simulate"], submod_attrs={
     "clean": ["ecg_clean"],
     "evaluation": ["BEAT_LABELS", "BeatCounts", "QrsEvaluation", "RecordScore", "compare_beats",
         "evaluate_qrs", "match_beats"],
