@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from biosig.io import load
 from biosig.validate import check_fs, check_signal
 from biosig.whisper_audio import WHISPER_FS
 
@@ -41,7 +42,7 @@ def prepare_audio(signal, *, fs: float, what: str = "audio") -> np.ndarray:
     if x.ndim == 2:
         x = x.mean(axis=0)
     if fs != ASR_FS and x.size:
-        from biosig.dsp import resample
+        from biosig.dsp import resample  # heavy: numba and scipy.signal, only to resample
         x = resample(x, fs=float(fs), target_fs=float(ASR_FS)).astype(np.float32)
     return np.ascontiguousarray(x, dtype=np.float32)
 
@@ -56,8 +57,7 @@ def load_audio(path) -> np.ndarray:
     -------
     np.ndarray [shape=(n,), dtype=float32]
     """
-    import biosig
-    sig = biosig.load(path, target_fs=ASR_FS, annotations=None, allow_silent=True)
+    sig = load(path, target_fs=ASR_FS, annotations=None, allow_silent=True)
     x = sig.data.mean(axis=0) if sig.data.shape[0] > 1 else sig.data[0]
     return np.ascontiguousarray(x, dtype=np.float32)
 
@@ -85,7 +85,7 @@ def is_narrowband(audio, *, fs: float, split_hz: float = 4200.0,
     x = np.asarray(audio, dtype=np.float64)
     if x.ndim != 1 or x.size < 512:
         return False
-    from scipy.signal import welch
+    from scipy.signal import welch  # heavy: scipy.signal, kept out of import biosig.asr
     f, p = welch(x, fs=fs, nperseg=512)
     band = float(p[(f >= 300) & (f <= 3400)].sum())
     if band <= 0:

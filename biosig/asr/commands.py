@@ -27,10 +27,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import yaml
 from pydantic import PrivateAttr, field_validator, model_validator
 
 from biosig.config import ConfigModel
 from biosig.errors import ConfigError
+from biosig.fileio import load_yaml
 
 __all__ = ["CommandTable", "DEFAULT_COMMANDS", "apply_commands"]
 
@@ -116,9 +118,6 @@ class CommandTable(ConfigModel):
 
     @classmethod
     def from_yaml(cls, path) -> CommandTable:
-        import yaml
-
-        from biosig.fileio import load_yaml
         p = Path(path)
         try:
             d = load_yaml(p.read_text(encoding="utf-8"))

@@ -34,6 +34,7 @@ from biosig.asr.types import Segment, Word
 from biosig.config import ConfigModel, Int
 from biosig.errors import ConfigError
 from biosig.extras import require
+from biosig.fileio import atomic_path
 from biosig.whisper_audio import WHISPER_CHUNK_S, WHISPER_N_FRAMES, WHISPER_N_SAMPLES
 
 __all__ = ["AsrModel", "DecodeOptions", "DecodeResult", "FasterWhisperModel",
@@ -163,7 +164,6 @@ def packaged_model_dir(cache_dir=None, *, build: bool = True) -> Path | None:
         for e in extras)
     if ok or not build:
         return out if ok else None
-    from biosig.fileio import atomic_path
     for e in extras:
         with atomic_path(out / e.name) as tmp:
             shutil.copyfile(e, tmp)
@@ -280,7 +280,7 @@ class FasterWhisperModel(AsrModel):
         if not options.temperature_fallback:
             kwargs["temperature"] = 0.0
         elif options.seed is not None:
-            import ctranslate2
+            import ctranslate2  # optional extra: asr (faster-whisper's engine)
             ctranslate2.set_random_seed(int(options.seed))
         segs, info = self.model.transcribe(
             audio, language=options.language, beam_size=options.beam_size,
@@ -343,7 +343,7 @@ class TransformersWhisperModel(AsrModel):
         transformers = require("transformers", extra="asr")
         WhisperForConditionalGeneration = transformers.WhisperForConditionalGeneration
         WhisperProcessor = transformers.WhisperProcessor
-        import torch
+        import torch  # heavy: torch, only for the transformers backend
         self.name = model
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -365,9 +365,9 @@ class TransformersWhisperModel(AsrModel):
         self.dtype = dtype
 
     def _features(self, audio: np.ndarray):
-        import torch
+        import torch  # heavy: torch, only for the transformers backend
 
-        from biosig.features.whisper import whisper_log_mel
+        from biosig.features.whisper import whisper_log_mel  # heavy: torch, as above
         n_mels = int(self.model.config.num_mel_bins)
         feats = whisper_log_mel(audio[:WHISPER_N_SAMPLES], fs=ASR_FS, n_mels=n_mels,
                                 pad_to_30s=True)  # (n_mels, 3000)
@@ -375,7 +375,7 @@ class TransformersWhisperModel(AsrModel):
             self.device)
 
     def decode(self, audio: np.ndarray, options: DecodeOptions = _DEFAULTS) -> DecodeResult:
-        import torch
+        import torch  # heavy: torch, only for the transformers backend
         t0 = time.perf_counter()
         tok = self.processor.tokenizer
         n = int(self.window_s * ASR_FS)

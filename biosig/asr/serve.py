@@ -56,6 +56,7 @@ import asyncio
 import hmac
 import json
 import logging
+import socket
 import threading
 import time
 import uuid
@@ -64,9 +65,13 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field, model_validator
 
+import biosig
 from biosig.asr.audio import ASR_FS
+from biosig.asr.streaming import DictationEngine, StreamingConfig
+from biosig.asr.vocab import Vocabulary
 from biosig.config import ConfigModel, Int
 from biosig.errors import ConfigError
+from biosig.extras import require
 
 __all__ = ["ServeConfig", "create_app", "serve_in_thread", "free_port", "log_config",
            "JsonLogFormatter", "LOOPBACK_HOSTS"]
@@ -153,9 +158,8 @@ def create_app(model, config: ServeConfig | None = None, *, speakers=None):
         Enrolled speakers' models (:class:`biosig.asr.speakers.SpeakerModels`), for sessions
         whose ``start`` names a ``speaker``; each is loaded once and shared.
     """
-    from biosig.extras import require
     require("starlette", extra="serve")
-    from starlette.applications import Starlette
+    from starlette.applications import Starlette  # optional extra: serve (required above)
     return Starlette(routes=_routes(_Service(model, config or ServeConfig(), speakers)))
 
 
@@ -164,7 +168,6 @@ class _Service:
     FIFO lock on which their decodes take turns."""
 
     def __init__(self, model, cfg: ServeConfig, speakers=None):
-        from biosig.asr.streaming import StreamingConfig
         self.model = model
         self.cfg = cfg
         self.speakers = speakers
@@ -195,11 +198,9 @@ def _authorised(ws, token: str | None) -> bool:
 
 def _routes(service: _Service) -> list:
     """The app's routes: ``/`` (the page), ``/health``, ``/version``, ``/ws``, ``/static``."""
-    from starlette.responses import FileResponse, JSONResponse
-    from starlette.routing import Mount, Route, WebSocketRoute
-    from starlette.staticfiles import StaticFiles
-
-    import biosig
+    from starlette.responses import FileResponse, JSONResponse  # optional extra: serve
+    from starlette.routing import Mount, Route, WebSocketRoute  # optional extra: serve
+    from starlette.staticfiles import StaticFiles  # optional extra: serve
 
     async def page(request):
         return FileResponse(_STATIC / "index.html")
@@ -242,8 +243,6 @@ class _Session:
     asked for. :meth:`run` receives frames and messages while :meth:`decode_loop` decodes."""
 
     def __init__(self, service: _Service, ws):
-        from biosig.asr.streaming import DictationEngine
-        from biosig.asr.vocab import Vocabulary
         self.service, self.ws = service, ws
         self.sid = uuid.uuid4().hex[:12]
         self.t0 = time.monotonic()
@@ -262,9 +261,7 @@ class _Session:
     async def run(self) -> None:
         """Receive until the client stops or leaves. The session is in ``service.sessions``
         meanwhile, and its counts are logged when it closes."""
-        from starlette.websockets import WebSocketDisconnect
-
-        import biosig
+        from starlette.websockets import WebSocketDisconnect  # optional extra: serve
         sessions = self.service.sessions
         sessions[self.sid] = self
         log.info("session %s opened (%d open)", self.sid, len(sessions))
@@ -372,7 +369,6 @@ class _Session:
     async def on_start(self, opts) -> None:
         """The ``start`` options: an enrolled ``speaker``, a ``vocab`` (with ``vocab_correct``).
         A bad one is an ``error`` event naming it, and the session goes on without it."""
-        from biosig.asr.vocab import Vocabulary
         if not isinstance(opts, dict):
             await self.ws.send_json({"type": "error", "message":
                                      "start: options must be an object"})
@@ -435,7 +431,6 @@ def log_config(json_lines: bool = False) -> dict:
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nothing listens on right now."""
-    import socket
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
@@ -451,7 +446,6 @@ class serve_in_thread:
     """
 
     def __init__(self, app, *, port: int, host: str = "127.0.0.1", timeout_s: float = 20.0):
-        from biosig.extras import require
         uvicorn = require("uvicorn", extra="serve")
         self.url = f"http://{host}:{port}/"
         self.ws_url = f"ws://{host}:{port}/ws"

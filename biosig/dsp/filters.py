@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import scipy.ndimage
 import scipy.signal
 
 from biosig.dsp import _kernels
@@ -337,7 +338,6 @@ def remove_baseline(signal, *, fs: float | None = None, cutoff_hz: float = 0.5,
     check_option(method, "method", ("highpass", "median"))
     if method == "highpass":
         return give_back(highpass(x, fs=fs, cutoff_hz=cutoff_hz, order=2))
-    import scipy.ndimage
     x2, restore = as_2d(x)
     w1 = max(1, int(round(0.2 * fs)) | 1)
     w2 = max(1, int(round(0.6 * fs)) | 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import scipy.signal
@@ -47,7 +48,6 @@ def resample(signal, *, fs: float | None = None, target_fs: float):
 
 
 def _gcd_ratio(fs: float, target_fs: float) -> tuple[int, int]:
-    from fractions import Fraction
     ratio = Fraction(target_fs / fs).limit_denominator(10_000)
     if ratio == 0 or not math.isclose(float(ratio), target_fs / fs, rel_tol=1e-6):
         raise ValueError(f"target_fs is {target_fs:g} Hz: cannot resample {fs:g} Hz to it "

@@ -11,30 +11,23 @@ Whole databases: :func:`score_qrs` (batch detection, resumable) and :func:`evalu
 (ANSI/AAMI EC57 beat-by-beat Se, +P, F1).
 """
 
-from biosig.ecg.clean import ecg_clean
-from biosig.ecg.evaluation import (
-    BEAT_LABELS,
-    BeatCounts,
-    QrsEvaluation,
-    RecordScore,
-    compare_beats,
-    evaluate_qrs,
-    match_beats,
-)
-from biosig.ecg.hrv import (
-    Hrv,
-    HrvFrequency,
-    HrvTime,
-    RRIntervals,
-    hrv,
-    hrv_frequency,
-    hrv_time,
-    rr_intervals,
-)
-from biosig.ecg.peaks import QrsPeaks, ecg_peaks
-from biosig.ecg.rate import ecg_rate
-from biosig.ecg.scoring import SCORE_COLUMNS, score_qrs, score_record, write_qrs_annotations
-from biosig.ecg.simulate import SimulatedEcg, ecg_simulate, write_wfdb_record
+import lazy_loader as _lazy
+
+# Declared once, loaded on first use (as biosig.pcg): detection needs numba and the DSP filters,
+# batch scoring wfdb and biosig.batch; the EC57 evaluation needs neither. The modules are
+# attributes too (biosig.ecg.peaks), except hrv: biosig.ecg.hrv is the function.
+__getattr__, __dir__, _ = _lazy.attach(__name__, submodules=[
+    "clean", "evaluation", "peaks", "rate", "scoring", "simulate"], submod_attrs={
+    "clean": ["ecg_clean"],
+    "evaluation": ["BEAT_LABELS", "BeatCounts", "QrsEvaluation", "RecordScore", "compare_beats",
+        "evaluate_qrs", "match_beats"],
+    "hrv": ["Hrv", "HrvFrequency", "HrvTime", "RRIntervals", "hrv", "hrv_frequency", "hrv_time",
+        "rr_intervals"],
+    "peaks": ["QrsPeaks", "ecg_peaks"],
+    "rate": ["ecg_rate"],
+    "scoring": ["SCORE_COLUMNS", "score_qrs", "score_record", "write_qrs_annotations"],
+    "simulate": ["SimulatedEcg", "ecg_simulate", "write_wfdb_record"],
+})
 
 __all__ = [
     "ecg_clean", "ecg_peaks", "QrsPeaks", "ecg_rate", "hrv", "hrv_time", "hrv_frequency",

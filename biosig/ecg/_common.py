@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from biosig import dsp
 from biosig.signal import signal_data
 from biosig.validate import check_channel, check_signal
 
@@ -52,7 +53,6 @@ def filtfilt_lead(sos, x: np.ndarray, *, overlap: int, lanes: int = 8) -> np.nda
     -------
     np.ndarray [shape=(n_samples,), dtype=float64]
     """
-    from biosig import dsp
     n = x.size
     size = -(-n // lanes)
     if size < 4 * overlap or n <= overlap + 1:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from biosig import dsp
 from biosig.ecg._common import ecg_data
 from biosig.errors import ConfigError, InputError
 from biosig.signal import Signal
@@ -40,7 +41,6 @@ def ecg_clean(signal, *, fs: float | None = None, method: str = "biosig",
         Fewer than 16 samples, NaN/inf or complex samples (see
         :func:`biosig.validate.check_signal`).
     """
-    from biosig import dsp
     data, fs = ecg_data(signal, fs)
     if method != "biosig":
         raise ConfigError(f"method: unknown ECG cleaning method {method!r}; expected 'biosig'")

@@ -30,6 +30,7 @@ import numpy as np
 
 from biosig.errors import ConfigError, InputError
 from biosig.fileio import write_text_atomic
+from biosig.io import read_annotations
 
 __all__ = ["BEAT_LABELS", "BeatCounts", "RecordScore", "QrsEvaluation", "match_beats",
            "compare_beats", "evaluate_qrs"]
@@ -306,7 +307,6 @@ def evaluate_qrs(ref_dir, test_dir, *, ref_ext: str = "atr", test_ext: str = "qr
     -------
     QrsEvaluation
     """
-    from biosig.io import read_annotations
     ref_dir, test_dir = Path(ref_dir), Path(test_dir)
     ref_ext, test_ext = _check_ext(ref_ext, "ref_ext"), _check_ext(test_ext, "test_ext")
     for d, what in ((ref_dir, "REF_DIR"), (test_dir, "TEST_DIR")):

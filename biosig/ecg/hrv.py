@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import scipy.interpolate
+import scipy.signal
 
 from biosig.ecg._common import as_peaks
 from biosig.errors import ConfigError
@@ -183,8 +185,6 @@ def hrv_frequency(peaks, *, fs: float, method: str = "welch", ectopic: str = "me
     HrvFrequency
         NaN when fewer than ~2 LF periods (50 s) of valid intervals exist.
     """
-    import scipy.interpolate
-    import scipy.signal
     rri = rr_intervals(peaks, fs=fs, ectopic=ectopic)
     t, nn = rri.time_s[rri.valid], rri.nn_ms
     nan = HrvFrequency(*(4 * [float("nan")]), float("nan"), method)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from biosig import dsp
+from biosig.ecg import _kernels
 from biosig.ecg._common import as_lead, ecg_data, filtfilt_lead
 from biosig.errors import ConfigError
 
@@ -52,7 +54,6 @@ class QrsPeaks:
 
 @functools.lru_cache(maxsize=32)
 def _band_sos(band_hz: tuple[float, float], fs: float) -> np.ndarray:
-    from biosig import dsp
     sos = dsp.butter_sos("bandpass", band_hz, fs=fs, order=2)
     sos.setflags(write=False)
     return sos
@@ -132,7 +133,6 @@ def ecg_peaks(signal, *, fs: float | None = None, method: str = "biosig",
     >>> len(peaks)                                               # doctest: +SKIP
     2273
     """
-    from biosig.ecg import _kernels
     if method not in METHODS:
         raise ConfigError(f"method: unknown QRS detector {method!r}; expected one of "
                           f"{', '.join(METHODS)}")

@@ -11,8 +11,14 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+import wfdb
 
-from biosig.errors import InputError
+from biosig.batch import PARTIAL_DIR, run_batch
+from biosig.ecg._common import MIN_FS
+from biosig.ecg.hrv import hrv_time
+from biosig.ecg.peaks import METHODS, ecg_peaks
+from biosig.errors import ConfigError, InputError
+from biosig.io import info, load
 from biosig.validate import check_fs
 
 __all__ = ["score_qrs", "score_record", "write_qrs_annotations", "qrs_quality", "SCORE_COLUMNS"]
@@ -53,7 +59,6 @@ def write_qrs_annotations(path, samples, *, fs: float, symbol: str = "N",
     one comment annotation (``"`` at sample 1, aux ``"no QRS detected"``) because WFDB files
     cannot be empty.
     """
-    import wfdb
     fs = check_fs(fs)
     path = Path(os.fspath(path))
     ext = path.suffix.lstrip(".")
@@ -170,10 +175,6 @@ def score_record(item, out_dir: str, *, lead: int = 0, method: str = "biosig",
     InputError
         Unreadable record (corrupt header, missing signal file, all-NaN or flat lead...).
     """
-    from biosig.ecg._common import MIN_FS
-    from biosig.ecg.hrv import hrv_time
-    from biosig.ecg.peaks import ecg_peaks
-    from biosig.io import load
     kwargs = {}
     if item.meta.get("source_fs") is not None:
         kwargs["source_fs"] = item.meta["source_fs"]
@@ -181,7 +182,6 @@ def score_record(item, out_dir: str, *, lead: int = 0, method: str = "biosig",
         sig = load(item.path, channels=[int(lead)], annotations=False, on_nan="interpolate",
                    **kwargs)
     except IndexError:
-        from biosig.io import info
         rec = info(item.path, **kwargs)
         raise InputError(rec.path, f"lead {lead} does not exist; the record has "
                                    f"{rec.n_channels} channels {rec.channels}") from None
@@ -191,7 +191,6 @@ def score_record(item, out_dir: str, *, lead: int = 0, method: str = "biosig",
     check_fs(sig.fs, name="sampling rate", path=sig.path, min_hz=MIN_FS,
              purpose=" for QRS detection")
     peaks = ecg_peaks(x, fs=sig.fs, method=method)
-    from biosig.batch import PARTIAL_DIR
     write_qrs_annotations(Path(out_dir) / f"{item.key}.{ext}", peaks.samples, fs=sig.fs,
                           tmp_dir=Path(out_dir) / PARTIAL_DIR)
     t = hrv_time(peaks.samples, fs=sig.fs)
@@ -252,9 +251,6 @@ def score_qrs(inputs, out_dir, *, jobs: int = 1, executor: str = "local",
     >>> summary = score_qrs("mitdb/", "out/", jobs=2)              # doctest: +SKIP
     >>> print(evaluate_qrs("mitdb/", "out/").format_table())      # doctest: +SKIP
     """
-    from biosig.batch import run_batch
-    from biosig.ecg.peaks import METHODS
-    from biosig.errors import ConfigError
     if method not in METHODS:
         raise ConfigError(f"method: unknown QRS detector {method!r}; expected one of "
                           f"{', '.join(METHODS)}")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import wfdb
 
 from biosig.errors import ConfigError
 from biosig.validate import check_fs, check_signal
@@ -132,7 +133,6 @@ def write_wfdb_record(directory, name: str, signal, *, fs: float, beats=None, la
     Path
         The ``.hea`` file.
     """
-    import wfdb
     fs = check_fs(fs)
     x = np.atleast_2d(np.asarray(check_signal(signal, ndim=(1, 2)), dtype=np.float64))
     d = Path(os.fspath(directory))

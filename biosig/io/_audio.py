@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from biosig.errors import InputError
+from biosig.io.core import RecordingInfo
 from biosig.signal import Signal
 
 
@@ -23,9 +25,6 @@ def _open_error(path: Path, exc: Exception) -> InputError:
 
 
 def read_info(path: Path, *, source_fs=None):
-    import soundfile as sf
-
-    from biosig.io.core import RecordingInfo
     try:
         i = sf.info(str(path))
     except Exception as exc:  # libsndfile reports every decoding problem as one error type
@@ -42,7 +41,6 @@ def read_info(path: Path, *, source_fs=None):
 
 
 def read(path: Path, *, source_fs=None, annotations="auto") -> Signal:
-    import soundfile as sf
     try:
         data, fs = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # libsndfile reports every decoding problem as one error type

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import mne
 import numpy as np
 
 from biosig.errors import InputError
+from biosig.io.core import RecordingInfo
 from biosig.signal import Annotations, Signal
 
 
 def _raw(path: Path, preload: bool):
-    import mne
     reader = mne.io.read_raw_bdf if path.suffix.lower() == ".bdf" else mne.io.read_raw_edf
     try:
         return reader(str(path), preload=preload, verbose="error", encoding="latin1")
@@ -78,7 +79,6 @@ def _annotations(raw, path: Path) -> Annotations:
 
 
 def read_info(path: Path, *, source_fs=None):
-    from biosig.io.core import RecordingInfo
     raw = _raw(path, preload=False)
     units, _ = _units(raw, path)
     return RecordingInfo(str(path), "edf", float(raw.info["sfreq"]), int(raw.n_times),

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import scipy.io
 
 from biosig.errors import InputError
+from biosig.io.core import RecordingInfo
 from biosig.signal import Signal
 
 
 def _array(path: Path) -> tuple[str, np.ndarray]:
-    import scipy.io
     try:
         m = scipy.io.loadmat(str(path))
     except Exception as exc:  # scipy raises several types for non-MATLAB content
@@ -37,7 +38,6 @@ def _fs(path, source_fs):
 
 
 def read_info(path: Path, *, source_fs=None):
-    from biosig.io.core import RecordingInfo
     name, x = _array(path)
     names = [name] if x.shape[0] == 1 else [f"{name}{c}" for c in range(x.shape[0])]
     return RecordingInfo(str(path), "mat", _fs(path, source_fs), int(x.shape[1]), names,

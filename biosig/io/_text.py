@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from biosig.errors import InputError
+from biosig.io.core import BONN_FS, BONN_N_SAMPLES, RecordingInfo
 from biosig.signal import Signal
 
 
@@ -27,7 +28,6 @@ def _parse(path: Path) -> np.ndarray:
 
 
 def _fs(path: Path, n: int, source_fs):
-    from biosig.io.core import BONN_FS, BONN_N_SAMPLES
     if source_fs is not None:
         return float(source_fs)
     if n == BONN_N_SAMPLES:
@@ -38,7 +38,6 @@ def _fs(path: Path, n: int, source_fs):
 
 
 def read_info(path: Path, *, source_fs=None):
-    from biosig.io.core import RecordingInfo
     x = _parse(path)
     return RecordingInfo(str(path), "text", _fs(path, x.size, source_fs), int(x.size),
                          ["EEG"], ["uV"])

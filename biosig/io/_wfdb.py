@@ -7,8 +7,10 @@ import os
 from pathlib import Path
 
 import numpy as np
+import wfdb
 
 from biosig.errors import InputError
+from biosig.io.core import MAX_FS, RecordingInfo
 from biosig.signal import Annotations, Signal, check_fs
 
 
@@ -37,7 +39,6 @@ def _record_line_fs(hea: Path) -> str | None:
 
 
 def _header(hea: Path):
-    import wfdb
     fs_text = _record_line_fs(hea)
     if fs_text is not None:
         try:
@@ -65,7 +66,6 @@ def _check_header(hea: Path, h) -> None:
     if h.fs is None or h.sig_len is None or h.n_sig is None:
         raise InputError(hea, "corrupt WFDB header (missing sampling rate, length or signal "
                               "count)")
-    from biosig.io.core import MAX_FS
     check_fs(h.fs, name="sampling rate in header", path=hea, max_hz=MAX_FS)
     if h.n_sig == 0 or not h.file_name:
         raise InputError(hea, "WFDB header lists no signals")
@@ -89,7 +89,6 @@ def _expected_bytes(h, fname) -> int | None:
 
 
 def read_info(hea: Path, *, source_fs=None):
-    from biosig.io.core import RecordingInfo
     h = _header(hea)
     _check_header(hea, h)
     return RecordingInfo(str(hea), "wfdb", float(h.fs), int(h.sig_len), list(h.sig_name),
@@ -97,7 +96,6 @@ def read_info(hea: Path, *, source_fs=None):
 
 
 def read(hea: Path, *, source_fs=None, annotations="auto") -> Signal:
-    import wfdb
     h = _header(hea)
     _check_header(hea, h)
     if not h.sig_len:
@@ -131,7 +129,6 @@ def read(hea: Path, *, source_fs=None, annotations="auto") -> Signal:
 
 def read_wfdb_annotations(record: Path, extension: str, fs: float | None = None) -> Annotations:
     """Read ``<record>.<extension>`` as :class:`Annotations` (times in seconds)."""
-    import wfdb
     path = Path(f"{record}.{extension}")
     if not path.exists():
         raise InputError(path, "annotation file not found")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import importlib
 import math
 import os
 from dataclasses import dataclass, replace
@@ -112,9 +113,16 @@ def _header_fs(path, fs) -> float:
     return check_fs(fs, name="sampling rate in header", path=path, max_hz=MAX_FS)
 
 
-def _reader(fmt):
-    from biosig.io import _audio, _edf, _mat, _text, _wfdb
-    return {"audio": _audio, "wfdb": _wfdb, "edf": _edf, "text": _text, "mat": _mat}[fmt]
+#: The reader module of each format. Each imports its library at its top (soundfile, wfdb, mne,
+#: scipy.io) and is itself imported on its format's first use, so ``import biosig`` loads none of
+#: them and reading a WAV file never loads mne.
+_READERS = {"audio": "biosig.io._audio", "wfdb": "biosig.io._wfdb", "edf": "biosig.io._edf",
+            "text": "biosig.io._text", "mat": "biosig.io._mat"}
+
+
+def _reader(fmt: str):
+    """The reader module of format ``fmt`` (a key of ``_READERS``), imported on first use."""
+    return importlib.import_module(_READERS[fmt])
 
 
 def info(path, *, source_fs: float | None = None) -> RecordingInfo:
@@ -264,7 +272,7 @@ def load(path, *, target_fs: float | None = None, channels=None, annotations="au
     sig = replace(sig, data=data, path=str(p))
     if target_fs is not None:
         if not math.isclose(target_fs, fs, rel_tol=1e-9):
-            from biosig.dsp import resample
+            from biosig.dsp import resample  # heavy: numba and scipy.signal, only to resample
             sig = replace(sig, data=resample(sig.data, fs=fs, target_fs=target_fs),
                           fs=target_fs)
     return sig
@@ -287,9 +295,7 @@ def read_annotations(path, extension: str = "atr") -> Annotations:
     """
     p = Path(os.fspath(path))
     if p.suffix.lower() in EDF_EXTENSIONS:
-        from biosig.io import _edf
-        return _edf.read_edf_annotations(p)
+        return _reader("edf").read_edf_annotations(p)
     if p.suffix and p.suffix.lower() not in (".hea", ".dat", ".mat", ".wav"):
         extension = p.suffix[1:]
-    from biosig.io import _wfdb
-    return _wfdb.read_wfdb_annotations(p.with_suffix(""), extension)
+    return _reader("wfdb").read_wfdb_annotations(p.with_suffix(""), extension)

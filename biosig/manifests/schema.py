@@ -25,7 +25,10 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, PlainValidator, WithJsonSchema, model_validator
 
 from biosig.config import ConfigModel, Int, validate_model
+from biosig.datasets import data_root
 from biosig.errors import ManifestError
+from biosig.fileio import write_text_atomic
+from biosig.io import load as load_recording
 
 __all__ = ["Record", "MODALITIES", "SPLITS", "REQUIRED_FIELDS", "OPTIONAL_FIELDS",
            "SCHEMA_VERSION", "record_json_schema", "write_record_json_schema", "validate_record",
@@ -215,10 +218,9 @@ class Record(ConfigModel):
 
         ``source_fs`` comes from the record; other keyword arguments go to :func:`biosig.load`.
         """
-        from biosig.io import load
         if self.source_fs is not None:
             kwargs.setdefault("source_fs", self.source_fs)
-        sig = load(self.resolve_path(root, manifest_dir=manifest_dir), **kwargs)
+        sig = load_recording(self.resolve_path(root, manifest_dir=manifest_dir), **kwargs)
         if self.is_segment:
             sig = sig.crop(self.start_s, self.end_s)
         return sig
@@ -262,7 +264,6 @@ def record_json_schema() -> dict:
 
 def write_record_json_schema(path) -> Path:
     """Write :func:`record_json_schema` to ``path`` (two-space indented, final newline)."""
-    from biosig.fileio import write_text_atomic
     p = Path(os.fspath(path))
     write_text_atomic(p, json.dumps(record_json_schema(), indent=2, ensure_ascii=False) + "\n")
     return p
@@ -276,7 +277,6 @@ def resolve_path(path: str, *, root=None, hint: str | None = None, manifest_dir=
     if root is not None:
         return Path(os.fspath(root)) / p
     if hint is not None:
-        from biosig.datasets import data_root
         dr = data_root()
         if dr is not None:
             return dr / hint / p

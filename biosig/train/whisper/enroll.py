@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -31,6 +32,8 @@ from pathlib import Path
 
 from pydantic import Field
 
+import biosig
+from biosig.asr.ct2 import import_ct2_whisper
 from biosig.asr.speakers import (
     SpeakerProfile,
     check_speaker_name,
@@ -40,6 +43,12 @@ from biosig.asr.speakers import (
 from biosig.asr.speakers import speakers_dir as resolve_speakers_dir
 from biosig.config import ConfigModel, Int
 from biosig.errors import ConfigError, InputError
+from biosig.fileio import atomic_dir, write_text_atomic
+from biosig.manifests import write_manifest
+from biosig.manifests.corpora.audio_folder import AUDIO_FOLDER_EXTENSIONS, prepare_audio_folder
+from biosig.train.config import validate_config
+from biosig.train.runs import git_hash
+from biosig.train.whisper.task import train_whisper
 
 __all__ = ["EnrollSettings", "EnrollmentClip", "enrollment_clips", "enrollment_config",
            "enroll_speaker"]
@@ -132,10 +141,6 @@ def enrollment_clips(folder, *, min_audio_s: float = 15.0, max_clip_s: float = 3
         ``.txt`` or a ``.txt`` without its recording, an empty ``.txt``, an unreadable or too
         long recording, less than ``min_audio_s`` of audio in all.
     """
-    from biosig.manifests.corpora.audio_folder import (
-        AUDIO_FOLDER_EXTENSIONS,
-        prepare_audio_folder,
-    )
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise InputError(root, "enrollment folder not found")
@@ -187,7 +192,6 @@ def enrollment_config(manifest, *, base_model: str, settings: EnrollSettings, ro
     ``manifest`` both train and validate (epoch 0 = the base model), the encoder is frozen and
     its outputs cached, LoRA adapters sit on the decoder, the result is exported to
     CTranslate2 int8."""
-    from biosig.train.config import validate_config
     s = settings
     data = {
         "task": "whisper_asr", "recipe": "enroll", "seed": s.seed, "device": device,
@@ -212,14 +216,12 @@ def enrollment_config(manifest, *, base_model: str, settings: EnrollSettings, ro
 def _training_base(model: str, folder: str, digest: str) -> str:
     """A transformers folder of the base model: a CTranslate2 model is imported once into
     ``$BIOSIG_CACHE/whisper-hf/<digest>`` (``~/.cache/biosig``) and reused."""
-    import os
     p = Path(folder)
     if not (p / "model.bin").is_file():
         return str(p)
     base = Path(os.environ.get("BIOSIG_CACHE") or Path.home() / ".cache" / "biosig")
     dst = base / "whisper-hf" / digest.split(":")[-1][:16]
     if not (dst / "config.json").is_file():
-        from biosig.asr.ct2 import import_ct2_whisper
         log.info("importing %s into %s (once)", model, dst)
         import_ct2_whisper(p, dst, overwrite=True)
     return str(dst)
@@ -266,13 +268,6 @@ def enroll_speaker(name: str, folder, *, model: str, speakers_dir=None,
         A bad name, a speaker already enrolled (without ``overwrite``), a base model that is
         not a local folder.
     """
-    import biosig
-    from biosig.fileio import atomic_dir, write_text_atomic
-    from biosig.manifests import write_manifest
-    from biosig.manifests.corpora import prepare_audio_folder
-    from biosig.train.runs import git_hash
-    from biosig.train.whisper.task import train_whisper
-
     t0 = time.perf_counter()
     check_speaker_name(name)
     s = settings if settings is not None else EnrollSettings()
