@@ -113,7 +113,7 @@ def frame_lengths(frame_s: float, hop_s: float, *, fs: float, n_fft: NFftRule = 
 def band_limit(x: np.ndarray, *, fs: float, band_hz, order: int) -> np.ndarray:
     """Zero-phase Butterworth band-pass of ``x [shape=(..., n_samples)]``; a high edge at or
     above 0.95 Nyquist makes it a high-pass, a low edge of 0 a low-pass."""
-    from biosig import dsp
+    from biosig import dsp  # heavy: numba and scipy.signal, kept out of config validation
     low, high = band_hz                       # 0 <= low < high: checked by the config
     if high >= 0.95 * fs / 2:
         return dsp.highpass(x, fs=fs, cutoff_hz=low, order=order) if low > 0 else x
@@ -261,7 +261,7 @@ class FrontEnd(ConfigModel):
         biosig.Signal
             float32 data at :meth:`rate` (``fs`` travels with the signal).
         """
-        from biosig import dsp
+        from biosig import dsp  # heavy: numba and scipy.signal, kept out of config validation
         sig = as_signal(signal, fs)
         check_signal(sig.data)                      # samples to use: no NaN, not empty
         x = np.ascontiguousarray(sig.data, dtype=np.float32)
@@ -282,7 +282,7 @@ class FrontEnd(ConfigModel):
     def transform_module(self, fs: float | None = None):
         """The torch module that turns prepared waveforms into features at :meth:`rate`
         (:class:`~biosig.features.transforms.FrontEndTransform`)."""
-        from biosig.features.transforms import FrontEndTransform
+        from biosig.features.transforms import FrontEndTransform  # heavy: torch, as in features()
         return FrontEndTransform(self, fs=self.rate(fs))
 
     def features(self, signal, fs: float | None = None, *, device=None) -> np.ndarray:
@@ -292,7 +292,7 @@ class FrontEnd(ConfigModel):
         -------
         np.ndarray [shape=(channels, n_features, n_frames), dtype=float32]
         """
-        import torch
+        import torch  # heavy: torch; this module stays torch-free for config validation
         sig = self.prepare(signal, fs)
         module = self.transform_module(sig.fs)
         if device is not None:

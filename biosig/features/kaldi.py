@@ -14,6 +14,7 @@ import inspect
 import math
 
 import torch
+import torchaudio.compliance.kaldi as kaldi
 
 from biosig.errors import InputError
 from biosig.features._tensor import as_tensor, check_positive_int, restore
@@ -107,7 +108,6 @@ def kaldi_fbank(signal, *, fs: float | None = None, num_mel_bins: int = 80,
     ----------
     Povey, D. et al. The Kaldi speech recognition toolkit. ASRU 2011.
     """
-    import torchaudio.compliance.kaldi as kaldi
     signal, fs = signal_data(signal, fs)
     num_mel_bins = check_positive_int(num_mel_bins, name="num_mel_bins")
     if num_mel_bins <= 3:
@@ -204,7 +204,6 @@ def _mel_banks(num_mel_bins: int, padded: int, fs: float, low_freq: float, high_
 
     ``default_dtype`` only keys the cache: torchaudio builds the bank in the default dtype.
     """
-    import torchaudio.compliance.kaldi as kaldi
     nyquist = 0.5 * fs
     high = high_freq + nyquist if high_freq <= 0.0 else high_freq
     if not (0.0 <= low_freq < nyquist and 0.0 < high <= nyquist and low_freq < high):

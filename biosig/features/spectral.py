@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torchaudio.functional as AF
 
 from biosig.features._functional import (
     dct_matrix,
@@ -41,6 +42,9 @@ from biosig.features._tensor import (
 )
 from biosig.features.frontend import EEG_BANDS_HZ  # the EEG preset's bands (torch-free)
 from biosig.signal import seconds_to_samples
+
+# librosa (and with it numba) is imported by the mel-scale functions alone: the STFT, Welch and
+# deltas (biosig.plot, the other front-end kinds) need neither.
 
 __all__ = [
     "stft", "spectrogram", "mel_filterbank", "mel_frequencies", "hz_to_mel", "mel_to_hz",
@@ -131,13 +135,13 @@ def frame_times(n_frames: int, *, fs: float, hop_length: int, center: bool = Tru
 def hz_to_mel(frequencies_hz, *, htk: bool = False) -> np.ndarray:
     """Hz to mels (``librosa.hz_to_mel``): Slaney's auditory toolbox scale (default), linear
     below 1 kHz (``f / (200 / 3)``) and logarithmic above, or HTK's ``2595 log10(1 + f/700)``."""
-    from librosa.core.convert import hz_to_mel as to_mel
+    from librosa.core.convert import hz_to_mel as to_mel  # heavy: librosa, see the top
     return np.asarray(to_mel(np.asarray(frequencies_hz, dtype=np.float64), htk=htk))
 
 
 def mel_to_hz(mels, *, htk: bool = False) -> np.ndarray:
     """Inverse of :func:`hz_to_mel` (``librosa.mel_to_hz``)."""
-    from librosa.core.convert import mel_to_hz as to_hz
+    from librosa.core.convert import mel_to_hz as to_hz  # heavy: librosa, see the top
     return np.asarray(to_hz(np.asarray(mels, dtype=np.float64), htk=htk))
 
 
@@ -145,7 +149,7 @@ def mel_frequencies(n_mels: int, *, fmin_hz: float = 0.0, fmax_hz: float,
                     htk: bool = False) -> np.ndarray:
     """``n_mels`` frequencies in Hz, equally spaced in mels from ``fmin_hz`` to ``fmax_hz``
     (``librosa.mel_frequencies``)."""
-    from librosa.core.convert import mel_frequencies as frequencies
+    from librosa.core.convert import mel_frequencies as frequencies  # heavy: librosa, see the top
     return frequencies(n_mels=check_positive_int(n_mels, name="n_mels"), fmin=float(fmin_hz),
                        fmax=float(fmax_hz), htk=htk)
 
@@ -186,7 +190,7 @@ def mel_filterbank(*, fs: float, n_fft: int, n_mels: int = 128, fmin_hz: float =
     ----------
     Slaney, M. Auditory Toolbox, Technical Report 1998-010, Interval Research Corporation, 1998.
     """
-    from librosa.filters import mel
+    from librosa.filters import mel  # heavy: librosa, see the top
     fs = check_fs(fs)
     n_fft = check_positive_int(n_fft, name="n_fft")
     n_mels = check_positive_int(n_mels, name="n_mels")
@@ -347,7 +351,6 @@ def deltas(features, *, width: int = 9, order: int = 1):
     ----------
     Young, S. et al. The HTK Book (v3.4), section 5.6, 2006.
     """
-    import torchaudio.functional as AF
     if isinstance(width, bool) or int(width) != width or width < 3 or width % 2 == 0:
         raise ValueError(f"width is {width!r}, expected an odd integer >= 3")
     if order not in (1, 2):

@@ -294,7 +294,7 @@ class TrainConfig(ConfigModel):
             raise ValueError("hybrid.features is empty; name the feature presets, e.g. "
                              "[{preset: eeg}] (the sets of bench/recipes.py's baseline)")
         if self.eval.decision_metric is not None:
-            from biosig.train.evaluation import metric_names
+            from biosig.train.evaluation import metric_names  # heavy: sklearn (biosig.metrics)
             if self.eval.decision_metric not in metric_names(self):
                 raise ValueError(f"eval.decision_metric is {self.eval.decision_metric!r}, "
                                  f"expected one of {', '.join(metric_names(self))}")

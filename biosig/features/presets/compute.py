@@ -7,6 +7,9 @@ import json
 import numpy as np
 import torch
 
+from biosig import dsp
+from biosig.ecg.evaluation import BEAT_LABELS
+from biosig.ecg.peaks import ecg_peaks
 from biosig.errors import ConfigError, InputError
 from biosig.features.presets.config import (
     CoughConfig,
@@ -18,6 +21,7 @@ from biosig.features.presets.config import (
     make_config,
 )
 from biosig.features.presets.featureset import FeatureSet
+from biosig.features.spectral import band_powers, deltas, welch
 from biosig.signal import as_signal, seconds_to_samples
 
 __all__ = ["compute_features"]
@@ -56,7 +60,6 @@ def _primary(cfg, x, fs, device):
 
 
 def _pcg(x, fs, cfg: PCGConfig, device, **_):
-    from biosig import dsp
     arrays, axes, rate, derived, _ = _primary(cfg, x, fs, device)
     env = dsp.envelope_homomorphic(x, fs=fs, cutoff_hz=cfg.envelope_cutoff_hz)
     env_fs = fs
@@ -113,7 +116,6 @@ def _lung(x, fs, cfg: LungConfig, device, cycles_s=None, **_):
 
 
 def _cough(x, fs, cfg: CoughConfig, device, **_):
-    from biosig.features.spectral import deltas
     log_mel, module = _transform(cfg.replace(kind="log_mel"), x, fs, device)
     cc = _transform(cfg.replace(kind="mfcc"), x, fs, device)[0]
     arrays = {"log_mel": log_mel, "mfcc": cc, "mfcc_delta": deltas(cc, width=cfg.delta_width),
@@ -137,12 +139,10 @@ def _ecg(x, fs, cfg: ECGConfig, device, r_peaks=None, annotations=None, **_):
         if annotations is None or not len(annotations):
             raise InputError(None, "ecg.beats is 'annotations' but the recording has no "
                                    "annotations", what="annotations")
-        from biosig.ecg.evaluation import BEAT_LABELS
         is_beat = np.array([lab in BEAT_LABELS for lab in annotations.labels], dtype=bool)
         r_peaks = annotations.select(is_beat).samples(fs)
         source = annotations.source or "annotations"
     elif r_peaks is None:
-        from biosig.ecg import ecg_peaks
         r_peaks = (ecg_peaks(x[0], fs=fs).samples
                    if x.shape[-1] >= seconds_to_samples(2.0, fs=fs)
                    else np.zeros(0, dtype=np.int64))
@@ -172,7 +172,6 @@ def _ecg(x, fs, cfg: ECGConfig, device, r_peaks=None, annotations=None, **_):
 
 
 def _eeg(x, fs, cfg: EEGConfig, device, **_):
-    from biosig.features.spectral import band_powers, welch
     spec, spec_axes, spec_rate, derived, _ = _primary(cfg, x, fs, device)
     fmax = cfg.mel_band(fs)[1]
     segment = min(seconds_to_samples(cfg.welch_segment_s, fs=fs), x.shape[-1])

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from biosig.ecg.hrv import rr_statistics
 from biosig.features.presets.compute import compute_features
 from biosig.features.presets.featureset import FeatureSet
+from biosig.signal import as_signal
 
 __all__ = ["summarize", "extract_features"]
 
@@ -37,7 +39,6 @@ def summarize(features: FeatureSet) -> dict[str, float]:
                 for b, band in enumerate(bands):
                     out[f"{name}_{ch}_{band}"] = float(arr[c, b])
     if "r_peaks" in features.arrays or "beat_samples" in features.arrays:
-        from biosig.ecg.hrv import rr_statistics
         peaks = features.arrays.get("r_peaks", features.arrays.get("beat_samples"))
         out.update(rr_statistics(np.unique(peaks), fs=features.fs))
     if "cycle_times_s" in features.arrays:
@@ -49,7 +50,6 @@ def extract_features(signal, *, modality: str, fs: float | None = None, config=N
                      device=None, cycles_s=None, r_peaks=None, **overrides) -> dict[str, float]:
     """Whole-recording feature vector: :func:`summarize` of :func:`compute_features`, plus
     ``duration_s``. Same parameters as :func:`compute_features`."""
-    from biosig.signal import as_signal
     signal = as_signal(signal, fs)
     fset = compute_features(signal, modality=modality, config=config, device=device,
                             cycles_s=cycles_s, r_peaks=r_peaks, **overrides)
