@@ -382,7 +382,7 @@ def test_score_model_writes_circor_answers_with_the_rule(murmurs, tmp_path):
         "recipe": "murmurs", "hybrid.enabled": False,
         "data.manifest": str(murmurs / "murmurs.jsonl"), "data.label": "murmur",
         "data.classes": ["Present", "Unknown", "Absent"],
-        "features.normalize": "none", "train.epochs": 1, "train.monitor": "weighted_accuracy",
+        "frontend.normalize": "none", "train.epochs": 1, "train.monitor": "weighted_accuracy",
         "eval": {"challenge": "physionet2022", "class_weights": [5.0, 3.0, 1.0],
                  "aggregate_by": "subject", "n_bootstrap": 10}})
     rd = tmp_path / "ruled"
