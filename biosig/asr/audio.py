@@ -8,7 +8,8 @@ from biosig.io import load
 from biosig.validate import check_fs, check_signal
 from biosig.whisper_audio import WHISPER_FS
 
-__all__ = ["ASR_FS", "load_audio", "prepare_audio", "is_narrowband"]
+__all__ = ["ASR_FS", "load_audio", "prepare_audio", "is_narrowband", "pcm16_to_float",
+           "float_to_pcm16"]
 
 #: Sampling rate Whisper models expect, in Hz (:data:`biosig.whisper_audio.WHISPER_FS`).
 ASR_FS = WHISPER_FS
@@ -92,3 +93,17 @@ def is_narrowband(audio, *, fs: float, split_hz: float = 4200.0,
         return False
     high = float(p[f >= split_hz].sum())
     return 10 * np.log10(max(high, 1e-30) / band) < threshold_db
+
+
+def pcm16_to_float(frame: bytes) -> np.ndarray:
+    """Signed 16-bit little-endian PCM -> float32 in [-1, 1]; an odd byte count is an error.
+    What the server receives and ``biosig dictate --stdin`` reads."""
+    if len(frame) % 2:
+        raise ValueError(f"odd byte count ({len(frame)}): expected 16-bit samples")
+    return np.frombuffer(frame, dtype="<i2").astype(np.float32) / 32768.0
+
+
+def float_to_pcm16(x) -> bytes:
+    """float samples in [-1, 1] (clipped) -> signed 16-bit little-endian PCM: what a client
+    sends (the inverse of :func:`pcm16_to_float`)."""
+    return (np.clip(np.asarray(x, np.float32), -1, 1) * 32767).astype("<i2").tobytes()

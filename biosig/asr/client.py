@@ -13,20 +13,12 @@ import threading
 import time
 from urllib.parse import urlsplit, urlunsplit
 
-import numpy as np
-
-from biosig.asr.audio import ASR_FS
+from biosig.asr.audio import ASR_FS, float_to_pcm16
 from biosig.asr.commands import CommandTable, apply_commands
 from biosig.errors import ConfigError
 from biosig.extras import require
 
 __all__ = ["stream_to_server", "websocket_url", "ServerRefused", "float_to_pcm16"]
-
-
-def float_to_pcm16(x) -> bytes:
-    """float samples in [-1, 1] (clipped) -> signed 16-bit little-endian PCM: what a client
-    sends (the inverse of :func:`biosig.asr.serve.pcm16_to_float`)."""
-    return (np.clip(np.asarray(x, np.float32), -1, 1) * 32767).astype("<i2").tobytes()
 
 
 class ServerRefused(ConnectionError):

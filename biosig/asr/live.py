@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from biosig.asr.audio import ASR_FS
+from biosig.asr.audio import ASR_FS, pcm16_to_float
 from biosig.errors import ConfigError
 from biosig.extras import require
 
@@ -36,7 +36,7 @@ def stdin_chunks(*, chunk_s: float):
         data = rest + data
         k = len(data) // 2 * 2
         rest = data[k:]
-        yield np.frombuffer(data[:k], dtype="<i2").astype(np.float32) / 32768.0
+        yield pcm16_to_float(data[:k])
 
 
 def realtime_chunks(audio, *, chunk_s: float):

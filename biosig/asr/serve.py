@@ -66,7 +66,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 import biosig
-from biosig.asr.audio import ASR_FS
+from biosig.asr.audio import ASR_FS, pcm16_to_float
 from biosig.asr.streaming import DictationEngine, StreamingConfig
 from biosig.asr.vocab import Vocabulary
 from biosig.config import ConfigModel, Int
@@ -133,13 +133,6 @@ def session_stats(engine, audio_s: float) -> dict:
     """A session's counts (numbers only, never audio or text): for ``done`` and the log."""
     return {"audio_s": round(audio_s, 3), "decodes": engine.n_decodes,
             "dropped_s": round(engine.n_dropped_s, 3), "committed_by": dict(engine.committed_by)}
-
-
-def pcm16_to_float(frame: bytes) -> np.ndarray:
-    """Signed 16-bit little-endian PCM -> float32 in [-1, 1]; an odd byte count is an error."""
-    if len(frame) % 2:
-        raise ValueError(f"odd byte count ({len(frame)}): expected 16-bit samples")
-    return np.frombuffer(frame, dtype="<i2").astype(np.float32) / 32768.0
 
 
 _STATIC = Path(__file__).with_name("static")     # the page: no build step, no CDN
