@@ -290,10 +290,10 @@ def _confound(cfg, work: Path) -> dict:
     """How well the baseline features tell the two sources apart (every development record)."""
     from biosig.metrics import roc_auc
     from biosig.train.data import load_examples
-    dcfg = cfg.data.model_copy(update={"filter": {}, "label": "covid19",
-                                       "label_map": {"false": "negative", "true": "positive"}})
+    dcfg = cfg.data.replace(filter={}, label="covid19",
+                            label_map={"false": "negative", "true": "positive"})
     examples, _ = load_examples(dcfg)
-    X, names = _features(examples, cfg.model_copy(update={"data": dcfg}),
+    X, names = _features(examples, cfg.replace(data=dcfg),
                          RECIPES["cough_covid_xvector"][2],
                          work / "features_covid19_cough_all.npz")
     src = np.array([1 if e.record.source == "call-center" else 0 for e in examples])
@@ -327,6 +327,9 @@ def main(argv=None) -> int:
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--run", action="append", default=[], help="RECIPE=RUN_DIR")
     ap.add_argument("--only", default=None, help="comma-separated recipes or corpora")
+    ap.add_argument("--tried", action="append", default=[],
+                    help="RECIPE=RUN_DIR: an earlier K-fold run of the same network folds "
+                         "whose stage candidates the what-was-tried plot also shows")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "recipes.json")
     a = ap.parse_args(argv)
     work = a.work or (a.runs / "bench_recipes")
@@ -376,6 +379,8 @@ def main(argv=None) -> int:
         entry["measured"] = {"git": git_hash(ROOT), "date": time.strftime("%Y-%m-%d"),
                              "splits": "scikit-learn group splitters (biosig >= 587bb4a)"}
         _confusion_pngs(recipe, entry, a.out.parent / "recipes")
+        _tried_png(recipe, entry, a.out.parent / "recipes",
+                   [Path(v) for k, v in (t.split("=", 1) for t in a.tried) if k == recipe])
         out["recipes"][recipe] = entry
         _print(recipe, entry)
     from biosig.fileio import write_json_atomic, write_text_atomic
@@ -475,6 +480,87 @@ def _confusion_pngs(recipe: str, entry: dict, folder: Path) -> None:
                        title=f"{recipe}: {who}, {m['n_items']} {entry['scored_by']}s")
         m["confusion_png"] = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) \
             else str(path)
+
+
+def _stage_candidates(run_dir: Path) -> tuple[float | None, list[dict]]:
+    """The network's validation score and the stage's candidates (with ``valid_mean``, and
+    ``c`` from the run's config where the report predates it) of a finished K-fold run."""
+    import yaml
+    rep = json.loads((run_dir / "cv_report.json").read_text())
+    hv = rep.get("hybrid_valid") or {}
+    cands = [dict(c) for c in hv.get("candidates", [])]
+    cfg = yaml.safe_load((run_dir / "fold-0" / "config.yaml").read_text())
+    listed = (cfg.get("hybrid") or {}).get("candidates") or []
+    for c, d in zip(cands, listed):
+        c.setdefault("c", d.get("c"))
+    return hv.get("network"), cands
+
+
+def _tried_png(recipe: str, entry: dict, folder: Path, earlier: list[Path] = ()) -> None:
+    """``<recipe>_tried.png``: the validation score of everything the run's stage tried (the
+    network alone and each hybrid candidate; mean over folds for K-fold runs), the adopted
+    configuration marked, beside the test figures of the network, the hybrid, the run's model
+    and the baseline (issue 28: what was tried against validation score)."""
+    h = entry.get("hybrid") or {}
+    valid = h.get("valid") or {}
+    cands = list(valid.get("candidates") or [])
+    if h.get("run_dir") and (Path(h["run_dir"]) / "cv_report.json").is_file():
+        cands = _stage_candidates(Path(h["run_dir"]))[1]     # with each candidate's C
+    for run_dir in earlier:                   # earlier runs of the same network folds
+        cands += _stage_candidates(Path(run_dir))[1]
+    if not cands:
+        return
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def label(c):
+        w, cc = c.get("network_weight"), c.get("c")
+        return (f"{'+'.join(c['inputs'])} / {c['classifier']}"
+                + (f" C {cc:g}" if cc is not None else "")
+                + (f" (w {w:g})" if w is not None else ""))
+
+    names = ["network alone"] + [label(c) for c in cands]
+    scores = [valid.get("network")] + [c.get("valid_mean", c.get("valid")) for c in cands]
+    keep, seen = [], set()
+    for n, v in zip(names, scores):
+        if v is not None and n not in seen:
+            seen.add(n)
+            keep.append((n, v))
+    metric = entry["target"]["metric"]
+    tests = [(who, entry.get(key)) for who, key in
+             (("network", "deep"), ("hybrid", "hybrid"), ("baseline", "baseline"))]
+    if entry.get("per_fold"):
+        tests.insert(2, ("run's model", entry["per_fold"]))
+    tests = [(w, m["metrics"].get(metric)) for w, m in tests
+             if m is not None and m["metrics"].get(metric) is not None]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 0.45 * max(len(keep), len(tests)) + 1.6),
+                                 gridspec_kw={"width_ratios": [3, 1.4]})
+    y = np.arange(len(keep))
+    a1.barh(y, [v for _, v in keep], color="#4c72b0")
+    a1.set_yticks(y, [n for n, _ in keep], fontsize=8)
+    a1.invert_yaxis()
+    lo = min(v for _, v in keep)
+    a1.set_xlim(max(0.0, lo - 0.05), 1.0)
+    a1.set_xlabel("validation score (the run's train.monitor"
+                  + (", mean over folds)" if "chosen_per_fold" in valid else ")"))
+    for i, (_, v) in enumerate(keep):
+        a1.text(v, i, f" {v:.3f}", va="center", fontsize=8)
+    y2 = np.arange(len(tests))
+    a2.barh(y2, [v for _, v in tests], color="#dd8452")
+    a2.set_yticks(y2, [w for w, _ in tests], fontsize=8)
+    a2.invert_yaxis()
+    a2.set_xlim(max(0.0, min(v for _, v in tests) - 0.05), 1.0)
+    a2.set_xlabel(f"test {metric} (pooled)")
+    for i, (_, v) in enumerate(tests):
+        a2.text(v, i, f" {v:.3f}", va="center", fontsize=8)
+    fig.suptitle(f"{recipe}: what the stage tried (validation) and what it gave (test)",
+                 fontsize=10)
+    fig.tight_layout()
+    path = folder / f"{recipe.replace(':', '_')}_tried.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    entry["tried_png"] = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def _rows(e: dict) -> list[tuple[str, dict | None]]:

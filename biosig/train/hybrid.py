@@ -10,14 +10,20 @@ evaluation windows, probabilities and embeddings averaged over windows):
 - ``embedding``: its pooled segment embedding (models with an ``embed`` method: TDNN);
 - ``features``: the whole-recording features of the modality presets
   (:func:`biosig.features.extract_features`), the same sets ``bench/recipes.py``'s classical
-  baseline uses.
+  baseline uses;
+- ``encoder`` (with ``hybrid.encoder``): a pretrained audio encoder's pooled states
+  (:class:`biosig.asr.WhisperEmbedder`: Whisper's encoder, trained on far more audio than
+  any of the recipes' corpora).
 
 Each candidate of ``hybrid.candidates`` (which blocks, which classifier: scikit-learn's
 ``HistGradientBoostingClassifier`` with balanced class weights, or a standardised balanced
 logistic regression) is fitted on the **training** split only, with the network's in-sample
 outputs there (out-of-fold network outputs would need one more network per fold); the
 candidate with the best validation score (``train.monitor``) is the hybrid, and it is the
-run's model when its validation score is at least the network's. A candidate with
+run's model when its validation score is at least the network's. With ``hybrid.refit`` the
+chosen candidate is then fitted again on the training and validation splits together (as the
+classical baseline is); its validation outputs from the fit on train alone stay the ones the
+adoption, the decision rule and the calibration are fitted on (out of sample). A candidate with
 ``network_weight`` w averages its classifier's probabilities with the network's
 (``w * p_network + (1 - w) * p_classifier``): a stacked ensemble of network and boosting that
 needs no network outputs on the training split, so the in-sample optimism of the network's
@@ -82,7 +88,7 @@ HYBRID_FILE = "hybrid.json"
 #: the decision rule tuned on validation
 DECISION_FILE = "decision.json"
 #: the input blocks a candidate can name
-INPUT_BLOCKS = ("probs", "embedding", "features")
+INPUT_BLOCKS = ("probs", "embedding", "features", "encoder")
 
 
 # --------------------------------------------------------------------------- features
@@ -152,6 +158,8 @@ def assemble_inputs(blocks: dict, inputs) -> np.ndarray:
         if b is None:
             raise ConfigError(f"hybrid input {name!r} is not available for this run")
         b = np.asarray(b, dtype=np.float64)
+        if b.ndim == 1:
+            b = b[:, None]
         parts.append(np.log(np.clip(b, 1e-6, 1.0)) if name == "probs" else b)
     n = {p.shape[0] for p in parts}
     if len(n) != 1:
@@ -244,7 +252,7 @@ def fit_candidates(train_blocks: dict, y_train, valid_blocks: dict, candidates, 
             scores.append(None)
             continue
         w = getattr(cand, "network_weight", None)
-        model = make_classifier(cand.classifier, seed=seed, **classifier_kw)
+        model = _candidate_classifier(cand, seed=seed, **classifier_kw)
         model.fit(assemble_inputs(train_blocks, cand.inputs), y)
         s = float(score(stage_predict(model, valid_blocks, cand.inputs, n_classes,
                                       network_weight=w)))
@@ -259,6 +267,31 @@ def fit_candidates(train_blocks: dict, y_train, valid_blocks: dict, candidates, 
                      skipped, getattr(candidates[i], "network_weight", None))
 
 
+def _candidate_classifier(cand, *, seed: int = 0, **classifier_kw):
+    """:func:`make_classifier` for one candidate (its own ``c``, when it sets one)."""
+    if getattr(cand, "c", None) is not None:
+        classifier_kw = {**classifier_kw, "c": cand.c}
+    return make_classifier(cand.classifier, seed=seed, **classifier_kw)
+
+
+def refit_candidate(cand, blocks: list[dict], targets: list, *, seed: int = 0,
+                    **classifier_kw):
+    """The candidate fitted again on several splits' rows together (``hybrid.refit``).
+
+    Parameters
+    ----------
+    cand
+        The chosen candidate (``inputs``, ``classifier``, ``c``).
+    blocks : list of dict
+        Each split's input blocks (see :func:`assemble_inputs`).
+    targets : list of array of int
+        Each split's targets.
+    """
+    X = np.concatenate([assemble_inputs(b, cand.inputs) for b in blocks])
+    y = np.concatenate([np.asarray(t, dtype=np.int64) for t in targets])
+    return _candidate_classifier(cand, seed=seed, **classifier_kw).fit(X, y)
+
+
 def save_stage(folder, fit: HybridFit, description: dict) -> None:
     """``hybrid.joblib`` (the fitted classifier with its inputs) and ``hybrid.json`` (the
     description: candidates and their validation scores, the choice, feature names, ...)."""
@@ -266,7 +299,8 @@ def save_stage(folder, fit: HybridFit, description: dict) -> None:
     with atomic_path(folder / HYBRID_MODEL_FILE) as tmp:
         joblib.dump({"model": fit.model, "inputs": fit.inputs, "classifier": fit.classifier,
                      "network_weight": fit.network_weight,
-                     "feature_names": description.get("feature_names")}, tmp)
+                     "feature_names": description.get("feature_names"),
+                     "encoder": description.get("encoder")}, tmp)
     write_text_atomic(folder / HYBRID_FILE,
                       json.dumps(jsonable(description), indent=2) + "\n")
 
@@ -400,8 +434,47 @@ def _features_of(key, x: np.ndarray, fs: float, sets) -> dict:
     return _FEATS[k]
 
 
-def _blocks_one(run, x: np.ndarray, *, feats: dict, names, need_embedding: bool) -> dict:
-    """One recording's input blocks (each with one row)."""
+_EMBEDDERS: dict = {}
+_ENCODED: dict = {}
+
+
+def encoder_spec(cfg) -> dict | None:
+    """``hybrid.encoder`` as a plain dict (what a stage records), or None."""
+    enc = cfg.hybrid.encoder
+    return None if enc is None else jsonable(enc.model_dump())
+
+
+def _embedder(spec: dict):
+    key = (spec["model"], spec["compute_type"], float(spec["max_s"]))
+    if key not in _EMBEDDERS:
+        from biosig.asr.encoder import WhisperEmbedder  # ctranslate2: the asr extra
+        _EMBEDDERS[key] = WhisperEmbedder(spec["model"], compute_type=spec["compute_type"],
+                                          max_s=float(spec["max_s"]))
+    return _EMBEDDERS[key]
+
+
+def _encoded(key, x: np.ndarray, fs: float, spec: dict, what=None) -> np.ndarray:
+    """One recording's encoder embedding (cached in the process under ``key``; None: not
+    cached); NaN where the encoder cannot take the recording (too short), which both
+    classifiers accept."""
+    k = None if key is None else (key, float(fs), repr(sorted(spec.items())))
+    if k is not None and k in _ENCODED:
+        return _ENCODED[k]
+    emb = _embedder(spec)
+    try:
+        v = emb(x, fs=fs)
+    except InputError as exc:
+        log.warning("hybrid encoder input of %s: %s (left missing)", what or key, exc)
+        v = np.full(emb.dim, np.nan)
+    if k is not None:
+        _ENCODED[k] = v
+    return v
+
+
+def _blocks_one(run, x: np.ndarray, *, feats: dict, names, need_embedding: bool,
+                encoded: np.ndarray | None = None) -> dict:
+    """One recording's input blocks (each with one row); ``encoded``: its encoder embedding
+    (None: no such block)."""
     from biosig.train.inference import (  # cycle: inference imports hybrid
         embed_waveform,
         predict_waveform,
@@ -410,6 +483,7 @@ def _blocks_one(run, x: np.ndarray, *, feats: dict, names, need_embedding: bool)
            "features": feature_matrix([feats], names)[0]}             # (1, n_features)
     out["embedding"] = (embed_waveform(run, x)[None]
                         if need_embedding and hasattr(run.model, "embed") else None)
+    out["encoder"] = None if encoded is None else np.asarray(encoded)[None]
     return out
 
 
@@ -417,25 +491,36 @@ def _needs_embedding(cfg) -> bool:
     return any("embedding" in c.inputs for c in cfg.hybrid.candidates)
 
 
+def _needs_encoder(cfg) -> bool:
+    return any("encoder" in c.inputs for c in cfg.hybrid.candidates)
+
+
 def _split_blocks(run, cfg, examples, *, desc: str) -> tuple[dict, np.ndarray]:
     """Input blocks (probs, embedding) and targets of ``examples``; their features go to the
     in-process cache, from which :func:`_reorder` builds the ``features`` block."""
     sets = feature_sets(cfg)
     need_emb = _needs_embedding(cfg) and hasattr(run.model, "embed")
-    probs, embs = [], []
+    enc = encoder_spec(cfg) if _needs_encoder(cfg) else None
+    probs, embs, encs = [], [], []
     bar = Progress(len(examples), desc=desc, unit="rec")
     for e in examples:
         x = _waveform(e.record, cfg)
-        _features_of((e.record.id, e.record.path), x, cfg.frontend.target_fs, sets)
-        b = _blocks_one(run, x, feats={}, names=[], need_embedding=need_emb)
+        key = (e.record.id, e.record.path)
+        _features_of(key, x, cfg.frontend.target_fs, sets)
+        b = _blocks_one(run, x, feats={}, names=[], need_embedding=need_emb,
+                        encoded=(None if enc is None else
+                                 _encoded(key, x, cfg.frontend.target_fs, enc, e.record.id)))
         probs.append(b["probs"][0])
         if need_emb:
             embs.append(b["embedding"][0])
+        if enc is not None:
+            encs.append(b["encoder"][0])
         bar.update(1)
     bar.close()
     k = len(cfg.data.classes)
     blocks = {"probs": np.array(probs).reshape(-1, k), "features": None,  # see _reorder
-              "embedding": np.array(embs) if need_emb else None}
+              "embedding": np.array(embs) if need_emb else None,
+              "encoder": np.array(encs) if enc is not None else None}
     return blocks, np.array([e.target for e in examples], dtype=np.int64)
 
 
@@ -511,6 +596,11 @@ def finish_stages(cfg, model, frontend, ds, out, *, device, report: dict) -> dic
                              learning_rate=cfg.hybrid.learning_rate, c=cfg.hybrid.c)
         hv = stage_predict(fit.model, va, fit.inputs, len(classes),
                            network_weight=fit.network_weight)
+        if cfg.hybrid.refit:                  # the chosen candidate on train + valid
+            fit = dataclasses.replace(fit, model=refit_candidate(
+                cfg.hybrid.candidates[fit.index], [tr, va], [ytr, yva], seed=cfg.seed,
+                max_iter=cfg.hybrid.max_iter, learning_rate=cfg.hybrid.learning_rate,
+                c=cfg.hybrid.c))
         ht = stage_predict(fit.model, te, fit.inputs, len(classes),
                            network_weight=fit.network_weight)
         hvp, hvt, hvids = _scored(cfg, hv, yva, valid_ex)
@@ -522,7 +612,7 @@ def finish_stages(cfg, model, frontend, ds, out, *, device, report: dict) -> dic
         desc = {"inputs": fit.inputs, "classifier": fit.classifier,
                 "network_weight": fit.network_weight,
                 "candidates": [{"inputs": list(c.inputs), "classifier": c.classifier,
-                                "network_weight": c.network_weight, "valid": s,
+                                "network_weight": c.network_weight, "c": c.c, "valid": s,
                                 **({"skipped": fit.skipped[i]} if i in fit.skipped
                                    else {})}
                                for i, (c, s) in enumerate(zip(cfg.hybrid.candidates,
@@ -530,8 +620,13 @@ def finish_stages(cfg, model, frontend, ds, out, *, device, report: dict) -> dic
                 "selected_by": f"valid {cfg.train.monitor}", "hybrid_valid": hybrid_valid,
                 "network_valid": net_valid, "adopted": adopted,
                 "feature_sets": [list(s) for s in feature_sets(cfg)],
-                "feature_names": tr_names, "n_train": int(len(ytr)),
-                "fitted_on": "train split; the network's in-sample outputs there",
+                "feature_names": tr_names,
+                "encoder": encoder_spec(cfg) if "encoder" in fit.inputs else None,
+                "n_train": int(len(ytr) + (len(yva) if cfg.hybrid.refit else 0)),
+                "fitted_on": ("train + valid splits, after the choice on valid (its valid "
+                              "outputs: the fit on train alone); the network's in-sample "
+                              "outputs on train" if cfg.hybrid.refit else
+                              "train split; the network's in-sample outputs there"),
                 "network_outputs": "the scoring path (whole recordings, as biosig score "
                                    "model computes them)"}
         save_stage(out, fit, desc)
@@ -638,7 +733,7 @@ def pooled_stage_report(cfg, reports: list[dict], out) -> dict:
         res["hybrid_valid"] = {
             "network": float(np.mean([r["hybrid"]["network_valid"] for r in reports])),
             "candidates": [{"inputs": c["inputs"], "classifier": c["classifier"],
-                            "network_weight": c.get("network_weight"),
+                            "network_weight": c.get("network_weight"), "c": c.get("c"),
                             "valid_mean": (float(np.mean([f[i]["valid"] for f in cands]))
                                            if all(f[i]["valid"] is not None for f in cands)
                                            else None)}
@@ -850,6 +945,7 @@ def stage_probs(run, x: np.ndarray, stages: RunStages) -> np.ndarray:
                                       "fold stages")
     from biosig.train.inference import predict_waveform  # cycle: inference imports hybrid
     feats = None
+    encoded: dict = {}
     out = []
     for model, stage in zip(models, stages.folds):
         sub = dataclasses.replace(run, model=model)
@@ -858,8 +954,13 @@ def stage_probs(run, x: np.ndarray, stages: RunStages) -> np.ndarray:
             continue
         if feats is None:
             feats = _safe_features(x, run.cfg.frontend.target_fs, stages.sets, run.run_dir)
+        spec = stage.get("encoder") if "encoder" in stage["inputs"] else None
+        if spec is not None and repr(spec) not in encoded:   # once per recording
+            encoded[repr(spec)] = _encoded(None, x, run.cfg.frontend.target_fs, spec,
+                                           run.run_dir)
         b = _blocks_one(sub, x, feats=feats, names=stage["feature_names"],
-                        need_embedding="embedding" in stage["inputs"])
+                        need_embedding="embedding" in stage["inputs"],
+                        encoded=None if spec is None else encoded[repr(spec)])
         out.append(stage_predict(stage["model"], b, stage["inputs"], k,
                                  network_weight=stage.get("network_weight"))[0])
     return np.mean(out, axis=0)

@@ -286,10 +286,13 @@ def _score_one(item, out_dir: str, *, run_dir: str, checkpoint: str, device: str
     decided = None
     if stages is not None and stages.weights is not None:   # the rule tuned on validation
         decided = int(np.argmax(apply_decision(probs[None], stages.weights)[0]))
+    raw = probs
     if calibration is not None:
         probs = apply_calibration(probs[None], calibration)[0]
     row = {f"p_{c}": f"{p:.6f}" for c, p in zip(run.classes, probs)}
     row["label"] = run.classes[int(np.argmax(probs)) if decided is None else decided]
+    if calibration is not None:           # what the decision rule was tuned on (CirCor answers)
+        row.update({f"raw_p_{c}": f"{p:.6f}" for c, p in zip(run.classes, raw)})
     if drift_reference is not None:
         ref = _cached_reference(drift_reference)
         fs_hz = m.get("source_fs") or info(item.path, source_fs=m.get("source_fs")).fs
@@ -362,7 +365,10 @@ def score_model(run_dir, source, out_dir, *, checkpoint: str = "best", device: s
     calibrate : bool
         Pass the probabilities through the run's ``calibration.json`` (fitted on its
         validation predictions at the end of training; its ``method``, temperature scaling
-        by default); the ``p_<class>`` columns and the label are then the calibrated ones.
+        by default); the ``p_<class>`` columns are then the calibrated ones, with the
+        uncalibrated ones beside them (``raw_p_<class>``); a tuned decision rule still
+        decides on the uncalibrated ones (it was tuned on them), else the label is the
+        calibrated arg-max.
     drift : bool
         Compare each record with the run's training data (``drift_reference.npz``, see
         :mod:`biosig.train.drift`): the columns ``ood_score`` (higher is further),
@@ -394,6 +400,8 @@ def score_model(run_dir, source, out_dir, *, checkpoint: str = "best", device: s
                              calibration=calibration,
                              drift_reference=str(ref_path) if use_drift else None)
     columns = ["record", *[f"p_{c}" for c in run.classes], "label"]
+    if calibration is not None:
+        columns += [f"raw_p_{c}" for c in run.classes]
     if use_drift:
         columns += ["ood_score", "ood_flag", "fs_hz", "duration_s", "level_db"]
     summary = run_batch(source, func, out_dir, columns=columns,
@@ -437,16 +445,24 @@ def _write_circor_answers(pred: Path, folder: Path, classes: list[str], *,
     :func:`circor_patient`) by :func:`biosig.train.evaluation.aggregate_by_group`, the
     function the recipe scores patients with (``eval.aggregate_by: subject``); the label is
     the arg-max of ``p * weights`` (the run's tuned decision rule, which was fitted on those
-    patient means; None: arg-max). Only the murmur task: this recipe does not predict the
-    challenge's outcome classes.
+    patient means; None: arg-max). Scored with ``--calibrate``, the file's probabilities are
+    the means of the calibrated ones and its label still the rule on the means of the
+    uncalibrated ones (``raw_p_<class>``), as the rule was tuned. Only the murmur task: this
+    recipe does not predict the challenge's outcome classes.
     """
     with open(pred, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     k = len(classes)
     probs = np.array([[float(r[f"p_{c}"]) for c in classes] for r in rows]).reshape(-1, k)
+    raw_cols = "raw_p_" if rows and f"raw_p_{classes[0]}" in rows[0] else "p_"
+    raw = np.array([[float(r[f"{raw_cols}{c}"]) for c in classes] for r in rows]).reshape(-1, k)
     patients = [circor_patient(r["record"]) for r in rows]
-    pp, _, names = aggregate_by_group(probs, np.zeros(len(rows), dtype=np.int64), patients)
-    decided = (pp if weights is None else apply_decision(pp, weights)).argmax(axis=1)
+    zeros = np.zeros(len(rows), dtype=np.int64)
+    pp, _, names = aggregate_by_group(probs, zeros, patients)
+    rp, _, raw_names = aggregate_by_group(raw, zeros, patients)
+    if list(raw_names) != list(names):       # one grouping for both (defensive)
+        raise ValueError("patients of the calibrated and raw probabilities differ")
+    decided = (rp if weights is None else apply_decision(rp, weights)).argmax(axis=1)
     written = []
     for patient, p, d in sorted(zip(names, pp, decided), key=lambda x: x[0]):
         onehot = (np.arange(k) == d).astype(int)

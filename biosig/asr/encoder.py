@@ -1,0 +1,133 @@
+"""A pretrained audio encoder as a front-end: pooled Whisper encoder states of a recording.
+
+Whisper's encoder was trained on 680,000 hours of audio; its states describe sounds far more
+richly than a network trained from scratch on a few hundred coughs can learn to. The embedding
+of a recording is the mean and the standard deviation over time of the encoder's last-layer
+states (``2 * d_model`` numbers: 1,024 for Whisper base), computed on the recording's own length
+(no padding to Whisper's 30 s window: the CTranslate2 encoder takes any even number of frames up
+to 3,000, and a 2 s cough then costs about 20 ms on a CPU core instead of 0.8 s).
+
+:func:`pool_states` holds the math; :class:`WhisperEmbedder` holds the loaded model
+(CTranslate2, the ``asr`` extra). The hybrid stage of the training recipes (``hybrid.encoder``
+in :mod:`biosig.train.config`) uses it as one input block beside the network's outputs and the
+presets' hand-crafted features.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from biosig.asr.models import resolve_packaged
+from biosig.errors import ConfigError, InputError
+from biosig.extras import require
+from biosig.validate import check_fs, check_signal
+from biosig.whisper_audio import WHISPER_FS, WHISPER_HOP_LENGTH, WHISPER_N_FRAMES
+
+__all__ = ["pool_states", "WhisperEmbedder", "COMPUTE_TYPES"]
+
+#: CTranslate2 compute types the embedder accepts (float32 gives the same numbers on every CPU)
+COMPUTE_TYPES = ("float32", "int8", "int8_float32", "float16", "bfloat16")
+
+
+def pool_states(states: np.ndarray) -> np.ndarray:
+    """Mean and standard deviation over time of encoder states.
+
+    Parameters
+    ----------
+    states : np.ndarray [shape=(n_frames, d)]
+        One recording's encoder states, time first (as the encoder returns them).
+
+    Returns
+    -------
+    np.ndarray [shape=(2 * d,), dtype=float64]
+        ``[mean_0 ... mean_{d-1}, std_0 ... std_{d-1}]``.
+    """
+    h = np.asarray(states, dtype=np.float64)
+    if h.ndim != 2 or h.shape[0] < 1:
+        raise ValueError(f"states: expected shape (n_frames >= 1, d), got {h.shape}")
+    return np.concatenate([h.mean(axis=0), h.std(axis=0)])
+
+
+class WhisperEmbedder:
+    """Pooled Whisper encoder states of recordings (see the module docstring).
+
+    Parameters
+    ----------
+    model : str
+        A CTranslate2 Whisper folder (``model.bin``, ``config.json``) or ``packaged:whisper-base``
+        (the Whisper base the project's PyPI packages ship).
+    compute_type : str
+        CTranslate2 quantisation; ``float32`` (default) gives the same embedding on every CPU,
+        ``int8`` is about twice as fast and differs between CPUs in the last digits.
+    cpu_threads : int >= 0
+        Threads for the encoder (0: CTranslate2's default).
+    max_s : float > 0
+        Recordings longer than this are cut (Whisper's window is 30 s).
+
+    Examples
+    --------
+    >>> emb = WhisperEmbedder("packaged:whisper-base")            # doctest: +SKIP
+    >>> emb(cough, fs=8000.0).shape                               # doctest: +SKIP
+    (1024,)
+    """
+
+    def __init__(self, model: str, *, compute_type: str = "float32", cpu_threads: int = 0,
+                 max_s: float = 30.0):
+        if compute_type not in COMPUTE_TYPES:
+            raise ConfigError(f"compute_type is {compute_type!r}, expected one of "
+                              f"{COMPUTE_TYPES}")
+        if not 0 < max_s <= 30.0:
+            raise ConfigError(f"max_s is {max_s!r}, expected 0 < max_s <= 30")
+        ct2 = require("ctranslate2", extra="asr")
+        path = Path(resolve_packaged(str(model), what="encoder model")).expanduser()
+        if not (path / "model.bin").is_file():
+            raise ConfigError(f"encoder model {model}: not a CTranslate2 Whisper folder "
+                              "(no model.bin)")
+        self.model_name = str(model)
+        self.path = path
+        self.compute_type = compute_type
+        self.max_s = float(max_s)
+        try:
+            self._model = ct2.models.Whisper(str(path), device="cpu", compute_type=compute_type,
+                                             intra_threads=int(cpu_threads))
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise ConfigError(f"encoder model {model}: cannot load ({exc})") from exc
+        self._ct2 = ct2
+        self.n_mels = int(getattr(self._model, "n_mels", 80) or 80)
+
+    def states(self, x: np.ndarray, *, fs: float) -> np.ndarray:
+        """``(n_frames, d)`` last-layer encoder states of one recording (20 ms per frame)."""
+        from biosig.dsp import resample  # numba-backed: loaded on first use
+        from biosig.features.whisper import whisper_log_mel  # torch: loaded on first use
+        fs = check_fs(fs)
+        x = np.asarray(check_signal(x, ndim=1, min_samples=1), dtype=np.float64)
+        if fs != WHISPER_FS:
+            x = resample(x, fs=fs, target_fs=float(WHISPER_FS))
+        x = np.asarray(x[: int(self.max_s * WHISPER_FS)], dtype=np.float32)
+        if x.size < 2 * WHISPER_HOP_LENGTH:
+            raise InputError(None, f"{x.size / WHISPER_FS:.3f} s of audio: too short for the "
+                                   "encoder (at least 20 ms)", what="signal")
+        mel = np.asarray(whisper_log_mel(x, fs=WHISPER_FS, n_mels=self.n_mels,
+                                         pad_to_30s=False), dtype=np.float32)
+        n = min(mel.shape[-1] - mel.shape[-1] % 2, WHISPER_N_FRAMES)   # even, at most 3000
+        mel = np.ascontiguousarray(mel[None, :, :n])
+        out = self._model.encode(self._ct2.StorageView.from_array(mel), to_cpu=True)
+        return np.asarray(out)[0]
+
+    @property
+    def dim(self) -> int:
+        """Length of an embedding (``2 * d_model``)."""
+        if not hasattr(self, "_dim"):
+            self._dim = 2 * int(self.states(np.zeros(WHISPER_FS // 10), fs=WHISPER_FS)
+                                .shape[-1])
+        return self._dim
+
+    def __call__(self, x: np.ndarray, *, fs: float) -> np.ndarray:
+        """``(2 * d,)`` embedding of one recording: :func:`pool_states` of :meth:`states`."""
+        return pool_states(self.states(x, fs=fs))
+
+    def __repr__(self) -> str:
+        return (f"WhisperEmbedder(model={self.model_name!r}, "
+                f"compute_type={self.compute_type!r})")
