@@ -435,6 +435,19 @@ def test_score_model_writes_circor_answers_with_the_rule(murmurs, tmp_path):
     assert moved > 0                               # calibration changed the probabilities
 
 
+def _score_model_reproduces(rd: Path, levels: Path, tmp_path: Path, *, abs_tol: float):
+    """`score model` on the run's test recordings gives the hybrid's test predictions."""
+    trained = _rows(rd / "hybrid_test_predictions.csv")
+    recs = [json.loads(x) for x in (levels / "levels.jsonl").read_text().splitlines()]
+    test = [dict(r, path=str(levels / r["path"])) for r in recs if r["id"] in trained]
+    (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in test))
+    score_model(rd, tmp_path / "test.jsonl", tmp_path / "scored", progress=False, drift=False)
+    scored = _rows(tmp_path / "scored" / "predictions.csv")
+    assert set(scored) >= set(trained) and trained
+    for rid, row in trained.items():
+        assert float(scored[rid]["p_loud"]) == pytest.approx(float(row["p_loud"]), abs=abs_tol)
+
+
 def test_refit_candidate_is_the_fit_on_both_splits():
     from biosig.train.hybrid import refit_candidate
     rng = np.random.default_rng(2)
@@ -463,14 +476,7 @@ def test_refit_stage_is_fitted_on_train_and_valid(levels, tmp_path):
     # the valid outputs are the out-of-sample ones (the fit on train alone) ...
     assert res.report["hybrid"]["hybrid_valid"] == 1.0
     # ... and `score model` applies the refitted stage: it reproduces the test predictions
-    trained = _rows(rd / "hybrid_test_predictions.csv")
-    recs = [json.loads(x) for x in (levels / "levels.jsonl").read_text().splitlines()]
-    test = [dict(r, path=str(levels / r["path"])) for r in recs if r["id"] in trained]
-    (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in test))
-    score_model(rd, tmp_path / "test.jsonl", tmp_path / "scored", progress=False, drift=False)
-    scored = _rows(tmp_path / "scored" / "predictions.csv")
-    for rid, row in trained.items():
-        assert float(scored[rid]["p_loud"]) == pytest.approx(float(row["p_loud"]), abs=2e-6)
+    _score_model_reproduces(rd, levels, tmp_path, abs_tol=2e-6)
 
 
 def test_encoder_block_through_training_and_scoring(levels, whisper_model_dir, tmp_path):
@@ -484,14 +490,7 @@ def test_encoder_block_through_training_and_scoring(levels, whisper_model_dir, t
     stage, desc = load_stage(rd)
     assert desc["inputs"] == ["encoder"] and stage["encoder"]["model"] == str(whisper_model_dir)
     assert res.report["hybrid"]["candidates"][0]["valid"] >= 0.9     # level: easy to hear
-    trained = _rows(rd / "hybrid_test_predictions.csv")
-    recs = [json.loads(x) for x in (levels / "levels.jsonl").read_text().splitlines()]
-    test = [dict(r, path=str(levels / r["path"])) for r in recs if r["id"] in trained]
-    (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in test))
-    score_model(rd, tmp_path / "test.jsonl", tmp_path / "scored", progress=False, drift=False)
-    scored = _rows(tmp_path / "scored" / "predictions.csv")
-    for rid, row in trained.items():
-        assert float(scored[rid]["p_loud"]) == pytest.approx(float(row["p_loud"]), abs=1e-5)
+    _score_model_reproduces(rd, levels, tmp_path, abs_tol=1e-5)
 
 
 def test_encoder_candidate_needs_hybrid_encoder(levels, tmp_path):
