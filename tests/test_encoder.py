@@ -86,3 +86,19 @@ def test_embedder_errors_name_the_problem(embedder, tmp_path):
         WhisperEmbedder(str(embedder.path), compute_type="int4")
     with pytest.raises(ConfigError, match="no model.bin"):
         WhisperEmbedder(str(tmp_path))
+
+
+def test_long_recordings_are_encoded_in_30_s_windows(embedder):
+    """65 s: two whole 30 s windows (1,500 states each) and a 5 s tail (250), the first window's
+    states those of the first 30 s alone; max_s keeps only the start."""
+    rng = np.random.default_rng(3)
+    x = np.concatenate([_tone(f, 16000, s, rng) for f, s in ((300.0, 30.0), (900.0, 35.0))])
+    h = embedder.states(x, fs=16000.0)
+    assert h.shape == (1500 + 1500 + 250, 512)
+    assert np.array_equal(h[:1500], embedder.states(x[:480000], fs=16000.0))
+    # the second tone is heard: the pooled embedding differs from the first window's alone
+    assert not np.allclose(embedder(x, fs=16000.0), embedder(x[:480000], fs=16000.0), atol=1e-3)
+    short = WhisperEmbedder(str(embedder.path), max_s=2.0)
+    assert short.states(x, fs=16000.0).shape == (100, 512)
+    with pytest.raises(ConfigError, match="max_s"):
+        WhisperEmbedder(str(embedder.path), max_s=0.0)

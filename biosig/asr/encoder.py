@@ -5,7 +5,9 @@ richly than a network trained from scratch on a few hundred coughs can learn to.
 of a recording is the mean and the standard deviation over time of the encoder's last-layer
 states (``2 * d_model`` numbers: 1,024 for Whisper base), computed on the recording's own length
 (no padding to Whisper's 30 s window: the CTranslate2 encoder takes any even number of frames up
-to 3,000, and a 2 s cough then costs about 20 ms on a CPU core instead of 0.8 s).
+to 3,000, and a 2 s cough then costs about 20 ms on a CPU core instead of 0.8 s). A recording
+longer than 30 s is encoded in consecutive 30 s windows, as Whisper reads long audio, and the
+states of all windows are pooled together.
 
 :func:`pool_states` holds the math; :class:`WhisperEmbedder` holds the loaded model
 (CTranslate2, the ``asr`` extra). The hybrid stage of the training recipes (``hybrid.encoder``
@@ -23,7 +25,12 @@ from biosig.asr.models import resolve_packaged
 from biosig.errors import ConfigError, InputError
 from biosig.extras import require
 from biosig.validate import check_fs, check_signal
-from biosig.whisper_audio import WHISPER_FS, WHISPER_HOP_LENGTH, WHISPER_N_FRAMES
+from biosig.whisper_audio import (
+    WHISPER_FS,
+    WHISPER_HOP_LENGTH,
+    WHISPER_N_FRAMES,
+    WHISPER_N_SAMPLES,
+)
 
 __all__ = ["pool_states", "WhisperEmbedder", "COMPUTE_TYPES"]
 
@@ -63,8 +70,9 @@ class WhisperEmbedder:
         ``int8`` is about twice as fast and differs between CPUs in the last digits.
     cpu_threads : int >= 0
         Threads for the encoder (0: CTranslate2's default).
-    max_s : float > 0
-        Recordings longer than this are cut (Whisper's window is 30 s).
+    max_s : float > 0, optional
+        Encode only the first ``max_s`` seconds of a recording (None: all of it, in 30 s
+        windows).
 
     Examples
     --------
@@ -74,12 +82,13 @@ class WhisperEmbedder:
     """
 
     def __init__(self, model: str, *, compute_type: str = "float32", cpu_threads: int = 0,
-                 max_s: float = 30.0):
+                 max_s: float | None = None):
         if compute_type not in COMPUTE_TYPES:
             raise ConfigError(f"compute_type is {compute_type!r}, expected one of "
                               f"{COMPUTE_TYPES}")
-        if not 0 < max_s <= 30.0:
-            raise ConfigError(f"max_s is {max_s!r}, expected 0 < max_s <= 30")
+        if max_s is not None and not max_s > 0:
+            raise ConfigError(f"max_s is {max_s!r}, expected a positive number of seconds or "
+                              "None")
         ct2 = require("ctranslate2", extra="asr")
         path = Path(resolve_packaged(str(model), what="encoder model")).expanduser()
         if not (path / "model.bin").is_file():
@@ -88,7 +97,7 @@ class WhisperEmbedder:
         self.model_name = str(model)
         self.path = path
         self.compute_type = compute_type
-        self.max_s = float(max_s)
+        self.max_s = None if max_s is None else float(max_s)
         try:
             self._model = ct2.models.Whisper(str(path), device="cpu", compute_type=compute_type,
                                              intra_threads=int(cpu_threads))
@@ -98,23 +107,32 @@ class WhisperEmbedder:
         self.n_mels = int(getattr(self._model, "n_mels", 80) or 80)
 
     def states(self, x: np.ndarray, *, fs: float) -> np.ndarray:
-        """``(n_frames, d)`` last-layer encoder states of one recording (20 ms per frame)."""
+        """``(n_frames, d)`` last-layer encoder states of one recording (20 ms per frame;
+        a recording over 30 s: its 30 s windows' states one after the other)."""
         from biosig.dsp import resample  # numba-backed: loaded on first use
         from biosig.features.whisper import whisper_log_mel  # torch: loaded on first use
         fs = check_fs(fs)
         x = np.asarray(check_signal(x, ndim=1, min_samples=1), dtype=np.float64)
         if fs != WHISPER_FS:
             x = resample(x, fs=fs, target_fs=float(WHISPER_FS))
-        x = np.asarray(x[: int(self.max_s * WHISPER_FS)], dtype=np.float32)
+        if self.max_s is not None:
+            x = x[: int(self.max_s * WHISPER_FS)]
+        x = np.asarray(x, dtype=np.float32)
         if x.size < 2 * WHISPER_HOP_LENGTH:
             raise InputError(None, f"{x.size / WHISPER_FS:.3f} s of audio: too short for the "
                                    "encoder (at least 20 ms)", what="signal")
-        mel = np.asarray(whisper_log_mel(x, fs=WHISPER_FS, n_mels=self.n_mels,
-                                         pad_to_30s=False), dtype=np.float32)
-        n = min(mel.shape[-1] - mel.shape[-1] % 2, WHISPER_N_FRAMES)   # even, at most 3000
-        mel = np.ascontiguousarray(mel[None, :, :n])
-        out = self._model.encode(self._ct2.StorageView.from_array(mel), to_cpu=True)
-        return np.asarray(out)[0]
+        out = []
+        for start in range(0, x.size, WHISPER_N_SAMPLES):      # Whisper's 30 s windows
+            chunk = x[start:start + WHISPER_N_SAMPLES]
+            if chunk.size < 2 * WHISPER_HOP_LENGTH:             # a tail under 20 ms
+                break
+            mel = np.asarray(whisper_log_mel(chunk, fs=WHISPER_FS, n_mels=self.n_mels,
+                                             pad_to_30s=False), dtype=np.float32)
+            n = min(mel.shape[-1] - mel.shape[-1] % 2, WHISPER_N_FRAMES)   # even, <= 3000
+            mel = np.ascontiguousarray(mel[None, :, :n])
+            states = self._model.encode(self._ct2.StorageView.from_array(mel), to_cpu=True)
+            out.append(np.asarray(states)[0])
+        return np.concatenate(out, axis=0)
 
     @property
     def dim(self) -> int:

@@ -219,7 +219,7 @@ class HybridEncoder(ConfigModel):
     (:class:`biosig.asr.WhisperEmbedder`)."""
     model: str = "packaged:whisper-base"          # a CTranslate2 Whisper folder, or packaged
     compute_type: Literal["float32", "int8", "int8_float32"] = "float32"
-    max_s: float = Field(default=30.0, gt=0, le=30)
+    max_s: float | None = Field(default=None, gt=0)   # None: the whole recording, 30 s windows
 
 
 class HybridConfig(ConfigModel):

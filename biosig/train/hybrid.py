@@ -445,11 +445,12 @@ def encoder_spec(cfg) -> dict | None:
 
 
 def _embedder(spec: dict):
-    key = (spec["model"], spec["compute_type"], float(spec["max_s"]))
+    max_s = spec.get("max_s")
+    key = (spec["model"], spec["compute_type"], max_s)
     if key not in _EMBEDDERS:
         from biosig.asr.encoder import WhisperEmbedder  # ctranslate2: the asr extra
         _EMBEDDERS[key] = WhisperEmbedder(spec["model"], compute_type=spec["compute_type"],
-                                          max_s=float(spec["max_s"]))
+                                          max_s=None if max_s is None else float(max_s))
     return _EMBEDDERS[key]
 
 
