@@ -565,7 +565,8 @@ def _tried_png(recipe: str, entry: dict, folder: Path, earlier: list[Path] = ())
                 + (f" (w {w:g})" if w is not None else ""))
 
     names = ["network alone"] + [label(c) for c in cands]
-    scores = [valid.get("network")] + [c.get("valid_mean", c.get("valid")) for c in cands]
+    scores = ([valid.get("network", valid.get("network_valid"))]
+              + [c.get("valid_mean", c.get("valid")) for c in cands])
     keep, seen = [], set()
     for n, v in zip(names, scores):
         if v is not None and n not in seen:
@@ -576,6 +577,8 @@ def _tried_png(recipe: str, entry: dict, folder: Path, earlier: list[Path] = ())
              (("network", "deep"), ("hybrid", "hybrid"), ("baseline", "baseline"))]
     if entry.get("per_fold"):
         tests.insert(2, ("run's model", entry["per_fold"]))
+    if entry.get("decision"):
+        tests.insert(len(tests) - 1, ("run's model + rule", entry["decision"]))
     tests = [(w, m["metrics"].get(metric)) for w, m in tests
              if m is not None and m["metrics"].get(metric) is not None]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 0.45 * max(len(keep), len(tests)) + 1.6),
