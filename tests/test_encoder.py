@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from biosig.errors import ConfigError, InputError
 from biosig.asr import pool_states
 from biosig.asr.encoder import WhisperEmbedder
+from biosig.errors import ConfigError, InputError
 
 
 def test_pool_states_is_mean_then_std():
