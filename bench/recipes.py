@@ -332,7 +332,8 @@ def _confound(cfg, work: Path) -> dict:
     dcfg = cfg.data.replace(filter={}, label="covid19",
                             label_map={"false": "negative", "true": "positive"})
     examples, _ = load_examples(dcfg)
-    X, names = _features(examples, cfg.replace(data=dcfg),
+    cfg = cfg.replace(data=dcfg)
+    X, names = _features(examples, cfg,
                          RECIPES["cough_covid_xvector"][2],
                          work / "features_covid19_cough_all.npz")
     src = np.array([1 if e.record.source == "call-center" else 0 for e in examples])
@@ -344,7 +345,7 @@ def _confound(cfg, work: Path) -> dict:
     cc = src == 1
     dur = X[cc, names.index("duration_s")]
     dur_auc = roc_auc(cov[cc], dur)
-    enc = _encoder_source_auc(examples, cfg.replace(data=dcfg), src, folds,
+    enc = _encoder_source_auc(examples, cfg, src, folds,
                               work / "encoder_covid19_cough_all.npz")
     return {"source_auc": roc_auc(src, P[:, 1]), **enc,
             "call_center_covid_auc_from_duration_alone": max(dur_auc, 1 - dur_auc),
@@ -526,9 +527,9 @@ def _confusion_pngs(recipe: str, entry: dict, folder: Path) -> None:
             else str(path)
 
 
-def _stage_candidates(run_dir: Path) -> tuple[float | None, list[dict]]:
-    """The network's validation score and the stage's candidates (with ``valid_mean``, and
-    ``c`` from the run's config where the report predates it) of a finished K-fold run."""
+def _stage_candidates(run_dir: Path) -> list[dict]:
+    """The stage's candidates of a finished K-fold run, with ``valid_mean`` and ``c`` (from the
+    run's config where the report predates it)."""
     import yaml
     rep = json.loads((run_dir / "cv_report.json").read_text())
     hv = rep.get("hybrid_valid") or {}
@@ -537,21 +538,21 @@ def _stage_candidates(run_dir: Path) -> tuple[float | None, list[dict]]:
     listed = (cfg.get("hybrid") or {}).get("candidates") or []
     for c, d in zip(cands, listed):
         c.setdefault("c", d.get("c"))
-    return hv.get("network"), cands
+    return cands
 
 
 def _tried_png(recipe: str, entry: dict, folder: Path, earlier: list[Path] = ()) -> None:
     """``<recipe>_tried.png``: the validation score of everything the run's stage tried (the
-    network alone and each hybrid candidate; mean over folds for K-fold runs), the adopted
-    configuration marked, beside the test figures of the network, the hybrid, the run's model
-    and the baseline (issue 28: what was tried against validation score)."""
+    network alone and each hybrid candidate; mean over folds for K-fold runs) beside the test
+    figures of the network, the hybrid, the run's model and the baseline (issue 28: what was
+    tried against validation score)."""
     h = entry.get("hybrid") or {}
     valid = h.get("valid") or {}
     cands = list(valid.get("candidates") or [])
     if h.get("run_dir") and (Path(h["run_dir"]) / "cv_report.json").is_file():
-        cands = _stage_candidates(Path(h["run_dir"]))[1]     # with each candidate's C
+        cands = _stage_candidates(Path(h["run_dir"]))        # with each candidate's C
     for run_dir in earlier:                   # earlier runs of the same network folds
-        cands += _stage_candidates(Path(run_dir))[1]
+        cands += _stage_candidates(Path(run_dir))
     if not cands:
         return
     import matplotlib
@@ -583,24 +584,20 @@ def _tried_png(recipe: str, entry: dict, folder: Path, earlier: list[Path] = ())
              if m is not None and m["metrics"].get(metric) is not None]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 0.45 * max(len(keep), len(tests)) + 1.6),
                                  gridspec_kw={"width_ratios": [3, 1.4]})
-    y = np.arange(len(keep))
-    a1.barh(y, [v for _, v in keep], color="#4c72b0")
-    a1.set_yticks(y, [n for n, _ in keep], fontsize=8)
-    a1.invert_yaxis()
-    lo = min(v for _, v in keep)
-    a1.set_xlim(max(0.0, lo - 0.05), 1.0)
-    a1.set_xlabel("validation score (the run's train.monitor"
-                  + (", mean over folds)" if "chosen_per_fold" in valid else ")"))
-    for i, (_, v) in enumerate(keep):
-        a1.text(v, i, f" {v:.3f}", va="center", fontsize=8)
-    y2 = np.arange(len(tests))
-    a2.barh(y2, [v for _, v in tests], color="#dd8452")
-    a2.set_yticks(y2, [w for w, _ in tests], fontsize=8)
-    a2.invert_yaxis()
-    a2.set_xlim(max(0.0, min(v for _, v in tests) - 0.05), 1.0)
-    a2.set_xlabel(f"test {metric} (pooled)")
-    for i, (_, v) in enumerate(tests):
-        a2.text(v, i, f" {v:.3f}", va="center", fontsize=8)
+
+    def bars(ax, rows, color, xlabel):
+        y = np.arange(len(rows))
+        ax.barh(y, [v for _, v in rows], color=color)
+        ax.set_yticks(y, [n for n, _ in rows], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlim(max(0.0, min(v for _, v in rows) - 0.05), 1.0)
+        ax.set_xlabel(xlabel)
+        for i, (_, v) in enumerate(rows):
+            ax.text(v, i, f" {v:.3f}", va="center", fontsize=8)
+
+    bars(a1, keep, "#4c72b0", "validation score (the run's train.monitor"
+         + (", mean over folds)" if "chosen_per_fold" in valid else ")"))
+    bars(a2, tests, "#dd8452", f"test {metric} (pooled)")
     fig.suptitle(f"{recipe}: what the stage tried (validation) and what it gave (test)",
                  fontsize=10)
     fig.tight_layout()

@@ -17,11 +17,12 @@ presets' hand-crafted features.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
 
-from biosig.asr.models import resolve_packaged
+from biosig.asr.models import COMPUTE_TYPES, resolve_packaged
 from biosig.errors import ConfigError, InputError
 from biosig.extras import require
 from biosig.validate import check_fs, check_signal
@@ -32,10 +33,7 @@ from biosig.whisper_audio import (
     WHISPER_N_SAMPLES,
 )
 
-__all__ = ["pool_states", "WhisperEmbedder", "COMPUTE_TYPES"]
-
-#: CTranslate2 compute types the embedder accepts (float32 gives the same numbers on every CPU)
-COMPUTE_TYPES = ("float32", "int8", "int8_float32", "float16", "bfloat16")
+__all__ = ["pool_states", "WhisperEmbedder"]
 
 
 def pool_states(states: np.ndarray) -> np.ndarray:
@@ -134,13 +132,10 @@ class WhisperEmbedder:
             out.append(np.asarray(states)[0])
         return np.concatenate(out, axis=0)
 
-    @property
+    @functools.cached_property
     def dim(self) -> int:
-        """Length of an embedding (``2 * d_model``)."""
-        if not hasattr(self, "_dim"):
-            self._dim = 2 * int(self.states(np.zeros(WHISPER_FS // 10), fs=WHISPER_FS)
-                                .shape[-1])
-        return self._dim
+        """Length of an embedding (``2 * d_model``; one encoder pass over 0.1 s of silence)."""
+        return 2 * int(self.states(np.zeros(WHISPER_FS // 10), fs=WHISPER_FS).shape[-1])
 
     def __call__(self, x: np.ndarray, *, fs: float) -> np.ndarray:
         """``(2 * d,)`` embedding of one recording: :func:`pool_states` of :meth:`states`."""

@@ -158,8 +158,6 @@ def assemble_inputs(blocks: dict, inputs) -> np.ndarray:
         if b is None:
             raise ConfigError(f"hybrid input {name!r} is not available for this run")
         b = np.asarray(b, dtype=np.float64)
-        if b.ndim == 1:
-            b = b[:, None]
         parts.append(np.log(np.clip(b, 1e-6, 1.0)) if name == "probs" else b)
     n = {p.shape[0] for p in parts}
     if len(n) != 1:
@@ -454,22 +452,24 @@ def _embedder(spec: dict):
     return _EMBEDDERS[key]
 
 
-def _encoded(key, x: np.ndarray, fs: float, spec: dict, what=None) -> np.ndarray:
-    """One recording's encoder embedding (cached in the process under ``key``; None: not
-    cached); NaN where the encoder cannot take the recording (too short), which both
-    classifiers accept."""
-    k = None if key is None else (key, float(fs), repr(sorted(spec.items())))
-    if k is not None and k in _ENCODED:
-        return _ENCODED[k]
+def _safe_encoded(x: np.ndarray, fs: float, spec: dict, what) -> np.ndarray:
+    """One recording's encoder embedding, or NaN where the encoder cannot take the recording
+    (too short), which both classifiers accept (as :func:`_safe_features`)."""
     emb = _embedder(spec)
     try:
-        v = emb(x, fs=fs)
+        return emb(x, fs=fs)
     except InputError as exc:
-        log.warning("hybrid encoder input of %s: %s (left missing)", what or key, exc)
-        v = np.full(emb.dim, np.nan)
-    if k is not None:
-        _ENCODED[k] = v
-    return v
+        log.warning("hybrid encoder input of %s: %s (left missing)", what, exc)
+        return np.full(emb.dim, np.nan)
+
+
+def _encoded_of(key, x: np.ndarray, fs: float, spec: dict) -> np.ndarray:
+    """:func:`_safe_encoded`, cached in the process (the folds of a K-fold run share
+    recordings), as :func:`_features_of`."""
+    k = (key, float(fs), repr(sorted(spec.items())))
+    if k not in _ENCODED:
+        _ENCODED[k] = _safe_encoded(x, fs, spec, key[0])
+    return _ENCODED[k]
 
 
 def _blocks_one(run, x: np.ndarray, *, feats: dict, names, need_embedding: bool,
@@ -510,7 +510,7 @@ def _split_blocks(run, cfg, examples, *, desc: str) -> tuple[dict, np.ndarray]:
         _features_of(key, x, cfg.frontend.target_fs, sets)
         b = _blocks_one(run, x, feats={}, names=[], need_embedding=need_emb,
                         encoded=(None if enc is None else
-                                 _encoded(key, x, cfg.frontend.target_fs, enc, e.record.id)))
+                                 _encoded_of(key, x, cfg.frontend.target_fs, enc)))
         probs.append(b["probs"][0])
         if need_emb:
             embs.append(b["embedding"][0])
@@ -592,16 +592,15 @@ def finish_stages(cfg, model, frontend, ds, out, *, device, report: dict) -> dic
             return monitor(st, sp)
 
         net_valid = float(score(va["probs"]))
+        clf_kw = {"seed": cfg.seed, "max_iter": cfg.hybrid.max_iter,
+                  "learning_rate": cfg.hybrid.learning_rate, "c": cfg.hybrid.c}
         fit = fit_candidates(tr, ytr, va, cfg.hybrid.candidates, n_classes=len(classes),
-                             score=score, seed=cfg.seed, max_iter=cfg.hybrid.max_iter,
-                             learning_rate=cfg.hybrid.learning_rate, c=cfg.hybrid.c)
+                             score=score, **clf_kw)
         hv = stage_predict(fit.model, va, fit.inputs, len(classes),
                            network_weight=fit.network_weight)
         if cfg.hybrid.refit:                  # the chosen candidate on train + valid
             fit = dataclasses.replace(fit, model=refit_candidate(
-                cfg.hybrid.candidates[fit.index], [tr, va], [ytr, yva], seed=cfg.seed,
-                max_iter=cfg.hybrid.max_iter, learning_rate=cfg.hybrid.learning_rate,
-                c=cfg.hybrid.c))
+                cfg.hybrid.candidates[fit.index], [tr, va], [ytr, yva], **clf_kw))
         ht = stage_predict(fit.model, te, fit.inputs, len(classes),
                            network_weight=fit.network_weight)
         hvp, hvt, hvids = _scored(cfg, hv, yva, valid_ex)
@@ -957,8 +956,8 @@ def stage_probs(run, x: np.ndarray, stages: RunStages) -> np.ndarray:
             feats = _safe_features(x, run.cfg.frontend.target_fs, stages.sets, run.run_dir)
         spec = stage.get("encoder") if "encoder" in stage["inputs"] else None
         if spec is not None and repr(spec) not in encoded:   # once per recording
-            encoded[repr(spec)] = _encoded(None, x, run.cfg.frontend.target_fs, spec,
-                                           run.run_dir)
+            encoded[repr(spec)] = _safe_encoded(x, run.cfg.frontend.target_fs, spec,
+                                                run.run_dir)
         b = _blocks_one(sub, x, feats=feats, names=stage["feature_names"],
                         need_embedding="embedding" in stage["inputs"],
                         encoded=None if spec is None else encoded[repr(spec)])

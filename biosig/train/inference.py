@@ -453,15 +453,14 @@ def _write_circor_answers(pred: Path, folder: Path, classes: list[str], *,
     with open(pred, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     k = len(classes)
-    probs = np.array([[float(r[f"p_{c}"]) for c in classes] for r in rows]).reshape(-1, k)
-    raw_cols = "raw_p_" if rows and f"raw_p_{classes[0]}" in rows[0] else "p_"
-    raw = np.array([[float(r[f"{raw_cols}{c}"]) for c in classes] for r in rows]).reshape(-1, k)
+    def patient_means(prefix):
+        p = np.array([[float(r[f"{prefix}{c}"]) for c in classes] for r in rows]).reshape(-1, k)
+        return aggregate_by_group(p, np.zeros(len(rows), dtype=np.int64), patients)
+
     patients = [circor_patient(r["record"]) for r in rows]
-    zeros = np.zeros(len(rows), dtype=np.int64)
-    pp, _, names = aggregate_by_group(probs, zeros, patients)
-    rp, _, raw_names = aggregate_by_group(raw, zeros, patients)
-    if list(raw_names) != list(names):       # one grouping for both (defensive)
-        raise ValueError("patients of the calibrated and raw probabilities differ")
+    pp, _, names = patient_means("p_")
+    raw = "raw_p_" if rows and f"raw_p_{classes[0]}" in rows[0] else "p_"   # --calibrate
+    rp = patient_means(raw)[0] if raw != "p_" else pp          # the same patient order
     decided = (rp if weights is None else apply_decision(rp, weights)).argmax(axis=1)
     written = []
     for patient, p, d in sorted(zip(names, pp, decided), key=lambda x: x[0]):
