@@ -498,3 +498,40 @@ def test_encoder_candidate_needs_hybrid_encoder(levels, tmp_path):
         "hybrid.candidates": [{"inputs": ["encoder", "features"], "classifier": "logistic"}]})
     with pytest.raises(ConfigError, match="hybrid.encoder is not set"):
         validate_config(cfg)
+
+
+def test_carve_select_split_is_patient_wise_from_train_only():
+    from biosig.train.data import Example, carve_select_split
+    ex = [Example(None, i % 2, "train" if i < 60 else "valid", f"p{i // 3}")
+          for i in range(80)]
+    out = carve_select_split(ex, frac=0.25, seed=0)
+    assert out == carve_select_split(ex, frac=0.25, seed=0)             # deterministic
+    assert [e.split for e in out[60:]] == ["valid"] * 20               # other splits kept
+    sel = [e for e in out if e.split == "select"]
+    assert 9 <= len(sel) <= 21 and {e.target for e in sel} == {0, 1}   # stratified
+    sel_groups = {e.group for e in sel}
+    assert not sel_groups & {e.group for e in out if e.split == "train"}   # whole patients
+
+
+def test_select_split_keeps_valid_out_of_sample(levels, tmp_path):
+    """train.select_frac: the best epoch is chosen on a split carved from train; valid stays
+    apart from it, and the hybrid's classifier is fitted on train and select."""
+    cfg = level_config(levels, tmp_path, **{"train.select_frac": 0.25, "train.epochs": 3})
+    res = run(validate_config(cfg), run_id="sel", progress=False)
+    rep, rd = res.report, Path(res.run_dir)
+    n = rep["splits"]
+    assert rep["selected_on"] == "select" and n["select"] > 0
+    assert n["train"] + n["select"] + n["valid"] + n["test"] == 40
+    # the split is carved from train: valid and test are those of the run without it
+    plain = run(validate_config(level_config(levels, tmp_path / "plain")), run_id="p",
+                progress=False).report["splits"]
+    assert (n["valid"], n["test"], n["train"] + n["select"]) == \
+           (plain["valid"], plain["test"], plain["train"])
+    valid_ids = set(_rows(rd / "valid_predictions.csv"))
+    assert len(valid_ids) == n["valid"]
+    _, desc = load_stage(rd)
+    assert desc["n_train"] == n["train"] + n["select"]
+    assert rep["hybrid"]["network_valid"] is not None
+    from biosig.train.report import write_report
+    md = Path(write_report(rd, progress=False).markdown).read_text()
+    assert "| select |" in md and "`train.select_frac` 0.25" in md

@@ -388,3 +388,21 @@ def test_cycle_features_see_a_systolic_murmur():
     assert abs(fl.values[:, d].mean() - fq.values[:, d].mean()) < 3
     with pytest.raises(ValueError, match="bands_hz"):
         pcg_cycle_features(quiet.data[0], ref, fs=quiet.fs, bands_hz=[(100, 3000)])
+
+
+def test_pcg_preset_heart_cycles_see_a_systolic_murmur():
+    """``heart_cycles``: the preset segments the recording itself (the shipped segmenter) and
+    summarises the phase features; a loud systolic murmur raises the systolic band energy."""
+    import biosig.features as bf
+    quiet = synth_pcg(20.0, fs=4000.0, heart_rate_bpm=70.0, murmur=False, seed=3)
+    loud = synth_pcg(20.0, fs=4000.0, heart_rate_bpm=70.0, murmur=True, seed=3)
+    rq = bf.extract_features(quiet, modality="pcg", heart_cycles=True)
+    rl = bf.extract_features(loud, modality="pcg", heart_cycles=True)
+    assert 18 <= rq["hc_n_cycles"] <= 24                  # 70 bpm for 20 s
+    key = "hc_systole_100_200hz_db_median"
+    assert rl[key] > rq[key] + 10 and rl["hc_systole_100_200hz_db_p75"] >= rl[key]
+    assert not any(k.startswith("hc_") for k in bf.extract_features(quiet, modality="pcg"))
+    # too short to segment: no cycle, NaN summaries, no error
+    short = bf.extract_features(quiet.data[0, :2000], modality="pcg", fs=4000.0,
+                                heart_cycles=True)
+    assert short["hc_n_cycles"] == 0 and np.isnan(short[key])

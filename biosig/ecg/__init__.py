@@ -17,12 +17,13 @@ import lazy_loader as _lazy
 # batch scoring wfdb and biosig.batch; the EC57 evaluation needs neither. The modules are
 # attributes too (biosig.ecg.peaks), except hrv: biosig.ecg.hrv is the function.
 __getattr__, __dir__, _ = _lazy.attach(__name__, submodules=[
-    "clean", "evaluation", "peaks", "rate", "scoring", "simulate"], submod_attrs={
+    "clean", "evaluation", "morphology", "peaks", "rate", "scoring", "simulate"], submod_attrs={
     "clean": ["ecg_clean"],
     "evaluation": ["BEAT_LABELS", "BeatCounts", "QrsEvaluation", "RecordScore", "compare_beats",
         "evaluate_qrs", "match_beats"],
-    "hrv": ["Hrv", "HrvFrequency", "HrvTime", "RRIntervals", "hrv", "hrv_frequency", "hrv_time",
-        "rr_intervals"],
+    "hrv": ["Hrv", "HrvFrequency", "HrvTime", "RRIntervals", "coefficient_of_sample_entropy",
+        "hrv", "hrv_frequency", "hrv_time", "rr_intervals", "rr_statistics"],
+    "morphology": ["MORPHOLOGY_KEYS", "beat_morphology"],
     "peaks": ["QrsPeaks", "ecg_peaks"],
     "rate": ["ecg_rate"],
     "scoring": ["SCORE_COLUMNS", "score_qrs", "score_record", "write_qrs_annotations"],
@@ -34,5 +35,6 @@ __all__ = [
     "rr_intervals", "Hrv", "HrvTime", "HrvFrequency", "RRIntervals", "BEAT_LABELS", "BeatCounts",
     "RecordScore", "QrsEvaluation", "match_beats", "compare_beats", "evaluate_qrs", "score_qrs",
     "score_record", "write_qrs_annotations", "SCORE_COLUMNS", "ecg_simulate", "SimulatedEcg",
-    "write_wfdb_record",
+    "write_wfdb_record", "rr_statistics", "coefficient_of_sample_entropy", "beat_morphology",
+    "MORPHOLOGY_KEYS",
 ]

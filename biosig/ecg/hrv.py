@@ -23,7 +23,7 @@ from biosig.errors import ConfigError
 from biosig.validate import check_fs
 
 __all__ = ["rr_intervals", "RRIntervals", "hrv_time", "hrv_frequency", "hrv", "HrvTime",
-           "HrvFrequency", "Hrv", "rr_statistics"]
+           "HrvFrequency", "Hrv", "rr_statistics", "coefficient_of_sample_entropy"]
 
 
 @dataclass(frozen=True)
@@ -249,7 +249,8 @@ def rr_statistics(peaks, *, fs: float) -> dict[str, float]:
         ``rr_cv``, ``rr_median_s``, ``rr_iqr_s``, ``rr_min_s``, ``rr_max_s``, ``rmssd_s``,
         ``pnn50`` (fraction of successive differences over 50 ms), ``rr_sd1_sd2`` (Poincare
         SD1/SD2), ``rr_diff_mad_norm`` (median absolute successive difference over the median
-        RR).
+        RR), ``cosen`` (the coefficient of sample entropy of Lake and Moorman (2011), an AF
+        detector for short records: :func:`coefficient_of_sample_entropy`).
     """
     p = as_peaks(peaks)
     nan = float("nan")
@@ -260,7 +261,7 @@ def rr_statistics(peaks, *, fs: float) -> dict[str, float]:
         return {**out, **{k: nan for k in ("heart_rate_bpm", "rr_mean_s", "rr_std_s", "rr_cv",
                                            "rr_median_s", "rr_iqr_s", "rr_min_s", "rr_max_s",
                                            "rmssd_s", "pnn50", "rr_sd1_sd2",
-                                           "rr_diff_mad_norm")}}
+                                           "rr_diff_mad_norm", "cosen")}}
     med = float(np.median(rr))
     q75, q25 = np.percentile(rr, [75, 25])
     sd1 = float(np.std(d) / np.sqrt(2)) if d.size > 1 else nan
@@ -276,5 +277,40 @@ def rr_statistics(peaks, *, fs: float) -> dict[str, float]:
         "pnn50": float(np.mean(np.abs(d) > 0.05)) if d.size else nan,
         "rr_sd1_sd2": sd1 / sd2 if sd2 == sd2 and sd2 > 0 else nan,
         "rr_diff_mad_norm": float(np.median(np.abs(d)) / med) if d.size and med > 0 else nan,
+        "cosen": coefficient_of_sample_entropy(rr),
     })
     return out
+
+
+def coefficient_of_sample_entropy(rr_s, *, r_s: float = 0.03) -> float:
+    """Coefficient of sample entropy (COSEn) of RR intervals, Lake and Moorman (2011).
+
+    ``SampEn(m=1, r) + ln(2 r) - ln(mean RR)`` with ``r`` in seconds: the sample entropy of
+    the intervals (``-ln`` of the conditional probability that two runs within ``r`` of each
+    other for one interval stay so for the next), made comparable across tolerances and heart
+    rates. AF is irregular and unpredictable, so its COSEn is high (above about -1.4 in the
+    paper), sinus rhythm's low.
+
+    Parameters
+    ----------
+    rr_s : array_like [shape=(n,)]
+        RR intervals in seconds.
+    r_s : float > 0
+        Matching tolerance in seconds (30 ms as in the paper).
+
+    Returns
+    -------
+    float
+        NaN with fewer than 4 intervals or without any match of length 2.
+    """
+    rr = np.asarray(rr_s, dtype=np.float64)
+    if rr.size < 4 or r_s <= 0 or not np.all(np.isfinite(rr)) or rr.mean() <= 0:
+        return float("nan")
+    a = rr[:-1]                               # templates of length 1 (all but the last)
+    close1 = np.abs(a[:, None] - a[None, :]) <= r_s
+    close2 = close1 & (np.abs(rr[1:, None] - rr[None, 1:]) <= r_s)
+    iu = np.triu_indices(a.size, k=1)         # pairs i < j, no self-matches
+    b, m = int(close1[iu].sum()), int(close2[iu].sum())
+    if b == 0 or m == 0:
+        return float("nan")
+    return float(-np.log(m / b) + np.log(2 * r_s) - np.log(rr.mean()))

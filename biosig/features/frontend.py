@@ -320,12 +320,18 @@ class PCGConfig(FrontEnd):
         Low-pass of the homomorphic envelope (:func:`biosig.dsp.envelope_homomorphic`).
     envelope_fs : float > 0 or None
         Rate the envelope is resampled to (50 Hz as in Springer et al. 2016).
+    heart_cycles : bool
+        Features only (not the network's input): also segment the recording into heart cycles
+        with the shipped segmenter (:func:`biosig.pcg.pcg_segment`) and add
+        ``heart_cycle_features (cycle, feature)``, the phase durations and the systolic and
+        diastolic band energies of every complete cycle (:func:`biosig.pcg.pcg_cycle_features`).
     """
 
     preset: Literal["pcg"] = "pcg"
     band_hz: BandHz | None = (25.0, 400.0)
     envelope_cutoff_hz: float = Field(default=8.0, gt=0)
     envelope_fs: float | None = Field(default=50.0, gt=0)
+    heart_cycles: bool = False
     fmin_hz: float = Field(default=25.0, ge=0)
     fmax_hz: float | None = Field(default=1000.0, gt=0)
 

@@ -158,6 +158,11 @@ class LoopConfig(ConfigModel):
     amp: bool = True                              # mixed precision (CUDA only)
     patience: int | None = Field(default=10, ge=1)  # early stopping; null disables
     monitor: str = "macro_f1"                     # validation metric, higher is better
+    # a patient-wise, stratified fraction of the training split (the "select" split) on which
+    # the best epoch and early stopping are chosen; null: on valid. With it, valid stays out
+    # of sample for the network, so the hybrid stage's adoption compares two scores neither
+    # model was selected on (the network's epoch-selected valid score is optimistic)
+    select_frac: float | None = Field(default=None, gt=0, lt=1)
     max_steps_per_epoch: int | None = Field(default=None, ge=1)
 
 

@@ -94,6 +94,23 @@ def assign_example_splits(examples: list[Example], *, seed: int, valid_frac: flo
     return [replace(e, split=s) for e, s in zip(examples, splits)]
 
 
+def carve_select_split(examples: list[Example], *, frac: float, seed: int) -> list[Example]:
+    """Move a patient-wise (``group``-wise), label-stratified ``frac`` of the ``train``
+    examples to a ``select`` split (:func:`biosig.manifests.splits.group_holdout`); the other
+    splits are untouched. ``train.select_frac``: the network's best epoch and early stopping
+    are chosen on ``select``, so ``valid`` stays out of sample for the network."""
+    idx = [i for i, e in enumerate(examples) if e.split == "train"]
+    if not idx:
+        return list(examples)
+    sub = group_holdout([examples[i].group for i in idx], valid_frac=frac, test_frac=0.0,
+                        seed=seed, labels=[examples[i].target for i in idx])
+    out = list(examples)
+    for i, s in zip(idx, sub):
+        if s == "valid":
+            out[i] = replace(out[i], split="select")
+    return out
+
+
 def kfold_assign(examples: list[Example], *, folds: int, seed: int) -> list[int]:
     """Stratified, group-wise K-fold (:func:`biosig.manifests.splits.group_kfold`): the fold
     index of each example. Each fold gets every class in proportion (up to whole groups) and

@@ -47,6 +47,7 @@ from biosig.train.data import (
     assign_example_splits,
     augment_features,
     augment_waveforms,
+    carve_select_split,
     class_weights,
     collate_eval,
     collate_train,
@@ -238,8 +239,20 @@ def _worker_init(worker_id: int) -> None:
     torch.set_num_threads(1)        # workers load and crop; the main process has the cores
 
 
+#: the splits of a run: ``select`` (``train.select_frac``) is carved from train and chooses the
+#: network's best epoch in place of ``valid``
+SPLITS = ("train", "select", "valid", "test")
+
+
+def selection_split(ds) -> str:
+    """The split the network's best epoch and early stopping are chosen on."""
+    return "select" if "select" in ds else "valid"
+
+
 def _datasets(cfg, examples: list[Example], *, frontend=None, dist: DistInfo | None = None):
-    by = {s: [e for e in examples if e.split == s] for s in ("train", "valid", "test")}
+    by = {s: [e for e in examples if e.split == s] for s in SPLITS}
+    if not by["select"]:
+        del by["select"]
     lim = cfg.data.limit_per_split
     if lim is not None:
         by = {s: v[:lim] for s, v in by.items()}
@@ -302,6 +315,9 @@ class ClassifierTask(Task):
                 examples = assign_example_splits(examples, seed=cfg.data.split_seed,
                                                  valid_frac=cfg.data.valid_frac,
                                                  test_frac=cfg.data.test_frac)
+        if cfg.train.select_frac is not None:
+            examples = carve_select_split(examples, frac=cfg.train.select_frac,
+                                          seed=cfg.data.split_seed)
         if cfg.train.monitor not in metric_names(cfg):
             raise ConfigError(f"train.monitor is {cfg.train.monitor!r}; this config reports "
                               f"{', '.join(metric_names(cfg))}")
@@ -322,8 +338,8 @@ class ClassifierTask(Task):
                                  n_classes=n_classes).to(ctx.device)
         self.loaders = {"train": _loader(self.ds["train"], cfg=cfg, train=True, dist=ctx.dist,
                                          weights_for_sampler=sampler_weights),
-                        "valid": _loader(self.ds["valid"], cfg=cfg, train=False,
-                                         dist=ctx.dist)}
+                        "valid": _loader(self.ds[selection_split(self.ds)], cfg=cfg,
+                                         train=False, dist=ctx.dist)}
 
     def configure_optimizers(self, params):
         cfg = self.cfg
@@ -363,7 +379,7 @@ class ClassifierTask(Task):
     def validate(self, epoch: int) -> tuple[dict, float]:
         ev = evaluate(self.model, self.frontend, self.loaders["valid"], cfg=self.cfg,
                       device=self.device, amp=self.amp)
-        vp, vt, _ = scored_items(self.cfg, ev, self.ds["valid"].examples)
+        vp, vt, _ = scored_items(self.cfg, ev, self.ds[selection_split(self.ds)].examples)
         return compute_metrics(vt, vp, self.cfg), ev.loss
 
     def on_best(self, epoch: int, metrics: dict, state: dict) -> None:
@@ -445,7 +461,7 @@ def _test_and_report(cfg, model, frontend, ds, out: Path, *, device, amp, dist, 
               "classes": classes,
               "splits": {s: len(d) for s, d in ds.items()}, "best_epoch": best_epoch,
               "epochs_run": len(history), "stopped_early": stopped_early,
-              "monitor": cfg.train.monitor,
+              "monitor": cfg.train.monitor, "selected_on": selection_split(ds),
               "best_valid": next((h["valid"].get(cfg.train.monitor) for h in history
                                   if h["epoch"] == best_epoch), None),
               "train_s": train_s,

@@ -20,7 +20,11 @@ Each candidate of ``hybrid.candidates`` (which blocks, which classifier: scikit-
 logistic regression) is fitted on the **training** split only, with the network's in-sample
 outputs there (out-of-fold network outputs would need one more network per fold); the
 candidate with the best validation score (``train.monitor``) is the hybrid, and it is the
-run's model when its validation score is at least the network's. With ``hybrid.refit`` the
+run's model when its validation score is at least the network's. The network's validation
+score is optimistic when its best epoch was chosen on that same split; with
+``train.select_frac`` the epoch is chosen on a ``select`` split carved from train instead (the
+classifier is then fitted on train and select together), so neither score was selected on
+valid. With ``hybrid.refit`` the
 chosen candidate is then fitted again on the training and validation splits together (as the
 classical baseline is); its validation outputs from the fit on train alone stay the ones the
 adoption, the decision rule and the calibration are fitted on (out of sample). A candidate with
@@ -578,12 +582,15 @@ def finish_stages(cfg, model, frontend, ds, out, *, device, report: dict) -> dic
                               "config")
         from biosig.train.inference import LoadedRun  # cycle: inference imports hybrid
         run = LoadedRun(out, cfg, model.eval(), frontend, classes, device)
-        tr, ytr = _split_blocks(run, cfg, ds["train"].examples, desc="hybrid inputs (train)")
+        # the classifier is fitted on train and (train.select_frac) the split the network's
+        # best epoch was chosen on; valid is kept for the choice among candidates
+        train_ex = [e for s in ("train", "select") if s in ds for e in ds[s].examples]
+        tr, ytr = _split_blocks(run, cfg, train_ex, desc="hybrid inputs (train)")
         va, yva = _split_blocks(run, cfg, valid_ex, desc="hybrid inputs (valid)")
         te, yte = _split_blocks(run, cfg, test_ex, desc=f"hybrid inputs ({split})")
         # one column order for every split: the training split's names
-        tr_names = _feature_names(cfg, ds["train"].examples)
-        for blocks, exs in ((tr, ds["train"].examples), (va, valid_ex), (te, test_ex)):
+        tr_names = _feature_names(cfg, train_ex)
+        for blocks, exs in ((tr, train_ex), (va, valid_ex), (te, test_ex)):
             blocks["features"] = _reorder(cfg, exs, tr_names)
         monitor = fns[cfg.train.monitor]
 

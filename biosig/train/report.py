@@ -28,7 +28,7 @@ import json
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +44,12 @@ from biosig.fileio import load_yaml, write_text_atomic
 from biosig.manifests import field_value
 from biosig.progress import Progress
 from biosig.train.config import upgrade_run_config, validate_config
-from biosig.train.data import assign_example_splits, kfold_assign, load_examples
+from biosig.train.data import (
+    assign_example_splits,
+    carve_select_split,
+    kfold_assign,
+    load_examples,
+)
 from biosig.train.drift import REFERENCE_FILE, load_reference
 from biosig.train.evaluation import (
     CALIBRATION_FILE,
@@ -566,6 +571,14 @@ def _data_section(run: _Run, doc: list, missing: dict):
                                              valid_frac=cfg.data.valid_frac,
                                              test_frac=cfg.data.test_frac)
         split_of = [e.split or "none" for e in examples]
+    if cfg.train.select_frac is not None and not run.kfold:
+        carved = carve_select_split([replace(e, split=s)
+                                     for e, s in zip(examples, split_of)],
+                                    frac=cfg.train.select_frac, seed=cfg.data.split_seed)
+        split_of = [e.split for e in carved]
+        doc.append(Paragraph(f"The network's best epoch was chosen on `select` "
+                             f"(`train.select_frac` {cfg.train.select_frac:g} of train), so "
+                             f"valid is out of sample for it."))
     classes = list(cfg.data.classes)
     corpora = Counter(e.record.corpus or "?" for e in examples)
     doc.append(Paragraph(
@@ -575,7 +588,7 @@ def _data_section(run: _Run, doc: list, missing: dict):
         f"without a class of `{cfg.data.label}`, {counts['kept']} kept. Groups (patients): "
         f"`{cfg.data.group_by}` (records without one are their own group)."))
     rows = []
-    for s in sorted(set(split_of), key=lambda x: ({"train": 0, "valid": 1, "test": 2}
+    for s in sorted(set(split_of), key=lambda x: ({"train": 0, "select": 1, "valid": 2, "test": 3}
                                                   .get(x, 3), x)):
         ex = [e for e, sp in zip(examples, split_of) if sp == s]
         n_c = Counter(e.target for e in ex)

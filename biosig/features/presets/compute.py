@@ -69,7 +69,18 @@ def _pcg(x, fs, cfg: PCGConfig, device, **_):
     arrays = {"signal": x, "envelope": env, **arrays}
     axes = {"signal": ("channel", "time"), "envelope": ("channel", "time"), **axes}
     rate = {"signal": fs, "envelope": env_fs, **rate}
-    return arrays, axes, rate, {}, derived
+    labels = {}
+    if cfg.heart_cycles:
+        from biosig.pcg import pcg_cycle_features, pcg_segment  # numba kernels: when asked
+        try:
+            seg = pcg_segment(x[0], fs=fs)
+        except InputError:                    # too short or silent: no cycle
+            seg = np.zeros((0, 3))
+        cyc = pcg_cycle_features(x[0], seg, fs=fs)
+        arrays["heart_cycle_features"] = cyc.values
+        axes["heart_cycle_features"] = ("cycle", "feature")
+        labels["feature"] = list(cyc.names)
+    return arrays, axes, rate, labels, derived
 
 
 def _cycles_array(cycles_s, duration_s: float) -> np.ndarray:

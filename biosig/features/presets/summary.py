@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from biosig.ecg.hrv import rr_statistics
+from biosig.ecg.morphology import beat_morphology
 from biosig.features.presets.compute import compute_features
 from biosig.features.presets.featureset import FeatureSet
 from biosig.signal import as_signal
@@ -20,7 +23,11 @@ def summarize(features: FeatureSet) -> dict[str, float]:
     - arrays with axes ``(channel, band)``: one number per channel and band
       (``relative_band_power_Fp1_alpha``);
     - ECG beats: :func:`biosig.ecg.hrv.rr_statistics` (``n_beats``, ``heart_rate_bpm``,
-      ``rr_std_s``, ``rr_cv``, ``rmssd_s``, ``pnn50`` ...);
+      ``rr_std_s``, ``rr_cv``, ``rmssd_s``, ``pnn50`` ...) and the first lead's
+      :func:`biosig.ecg.morphology.beat_morphology` (``beat_corr_mean``, ``beat_p_corr_mean``,
+      ``beat_residual_af_power`` ...);
+    - heart cycles (PCG, ``heart_cycles``): ``hc_n_cycles`` and the median and 75th
+      percentile over cycles of each phase feature (``hc_systole_100_200hz_db_median`` ...);
     - lung cycles: ``n_cycles``.
     """
     out: dict[str, float] = {}
@@ -41,6 +48,21 @@ def summarize(features: FeatureSet) -> dict[str, float]:
     if "r_peaks" in features.arrays or "beat_samples" in features.arrays:
         peaks = features.arrays.get("r_peaks", features.arrays.get("beat_samples"))
         out.update(rr_statistics(np.unique(peaks), fs=features.fs))
+    if "beats" in features.arrays and features.arrays["beats"].ndim == 3:
+        out.update(beat_morphology(features["beats"][:, 0, :], fs=features.fs,
+                                   offset_s=features.config["beat_offset_samples"]
+                                   / features.fs))
+    if "heart_cycle_features" in features.arrays:
+        hc = features["heart_cycle_features"]
+        out["hc_n_cycles"] = float(hc.shape[0])
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)     # no cycle: NaN
+            med = np.nanmedian(hc, axis=0) if hc.shape[0] else np.full(hc.shape[1], np.nan)
+            p75 = (np.nanpercentile(hc, 75, axis=0) if hc.shape[0]
+                   else np.full(hc.shape[1], np.nan))
+        for i, name in enumerate(features.labels["feature"]):
+            out[f"hc_{name}_median"] = float(med[i])
+            out[f"hc_{name}_p75"] = float(p75[i])
     if "cycle_times_s" in features.arrays:
         out["n_cycles"] = float(len(features["cycle_times_s"]))
     return out
