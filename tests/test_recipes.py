@@ -110,3 +110,30 @@ def test_cpu_profile_with_feature_cache(recipe, data_root, tmp_path):
         assert lines[0] == f"#{answers[0].stem}" and lines[1] == "Present,Unknown,Absent"
         assert sorted(lines[2].split(",")) == ["0", "0", "1"]
         assert sum(float(v) for v in lines[3].split(",")) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_train_full_script_goes_from_a_corpus_folder_to_answers(data_root, tmp_path):
+    """`recipes/train_full.sh RECIPE - DATA_DIR`: manifest, training (here `smoke` on the CinC
+    slice) and, rerun, nothing trained again; then `score model` writes answers.txt."""
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "PYTHON": sys.executable, "BIOSIG_PROFILE": "smoke",
+           "OUTPUT_DIR": str(tmp_path / "runs"), "MANIFEST": str(tmp_path / "cinc.jsonl")}
+    data = data_root / "ecg" / "cinc2017_af"
+    cmd = ["bash", str(REPO / "recipes" / "train_full.sh"), "ecg_af_cinc2017", "-", str(data),
+           "--set", "device=cpu", "--no-progress"]
+    subprocess.run(cmd, env=env, check=True, capture_output=True, cwd=tmp_path)
+    run = tmp_path / "runs" / "ecg_af_cinc2017" / "full-cpu"
+    report = (run / "report.json").read_text()
+    assert json.loads(report)["epochs_run"] == 2
+    assert len((tmp_path / "cinc.jsonl").read_text().splitlines()) == 100
+    subprocess.run(cmd, env=env, check=True, capture_output=True, cwd=tmp_path)
+    assert (run / "report.json").read_text() == report            # resumed: nothing redone
+    bad = subprocess.run(["bash", str(REPO / "recipes" / "train_full.sh"), "lung", "-", "x"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "RECIPE is 'lung'" in bad.stderr
+    out = tmp_path / "scored"
+    assert main(["score", "model", str(run), str(data / "training2017"), "--out", str(out),
+                 "--device", "cpu", "--no-progress", "--pattern", "*.hea"]) == 0
+    assert len((out / "answers.txt").read_text().splitlines()) == 100
