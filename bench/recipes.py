@@ -370,8 +370,8 @@ def main(argv=None) -> int:
     ap.add_argument("--run", action="append", default=[], help="RECIPE=RUN_DIR")
     ap.add_argument("--only", default=None, help="comma-separated recipes or corpora")
     ap.add_argument("--tried", action="append", default=[],
-                    help="RECIPE=RUN_DIR: an earlier K-fold run of the same network folds "
-                         "whose stage candidates the what-was-tried plot also shows")
+                    help="RECIPE=RUN_DIR: an earlier run on the same splits whose stage "
+                         "candidates the what-was-tried plot also shows, marked [RUN]")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "recipes.json")
     a = ap.parse_args(argv)
     work = a.work or (a.runs / "bench_recipes")
@@ -528,13 +528,18 @@ def _confusion_pngs(recipe: str, entry: dict, folder: Path) -> None:
 
 
 def _stage_candidates(run_dir: Path) -> list[dict]:
-    """The stage's candidates of a finished K-fold run, with ``valid_mean`` and ``c`` (from the
-    run's config where the report predates it)."""
+    """The stage's candidates of a finished run, with ``valid_mean`` (K-fold) or ``valid`` and
+    ``c`` (from the run's config where the report predates it)."""
     import yaml
-    rep = json.loads((run_dir / "cv_report.json").read_text())
-    hv = rep.get("hybrid_valid") or {}
-    cands = [dict(c) for c in hv.get("candidates", [])]
-    cfg = yaml.safe_load((run_dir / "fold-0" / "config.yaml").read_text())
+    if (run_dir / "cv_report.json").is_file():
+        rep = json.loads((run_dir / "cv_report.json").read_text())
+        cands = [dict(c) for c in (rep.get("hybrid_valid") or {}).get("candidates", [])]
+        cfg_path = run_dir / "fold-0" / "config.yaml"
+    else:                                     # one train/valid/test run
+        rep = json.loads((run_dir / "report.json").read_text())
+        cands = [dict(c) for c in (rep.get("hybrid") or {}).get("candidates", [])]
+        cfg_path = run_dir / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
     listed = (cfg.get("hybrid") or {}).get("candidates") or []
     for c, d in zip(cands, listed):
         c.setdefault("c", d.get("c"))
@@ -551,8 +556,8 @@ def _tried_png(recipe: str, entry: dict, folder: Path, earlier: list[Path] = ())
     cands = list(valid.get("candidates") or [])
     if h.get("run_dir") and (Path(h["run_dir"]) / "cv_report.json").is_file():
         cands = _stage_candidates(Path(h["run_dir"]))        # with each candidate's C
-    for run_dir in earlier:                   # earlier runs of the same network folds
-        cands += _stage_candidates(Path(run_dir))
+    for run_dir in earlier:                   # earlier runs of the same splits
+        cands += [dict(c, run=Path(run_dir).name) for c in _stage_candidates(Path(run_dir))]
     if not cands:
         return
     import matplotlib
@@ -563,7 +568,8 @@ def _tried_png(recipe: str, entry: dict, folder: Path, earlier: list[Path] = ())
         w, cc = c.get("network_weight"), c.get("c")
         return (f"{'+'.join(c['inputs'])} / {c['classifier']}"
                 + (f" C {cc:g}" if cc is not None else "")
-                + (f" (w {w:g})" if w is not None else ""))
+                + (f" (w {w:g})" if w is not None else "")
+                + (f" [{c['run']}]" if c.get("run") else ""))
 
     names = ["network alone"] + [label(c) for c in cands]
     scores = ([valid.get("network", valid.get("network_valid"))]
