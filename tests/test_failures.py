@@ -182,6 +182,10 @@ FS_ONLY = {
         np.array([10, 300]), fs=fs),
     "biosig.ecg.rr_intervals": lambda fs: _fn("biosig.ecg.rr_intervals")(
         np.array([10, 300]), fs=fs),
+    "biosig.ecg.rr_statistics": lambda fs: _fn("biosig.ecg.rr_statistics")(
+        np.array([10, 300, 600]), fs=fs),
+    "biosig.ecg.beat_morphology": lambda fs: _fn("biosig.ecg.beat_morphology")(
+        np.zeros((4, 210)), fs=fs, offset_s=0.25),
     "biosig.ecg.write_qrs_annotations": lambda fs: _fn("biosig.ecg.write_qrs_annotations")(
         "/nonexistent/never-written/r.qrs", np.array([10, 300]), fs=fs),
     "biosig.ecg.ecg_simulate": lambda fs: _fn("biosig.ecg.ecg_simulate")(duration_s=2.0, fs=fs),
