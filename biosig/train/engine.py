@@ -577,7 +577,8 @@ def run(cfg: TrainConfig, *, resume: bool = False, run_id: str | None = None,
         progress: bool = True) -> RunResult:
     """Train as configured: one run, or ``cv.folds`` patient-grouped stratified folds.
 
-    With K folds, fold ``k`` tests on fold ``k``, validates (early stopping) on fold
+    With K folds, fold ``k`` tests on fold ``k``, validates (early stopping, unless
+    ``train.select_frac`` carves a ``select`` split from the training folds for it) on fold
     ``k + 1 mod K`` and trains on the rest; ``cv_report.json`` gives the mean and standard
     deviation over folds of every scalar test metric. ``--resume`` skips finished folds.
     """
