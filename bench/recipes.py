@@ -554,7 +554,7 @@ def _tried_png(recipe: str, entry: dict, folder: Path, earlier: list[Path] = ())
     h = entry.get("hybrid") or {}
     valid = h.get("valid") or {}
     cands = list(valid.get("candidates") or [])
-    if h.get("run_dir") and (Path(h["run_dir"]) / "cv_report.json").is_file():
+    if h.get("run_dir"):
         cands = _stage_candidates(Path(h["run_dir"]))        # with each candidate's C
     for run_dir in earlier:                   # earlier runs of the same splits
         cands += [dict(c, run=Path(run_dir).name) for c in _stage_candidates(Path(run_dir))]

@@ -81,7 +81,8 @@ def beat_morphology(beats, *, fs: float, offset_s: float) -> dict[str, float]:
     r = int(round(offset_s * fs))
 
     def window(lo_s: float, hi_s: float) -> slice:
-        return slice(max(0, r + int(round(lo_s * fs))), min(b.shape[1], r + int(round(hi_s * fs))))
+        return slice(max(0, r + int(round(lo_s * fs))),
+                     min(b.shape[1], r + int(round(hi_s * fs))))
 
     p, qrs, t = window(*_P_S), window(*_QRS_S), window(*_T_S)
     if b.shape[0] < 3 or p.stop - p.start < 3 or qrs.stop - qrs.start < 3:
@@ -96,7 +97,8 @@ def beat_morphology(beats, *, fs: float, offset_s: float) -> dict[str, float]:
     corr = _corr_rows(b, tmpl)
     resid = b - tmpl
     # the median beat above half its QRS amplitude: the contiguous stretch around R
-    above = np.abs(tmpl - np.median(tmpl)) > 0.5 * np.max(np.abs(tmpl[qrs] - np.median(tmpl)))
+    dev = np.abs(tmpl - np.median(tmpl))
+    above = dev > 0.5 * dev[qrs].max()
     lo = hi = int(np.clip(r, 0, b.shape[1] - 1))
     while lo > 0 and above[lo - 1]:
         lo -= 1

@@ -94,6 +94,11 @@ def assign_example_splits(examples: list[Example], *, seed: int, valid_frac: flo
     return [replace(e, split=s) for e, s in zip(examples, splits)]
 
 
+#: the splits of a run, in order: ``select`` (``train.select_frac``) is carved from train and
+#: chooses the network's best epoch in place of ``valid``
+SPLITS = ("train", "select", "valid", "test")
+
+
 def carve_select_split(examples: list[Example], *, frac: float, seed: int) -> list[Example]:
     """Move a patient-wise (``group``-wise), label-stratified ``frac`` of the ``train``
     examples to a ``select`` split (:func:`biosig.manifests.splits.group_holdout`); the other

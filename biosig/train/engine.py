@@ -42,6 +42,7 @@ from biosig.models import build_model
 from biosig.train.cache import FeatureCache, FeatureWindowDataset
 from biosig.train.config import TrainConfig, config_to_dict
 from biosig.train.data import (
+    SPLITS,
     Example,
     WindowDataset,
     assign_example_splits,
@@ -237,11 +238,6 @@ def _worker_init(worker_id: int) -> None:
     np.random.seed(seed)
     random.seed(seed)
     torch.set_num_threads(1)        # workers load and crop; the main process has the cores
-
-
-#: the splits of a run: ``select`` (``train.select_frac``) is carved from train and chooses the
-#: network's best epoch in place of ``valid``
-SPLITS = ("train", "select", "valid", "test")
 
 
 def selection_split(ds) -> str:

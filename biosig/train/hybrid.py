@@ -452,7 +452,7 @@ def _embedder(spec: dict):
     if key not in _EMBEDDERS:
         from biosig.asr.encoder import WhisperEmbedder  # ctranslate2: the asr extra
         _EMBEDDERS[key] = WhisperEmbedder(spec["model"], compute_type=spec["compute_type"],
-                                          max_s=None if max_s is None else float(max_s))
+                                          max_s=max_s)
     return _EMBEDDERS[key]
 
 

@@ -45,6 +45,7 @@ from biosig.manifests import field_value
 from biosig.progress import Progress
 from biosig.train.config import upgrade_run_config, validate_config
 from biosig.train.data import (
+    SPLITS,
     assign_example_splits,
     carve_select_split,
     kfold_assign,
@@ -588,8 +589,8 @@ def _data_section(run: _Run, doc: list, missing: dict):
         f"without a class of `{cfg.data.label}`, {counts['kept']} kept. Groups (patients): "
         f"`{cfg.data.group_by}` (records without one are their own group)."))
     rows = []
-    for s in sorted(set(split_of), key=lambda x: ({"train": 0, "select": 1, "valid": 2, "test": 3}
-                                                  .get(x, 3), x)):
+    order = {s: i for i, s in enumerate(SPLITS)}
+    for s in sorted(set(split_of), key=lambda x: (order.get(x, len(SPLITS)), x)):
         ex = [e for e, sp in zip(examples, split_of) if sp == s]
         n_c = Counter(e.target for e in ex)
         rows.append([s, len(ex), *[n_c.get(i, 0) for i in range(len(classes))],

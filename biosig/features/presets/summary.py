@@ -48,18 +48,18 @@ def summarize(features: FeatureSet) -> dict[str, float]:
     if "r_peaks" in features.arrays or "beat_samples" in features.arrays:
         peaks = features.arrays.get("r_peaks", features.arrays.get("beat_samples"))
         out.update(rr_statistics(np.unique(peaks), fs=features.fs))
-    if "beats" in features.arrays and features.arrays["beats"].ndim == 3:
+    if "beats" in features.arrays:
         out.update(beat_morphology(features["beats"][:, 0, :], fs=features.fs,
                                    offset_s=features.config["beat_offset_samples"]
                                    / features.fs))
     if "heart_cycle_features" in features.arrays:
         hc = features["heart_cycle_features"]
         out["hc_n_cycles"] = float(hc.shape[0])
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)     # no cycle: NaN
-            med = np.nanmedian(hc, axis=0) if hc.shape[0] else np.full(hc.shape[1], np.nan)
-            p75 = (np.nanpercentile(hc, 75, axis=0) if hc.shape[0]
-                   else np.full(hc.shape[1], np.nan))
+        med = p75 = np.full(hc.shape[1], np.nan)            # no cycle: NaN
+        if hc.shape[0]:
+            with warnings.catch_warnings():                  # a column of NaN: NaN
+                warnings.simplefilter("ignore", RuntimeWarning)
+                med, p75 = np.nanmedian(hc, axis=0), np.nanpercentile(hc, 75, axis=0)
         for i, name in enumerate(features.labels["feature"]):
             out[f"hc_{name}_median"] = float(med[i])
             out[f"hc_{name}_p75"] = float(p75[i])
