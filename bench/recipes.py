@@ -228,7 +228,9 @@ def _deep(run_dir: Path) -> dict:
 def _stages(run_dir: Path, deep: dict) -> dict:
     """The run's hybrid stage and tuned decision rule, as rows like :func:`_deep`'s: the
     hybrid alone (pooled over folds, or on the test split), and the run's model under its
-    decision rule; plus which of network and hybrid is the run's model."""
+    decision rule (where it has one that is not arg-max; a rule the cross-fitted check set
+    aside is ``rule_set_aside``); plus which of network and hybrid is the run's model."""
+    from biosig.train.hybrid import rule_weights
     out: dict = {}
     if (run_dir / "cv_report.json").is_file():
         r = json.loads((run_dir / "cv_report.json").read_text())
@@ -238,7 +240,8 @@ def _stages(run_dir: Path, deep: dict) -> dict:
                              "metrics": r["pooled_hybrid"]["metrics"],
                              "predictions": r["pooled_hybrid"]["predictions"],
                              "valid": r.get("hybrid_valid"), "models": r.get("models")}
-        if "pooled_decision" in r:
+        if "pooled_decision" in r and any(
+                rule_weights({"weights": w}) for w in r["pooled_decision"]["weights_per_fold"]):
             out["decision"] = {"run_dir": str(run_dir), "protocol": deep["protocol"] +
                                ", each fold's rule", "n_items": r["pooled_decision"]["n_items"],
                                "metrics": r["pooled_decision"]["metrics"],
@@ -259,10 +262,14 @@ def _stages(run_dir: Path, deep: dict) -> dict:
                          "predictions": str(run_dir / f"hybrid_{split}_predictions.csv"),
                          "valid": {k: r["hybrid"][k] for k in ("candidates", "hybrid_valid",
                                                                "network_valid")}}
-    if "decision" in r:
+    if "decision" in r and rule_weights(r["decision"]) is not None:
         out["decision"] = {"run_dir": str(run_dir), "protocol": deep["protocol"],
                            "n_items": r["n_items"], "metrics": r["decision"]["metrics"],
                            "rule": {k: v for k, v in r["decision"].items() if k != "metrics"}}
+    elif "fitted_weights" in (r.get("decision") or {}):     # set aside by the cross-fit
+        out["rule_set_aside"] = {k: r["decision"][k] for k in
+                                 ("fitted_weights", "fitted_score", "argmax_score",
+                                  "crossfit") if k in r["decision"]}
     out["model"] = r.get("model", "network")
     return out
 
@@ -415,6 +422,7 @@ def main(argv=None) -> int:
         base.pop("_probs"), base.pop("_targets")
         entry["baseline"], entry["deep"] = base, deep
         entry["hybrid"], entry["decision"] = stages.get("hybrid"), stages.get("decision")
+        entry["rule_set_aside"] = stages.get("rule_set_aside")
         entry["model"] = stages.get("model", "network")
         entry["per_fold"] = stages.get("per_fold")
         from biosig.train.runs import git_hash
@@ -496,6 +504,18 @@ def _markdown(out: dict) -> str:
                       f"{tp.get('train_rec_per_s', float('nan')):.1f} rec/s, inference "
                       f"{tp.get('inference_rec_per_s', float('nan')):.1f} rec/s (whole "
                       f"recordings)."]
+        if e.get("rule_set_aside") and e["rule_set_aside"]["crossfit"]["mean"] is not None:
+            ra = e["rule_set_aside"]
+            c = ra["crossfit"]
+            fitted = (f", {ra['fitted_score']:.4f} on the validation it was fitted on"
+                      if "fitted_score" in ra else "")
+            lines += ["", f"The decision rule tuned on validation (weights "
+                      f"{', '.join(f'{w:.3g}' for w in ra['fitted_weights'])}{fitted}) was "
+                      f"set aside by `eval.decision_crossfit`: fitted on {c['folds'] - 1} of "
+                      f"{c['folds']} "
+                      f"parts of validation and scored on the part left out, it reached "
+                      f"{c['mean']:.4f} (mean of {len(c['scores'])} shuffles) against "
+                      f"arg-max's {ra['argmax_score']:.4f}; the run decides by arg-max."]
         if "confound" in e:
             c = e["confound"]
             lines += ["", f"Confound check: the same baseline features tell call centre from "
@@ -644,6 +664,11 @@ def _print(recipe: str, e: dict) -> None:
         mf1 = _cell(m, "macro_f1", sep=", ", brackets="[]")
         print(f"  {label:24s} {name} {head}  macro_f1 {mf1}  n={m['n_items']}  "
               f"[{m['protocol']}]{extra}")
+    if e.get("rule_set_aside") and e["rule_set_aside"]["crossfit"]["mean"] is not None:
+        c = e["rule_set_aside"]["crossfit"]
+        print(f"  the tuned rule was set aside: cross-fitted on validation {c['mean']:.4f} "
+              f"against arg-max {e['rule_set_aside']['argmax_score']:.4f} "
+              f"({c['folds']} parts, {len(c['scores'])} shuffles)")
     if "confound" in e:
         c = e["confound"]
         print(f"  confound: source AUC {c['source_auc']:.3f} (same features), pooled COVID "

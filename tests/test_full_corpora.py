@@ -247,6 +247,38 @@ def test_kfold_run_scores_with_its_folds_averaged(toy, tmp_path):  # noqa: F811
     assert len((out / "predictions.csv").read_text().splitlines()) == 25
 
 
+def test_a_run_of_members_is_one_model_everywhere(toy, tmp_path):  # noqa: F811
+    """``model.members: 2``: both networks in one checkpoint, their mean probabilities in the
+    test report, the hybrid stage and ``score model``; a resumed run is the same run."""
+    from biosig.cli import main
+    from biosig.models import Ensemble
+    from biosig.train.inference import load_run, load_waveform, predict_waveform
+    over = {"model.members": 2, "train.epochs": 2, "hybrid": {
+        "enabled": True, "features": [{"preset": "cough", "overrides": {"n_mfcc": 8}}],
+        "candidates": [{"inputs": ["probs", "features"], "classifier": "logistic"}]}}
+    cfg = validate_config(toy_config(toy, tmp_path, **over))
+    res = run(cfg, run_id="members", progress=False)
+    d = Path(res.run_dir)
+    loaded = load_run(d, device="cpu")
+    assert isinstance(loaded.model, Ensemble) and len(loaded.model.models) == 2
+    x = load_waveform(loaded, Path(toy) / "s00_0.wav")
+    p = predict_waveform(loaded, x)
+    one = []
+    for m in loaded.model.models:                      # each member alone, as the run holds it
+        loaded.model.models, keep = torch.nn.ModuleList([m]), loaded.model.models
+        one.append(predict_waveform(loaded, x))
+        loaded.model.models = keep
+    np.testing.assert_allclose(p, np.mean(one, axis=0), atol=1e-5)
+    assert not np.allclose(one[0], one[1])             # two different networks
+    assert (d / "hybrid.json").is_file()
+    out = tmp_path / "scored"
+    assert main(["score", "model", str(d), str(toy), "--out", str(out), "--device", "cpu",
+                 "--pattern", "*.wav", "--no-progress"]) == 0
+    assert len((out / "predictions.csv").read_text().splitlines()) == 25
+    again = run(cfg, run_id="members", resume=True, progress=False)
+    assert again.report["metrics"] == res.report["metrics"]
+
+
 def test_track_wraps_an_iterable_and_closes(monkeypatch):
     from biosig.progress import track
     monkeypatch.setenv("BIOSIG_PROGRESS", "lines")

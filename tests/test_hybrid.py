@@ -26,6 +26,7 @@ from biosig.train.hybrid import (
     fit_decision,
     load_stage,
     make_classifier,
+    rule_weights,
     stage_predict,
 )
 from biosig.train.inference import score_model
@@ -234,6 +235,17 @@ def test_report_applies_the_decision_rule(hybrid_run, tmp_path):
     md = write_report(rd, progress=False).markdown.read_text()
     assert _headline(md) == _ci_text(rep["decision"]["metrics"]["ci"]["accuracy"])
     assert "hybrid stage (arg-max)" in md and "weights quiet 1, loud 1e+06" in md
+    # the same rule, set aside by the cross-fitted check: the run decides by arg-max
+    rep["decision"] = {"weights": [1.0, 1.0], "fitted_weights": w, "argmax_score": 0.9,
+                       "crossfit": {"folds": 5, "scores": [0.8, 0.85, 0.8], "mean": 0.8167,
+                                    "kept": False},
+                       "metrics": metrics_with_ci(tt, tp, cfg)}
+    (rd / "report.json").write_text(json.dumps(rep))
+    m = adopted_model(rd, cfg)
+    assert not m.has_rule and m.weights == [None]
+    np.testing.assert_array_equal(m.test.decided, tp)
+    md = write_report(rd, progress=False).markdown.read_text()
+    assert "decision rule tuned on validation was set aside" in md and "0.817" in md
 
 
 @pytest.mark.slow
@@ -254,9 +266,23 @@ def test_kfold_resume_adds_stages_and_decision(levels, tmp_path):
     from biosig.train.report import write_report
     md = write_report(rd, progress=False).markdown.read_text()
     assert _headline(md) == _ci_text(rep["pooled_decision"]["metrics"]["ci"]["accuracy"])
-    assert "each fold's decision rule" in md and "pooled out of fold" in md
+    ruled = any(rule_weights(json.loads((rd / f"fold-{k}" / "report.json").read_text())
+                             .get("decision")) for k in range(3))
+    # a rule whose weights are all 1 (a flat optimum) is arg-max, and the report says none
+    assert ("each fold's decision rule" in md) == ruled and "pooled out of fold" in md
     dec = json.loads((rd / "decision.json").read_text())
     assert dec["metric"] == "accuracy" and len(dec["weights"]) == 2
+    assert "crossfit" not in dec
+    # the cross-fitted check asked for: the stages run again, the rules carry its record
+    cfg["eval"]["decision_crossfit"] = 2
+    checked = run(validate_config(cfg), run_id="cv", resume=True, progress=False)
+    assert checked.report["pooled_model"] == rep["pooled_model"]     # no training again
+    dec = json.loads((rd / "decision.json").read_text())
+    assert dec["crossfit"]["folds"] == 2 and len(dec["crossfit"]["scores"]) == 3
+    fold = json.loads((rd / "fold-0" / "report.json").read_text())
+    assert fold["decision"]["crossfit"]["kept"] in (True, False)
+    assert fold["stage_settings"]["decision_crossfit"] == 2
+    cfg["eval"]["decision_crossfit"] = 0
     for k in range(3):
         assert (rd / f"fold-{k}" / "hybrid.joblib").is_file()
         r = json.loads((rd / f"fold-{k}" / "report.json").read_text())
@@ -330,6 +356,41 @@ def test_decision_rule_reaches_the_known_optimum():
     assert flat["weights"] == [1.0, 1.0]
 
 
+def test_the_crossfit_check_keeps_a_real_rule_and_sets_aside_a_chance_one():
+    """A rule that corrects a real bias survives cross-fitting; one that only fits the noise
+    of 120 calibrated items does not, and then decides as arg-max."""
+    rng = np.random.default_rng(0)
+    grid = np.exp2(np.linspace(-3, 3, 13))
+
+    def macro_recall(t, p):
+        pred = p.argmax(1)
+        return float(np.mean([np.mean(pred[t == c] == c) for c in np.unique(t)]))
+    # a real bias: class 1's probabilities shrunk by 4
+    t = np.repeat([0, 1, 2], 100)
+    p = np.exp(rng.normal(size=(300, 3)) + 1.5 * np.eye(3)[t]) * np.array([1, 0.25, 1])
+    p /= p.sum(1, keepdims=True)
+    real = fit_decision(t, p, macro_recall, crossfit=5, grid=grid)
+    assert real["crossfit"]["kept"] and real["crossfit"]["mean"] > real["argmax_score"]
+    assert real["weights"][1] >= 2 and "fitted_weights" not in real
+    # calibrated probabilities: the search still finds a rule that fits these items better
+    t0 = np.repeat([0, 1, 2], 40)
+    p0 = np.exp(rng.normal(size=(120, 3)) + 1.0 * np.eye(3)[t0])
+    p0 /= p0.sum(1, keepdims=True)
+    noise = fit_decision(t0, p0, macro_recall, crossfit=5, grid=grid)
+    assert noise["fitted_weights"] != [1.0] * 3 and noise["crossfit"]["kept"] is False
+    assert noise["crossfit"]["mean"] < noise["argmax_score"]
+    assert noise["weights"] == [1.0] * 3 and noise["score"] == noise["argmax_score"]
+    assert rule_weights(noise) is None and rule_weights(real) == real["weights"]
+    assert rule_weights(None) is None
+    tiny = fit_decision(t0[:1], p0[:1], macro_recall, crossfit=5, grid=grid)   # one item
+    assert tiny["crossfit"] == {"folds": 1, "scores": [], "mean": None, "kept": False}
+    assert tiny["weights"] == [1.0] * 3
+    three = fit_decision(t0[[0, 40, 80]], p0[[0, 40, 80]], macro_recall, crossfit=5, grid=grid)
+    assert three["crossfit"]["folds"] == 3 and len(three["crossfit"]["scores"]) == 3
+    with pytest.raises(ConfigError, match="crossfit is 1"):
+        fit_decision(t0, p0, macro_recall, crossfit=1)
+
+
 @pytest.mark.parametrize("key, value, match", [
     ("hybrid.enabeld", True, r"hybrid\.enabeld"),
     ("hybrid.candidates", [{"inputs": ["probs"], "classifier": "svm"}],
@@ -337,6 +398,7 @@ def test_decision_rule_reaches_the_known_optimum():
     ("hybrid.candidates", [{"inputs": ["logits"]}], r"hybrid\.candidates\.0\.inputs"),
     ("hybrid.features", [{"preset": "ecg", "overides": {}}], r"hybrid\.features\.0\.overides"),
     ("eval.decision", "best", r"eval\.decision"),
+    ("eval.decision_crossfit", 1, r"eval\.decision_crossfit is 1"),
     ("hybrid.features", [], r"hybrid\.features is empty"),
     ("hybrid.candidates", [{"inputs": ["probs"], "network_weight": 0.5}],
      r"hybrid\.candidates\.0.*inputs must not include probs"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from biosig.models import CRNN, BiLSTM, XVector, build_model, stats_pool
+from biosig.models import CRNN, BiLSTM, Ensemble, XVector, build_model, stats_pool
 from biosig.train.config import CRNNConfig, LSTMConfig, TDNNConfig
 
 SMALL = {
@@ -87,3 +87,48 @@ def test_build_model_from_config():
     assert isinstance(build_model(TDNNConfig(name="tdnn"), n_features=40, n_classes=2), XVector)
     m = build_model(LSTMConfig(name="lstm", hidden=8), n_features=5, n_classes=2)
     assert m(torch.randn(3, 5, 7)).shape == (3, 2)
+
+
+def test_ensemble_of_members_averages_probabilities():
+    torch.manual_seed(0)
+    ens = build_model(TDNNConfig(name="tdnn", channels=[16, 16, 16, 16, 32], embedding_dim=12,
+                                 members=3), n_features=20, n_classes=3)
+    assert isinstance(ens, Ensemble) and len(ens.models) == 3
+    w = [m.output.weight if hasattr(m, "output") else next(m.parameters()) for m in ens.models]
+    assert not torch.equal(w[0], w[1])                  # each member its own initialisation
+    x = torch.randn(4, 20, 30)
+    ens.train()
+    assert ens(x).shape == (4, 3, 3)                    # training: every member's logits
+    ens.eval()
+    with torch.no_grad():
+        mean = torch.stack([torch.softmax(m(x), -1) for m in ens.models]).mean(0)
+        torch.testing.assert_close(torch.softmax(ens(x), -1), mean)
+        emb = torch.stack([m.embed(x) for m in ens.models]).mean(0)
+        torch.testing.assert_close(ens.embed(x), emb)
+    assert not hasattr(build_model(LSTMConfig(name="lstm", members=2), n_features=5,
+                                   n_classes=2), "embed")   # BiLSTM members have none
+    with pytest.raises(ValueError, match="at least one"):
+        Ensemble([])
+
+
+def test_members_train_each_on_their_own_loss():
+    from biosig.train.engine import compute_loss
+    torch.manual_seed(0)
+    ens = build_model(CRNNConfig(name="crnn", channels=[8, 16], pool_time=[2, 2],
+                                 gru_hidden=8, dropout=0.0, members=2), n_features=20,
+                      n_classes=3)
+
+    class Identity(torch.nn.Module):           # cached features in, features out
+        def normalize(self, x):
+            return x
+    cfg = type("C", (), {})()
+    cfg.data = type("D", (), {"classes": ["a", "b", "c"]})()
+    x, y = torch.randn(6, 20, 16), torch.arange(6) % 3
+    ens.train()
+    res = compute_loss(ens, Identity(), x, y, cfg=cfg, train=False)
+    with torch.no_grad():
+        per = [torch.nn.functional.cross_entropy(m(x), y) for m in ens.models]
+    torch.testing.assert_close(res.loss.detach(), torch.stack(per).mean())
+    assert res.logits.shape == (6, 3)
+    res.loss.backward()                                # every member gets a gradient
+    assert all(next(m.parameters()).grad is not None for m in ens.models)

@@ -8,12 +8,17 @@ Every model takes features ``(batch, n_features, n_frames)`` (time last, as the 
 - :class:`CRNN` -- 2-D conv blocks, bidirectional GRU and attention pooling, with frame-level
   logits (:meth:`CRNN.frame_logits`);
 - :class:`BiLSTM` -- bidirectional LSTM with attention pooling, for rhythm and EEG sequences;
-- :func:`build_model` -- one of them from a :mod:`biosig.train` model config.
+- :class:`Ensemble` -- several of them as one (probabilities averaged): a run's
+  ``model.members``, or a K-fold run's fold models;
+- :func:`build_model` -- one of them (or an :class:`Ensemble` of ``members``) from a
+  :mod:`biosig.train` model config.
 """
 
 from biosig.models.build import build_model
 from biosig.models.crnn import CRNN, AttentionPool
+from biosig.models.ensemble import Ensemble
 from biosig.models.lstm import BiLSTM
 from biosig.models.tdnn import XVector, stats_pool
 
-__all__ = ["XVector", "CRNN", "BiLSTM", "AttentionPool", "stats_pool", "build_model"]
+__all__ = ["XVector", "CRNN", "BiLSTM", "AttentionPool", "Ensemble", "stats_pool",
+           "build_model"]

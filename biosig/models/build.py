@@ -6,6 +6,7 @@ from torch import nn
 
 from biosig.errors import ConfigError
 from biosig.models.crnn import CRNN
+from biosig.models.ensemble import Ensemble
 from biosig.models.lstm import BiLSTM
 from biosig.models.tdnn import XVector
 
@@ -13,7 +14,9 @@ __all__ = ["build_model"]
 
 
 def build_model(cfg, *, n_features: int, n_classes: int) -> nn.Module:
-    """A fresh model for ``cfg`` (a :mod:`biosig.train.config` model section).
+    """A fresh model for ``cfg`` (a :mod:`biosig.train.config` model section): one network,
+    or with ``cfg.members`` N > 1 an :class:`~biosig.models.Ensemble` of N, each from its own
+    random initialisation.
 
     Parameters
     ----------
@@ -22,6 +25,13 @@ def build_model(cfg, *, n_features: int, n_classes: int) -> nn.Module:
         Feature bins per frame the front-end gives.
     n_classes : int
     """
+    if cfg.members > 1:
+        return Ensemble([_one(cfg, n_features=n_features, n_classes=n_classes)
+                         for _ in range(cfg.members)])
+    return _one(cfg, n_features=n_features, n_classes=n_classes)
+
+
+def _one(cfg, *, n_features: int, n_classes: int) -> nn.Module:
     if cfg.name == "crnn":
         return CRNN(n_features=n_features, n_classes=n_classes, channels=cfg.channels,
                     pool_time=cfg.pool_time, gru_hidden=cfg.gru_hidden,

@@ -99,7 +99,14 @@ RENAMED_KEYS = {
 }
 
 
-class CRNNConfig(ConfigModel):
+class NetworkConfig(ConfigModel):
+    """What every network family shares: ``members`` N > 1 trains N networks side by side,
+    each from its own initialisation and on its own loss, and uses their mean probabilities
+    (:class:`biosig.models.Ensemble`; N times the training and inference time)."""
+    members: int = Field(default=1, ge=1)
+
+
+class CRNNConfig(NetworkConfig):
     name: Literal["crnn"]
     channels: list[PositiveInt] = Field(default=[32, 64, 128], min_length=1)
     pool_time: list[PositiveInt] = [2, 2, 1]      # one per conv block (channels)
@@ -115,7 +122,7 @@ class CRNNConfig(ConfigModel):
         return self
 
 
-class TDNNConfig(ConfigModel):
+class TDNNConfig(NetworkConfig):
     name: Literal["tdnn"]
     channels: list[PositiveInt] = Field(default=[512, 512, 512, 512, 1500], min_length=1)
     kernel_sizes: list[PositiveInt] = [5, 3, 3, 1, 1]
@@ -133,7 +140,7 @@ class TDNNConfig(ConfigModel):
         return self
 
 
-class LSTMConfig(ConfigModel):
+class LSTMConfig(NetworkConfig):
     name: Literal["lstm"]
     hidden: int = Field(default=64, ge=1)
     layers: int = Field(default=2, ge=1)
@@ -189,6 +196,9 @@ class EvalConfig(ConfigModel):
     aggregate_by: str | None = None              # e.g. subject: score patients, not records
     decision: Literal["argmax", "tuned"] = "argmax"   # tuned: per-class weights on validation
     decision_metric: str | None = None           # what "tuned" maximises (default: challenge)
+    # K >= 2: the tuned rule is kept only when, fitted on K-1 parts of validation and scored
+    # on the part left out (K ways, 3 shuffles), it beats arg-max; 0: kept as fitted
+    decision_crossfit: int = Field(default=0, ge=0)
     n_bootstrap: int = Field(default=200, ge=1)
     bootstrap_level: float = Field(default=0.95, gt=0, lt=1)
 
@@ -324,6 +334,8 @@ class TrainConfig(ConfigModel):
             if self.eval.decision_metric not in metric_names(self):
                 raise ValueError(f"eval.decision_metric is {self.eval.decision_metric!r}, "
                                  f"expected one of {', '.join(metric_names(self))}")
+        if self.eval.decision_crossfit == 1:
+            raise ValueError("eval.decision_crossfit is 1, expected 0 (off) or at least 2")
         if self.cv.folds in (1, 2):
             raise ValueError(f"cv.folds is {self.cv.folds}, expected 0 (off) or at least 3")
         if self.data.valid_frac + self.data.test_frac >= 1:

@@ -121,7 +121,9 @@ def compute_loss(model, frontend, waves: torch.Tensor, targets: torch.Tensor, *,
     Parameters
     ----------
     model : nn.Module
-        ``(batch, n_features, n_frames)`` -> ``(batch, n_classes)``.
+        ``(batch, n_features, n_frames)`` -> ``(batch, n_classes)``; an
+        :class:`~biosig.models.Ensemble` in training mode gives ``(batch, members,
+        n_classes)``, and the loss is the mean of its members' losses.
     frontend : biosig.features.FrontEndTransform
     waves : torch.Tensor [shape=(batch, n_samples)]
         On the training device.
@@ -142,7 +144,14 @@ def compute_loss(model, frontend, waves: torch.Tensor, targets: torch.Tensor, *,
     else:
         soft = torch.nn.functional.one_hot(targets, n_classes).float()
     with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=amp):
-        logits = model(feats)                                 # (batch, n_classes)
+        logits = model(feats)                 # (batch, n_classes) or (batch, members, n_classes)
+    if logits.ndim == 3 and logits.shape[0] == waves.shape[0] and logits.shape[2] == n_classes:
+        # an Ensemble in training mode: each member on its own loss, their mean
+        loss = torch.stack([torch.nn.functional.cross_entropy(logits[:, m].float(), soft,
+                                                              weight=weights)
+                            for m in range(logits.shape[1])]).mean()
+        mean_p = torch.softmax(logits.float(), -1).mean(1)
+        return LossResult(loss, torch.log(mean_p.clamp_min(1e-12)))
     if logits.shape != (waves.shape[0], n_classes):
         raise RuntimeError(f"model returned {tuple(logits.shape)}, expected "
                            f"({waves.shape[0]}, {n_classes})")

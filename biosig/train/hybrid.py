@@ -58,6 +58,7 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -81,7 +82,7 @@ __all__ = ["HYBRID_FILE", "HYBRID_MODEL_FILE", "DECISION_FILE", "INPUT_BLOCKS",
            "predict_proba", "stage_predict", "load_stages", "stage_probs", "RunStages",
            "finish_stages", "pooled_stage_report", "stage_settings", "fit_candidates",
            "HybridFit", "save_stage", "load_stage",
-           "fit_decision", "apply_decision", "save_decision", "load_decision",
+           "fit_decision", "apply_decision", "rule_weights", "save_decision", "load_decision",
            "decision_metric_name", "AdoptedPredictions", "AdoptedModel", "adopted_model"]
 
 log = logging.getLogger("biosig.train")
@@ -345,12 +346,21 @@ def apply_decision(probs, weights) -> np.ndarray:
     return p / np.maximum(p.sum(axis=1, keepdims=True), 1e-300)
 
 
-def fit_decision(targets, probs, metric, *, grid=None) -> dict:
+def fit_decision(targets, probs, metric, *, grid=None, crossfit: int = 0,
+                 seed: int = 0) -> dict:
     """Per-class weights ``w`` (``w[0] = 1``) maximising ``metric(targets, argmax(p * w))``.
 
     An exhaustive search over ``grid`` (log-spaced factors, default 2**-4 ... 2**4 in 33 steps)
     for the other classes' weights; among equal scores the rule closest to arg-max (smallest
     sum of ``|log w|``) wins, so a flat optimum keeps arg-max.
+
+    With ``crossfit`` K >= 2 the rule must also earn its place out of sample: the items are
+    split into K stratified parts (three times, shuffled with ``seed``, ``seed + 1``,
+    ``seed + 2``); each part is decided by the rule fitted on the other K-1 and the pooled
+    decisions are scored. The rule fitted on all items is kept only when the mean of the
+    three cross-fitted scores beats arg-max's; otherwise the weights are all 1 (arg-max). A
+    search over three or more weights finds a rule that fits a few hundred validation items
+    by chance; this tells one that generalises from one that does not.
 
     Parameters
     ----------
@@ -362,25 +372,82 @@ def fit_decision(targets, probs, metric, *, grid=None) -> dict:
     grid : array, optional
         The weights tried for each class.
 
+    crossfit : int >= 0
+        Parts of the out-of-sample check (0: none).
+    seed : int
+        Shuffles of the check.
+
     Returns
     -------
     dict
-        ``weights`` (list), ``score`` (with the rule), ``argmax_score`` (without it), ``n``.
+        ``weights`` (list), ``score`` (with the rule), ``argmax_score`` (without it), ``n``;
+        with ``crossfit``, ``crossfit`` (``folds``, ``scores`` of the three shuffles, their
+        ``mean``, ``kept``) and, where the rule is not kept, ``fitted_weights`` and
+        ``fitted_score`` (the rule that was set aside) with ``weights`` all 1 and ``score``
+        the arg-max score.
     """
     t = np.asarray(targets, dtype=np.int64)
     p = np.asarray(probs, dtype=float)
+    base = float(metric(t, p))
+    best_w, best_s = _search_weights(t, p, metric, grid, base)
+    out = {"rule": "argmax(p * weights)", "weights": best_w.tolist(), "score": best_s,
+           "argmax_score": base, "n": int(len(t))}
+    if crossfit:
+        if crossfit < 2:
+            raise ConfigError(f"crossfit is {crossfit}, expected 0 (off) or at least 2")
+        parts = min(int(crossfit), len(t))          # a tiny validation split: fewer parts
+        scores = ([_crossfit_score(t, p, metric, grid, folds=parts, seed=seed + r)
+                   for r in range(3)] if parts >= 2 else [])
+        mean = float(np.mean(scores)) if scores else None   # under 2 items: unchecked, set aside
+        kept = mean is not None and mean > base + 1e-12
+        out["crossfit"] = {"folds": parts, "scores": scores, "mean": mean, "kept": kept}
+        if not kept:
+            out.update(fitted_weights=out["weights"], fitted_score=out["score"],
+                       weights=[1.0] * p.shape[1], score=base)
+    return out
+
+
+def _search_weights(t, p, metric, grid, base: float) -> tuple[np.ndarray, float]:
+    """The exhaustive search of :func:`fit_decision`. Many weights give the same decisions;
+    the metric (of the arg-max) is computed once per distinct set of decisions."""
     k = p.shape[1]
     grid = np.exp2(np.linspace(-4, 4, 33)) if grid is None else np.asarray(grid, float)
-    base = float(metric(t, p))
     best_w, best_s, best_d = np.ones(k), base, 0.0
-    for rest in itertools.product(grid, repeat=k - 1):
-        w = np.array([1.0, *rest])
-        s = float(metric(t, apply_decision(p, w)))
-        d = float(np.abs(np.log(w)).sum())
-        if s > best_s + 1e-12 or (abs(s - best_s) <= 1e-12 and d < best_d):
-            best_w, best_s, best_d = w, s, d
-    return {"rule": "argmax(p * weights)", "weights": best_w.tolist(), "score": best_s,
-            "argmax_score": base, "n": int(len(t))}
+    scores: dict[bytes, float] = {}
+    rests = itertools.product(grid, repeat=k - 1)
+    while chunk := list(itertools.islice(rests, 1024)):
+        ws = np.concatenate([np.ones((len(chunk), 1)), np.array(chunk)], axis=1)
+        decided = np.argmax(p[None, :, :] * ws[:, None, :], axis=2)       # (weights, items)
+        for w, dec in zip(ws, decided):
+            key = dec.tobytes()
+            s = scores.get(key)
+            if s is None:
+                s = scores[key] = float(metric(t, apply_decision(p, w)))
+            d = float(np.abs(np.log(w)).sum())
+            if s > best_s + 1e-12 or (abs(s - best_s) <= 1e-12 and d < best_d):
+                best_w, best_s, best_d = w, s, d
+    return best_w, best_s
+
+
+def _crossfit_score(t, p, metric, grid, *, folds: int, seed: int) -> float:
+    """The metric of decisions each made by a rule fitted without its own part."""
+    counts = np.bincount(t)
+    strat = counts[counts > 0].min() >= folds
+    split = (StratifiedKFold(folds, shuffle=True, random_state=seed).split(p, t) if strat
+             else KFold(folds, shuffle=True, random_state=seed).split(p))
+    decided = np.empty_like(p)
+    for fit_idx, held in split:
+        w, _ = _search_weights(t[fit_idx], p[fit_idx], metric, grid,
+                               float(metric(t[fit_idx], p[fit_idx])))
+        decided[held] = apply_decision(p[held], w)
+    return float(metric(t, decided))
+
+
+def rule_weights(decision: dict | None) -> list[float] | None:
+    """A decision rule's weights, or None where it decides as arg-max does (no rule, or one
+    whose weights are all 1: a flat optimum, or a rule the cross-fitted check set aside)."""
+    w = (decision or {}).get("weights")
+    return None if w is None or all(float(x) == 1.0 for x in w) else [float(x) for x in w]
 
 
 def save_decision(folder, decision: dict) -> None:
@@ -534,8 +601,11 @@ def stage_settings(cfg) -> dict | None:
     resumed run whose config asks for other settings runs them again without training."""
     if not cfg.hybrid.enabled and cfg.eval.decision == "argmax":
         return None
-    return jsonable({"hybrid": cfg.hybrid.model_dump(), "decision": cfg.eval.decision,
-                     "decision_metric": cfg.eval.decision_metric})
+    settings = {"hybrid": cfg.hybrid.model_dump(), "decision": cfg.eval.decision,
+                "decision_metric": cfg.eval.decision_metric}
+    if cfg.eval.decision_crossfit:            # absent when off: older runs stay finished
+        settings["decision_crossfit"] = cfg.eval.decision_crossfit
+    return jsonable(settings)
 
 
 def _scored(cfg, probs, targets, examples):
@@ -681,7 +751,7 @@ def _fit_rule(cfg, vt, vp, *, model_name: str, fitted_on: str) -> dict:
     if name not in fns:
         raise ConfigError(f"eval.decision_metric is {name!r}; this config reports "
                           f"{', '.join(fns)}")
-    dec = fit_decision(vt, vp, fns[name])
+    dec = fit_decision(vt, vp, fns[name], crossfit=cfg.eval.decision_crossfit, seed=cfg.seed)
     dec.update(metric=name, classes=list(cfg.data.classes), model=model_name,
                fitted_on=fitted_on)
     return dec
@@ -875,7 +945,7 @@ def adopted_model(run_dir, cfg) -> AdoptedModel:
         raise InputError(rd, "holds neither report.json nor cv_report.json (training not "
                              "finished?)")
     models = [r.get("model", "network") for r in reports]
-    weights = [(r.get("decision") or {}).get("weights") for r in reports]
+    weights = [rule_weights(r.get("decision")) for r in reports]
 
     def pooled(split_of) -> AdoptedPredictions | None:
         parts = []
@@ -924,11 +994,11 @@ def load_stages(run_dir, cfg) -> RunStages | None:
     for d in dirs:
         st = load_stage(d)
         stages.append(st[0] if st is not None and st[1].get("adopted") == "hybrid" else None)
-    dec = load_decision(rd)
-    if all(s is None for s in stages) and dec is None:
+    weights = rule_weights(load_decision(rd))
+    if all(s is None for s in stages) and weights is None:
         return None
     need = any(s is not None and "embedding" in s["inputs"] for s in stages)
-    return RunStages(stages, feature_sets(cfg), need, dec["weights"] if dec else None)
+    return RunStages(stages, feature_sets(cfg), need, weights)
 
 
 def stage_probs(run, x: np.ndarray, stages: RunStages) -> np.ndarray:

@@ -19,7 +19,7 @@ from biosig.errors import ConfigError, InputError, ManifestError
 from biosig.fileio import load_yaml, write_text_atomic
 from biosig.io import info, load
 from biosig.manifests import read_manifest
-from biosig.models import build_model
+from biosig.models import Ensemble, build_model
 from biosig.signal import Signal
 from biosig.train.cache import frame_windows, recording_features
 from biosig.train.config import upgrade_run_config, validate_config
@@ -46,28 +46,8 @@ class LoadedRun:
     device: torch.device
 
 
-class FoldEnsemble(torch.nn.Module):
-    """The K models of a K-fold run as one: ``forward`` gives the log of their mean class
-    probabilities (so a softmax of it is that mean), ``embed`` the mean embedding. Every fold
-    shares the run's config and front-end."""
-
-    def __init__(self, models):
-        super().__init__()
-        self.models = torch.nn.ModuleList(models)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        p = torch.stack([torch.softmax(m(features).float(), -1) for m in self.models])
-        return torch.log(p.mean(0).clamp_min(1e-12))
-
-    def __getattr__(self, name):
-        if name == "embed":                  # only where every fold model has embeddings
-            models = super().__getattr__("models")
-            if all(hasattr(m, "embed") for m in models):
-                return lambda f: torch.stack([m.embed(f).float() for m in models]).mean(0)
-            raise AttributeError(name)
-        if name == "cam_layer":              # Grad-CAM explains one model: the first fold's
-            return getattr(super().__getattr__("models")[0], name)
-        return super().__getattr__(name)
+#: the K models of a K-fold run as one (probabilities averaged; see :class:`biosig.models.Ensemble`)
+FoldEnsemble = Ensemble
 
 
 def load_run(run_dir, *, checkpoint: str = "best", device: str = "auto") -> LoadedRun:

@@ -499,12 +499,28 @@ def _stage_text(run: _Run) -> str:
     return "; ".join(dict.fromkeys(what))
 
 
+def _rule_set_aside(run: _Run) -> str:
+    """A sentence where ``eval.decision_crossfit`` set the tuned rule aside, else ''."""
+    cf = (run.report.get("decision") or {}).get("crossfit") or {}
+    if cf.get("kept", True):
+        return ""
+    dec = run.report["decision"]
+    if cf.get("mean") is None:
+        return (" The decision rule tuned on validation was set aside: validation has too few "
+                "items to check it out of sample, so the run decides by arg-max.")
+    return (f" The decision rule tuned on validation was set aside: fitted on "
+            f"{cf['folds'] - 1} of {cf['folds']} parts of validation and scored on the part "
+            f"left out it reached {_fmt(cf['mean'])} (mean of {len(cf['scores'])} shuffles) "
+            f"against arg-max's {_fmt(dec['argmax_score'])}, so the run decides by arg-max.")
+
+
 def _model_section(run: _Run, doc: list, metric: str) -> None:
     """Which model the report describes, and the network alone beside it."""
     m = run.model
+    aside = _rule_set_aside(run)
     if m.is_network and m.stage_metrics is None:
         doc.append(Paragraph("The run's model is the network (arg-max of its probabilities), "
-                             "as `biosig score model` applies it."))
+                             "as `biosig score model` applies it." + aside))
         return
     classes = list(run.cfg.data.classes)
     parts = []
@@ -528,7 +544,8 @@ def _model_section(run: _Run, doc: list, metric: str) -> None:
                          + (" (pooled out of fold)" if run.kfold else "")
                          + "; calibration and operating points use its probabilities (the "
                          "`p_<class>` columns of `biosig score model`)"
-                         + (", before the decision rule" if m.has_rule else "") + "."))
+                         + (", before the decision rule" if m.has_rule else "") + "."
+                         + aside))
     rows = [["network alone (arg-max)", m.network_metrics]]
     if m.stage_metrics is not None and (m.has_rule or m.name != "hybrid"):
         rows.append(["hybrid stage (arg-max" + ("" if "hybrid" in m.models
