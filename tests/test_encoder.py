@@ -102,3 +102,30 @@ def test_long_recordings_are_encoded_in_30_s_windows(embedder):
     assert short.states(x, fs=16000.0).shape == (100, 512)
     with pytest.raises(ConfigError, match="max_s"):
         WhisperEmbedder(str(embedder.path), max_s=0.0)
+
+
+def test_an_earlier_layer_is_the_encoder_stopped_early(embedder, whisper_model_dir,
+                                                        tmp_path, monkeypatch):
+    """``layer``: block k's states through transformers on the recording's own length; all
+    six blocks plus the final layer norm give CTranslate2's output, so the manual forward is
+    Whisper's; an earlier block gives other states of the same shape."""
+    pytest.importorskip("transformers")
+    monkeypatch.setenv("BIOSIG_CACHE", str(tmp_path))      # the imported copy goes here
+    from biosig.asr.encoder import _torch_encoder
+    rng = np.random.default_rng(3)
+    x = _noise_bursts(16000, 2.0, rng)
+    six = WhisperEmbedder(str(whisper_model_dir), layer=6)
+    h6 = six.states(x, fs=16000.0)
+    import torch
+    with torch.inference_mode():
+        normed = _torch_encoder(str(whisper_model_dir), 6).layer_norm(torch.from_numpy(h6))
+    ct2 = embedder.states(x, fs=16000.0)
+    assert h6.shape == ct2.shape == (100, 512)
+    np.testing.assert_allclose(normed.numpy(), ct2, atol=2e-3, rtol=1e-3)
+    two = WhisperEmbedder(str(whisper_model_dir), layer=2)
+    v2 = two(x, fs=16000.0)
+    assert v2.shape == (1024,) and np.all(np.isfinite(v2))
+    assert not np.allclose(v2, six(x, fs=16000.0))
+    assert "layer=2" in repr(two)
+    with pytest.raises(ConfigError, match="layer is 7, expected 0 to 6"):
+        WhisperEmbedder(str(whisper_model_dir), layer=7)

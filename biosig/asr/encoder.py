@@ -3,7 +3,8 @@
 Whisper's encoder was trained on 680,000 hours of audio; its states describe sounds far more
 richly than a network trained from scratch on a few hundred coughs can learn to. The embedding
 of a recording is the mean and the standard deviation over time of the encoder's last-layer
-states (``2 * d_model`` numbers: 1,024 for Whisper base), computed on the recording's own length
+states, or of an earlier layer's (``layer``; the lower layers describe sound rather than
+speech), ``2 * d_model`` numbers (1,024 for Whisper base), computed on the recording's own length
 (no padding to Whisper's 30 s window: the CTranslate2 encoder takes any even number of frames up
 to 3,000, and a 2 s cough then costs about 20 ms on a CPU core instead of 0.8 s). A recording
 longer than 30 s is encoded in consecutive 30 s windows, as Whisper reads long audio, and the
@@ -71,6 +72,14 @@ class WhisperEmbedder:
     max_s : float > 0, optional
         Encode only the first ``max_s`` seconds of a recording (None: all of it, in 30 s
         windows).
+    layer : int, optional
+        The states of an earlier encoder layer: the output of block ``layer`` (1 to the
+        number of blocks, 6 for base; 0: the convolutional front-end with positions), before
+        the final layer norm. Computed with the transformers Whisper encoder (the ``train``
+        extra's torch and transformers; a CTranslate2 model is imported once, see
+        :func:`biosig.asr.ct2.transformers_folder`), on the recording's own length as the
+        last layer is, in float32 (``compute_type`` does not apply). None: the encoder's
+        output (CTranslate2).
 
     Examples
     --------
@@ -80,7 +89,7 @@ class WhisperEmbedder:
     """
 
     def __init__(self, model: str, *, compute_type: str = "float32", cpu_threads: int = 0,
-                 max_s: float | None = None):
+                 max_s: float | None = None, layer: int | None = None):
         if compute_type not in COMPUTE_TYPES:
             raise ConfigError(f"compute_type is {compute_type!r}, expected one of "
                               f"{COMPUTE_TYPES}")
@@ -103,9 +112,30 @@ class WhisperEmbedder:
             raise ConfigError(f"encoder model {model}: cannot load ({exc})") from exc
         self._ct2 = ct2
         self.n_mels = int(getattr(self._model, "n_mels", 80) or 80)
+        self.layer = None if layer is None else int(layer)
+        self._torch_encoder = None
+        if self.layer is not None:
+            self._torch_encoder = _torch_encoder(str(model), self.layer)
+
+    def _encode(self, mel: np.ndarray) -> np.ndarray:
+        """``(n_frames // 2, d)`` states of one window's log-mel ``(n_mels, n_frames)``."""
+        if self._torch_encoder is None:
+            out = self._model.encode(self._ct2.StorageView.from_array(mel[None]), to_cpu=True)
+            return np.asarray(out)[0]
+        import torch  # the train extra: only for an earlier layer's states
+        enc = self._torch_encoder
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(mel))[None]
+            h = torch.nn.functional.gelu(enc.conv1(x))
+            h = torch.nn.functional.gelu(enc.conv2(h)).permute(0, 2, 1)
+            h = h + enc.embed_positions.weight[: h.shape[1]]
+            for block in enc.layers[: self.layer]:
+                out = block(h, None)
+                h = out[0] if isinstance(out, tuple) else out   # transformers 4 / 5
+        return h[0].numpy()
 
     def states(self, x: np.ndarray, *, fs: float) -> np.ndarray:
-        """``(n_frames, d)`` last-layer encoder states of one recording (20 ms per frame;
+        """``(n_frames, d)`` encoder states of one recording (``layer``'s; 20 ms per frame;
         a recording over 30 s: its 30 s windows' states one after the other)."""
         from biosig.dsp import resample  # numba-backed: loaded on first use
         from biosig.features.whisper import whisper_log_mel  # torch: loaded on first use
@@ -127,9 +157,7 @@ class WhisperEmbedder:
             mel = np.asarray(whisper_log_mel(chunk, fs=WHISPER_FS, n_mels=self.n_mels,
                                              pad_to_30s=False), dtype=np.float32)
             n = min(mel.shape[-1] - mel.shape[-1] % 2, WHISPER_N_FRAMES)   # even, <= 3000
-            mel = np.ascontiguousarray(mel[None, :, :n])
-            states = self._model.encode(self._ct2.StorageView.from_array(mel), to_cpu=True)
-            out.append(np.asarray(states)[0])
+            out.append(self._encode(np.ascontiguousarray(mel[:, :n])))
         return np.concatenate(out, axis=0)
 
     @functools.cached_property
@@ -143,4 +171,21 @@ class WhisperEmbedder:
 
     def __repr__(self) -> str:
         return (f"WhisperEmbedder(model={self.model_name!r}, "
-                f"compute_type={self.compute_type!r})")
+                f"compute_type={self.compute_type!r}"
+                + (f", layer={self.layer}" if self.layer is not None else "") + ")")
+
+
+@functools.lru_cache(maxsize=2)
+def _torch_encoder(model: str, layer: int):
+    """The transformers Whisper encoder of ``model`` (float32, eval), its blocks after
+    ``layer`` dropped."""
+    require("torch", extra="train")
+    transformers = require("transformers", extra="train")
+    from biosig.asr.ct2 import transformers_folder  # torch: loaded only for an earlier layer
+    enc = transformers.WhisperModel.from_pretrained(transformers_folder(model)).encoder
+    n = len(enc.layers)
+    if not 0 <= layer <= n:
+        raise ConfigError(f"layer is {layer}, expected 0 to {n} (the encoder of {model} has "
+                          f"{n} blocks)")
+    enc.layers = enc.layers[:layer]
+    return enc.float().eval()

@@ -230,11 +230,14 @@ class HybridCandidate(ConfigModel):
 
 class HybridEncoder(ConfigModel):
     """A pretrained audio encoder as one more input block of the hybrid stage (``encoder``):
-    the mean and standard deviation over time of its last-layer states
+    the mean and standard deviation over time of its last-layer states, or of block ``layer``'s
     (:class:`biosig.asr.WhisperEmbedder`)."""
     model: str = "packaged:whisper-base"          # a CTranslate2 Whisper folder, or packaged
     compute_type: Literal["float32", "int8", "int8_float32"] = "float32"
     max_s: float | None = Field(default=None, gt=0)   # None: the whole recording, 30 s windows
+    # an earlier block's states (1 to 6 for base; 0: the convolutions), through transformers
+    # (the train extra); None: the encoder's output (CTranslate2)
+    layer: int | None = Field(default=None, ge=0)
 
 
 class HybridConfig(ConfigModel):

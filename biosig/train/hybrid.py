@@ -514,12 +514,12 @@ def encoder_spec(cfg) -> dict | None:
 
 
 def _embedder(spec: dict):
-    max_s = spec.get("max_s")
-    key = (spec["model"], spec["compute_type"], max_s)
+    max_s, layer = spec.get("max_s"), spec.get("layer")
+    key = (spec["model"], spec["compute_type"], max_s, layer)
     if key not in _EMBEDDERS:
         from biosig.asr.encoder import WhisperEmbedder  # ctranslate2: the asr extra
         _EMBEDDERS[key] = WhisperEmbedder(spec["model"], compute_type=spec["compute_type"],
-                                          max_s=max_s)
+                                          max_s=max_s, layer=layer)
     return _EMBEDDERS[key]
 
 

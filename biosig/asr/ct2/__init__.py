@@ -20,10 +20,11 @@ from biosig.asr.ct2.export import (
     ImportResult,
     export_ct2_whisper,
     import_ct2_whisper,
+    transformers_folder,
 )
 from biosig.asr.ct2.mapping import WhisperDims, ct2_whisper_state_dict, whisper_dims
 from biosig.asr.ct2.reader import ConversionError, CT2Model, read_ct2_model
 
 __all__ = ["CT2Model", "ConversionError", "read_ct2_model", "WhisperDims", "whisper_dims",
            "ct2_whisper_state_dict", "ImportResult", "import_ct2_whisper", "export_ct2_whisper",
-           "EXPORT_QUANTIZATIONS"]
+           "transformers_folder", "EXPORT_QUANTIZATIONS"]

@@ -35,7 +35,8 @@ from biosig.whisper_audio import (
     WHISPER_N_FFT,
 )
 
-__all__ = ["ImportResult", "import_ct2_whisper", "export_ct2_whisper", "EXPORT_QUANTIZATIONS"]
+__all__ = ["ImportResult", "import_ct2_whisper", "export_ct2_whisper", "transformers_folder",
+           "EXPORT_QUANTIZATIONS"]
 
 EXPORT_QUANTIZATIONS = ("int8", "int8_float16", "int8_float32", "float16", "bfloat16", "float32")
 
@@ -199,3 +200,26 @@ def export_ct2_whisper(hf_dir: str | os.PathLike, ct2_dir: str | os.PathLike, *,
             (tmp / "preprocessor_config.json").write_text(
                 json.dumps(feature_config, indent=2) + "\n", encoding="utf-8")
     return ct2_dir
+
+
+def transformers_folder(model: str) -> str:
+    """A transformers folder of a local Whisper model: a transformers folder as it is; a
+    CTranslate2 one (or ``packaged:whisper-base``) imported once with
+    :func:`import_ct2_whisper` into ``$BIOSIG_CACHE/whisper-hf/<digest>`` (``~/.cache/biosig``;
+    the digest of its ``model.bin``) and reused.
+
+    Raises
+    ------
+    ConfigError
+        ``model`` is not a local folder with weights (:func:`biosig.asr.speakers.model_digest`).
+    """
+    from biosig.asr.speakers import model_digest  # cycle: speakers builds on biosig.asr.models
+    folder, digest = model_digest(model)
+    p = Path(folder)
+    if not (p / "model.bin").is_file():
+        return str(p)
+    base = Path(os.environ.get("BIOSIG_CACHE") or Path.home() / ".cache" / "biosig")
+    dst = base / "whisper-hf" / digest.split(":")[-1][:16]
+    if not (dst / "config.json").is_file():
+        import_ct2_whisper(p, dst, overwrite=True)
+    return str(dst)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -33,7 +32,7 @@ from pathlib import Path
 from pydantic import Field
 
 import biosig
-from biosig.asr.ct2 import import_ct2_whisper
+from biosig.asr.ct2 import transformers_folder
 from biosig.asr.speakers import (
     SpeakerProfile,
     check_speaker_name,
@@ -213,20 +212,6 @@ def enrollment_config(manifest, *, base_model: str, settings: EnrollSettings, ro
     return validate_config(data, source="enrollment settings")
 
 
-def _training_base(model: str, folder: str, digest: str) -> str:
-    """A transformers folder of the base model: a CTranslate2 model is imported once into
-    ``$BIOSIG_CACHE/whisper-hf/<digest>`` (``~/.cache/biosig``) and reused."""
-    p = Path(folder)
-    if not (p / "model.bin").is_file():
-        return str(p)
-    base = Path(os.environ.get("BIOSIG_CACHE") or Path.home() / ".cache" / "biosig")
-    dst = base / "whisper-hf" / digest.split(":")[-1][:16]
-    if not (dst / "config.json").is_file():
-        log.info("importing %s into %s (once)", model, dst)
-        import_ct2_whisper(p, dst, overwrite=True)
-    return str(dst)
-
-
 def enroll_speaker(name: str, folder, *, model: str, speakers_dir=None,
                    settings: EnrollSettings | None = None, overwrite: bool = False,
                    device: str = "cpu", language: str = "en", work_dir=None,
@@ -278,8 +263,8 @@ def enroll_speaker(name: str, folder, *, model: str, speakers_dir=None,
                           "to replace it")
     src = Path(folder).expanduser().resolve()
     clips = enrollment_clips(src, min_audio_s=s.min_audio_s)
-    base_folder, digest = model_digest(model)
-    hf_base = _training_base(model, base_folder, digest)
+    _, digest = model_digest(model)
+    hf_base = transformers_folder(model)
     audio_s = sum(c.duration_s for c in clips)
     log.info("enrolling speaker %s: %d recordings, %.1f s of audio", name, len(clips), audio_s)
     root.mkdir(parents=True, exist_ok=True)
