@@ -313,7 +313,8 @@ def _encoder_source_auc(examples, cfg, src, folds, cache: Path) -> dict:
             E = z["E"]
     if E is None:
         enc = cfg.hybrid.encoder
-        emb = WhisperEmbedder(enc.model, compute_type=enc.compute_type, max_s=enc.max_s)
+        emb = WhisperEmbedder(enc.model, compute_type=enc.compute_type, max_s=enc.max_s,
+                              layer=enc.layer)
         rows = []
         bar = Progress(len(examples), desc="encoder embeddings (confound)", unit="rec")
         for e in examples:
@@ -352,8 +353,9 @@ def _confound(cfg, work: Path) -> dict:
     cc = src == 1
     dur = X[cc, names.index("duration_s")]
     dur_auc = roc_auc(cov[cc], dur)
-    enc = _encoder_source_auc(examples, cfg, src, folds,
-                              work / "encoder_covid19_cough_all.npz")
+    layer = cfg.hybrid.encoder.layer if cfg.hybrid.encoder is not None else None
+    enc = _encoder_source_auc(examples, cfg, src, folds, work / (
+        "encoder_covid19_cough_all" + (f"_layer{layer}" if layer is not None else "") + ".npz"))
     return {"source_auc": roc_auc(src, P[:, 1]), **enc,
             "call_center_covid_auc_from_duration_alone": max(dur_auc, 1 - dur_auc),
             "pooled_covid_auc_both_sources": roc_auc(cov, Pc[:, 1]),

@@ -144,11 +144,12 @@ def test_nested_keys_are_dotted_paths():
     # the model family's tag (model.name) is not part of the key; an unknown key at any depth
     # lists the valid keys of the section that holds it (the family's, a list item's)
     with pytest.raises(ConfigError, match=r"^TrainConfig: key 'model.gru_hiden': unknown key "
-                                          r"\(expected one of name, channels, pool_time, "
-                                          r"gru_hidden, gru_layers, dropout\)$"):
+                                          r"\(expected one of members, name, channels, "
+                                          r"pool_time, gru_hidden, gru_layers, dropout\)$"):
         TrainConfig(**{**TRAIN, "model": {"name": "crnn", "gru_hiden": 3}})
     with pytest.raises(ConfigError, match=r"^TrainConfig: key 'model.channel': unknown key "
-                                          r"\(expected one of name, channels, kernel_sizes, "):
+                                          r"\(expected one of members, name, channels, "
+                                          r"kernel_sizes, "):
         TrainConfig(**{**TRAIN, "model": {"name": "tdnn", "channel": [8]}})
     with pytest.raises(ConfigError, match=r"^TrainConfig: key 'hybrid.features.1.kep': unknown "
                                           r"key \(expected one of preset, overrides, keep\)$"):
