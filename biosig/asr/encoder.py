@@ -68,7 +68,7 @@ class WhisperEmbedder:
         CTranslate2 quantisation; ``float32`` (default) gives the same embedding on every CPU,
         ``int8`` is about twice as fast and differs between CPUs in the last digits.
     cpu_threads : int >= 0
-        Threads for the encoder (0: CTranslate2's default).
+        Threads for the CTranslate2 encoder (0: its default; ``layer`` runs with torch's).
     max_s : float > 0, optional
         Encode only the first ``max_s`` seconds of a recording (None: all of it, in 30 s
         windows).
@@ -105,17 +105,19 @@ class WhisperEmbedder:
         self.path = path
         self.compute_type = compute_type
         self.max_s = None if max_s is None else float(max_s)
+        self.layer = None if layer is None else int(layer)
+        self._ct2 = ct2
+        self._model = self._torch_encoder = None
+        if self.layer is not None:               # an earlier block: transformers only
+            self._torch_encoder = _torch_encoder(str(model), self.layer)
+            self.n_mels = int(self._torch_encoder.conv1.in_channels)
+            return
         try:
             self._model = ct2.models.Whisper(str(path), device="cpu", compute_type=compute_type,
                                              intra_threads=int(cpu_threads))
         except (RuntimeError, ValueError, OSError) as exc:
             raise ConfigError(f"encoder model {model}: cannot load ({exc})") from exc
-        self._ct2 = ct2
         self.n_mels = int(getattr(self._model, "n_mels", 80) or 80)
-        self.layer = None if layer is None else int(layer)
-        self._torch_encoder = None
-        if self.layer is not None:
-            self._torch_encoder = _torch_encoder(str(model), self.layer)
 
     def _encode(self, mel: np.ndarray) -> np.ndarray:
         """``(n_frames // 2, d)`` states of one window's log-mel ``(n_mels, n_frames)``."""

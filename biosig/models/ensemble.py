@@ -42,10 +42,13 @@ class Ensemble(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         logits = torch.stack([m(features) for m in self.models], dim=1)   # (batch, m, class)
-        if self.training:
-            return logits
-        p = torch.softmax(logits.float(), -1).mean(1)
-        return torch.log(p.clamp_min(1e-12))
+        return logits if self.training else self.mean_log_probs(logits)
+
+    @staticmethod
+    def mean_log_probs(logits: torch.Tensor) -> torch.Tensor:
+        """``(batch, n_classes)`` log of the mean class probabilities of members' logits
+        ``(batch, n_members, n_classes)``."""
+        return torch.log(torch.softmax(logits.float(), -1).mean(1).clamp_min(1e-12))
 
     def __getattr__(self, name):
         if name == "embed":                  # only where every member has embeddings

@@ -38,7 +38,7 @@ import torch
 from biosig.errors import ConfigError
 from biosig.fileio import jsonable, write_text_atomic
 from biosig.manifests import field_value
-from biosig.models import build_model
+from biosig.models import Ensemble, build_model
 from biosig.train.cache import FeatureCache, FeatureWindowDataset
 from biosig.train.config import TrainConfig, config_to_dict
 from biosig.train.data import (
@@ -150,8 +150,7 @@ def compute_loss(model, frontend, waves: torch.Tensor, targets: torch.Tensor, *,
         loss = torch.stack([torch.nn.functional.cross_entropy(logits[:, m].float(), soft,
                                                               weight=weights)
                             for m in range(logits.shape[1])]).mean()
-        mean_p = torch.softmax(logits.float(), -1).mean(1)
-        return LossResult(loss, torch.log(mean_p.clamp_min(1e-12)))
+        return LossResult(loss, Ensemble.mean_log_probs(logits))
     if logits.shape != (waves.shape[0], n_classes):
         raise RuntimeError(f"model returned {tuple(logits.shape)}, expected "
                            f"({waves.shape[0]}, {n_classes})")

@@ -25,6 +25,7 @@ import torch
 from biosig.asr.ct2.mapping import ct2_whisper_state_dict, read_ct2_config, whisper_configs
 from biosig.asr.ct2.reader import ConversionError, read_ct2_model
 from biosig.asr.ct2.tokenizer import build_tokenizer
+from biosig.asr.speakers import model_digest
 from biosig.errors import ConfigError, InputError
 from biosig.extras import require
 from biosig.fileio import atomic_dir
@@ -213,7 +214,6 @@ def transformers_folder(model: str) -> str:
     ConfigError
         ``model`` is not a local folder with weights (:func:`biosig.asr.speakers.model_digest`).
     """
-    from biosig.asr.speakers import model_digest  # cycle: speakers builds on biosig.asr.models
     folder, digest = model_digest(model)
     p = Path(folder)
     if not (p / "model.bin").is_file():
