@@ -8,9 +8,10 @@ whole-recording features from the modality presets of :mod:`biosig.features`
 (``extract_features``: RR-interval statistics for ECG, log-mel statistics for PCG, log-mel and
 MFCC statistics with deltas for cough, band powers for EEG) and scikit-learn's
 ``HistGradientBoostingClassifier`` (balanced class weights) fitted on the same training records
-(train + valid: it needs no early-stopping set), scored on the same test records (or the same
-folds) with the same metrics, bootstrap CIs and per-patient aggregation
-(:func:`biosig.train.evaluation.metrics_with_ci`).
+(train + valid: it needs no early-stopping set) and the same training labels (the profile's
+``data.train_label`` where it sets one: CirCor's per-location murmur), scored on the same test
+records (or the same folds) with the same metrics, bootstrap CIs and per-patient aggregation
+(``eval.aggregate_any`` included; :func:`biosig.train.evaluation.metrics_with_ci`).
 
 A run trained with the hybrid stage (``hybrid.enabled``, :mod:`biosig.train.hybrid`) adds two
 rows from its own reports: the hybrid (network outputs and the same preset features into a
@@ -160,23 +161,25 @@ def _scalar(metrics: dict) -> dict:
 
 
 def _baseline(recipe: str, cfg, work: Path) -> dict:
-    from biosig.train.data import kfold_assign, load_examples
+    from biosig.train.data import fitted_targets, kfold_assign, load_examples
     from biosig.train.evaluation import metrics_with_ci
     corpus, _, specs = RECIPES[recipe]
     examples, _ = load_examples(cfg.data)
     X, names = _features(examples, cfg, specs, work / f"features_{corpus}.npz")
     y = np.array([e.target for e in examples])
+    # fitted on what the recipe's network learns (data.train_label), scored on data.label
+    y_fit = np.array(fitted_targets(examples))
     k = len(cfg.data.classes)
     t0 = time.perf_counter()
     if cfg.cv.folds:
         folds = np.array(kfold_assign(examples, folds=cfg.cv.folds, seed=cfg.data.split_seed))
-        P = _fold_probs(X, y, folds, k)
+        P = _fold_probs(X, y_fit, folds, k)
         test = np.ones(len(y), bool)
         protocol = f"{cfg.cv.folds}-fold CV (the recipe's folds), pooled out-of-fold"
     else:
         split = np.array([e.split for e in examples])
         test = split == "test"
-        m = _hgb().fit(X[~test], y[~test])
+        m = _hgb().fit(X[~test], y_fit[~test])
         P = np.zeros((len(y), k))
         P[np.ix_(test, m.classes_)] = m.predict_proba(X[test])
         protocol = "fit on train+valid, scored on the manifest's test split"

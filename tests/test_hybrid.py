@@ -96,8 +96,10 @@ def test_hybrid_sees_what_the_network_cannot(hybrid_run):
     assert "ci" in h["metrics"] and "accuracy" in h["metrics"]["ci"]
     assert rep["model"] == h["adopted"] == "hybrid"
     assert h["hybrid_valid"] == 1.0 and h["hybrid_valid"] >= h["network_valid"]
-    # the CRNN has no embedding: that candidate is skipped, with the reason
-    assert h["candidates"][1]["valid"] is None and "embedding" in h["candidates"][1]["skipped"]
+    # the CRNN's embedding (its attention-pooled states) is an input too; instance
+    # normalisation hides the level from it as well, so the candidate is scored and loses
+    assert h["candidates"][1]["valid"] is not None and "skipped" not in h["candidates"][1]
+    assert h["candidates"][1]["valid"] < h["hybrid_valid"]
     rd = Path(hybrid_run.run_dir)
     stage, desc = load_stage(rd)
     assert desc["inputs"] == ["probs", "features"] and desc["classifier"] == "logistic"
@@ -495,6 +497,54 @@ def test_score_model_writes_circor_answers_with_the_rule(murmurs, tmp_path):
         np.testing.assert_allclose(p, np.mean(cby[f.stem], axis=0), atol=2e-6)
         moved += not np.allclose(p, np.mean(by[f.stem], axis=0), atol=1e-3)
     assert moved > 0                               # calibration changed the probabilities
+
+
+def test_aggregate_any_scores_patients_and_writes_the_answers(murmurs, tmp_path):
+    """``eval.aggregate_any: Present``: a patient's Present is the maximum over its
+    recordings (the others share the rest by their means), in the run's own patient scores
+    and in ``score model``'s answer files alike."""
+    cfg = level_config(murmurs, tmp_path, **{
+        "recipe": "murmurs", "hybrid.enabled": False,
+        "data.manifest": str(murmurs / "murmurs.jsonl"), "data.label": "murmur",
+        "data.classes": ["Present", "Unknown", "Absent"],
+        "frontend.normalize": "none", "train.epochs": 1, "train.monitor": "weighted_accuracy",
+        "eval": {"challenge": "physionet2022", "class_weights": [5.0, 3.0, 1.0],
+                 "aggregate_by": "subject", "aggregate_any": "Present", "n_bootstrap": 10}})
+    rd = Path(run(validate_config(cfg), run_id="any", progress=False).run_dir)
+    out = tmp_path / "scored"
+    score_model(rd, murmurs, out, progress=False, drift=False)
+    with open(out / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    classes = ["Present", "Unknown", "Absent"]
+    by: dict = {}
+    for r in rows:
+        by.setdefault(r["record"].split("_")[0], []).append([float(r[f"p_{c}"])
+                                                             for c in classes])
+
+    def any_present(q):
+        q = np.asarray(q)
+        top, rest = q[:, 0].max(), q[:, 1:].mean(axis=0)
+        return np.array([top, *(rest / rest.sum() * (1 - top))])
+
+    differs = 0
+    for f in sorted((out / "answers").glob("*.csv")):
+        p = np.array([float(v) for v in f.read_text().splitlines()[3].split(",")])
+        np.testing.assert_allclose(p, any_present(by[f.stem]), atol=2e-6)
+        differs += not np.allclose(p, np.mean(by[f.stem], axis=0), atol=1e-3)
+    assert differs > 0                             # not the mean
+    subject = {Path(r["path"]).stem: r["subject"] for r in map(
+        json.loads, (murmurs / "murmurs.jsonl").read_text().splitlines())}
+    by_subject: dict = {}
+    for r in rows:
+        by_subject.setdefault(subject[Path(r["record"]).stem], []).append(
+            [float(r[f"p_{c}"]) for c in classes])
+    with open(rd / "test_predictions.csv", newline="") as f:
+        test = list(csv.DictReader(f))
+    assert test
+    for r in test:                                 # the run scored its patients the same way
+        want = any_present(by_subject[r["subject"]])
+        got = [float(r[f"p_{c}"]) for c in classes]
+        np.testing.assert_allclose(got, want, atol=1e-5)
 
 
 def _score_model_reproduces(rd: Path, levels: Path, tmp_path: Path, *, abs_tol: float):

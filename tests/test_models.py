@@ -105,8 +105,15 @@ def test_ensemble_of_members_averages_probabilities():
         torch.testing.assert_close(torch.softmax(ens(x), -1), mean)
         emb = torch.stack([m.embed(x) for m in ens.models]).mean(0)
         torch.testing.assert_close(ens.embed(x), emb)
-    assert not hasattr(build_model(LSTMConfig(name="lstm", members=2), n_features=5,
-                                   n_classes=2), "embed")   # BiLSTM members have none
+    for cfg in (LSTMConfig(name="lstm", members=2, hidden=8),
+                CRNNConfig(name="crnn", members=2, channels=[4, 8], pool_time=[1, 1],
+                           gru_hidden=6)):
+        net = build_model(cfg, n_features=20, n_classes=2).eval()
+        with torch.no_grad():                   # the head reads the embedding
+            e = [m.embed(x) for m in net.models]
+            assert e[0].shape == (4, 2 * (8 if cfg.name == "lstm" else 6))
+            torch.testing.assert_close(net.models[0](x), net.models[0].head(e[0]))
+            torch.testing.assert_close(net.embed(x), torch.stack(e).mean(0))
     with pytest.raises(ValueError, match="at least one"):
         Ensemble([])
 

@@ -9,10 +9,17 @@ import numpy as np
 import pytest
 import torch
 from test_train_engine import toy, toy_config  # noqa: F401  (fixture + helper)
+from toy_corpus import write_toy_corpus
 
 from biosig.errors import ConfigError
 from biosig.train.config import validate_config
-from biosig.train.data import WindowDataset, collate_eval, eval_windows, load_examples
+from biosig.train.data import (
+    WindowDataset,
+    collate_eval,
+    eval_windows,
+    fitted_targets,
+    load_examples,
+)
 from biosig.train.engine import run
 from biosig.train.evaluation import aggregate_by_group, metric_names
 
@@ -31,6 +38,57 @@ def test_aggregate_by_group_known_answer():
     p, t, names = aggregate_by_group(probs, [0, 0, 1], ["a", "b", "a"])
     np.testing.assert_allclose(p, [[0.45, 0.55], [0.4, 0.6]])
     assert t.tolist() == [0, 0] and names == ["a", "b"]
+
+
+def test_aggregate_any_known_answer():
+    probs = np.array([[0.8, 0.1, 0.1], [0.1, 0.3, 0.6], [0.2, 0.2, 0.6]])
+    p, _, names = aggregate_by_group(probs, [0, 0, 2], ["a", "a", "b"], any_class=0)
+    # a: Present is the larger 0.8; Unknown and Absent share 0.2 as their means 0.2 : 0.35
+    np.testing.assert_allclose(p[0], [0.8, 0.2 * 0.2 / 0.55, 0.2 * 0.35 / 0.55])
+    np.testing.assert_allclose(p[1], [0.2, 0.2, 0.6])     # one item: itself
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    assert names == ["a", "b"]
+    mean, _, _ = aggregate_by_group(probs, [0, 0, 2], ["a", "a", "b"])
+    np.testing.assert_allclose(mean[0], [0.45, 0.2, 0.35])
+
+
+def test_aggregate_any_must_name_a_class_and_a_grouping(toy, tmp_path):  # noqa: F811
+    with pytest.raises(ConfigError, match="eval.aggregate_any is 'loud', expected one of"):
+        validate_config(toy_config(toy, tmp_path, **{"eval.aggregate_by": "subject",
+                                                      "eval.aggregate_any": "loud"}))
+    with pytest.raises(ConfigError, match="eval.aggregate_by is not set"):
+        validate_config(toy_config(toy, tmp_path, **{"eval.aggregate_any": "high"}))
+
+
+def test_train_label_is_what_the_network_learns_and_label_what_is_scored(tmp_path):
+    """``data.train_label``: the training split is fitted on that key, every other split is
+    scored on ``data.label``. Trained on the opposite of the tone, the network calls the
+    tone's test recordings wrong; a record without the training key is left out."""
+    def tone(s, t, rng):
+        f0 = 50.0 if s < 6 else 200.0
+        return 0.5 * np.sin(2 * np.pi * f0 * t + rng.uniform(0, 6)) + 0.2 * rng.normal(
+            size=t.size)
+
+    def labels(s):
+        lab = {"tone": "low" if s < 6 else "high", "opposite": "high" if s < 6 else "low"}
+        if s == 11:
+            del lab["opposite"]
+        return lab
+
+    (tmp_path / "c").mkdir()
+    root = write_toy_corpus(tmp_path / "c", "toy.jsonl", n_subjects=12, signal=tone,
+                            labels=labels)
+    over = {"train.epochs": 6, "augment.freq_masks": 0, "augment.time_masks": 0}
+    cfg = validate_config(toy_config(root, tmp_path / "runs", **over,
+                                     **{"data.train_label": "opposite"}))
+    examples, counts = load_examples(cfg.data)
+    assert counts["without_class"] == 2 and counts["kept"] == 22      # subject 11's two
+    assert all(e.fit_target == 1 - e.target for e in examples)
+    assert fitted_targets(examples) == [1 - e.target for e in examples]
+    flipped = run(cfg, run_id="opposite", progress=False).report["metrics"]["accuracy"]
+    plain = run(validate_config(toy_config(root, tmp_path / "runs", **over)), run_id="plain",
+                progress=False).report["metrics"]["accuracy"]
+    assert plain >= 0.8 and flipped <= 0.2
 
 
 def test_dataset_is_worker_safe(toy, tmp_path):  # noqa: F811

@@ -94,9 +94,15 @@ class CRNN(nn.Module):
         h, _ = self._sequence(features, lengths)
         return self.frame_head(h)
 
+    def embed(self, features: torch.Tensor, lengths: torch.Tensor | None = None
+              ) -> torch.Tensor:
+        """The recording's embedding: the attention-pooled GRU states the head reads,
+        ``(batch, 2 * gru_hidden)`` (the hybrid stage's ``embedding`` input)."""
+        h, mask = self._sequence(features, lengths)
+        pooled, _ = self.pool(h, mask)
+        return pooled
+
     def forward(self, features: torch.Tensor, lengths: torch.Tensor | None = None
                 ) -> torch.Tensor:
         """``(batch, n_features, n_frames)`` -> logits ``(batch, n_classes)``."""
-        h, mask = self._sequence(features, lengths)
-        pooled, _ = self.pool(h, mask)                     # (batch, 2*hidden)
-        return self.head(pooled)
+        return self.head(self.embed(features, lengths))

@@ -33,12 +33,18 @@ class BiLSTM(nn.Module):
         self.pool = AttentionPool(2 * hidden)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden, self.n_classes))
 
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor | None = None
-                ) -> torch.Tensor:
-        """``(batch, n_features, n_frames)`` -> logits ``(batch, n_classes)``."""
+    def embed(self, features: torch.Tensor, lengths: torch.Tensor | None = None
+              ) -> torch.Tensor:
+        """The recording's embedding: the attention-pooled LSTM states the head reads,
+        ``(batch, 2 * hidden)`` (the hybrid stage's ``embedding`` input)."""
         check_features(features, n_features=self.n_features)
         check_lengths(lengths, features)
         h = self.proj(features.transpose(1, 2))            # (batch, n_frames, hidden)
         h, _ = self.lstm(h)                                # (batch, n_frames, 2*hidden)
         pooled, _ = self.pool(h, frame_mask(lengths, h.shape[1], features.shape[-1], h.device))
-        return self.head(pooled)
+        return pooled
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """``(batch, n_features, n_frames)`` -> logits ``(batch, n_classes)``."""
+        return self.head(self.embed(features, lengths))

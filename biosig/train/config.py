@@ -64,6 +64,11 @@ class DataConfig(ConfigModel):
     manifest: str
     root: str | None = None                       # corpus root (default: manifest's `root`)
     label: str                                    # key in the record's `labels`
+    # the key the network and the hybrid stage are fitted on, where it differs from what is
+    # scored (CirCor: murmur_at_location, the murmur where it is heard, while the challenge
+    # scores the patient's murmur); every split but train (and select, the hybrid's second
+    # training split) keeps `label`
+    train_label: str | None = None
     classes: list[str] = Field(min_length=2)      # class names, index order
     label_map: dict[str, str] = {}                # raw label (as text) -> class name
     filter: dict[str, str | int | float | bool] = {}  # field or labels.x -> required value
@@ -194,6 +199,10 @@ class EvalConfig(ConfigModel):
     normal_class: str | None = None              # ICBHI: the normal cycle class
     class_weights: list[Annotated[float, Field(ge=0)]] | None = None  # PhysioNet 2022 weights
     aggregate_by: str | None = None              # e.g. subject: score patients, not records
+    # how a group's probabilities come from its items': the mean (None), or, naming a class,
+    # that class's maximum over the items (the group has it where any item has it: a murmur
+    # heard at any location) with the other classes sharing the rest by their means
+    aggregate_any: str | None = None
     decision: Literal["argmax", "tuned"] = "argmax"   # tuned: per-class weights on validation
     decision_metric: str | None = None           # what "tuned" maximises (default: challenge)
     # K >= 2: the tuned rule is kept only when, fitted on K-1 parts of validation and scored
@@ -261,6 +270,21 @@ class HybridConfig(ConfigModel):
     c: float = Field(default=1.0, gt=0)                # logistic: inverse regularisation
 
 
+class PretrainConfig(ConfigModel):
+    """Self-supervised pre-training of the network on the training split's recordings before
+    its supervised training (:mod:`biosig.train.pretrain`: two random crops of each recording
+    must find each other, SimCLR's NT-Xent on the network's embedding); ``epochs`` 0: none."""
+
+    epochs: int = Field(default=0, ge=0)
+    lr: float | None = Field(default=None, gt=0)            # default: optim.lr
+    batch_size: int | None = Field(default=None, ge=2)      # default: train.batch_size
+    temperature: float = Field(default=0.1, gt=0)
+    projection_dim: int = Field(default=64, ge=2)
+    # the views' augmentation (default: the run's `augment`); e.g. gain_db: 0 where the
+    # level is a feature the network must keep (Bonn's absolute EEG power)
+    augment: AugmentConfig | None = None
+
+
 class CVConfig(ConfigModel):
     folds: int = Field(default=0, ge=0)          # 0: one train/valid/test run; K >= 3: K-fold
 
@@ -284,6 +308,7 @@ class TrainConfig(ConfigModel):
     eval: EvalConfig = EvalConfig()
     cv: CVConfig = CVConfig()
     hybrid: HybridConfig = HybridConfig()
+    pretrain: PretrainConfig = PretrainConfig()
 
     @model_validator(mode="before")
     @classmethod
@@ -305,10 +330,13 @@ class TrainConfig(ConfigModel):
         c = self.data.classes
         if len(set(c)) != len(c):
             raise ValueError(f"data.classes has duplicates: {c}")
-        for key in ("positive_class", "normal_class"):
+        for key in ("positive_class", "normal_class", "aggregate_any"):
             v = getattr(self.eval, key)
             if v is not None and v not in c:
                 raise ValueError(f"eval.{key} is {v!r}, expected one of data.classes {c}")
+        if self.eval.aggregate_any is not None and self.eval.aggregate_by is None:
+            raise ValueError(f"eval.aggregate_any is {self.eval.aggregate_any!r} but "
+                             "eval.aggregate_by is not set (nothing is aggregated)")
         if self.eval.class_weights is not None and len(self.eval.class_weights) != len(c):
             raise ValueError(f"eval.class_weights has {len(self.eval.class_weights)} values, "
                              f"expected {len(c)} (one per class)")
@@ -359,10 +387,11 @@ class TrainConfig(ConfigModel):
         if fe.band_hz is not None and fe.band_hz[0] >= nyquist:
             raise ValueError(f"frontend.band_hz {fe.band_hz} must start below "
                              f"frontend.target_fs / 2 = {nyquist:g} Hz")
-        if self.data.feature_cache is not None and self.augment.noise_prob > 0:
-            raise ValueError(f"augment.noise_prob is {self.augment.noise_prob} but additive "
-                             f"noise needs the waveform, and data.feature_cache is set: set "
-                             f"augment.noise_prob: 0 or data.feature_cache: null")
+        for key, aug in (("augment", self.augment), ("pretrain.augment", self.pretrain.augment)):
+            if self.data.feature_cache is not None and aug is not None and aug.noise_prob > 0:
+                raise ValueError(f"{key}.noise_prob is {aug.noise_prob} but additive noise "
+                                 f"needs the waveform, and data.feature_cache is set: set "
+                                 f"{key}.noise_prob: 0 or data.feature_cache: null")
         _check_device(self.device)
         return self
 

@@ -22,7 +22,8 @@ from biosig.manifests import Record, field_value, read_manifest
 from biosig.manifests.splits import group_holdout, group_kfold
 from biosig.signal import Signal, seconds_to_samples
 
-__all__ = ["Example", "load_examples", "assign_example_splits", "kfold_assign",
+__all__ = ["Example", "fitted_targets", "as_fitted", "load_examples", "assign_example_splits",
+           "kfold_assign",
            "WindowDataset", "collate_train", "collate_eval", "augment_waveforms",
            "spec_augment", "mixup", "class_weights", "read_signal", "window_starts", "fit_window",
            "augment_features"]
@@ -30,12 +31,27 @@ __all__ = ["Example", "load_examples", "assign_example_splits", "kfold_assign",
 
 @dataclass(frozen=True)
 class Example:
-    """A manifest record with its class index and its split."""
+    """A manifest record with its class index and its split; ``fit_target`` is the class a
+    model is fitted on where ``data.train_label`` differs from the scored ``data.label``
+    (None: ``target``)."""
 
     record: Record
     target: int
     split: str | None
     group: str
+    fit_target: int | None = None
+
+
+def fitted_targets(examples) -> list[int]:
+    """The classes ``examples`` are fitted on: ``fit_target`` where there is one (``data.
+    train_label``), else ``target``."""
+    return [e.target if e.fit_target is None else e.fit_target for e in examples]
+
+
+def as_fitted(examples) -> list[Example]:
+    """``examples`` with ``target`` set to the class they are fitted on (a training split)."""
+    return [e if e.fit_target is None else replace(e, target=e.fit_target, fit_target=None)
+            for e in examples]
 
 
 # ------------------------------------------------------------------------ records, labels
@@ -48,9 +64,17 @@ def _as_text(v) -> str:
     return str(v)
 
 
+def _class_of(rec, key: str, label_map: dict, index: dict) -> int | None:
+    raw = rec.labels.get(key)
+    if raw is None:
+        return None
+    return index.get(label_map.get(_as_text(raw), _as_text(raw)))
+
+
 def load_examples(dcfg) -> tuple[list[Example], dict]:
     """Read the manifest lazily, keep the records that pass ``data.filter`` and have a label in
-    ``data.classes`` (after ``data.label_map``).
+    ``data.classes`` (after ``data.label_map``), and, with ``data.train_label``, a class there
+    too (``Example.fit_target``).
 
     Returns
     -------
@@ -66,17 +90,15 @@ def load_examples(dcfg) -> tuple[list[Example], dict]:
         if any(_as_text(field_value(rec, k)) != _as_text(v) for k, v in dcfg.filter.items()):
             n_filtered += 1
             continue
-        raw = rec.labels.get(dcfg.label)
-        if raw is None:
-            n_unlabeled += 1
-            continue
-        name = dcfg.label_map.get(_as_text(raw), _as_text(raw))
-        if name not in index:
+        target = _class_of(rec, dcfg.label, dcfg.label_map, index)
+        fit = (None if dcfg.train_label is None else
+               _class_of(rec, dcfg.train_label, dcfg.label_map, index))
+        if target is None or (dcfg.train_label is not None and fit is None):
             n_unlabeled += 1
             continue
         g = field_value(rec, dcfg.group_by)
         group = f"{dcfg.group_by}:{g}" if g is not None else f"id:{rec.id}"
-        out.append(Example(rec, index[name], rec.split, group))
+        out.append(Example(rec, target, rec.split, group, fit))
     if not out:
         raise ConfigError(f"{dcfg.manifest}: no record left with label {dcfg.label!r} in "
                           f"{classes} after data.filter (read {n_read}, filtered out "

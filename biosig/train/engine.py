@@ -29,7 +29,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,7 @@ from biosig.train.data import (
     SPLITS,
     Example,
     WindowDataset,
+    as_fitted,
     assign_example_splits,
     augment_features,
     augment_waveforms,
@@ -66,6 +67,7 @@ from biosig.train.drift import (
 )
 from biosig.train.evaluation import (
     CALIBRATION_FILE,
+    aggregate_any_index,
     aggregate_by_group,
     compute_metrics,
     embedding_eer,
@@ -77,6 +79,7 @@ from biosig.train.evaluation import (
 )
 from biosig.train.loop import LoopResult, RunContext, StepOutput, Task, fit
 from biosig.train.plots import plot_confusion, plot_learning_curves, plot_roc
+from biosig.train.pretrain import pretrain_network
 from biosig.train.runs import DistInfo, dist_info, run_folder, save_checkpoint
 
 __all__ = ["compute_loss", "input_features", "evaluate", "EvalOutput", "scored_items",
@@ -208,7 +211,7 @@ def scored_items(cfg, ev: EvalOutput, examples) -> tuple[np.ndarray, np.ndarray,
     values = [field_value(e.record, key) for e in examples]
     groups = [f"{v}" if v is not None else f"id:{e.record.id}"
               for v, e in zip(values, examples)]
-    return aggregate_by_group(ev.probs, ev.targets, groups)
+    return aggregate_by_group(ev.probs, ev.targets, groups, any_class=aggregate_any_index(cfg))
 
 
 # ------------------------------------------------------------------------------ a run
@@ -255,6 +258,7 @@ def selection_split(ds) -> str:
 
 def _datasets(cfg, examples: list[Example], *, frontend=None, dist: DistInfo | None = None):
     by = {s: [e for e in examples if e.split == s] for s in SPLITS}
+    by["train"] = as_fitted(by["train"])      # data.train_label: what the network learns
     if not by["select"]:
         del by["select"]
     lim = cfg.data.limit_per_split
@@ -340,10 +344,27 @@ class ClassifierTask(Task):
             sampler_weights = torch.as_tensor(cw[np.asarray(train_targets)], dtype=torch.double)
         self.model = build_model(cfg.model, n_features=self.frontend.n_features,
                                  n_classes=n_classes).to(ctx.device)
+        self.pretrain_info = None
+        if cfg.pretrain.epochs:                   # before the supervised training
+            self.pretrain_info = self._pretrain(ctx)
         self.loaders = {"train": _loader(self.ds["train"], cfg=cfg, train=True, dist=ctx.dist,
                                          weights_for_sampler=sampler_weights),
                         "valid": _loader(self.ds[selection_split(self.ds)], cfg=cfg,
                                          train=False, dist=ctx.dist)}
+
+    def _pretrain(self, ctx: RunContext) -> dict:
+        """:func:`~biosig.train.pretrain.pretrain_network` on rank 0; the other ranks load
+        what it wrote."""
+        kw = dict(out=ctx.out, device=ctx.device, show=ctx.show)
+        if ctx.dist.is_main:
+            info = pretrain_network(self.model, self.ds["train"], self.frontend, self.cfg,
+                                    **kw)
+        if ctx.dist.distributed:
+            torch.distributed.barrier()
+            if not ctx.dist.is_main:
+                info = pretrain_network(self.model, self.ds["train"], self.frontend, self.cfg,
+                                        is_main=False, **kw)
+        return info
 
     def configure_optimizers(self, params):
         cfg = self.cfg
@@ -406,6 +427,8 @@ class ClassifierTask(Task):
         from biosig.train.hybrid import finish_stages  # cycle: hybrid builds on this module
         report.update(finish_stages(self.cfg, self.model, self.frontend, self.ds,
                                     self.ctx.out, device=self.device, report=report))
+        if self.pretrain_info is not None:
+            report["pretrain"] = {k: v for k, v in self.pretrain_info.items() if k != "loaded"}
         return report
 
     def export_changed(self, report: dict) -> bool:
@@ -597,7 +620,7 @@ def run(cfg: TrainConfig, *, resume: bool = False, run_id: str | None = None,
     reports = []
     for k in range(k_total):
         split_of = {k: "test", (k + 1) % k_total: "valid"}
-        ex = [Example(e.record, e.target, split_of.get(f, "train"), e.group)
+        ex = [replace(e, split=split_of.get(f, "train"))
               for e, f in zip(examples, folds)]
         fold_dir = out / f"fold-{k}"
         r = train(cfg, run_dir=fold_dir, resume=resume and (fold_dir / "last.pt").exists(),

@@ -17,7 +17,8 @@ from biosig.calibration import (
 )
 
 __all__ = ["compute_metrics", "metrics_with_ci", "embedding_eer", "metric_names",
-           "aggregate_by_group", "positive_class", "fit_calibration", "apply_calibration",
+           "aggregate_by_group", "aggregate_any_index", "positive_class", "fit_calibration",
+           "apply_calibration",
            "CALIBRATION_FILE", "CALIBRATION_METHODS", "read_predictions",
            "metric_functions"]
 
@@ -107,8 +108,10 @@ def metric_names(cfg) -> list[str]:
     return list(_metric_fns(cfg))
 
 
-def aggregate_by_group(probs, targets, groups) -> tuple[np.ndarray, np.ndarray, list]:
-    """Mean class probabilities per group (e.g. per patient over their recordings).
+def aggregate_by_group(probs, targets, groups, *, any_class: int | None = None
+                       ) -> tuple[np.ndarray, np.ndarray, list]:
+    """Class probabilities per group (e.g. per patient over their recordings): the mean over
+    the group's items, or with ``any_class``, that class's maximum over the items.
 
     Parameters
     ----------
@@ -116,6 +119,10 @@ def aggregate_by_group(probs, targets, groups) -> tuple[np.ndarray, np.ndarray, 
     targets : array of int [shape=(n_items,)]
     groups : sequence [n_items]
         Group of each item; groups are returned in order of first appearance.
+    any_class : int, optional
+        A class the group has when any of its items has it (``eval.aggregate_any``; CirCor: a
+        murmur heard at one location is the patient's murmur). Its probability is the maximum
+        over the items; the other classes share the rest in proportion to their means.
 
     Returns
     -------
@@ -132,9 +139,23 @@ def aggregate_by_group(probs, targets, groups) -> tuple[np.ndarray, np.ndarray, 
     gp = np.zeros((n, p.shape[1]))
     np.add.at(gp, idx, p)
     gp /= np.bincount(idx, minlength=n)[:, None]
+    if any_class is not None:
+        top = np.full(n, -np.inf)
+        np.maximum.at(top, idx, p[:, any_class])
+        rest = np.delete(gp, any_class, axis=1)
+        tot = rest.sum(axis=1, keepdims=True)
+        rest = np.where(tot > 0, rest / np.where(tot > 0, tot, 1.0), 1.0 / rest.shape[1])
+        gp = np.insert(rest * (1.0 - top[:, None]), any_class, top, axis=1)
     votes = np.zeros((n, p.shape[1]), dtype=np.int64)
     np.add.at(votes, (idx, t), 1)
     return gp, votes.argmax(1), list(order)
+
+
+def aggregate_any_index(cfg) -> int | None:
+    """The class index of ``eval.aggregate_any`` for :func:`aggregate_by_group` (None: groups
+    are scored on mean probabilities)."""
+    a = cfg.eval.aggregate_any
+    return None if a is None else list(cfg.data.classes).index(a)
 
 
 def compute_metrics(targets, probs, cfg) -> dict:

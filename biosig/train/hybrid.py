@@ -67,7 +67,7 @@ from biosig.features import extract_features
 from biosig.fileio import atomic_path, jsonable, write_text_atomic
 from biosig.progress import Progress
 from biosig.signal import as_signal
-from biosig.train.data import read_signal
+from biosig.train.data import fitted_targets, read_signal
 from biosig.train.engine import EvalOutput, scored_items, write_predictions
 from biosig.train.evaluation import (
     CALIBRATION_FILE,
@@ -655,8 +655,11 @@ def finish_stages(cfg, model, frontend, ds, out, *, device, report: dict) -> dic
         # the classifier is fitted on train and (train.select_frac) the split the network's
         # best epoch was chosen on; valid is kept for the choice among candidates
         train_ex = [e for s in ("train", "select") if s in ds for e in ds[s].examples]
-        tr, ytr = _split_blocks(run, cfg, train_ex, desc="hybrid inputs (train)")
+        tr, _ = _split_blocks(run, cfg, train_ex, desc="hybrid inputs (train)")
         va, yva = _split_blocks(run, cfg, valid_ex, desc="hybrid inputs (valid)")
+        # fitted on data.train_label where set; scored (yva, yte) on data.label
+        ytr = np.array(fitted_targets(train_ex), dtype=np.int64)
+        yva_fit = np.array(fitted_targets(valid_ex), dtype=np.int64)
         te, yte = _split_blocks(run, cfg, test_ex, desc=f"hybrid inputs ({split})")
         # one column order for every split: the training split's names
         tr_names = _feature_names(cfg, train_ex)
@@ -677,7 +680,7 @@ def finish_stages(cfg, model, frontend, ds, out, *, device, report: dict) -> dic
                            network_weight=fit.network_weight)
         if cfg.hybrid.refit:                  # the chosen candidate on train + valid
             fit = dataclasses.replace(fit, model=refit_candidate(
-                cfg.hybrid.candidates[fit.index], [tr, va], [ytr, yva], **clf_kw))
+                cfg.hybrid.candidates[fit.index], [tr, va], [ytr, yva_fit], **clf_kw))
         ht = stage_predict(fit.model, te, fit.inputs, len(classes),
                            network_weight=fit.network_weight)
         hvp, hvt, hvids = _scored(cfg, hv, yva, valid_ex)

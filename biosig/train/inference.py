@@ -25,7 +25,12 @@ from biosig.train.cache import frame_windows, recording_features
 from biosig.train.config import upgrade_run_config, validate_config
 from biosig.train.data import eval_windows
 from biosig.train.drift import REFERENCE_FILE, describe_signal, load_reference, write_drift_summary
-from biosig.train.evaluation import CALIBRATION_FILE, aggregate_by_group, apply_calibration
+from biosig.train.evaluation import (
+    CALIBRATION_FILE,
+    aggregate_any_index,
+    aggregate_by_group,
+    apply_calibration,
+)
 from biosig.train.hybrid import apply_decision, load_stages, stage_probs
 from biosig.train.runs import pick_device
 
@@ -401,7 +406,8 @@ def score_model(run_dir, source, out_dir, *, checkpoint: str = "best", device: s
         answers = out / "answers"
         stages = load_stages(run_dir, run.cfg)
         _write_circor_answers(pred, answers, run.classes,
-                              weights=stages.weights if stages is not None else None)
+                              weights=stages.weights if stages is not None else None,
+                              any_class=aggregate_any_index(run.cfg))
     drift_md = None
     if use_drift:
         drift_md, _ = write_drift_summary(pred, load_reference(ref_path), out)
@@ -416,14 +422,15 @@ def circor_patient(record: str) -> str:
 
 
 def _write_circor_answers(pred: Path, folder: Path, classes: list[str], *,
-                          weights=None) -> list[Path]:
+                          weights=None, any_class: int | None = None) -> list[Path]:
     """PhysioNet 2022 answer files, one per patient, from the per-recording predictions.
 
     ``<patient>.csv`` holds four lines, as the challenge's ``save_challenge_outputs`` writes
     them: ``#<patient>``, the class names, the binary labels (one 1) and the probabilities. A
     patient's probabilities are the mean over its recordings (all locations; patient by
-    :func:`circor_patient`) by :func:`biosig.train.evaluation.aggregate_by_group`, the
-    function the recipe scores patients with (``eval.aggregate_by: subject``); the label is
+    :func:`circor_patient`), or with ``any_class`` (the run's ``eval.aggregate_any``) that
+    class's maximum, by :func:`biosig.train.evaluation.aggregate_by_group`, the function the
+    recipe scores patients with (``eval.aggregate_by: subject``); the label is
     the arg-max of ``p * weights`` (the run's tuned decision rule, which was fitted on those
     patient means; None: arg-max). Scored with ``--calibrate``, the file's probabilities are
     the means of the calibrated ones and its label still the rule on the means of the
@@ -435,7 +442,8 @@ def _write_circor_answers(pred: Path, folder: Path, classes: list[str], *,
     k = len(classes)
     def patient_means(prefix):
         p = np.array([[float(r[f"{prefix}{c}"]) for c in classes] for r in rows]).reshape(-1, k)
-        return aggregate_by_group(p, np.zeros(len(rows), dtype=np.int64), patients)
+        return aggregate_by_group(p, np.zeros(len(rows), dtype=np.int64), patients,
+                                  any_class=any_class)
 
     patients = [circor_patient(r["record"]) for r in rows]
     pp, _, names = patient_means("p_")
