@@ -20,7 +20,7 @@ from biosig.asr.speakers import (
 )
 from biosig.cli import main
 from biosig.errors import ConfigError, InputError
-from biosig.train.whisper.enroll import EnrollSettings, enrollment_clips
+from biosig.train.whisper.enroll import EnrollSettings, enrollment_clips, held_out_indices
 
 CLIPS = ("1089-134686-0000", "1089-134686-0001", "1089-134691-0000", "1089-134691-0001")
 
@@ -158,6 +158,28 @@ def test_enrollment_writes_the_speaker_folder_with_provenance(enrolled):
         assert ref.lower() not in text
     assert "turnips" not in text and "belly" not in text
     assert [p.name for p in enrolled["dir"].iterdir()] == ["dr-a"]
+
+
+def test_held_out_recordings_choose_the_epoch_and_the_adapter(enrolled, tmp_path):
+    """``--set holdout=0.25``: one of the four recordings stays out of training and decides
+    (epoch 0 is the base model); the provenance says what was kept and on what it was
+    scored."""
+    assert held_out_indices(4, 0.25) == {1} and held_out_indices(10, 0.3) == {1, 5, 9}
+    assert held_out_indices(10, 0.0) == set() and held_out_indices(3, 0.01) == {1}
+    rc = main(["enroll", "dr-b", str(enrolled["recordings"]), "--model",
+               str(enrolled["model"]), "--speakers-dir", str(tmp_path), "--no-progress",
+               "--set", "max_steps=2", "--set", "epochs=1", "--set", "batch_size=2",
+               "--set", "min_audio_s=5", "--set", "holdout=0.25"])
+    assert rc == 0
+    prov = json.loads((tmp_path / "dr-b" / "speaker.json").read_text())
+    assert prov["n_held_out"] == 1 and prov["n_recordings"] == len(CLIPS)
+    assert prov["wer_enrollment_clips"]["scored_on"] == "the held-out recordings"
+    assert prov["kept"] == ("adapter" if prov["best_epoch"] > 0 else "base")
+    same = json.loads((enrolled["dir"] / "dr-a" / "speaker.json").read_text())
+    assert same["n_held_out"] == 0
+    assert same["wer_enrollment_clips"]["scored_on"] == "the training recordings"
+    with pytest.raises(ConfigError, match="holdout"):
+        EnrollSettings.validate_mapping({"holdout": 1.0}, source="--set")
 
 
 def test_enrolling_again_needs_overwrite(enrolled, capsys):

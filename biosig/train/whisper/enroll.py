@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 from pydantic import Field
 
 import biosig
@@ -50,7 +51,7 @@ from biosig.train.runs import git_hash
 from biosig.train.whisper.task import train_whisper
 
 __all__ = ["EnrollSettings", "EnrollmentClip", "enrollment_clips", "enrollment_config",
-           "enroll_speaker"]
+           "enroll_speaker", "held_out_indices"]
 
 log = logging.getLogger("biosig.train.whisper")
 
@@ -83,6 +84,12 @@ class EnrollSettings(ConfigModel):
         Least audio accepted in the folder.
     max_steps : int or None
         Cap on optimizer steps (tests).
+    holdout : float in [0, 1)
+        Share of the recordings (spread evenly over the sorted ids, at least one) kept out of
+        training: the epoch, and whether the adapter is kept at all, are chosen by WER on them
+        (epoch 0 is the base model, so a speaker whose held-out recordings the adapter does
+        not help keeps the base weights). 0: both are chosen on the training recordings
+        themselves, where the adapter nearly always wins.
     seed : int
     """
 
@@ -101,6 +108,7 @@ class EnrollSettings(ConfigModel):
     timestamps_prob: float = Field(default=0.5, ge=0, le=1)
     min_audio_s: float = Field(default=15.0, ge=0)
     max_steps: Int | None = Field(default=None, ge=1)
+    holdout: float = Field(default=0.0, ge=0, lt=1)
     seed: Int = 0
 
 
@@ -185,18 +193,30 @@ def enrollment_clips(folder, *, min_audio_s: float = 15.0, max_clip_s: float = 3
     return sorted(clips, key=lambda c: c.id)
 
 
+def held_out_indices(n: int, share: float) -> set[int]:
+    """The recordings (indices into the ``n`` sorted by id) that ``EnrollSettings.holdout``
+    keeps out of training: ``round(share * n)``, at least one when ``share > 0``, spread
+    evenly from the second recording on."""
+    if share <= 0 or n == 0:
+        return set()
+    k = max(1, round(share * n))
+    return {int(i) for i in np.linspace(1, n - 1, k).round()} if n > 1 else {0}
+
+
 def enrollment_config(manifest, *, base_model: str, settings: EnrollSettings, root,
-                      output_dir, device: str = "cpu", language: str = "en"):
+                      output_dir, device: str = "cpu", language: str = "en",
+                      valid_manifest=None):
     """The :class:`~biosig.train.config.WhisperTrainConfig` of an enrollment: the clips of
-    ``manifest`` both train and validate (epoch 0 = the base model), the encoder is frozen and
-    its outputs cached, LoRA adapters sit on the decoder, the result is exported to
-    CTranslate2 int8."""
+    ``manifest`` train, those of ``valid_manifest`` (default: the same) choose the epoch
+    (epoch 0 = the base model), the encoder is frozen and its outputs cached, LoRA adapters
+    sit on the decoder, the result is exported to CTranslate2 int8."""
     s = settings
+    valid = manifest if valid_manifest is None else valid_manifest
     data = {
         "task": "whisper_asr", "recipe": "enroll", "seed": s.seed, "device": device,
         "output_dir": str(output_dir),
         "model": {"name_or_path": str(base_model), "language": language},
-        "data": {"train_manifest": str(manifest), "valid_manifest": str(manifest),
+        "data": {"train_manifest": str(manifest), "valid_manifest": str(valid),
                  "root": str(root), "group_by": "id", "timestamps_prob": s.timestamps_prob},
         "train": {"epochs": s.epochs, "batch_size": s.batch_size, "lr": s.lr,
                   "warmup_steps": s.warmup_steps, "scheduler": "constant",
@@ -268,12 +288,23 @@ def enroll_speaker(name: str, folder, *, model: str, speakers_dir=None,
     audio_s = sum(c.duration_s for c in clips)
     log.info("enrolling speaker %s: %d recordings, %.1f s of audio", name, len(clips), audio_s)
     root.mkdir(parents=True, exist_ok=True)
+    records = sorted(prepare_audio_folder(src), key=lambda r: r.id)
+    held = held_out_indices(len(records), s.holdout)
+    if held and len(held) >= len(records):
+        raise InputError(src, f"{len(records)} recording(s): holdout {s.holdout:g} leaves none "
+                              "to train on")
     with tempfile.TemporaryDirectory(prefix="biosig-enroll-", dir=work_dir) as tmp:
         tmp = Path(tmp)
         manifest = tmp / "enroll.jsonl"
-        write_manifest(prepare_audio_folder(src), manifest, overwrite=True)
+        write_manifest([r for i, r in enumerate(records) if i not in held], manifest,
+                       overwrite=True)
+        valid = None
+        if held:
+            valid = tmp / "held_out.jsonl"
+            write_manifest([records[i] for i in sorted(held)], valid, overwrite=True)
         cfg = enrollment_config(manifest, base_model=hf_base, settings=s, root=src,
-                                output_dir=tmp, device=device, language=language)
+                                output_dir=tmp, device=device, language=language,
+                                valid_manifest=valid)
         run = train_whisper(cfg, run_dir=tmp / "run", progress=progress)
         report = run.report
         prov = {
@@ -290,8 +321,12 @@ def enroll_speaker(name: str, folder, *, model: str, speakers_dir=None,
             "settings": s.model_dump(mode="json"),
             "language": language,
             "best_epoch": report.get("best_epoch"),
+            "kept": "adapter" if (report.get("best_epoch") or 0) > 0 else "base",
+            "n_held_out": len(held),
             "wer_enrollment_clips": {"base": (report.get("valid_start") or {}).get("wer"),
-                                     "speaker": (report.get("valid") or {}).get("wer")},
+                                     "speaker": (report.get("valid") or {}).get("wer"),
+                                     "scored_on": ("the held-out recordings" if held else
+                                                   "the training recordings")},
             "trainable_parameters": report.get("trainable_parameters"),
             "adapter_scale": s.interpolation,
             "model": {"format": "ctranslate2", "quantization": "int8", "folder": "ct2"},
