@@ -436,32 +436,47 @@ def murmurs(tmp_path_factory):
                             labels=lambda s: {"murmur": ("Present", "Unknown", "Absent")[s % 3]})
 
 
+MURMUR_CLASSES = ["Present", "Unknown", "Absent"]
+
+
+def _murmur_config(murmurs, tmp_path, **eval_over) -> dict:
+    """A one-epoch CRNN on the toy murmurs, scored per patient as the CirCor recipe is."""
+    return level_config(murmurs, tmp_path, **{
+        "recipe": "murmurs", "hybrid.enabled": False,
+        "data.manifest": str(murmurs / "murmurs.jsonl"), "data.label": "murmur",
+        "data.classes": MURMUR_CLASSES,
+        "frontend.normalize": "none", "train.epochs": 1, "train.monitor": "weighted_accuracy",
+        "eval": {"challenge": "physionet2022", "class_weights": [5.0, 3.0, 1.0],
+                 "aggregate_by": "subject", "n_bootstrap": 10, **eval_over}})
+
+
+def _scored_by_file(out: Path) -> tuple[list[dict], dict]:
+    """``score model``'s prediction rows and each recording file's prefix (the CirCor
+    patient) -> its recordings' probabilities."""
+    with open(out / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    by: dict = {}
+    for r in rows:
+        by.setdefault(r["record"].split("_")[0], []).append([float(r[f"p_{c}"])
+                                                             for c in MURMUR_CLASSES])
+    return rows, by
+
+
 def test_score_model_writes_circor_answers_with_the_rule(murmurs, tmp_path):
     """One answer file per patient in the challenge's layout; its probabilities are the mean
     over the patient's recordings and its label the run's decision rule on them."""
     import shutil
 
     from biosig.train.hybrid import save_decision
-    cfg = level_config(murmurs, tmp_path, **{
-        "recipe": "murmurs", "hybrid.enabled": False,
-        "data.manifest": str(murmurs / "murmurs.jsonl"), "data.label": "murmur",
-        "data.classes": ["Present", "Unknown", "Absent"],
-        "frontend.normalize": "none", "train.epochs": 1, "train.monitor": "weighted_accuracy",
-        "eval": {"challenge": "physionet2022", "class_weights": [5.0, 3.0, 1.0],
-                 "aggregate_by": "subject", "n_bootstrap": 10}})
+    cfg = _murmur_config(murmurs, tmp_path)
     rd = tmp_path / "ruled"
     shutil.copytree(run(validate_config(cfg), run_id="m", progress=False).run_dir, rd)
     w = [1.0, 30.0, 1.0]                          # a rule that often calls Unknown
     save_decision(rd, {"rule": "argmax(p * weights)", "weights": w})
     out = tmp_path / "scored"
     score_model(rd, murmurs, out, progress=False, drift=False)
-    with open(out / "predictions.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    classes = ["Present", "Unknown", "Absent"]
-    by: dict = {}
-    for r in rows:
-        by.setdefault(r["record"].split("_")[0], []).append([float(r[f"p_{c}"])
-                                                             for c in classes])
+    rows, by = _scored_by_file(out)
+    classes = MURMUR_CLASSES
     files = sorted((out / "answers").glob("*.csv"))
     assert [f.stem for f in files] == sorted(by) and len(files) == 12
     changed = 0
@@ -503,23 +518,12 @@ def test_aggregate_any_scores_patients_and_writes_the_answers(murmurs, tmp_path)
     """``eval.aggregate_any: Present``: a patient's Present is the maximum over its
     recordings (the others share the rest by their means), in the run's own patient scores
     and in ``score model``'s answer files alike."""
-    cfg = level_config(murmurs, tmp_path, **{
-        "recipe": "murmurs", "hybrid.enabled": False,
-        "data.manifest": str(murmurs / "murmurs.jsonl"), "data.label": "murmur",
-        "data.classes": ["Present", "Unknown", "Absent"],
-        "frontend.normalize": "none", "train.epochs": 1, "train.monitor": "weighted_accuracy",
-        "eval": {"challenge": "physionet2022", "class_weights": [5.0, 3.0, 1.0],
-                 "aggregate_by": "subject", "aggregate_any": "Present", "n_bootstrap": 10}})
+    cfg = _murmur_config(murmurs, tmp_path, aggregate_any="Present")
     rd = Path(run(validate_config(cfg), run_id="any", progress=False).run_dir)
     out = tmp_path / "scored"
     score_model(rd, murmurs, out, progress=False, drift=False)
-    with open(out / "predictions.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    classes = ["Present", "Unknown", "Absent"]
-    by: dict = {}
-    for r in rows:
-        by.setdefault(r["record"].split("_")[0], []).append([float(r[f"p_{c}"])
-                                                             for c in classes])
+    rows, by = _scored_by_file(out)
+    classes = MURMUR_CLASSES
 
     def any_present(q):
         q = np.asarray(q)
