@@ -100,7 +100,9 @@ def load_examples(dcfg) -> tuple[list[Example], dict]:
         group = f"{dcfg.group_by}:{g}" if g is not None else f"id:{rec.id}"
         out.append(Example(rec, target, rec.split, group, fit))
     if not out:
-        raise ConfigError(f"{dcfg.manifest}: no record left with label {dcfg.label!r} in "
+        also = ("" if dcfg.train_label is None else
+                f" and data.train_label {dcfg.train_label!r}")
+        raise ConfigError(f"{dcfg.manifest}: no record left with label {dcfg.label!r}{also} in "
                           f"{classes} after data.filter (read {n_read}, filtered out "
                           f"{n_filtered}, without class {n_unlabeled})")
     return out, {"read": n_read, "filtered_out": n_filtered, "without_class": n_unlabeled,
