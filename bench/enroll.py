@@ -46,6 +46,7 @@ sys.path.insert(0, str(REPO))
 from biosig.asr import DecodeOptions, load_model, transcribe_file  # noqa: E402
 from biosig.asr.metrics import error_rates  # noqa: E402
 from biosig.config import describe_validation_error  # noqa: E402,F401
+from biosig.errors import ConfigError  # noqa: E402
 from biosig.fileio import atomic_path, write_text_atomic  # noqa: E402
 from biosig.train.config import parse_override  # noqa: E402
 from biosig.train.whisper.enroll import EnrollSettings, enroll_speaker  # noqa: E402
@@ -143,14 +144,30 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def report(args, argv, settings, cache, speakers, chosen, done) -> None:
-    """Write ``--out`` (JSON) and its plot from every row of the cache for ``chosen``."""
-    if cache.is_file():                      # rows the other shards wrote meanwhile
+def cached_rows(cache: Path, args, settings) -> dict:
+    """The cache's rows of these ``--tag``, ``--split`` and settings, by speaker (the last
+    row of a speaker wins). A row's settings match once the schema fills the keys it predates
+    with their defaults (a setting added later, e.g. ``holdout``, matches at its default)."""
+    def same(saved) -> bool:
+        try:
+            return EnrollSettings.validate_mapping(saved or {}, source=str(cache)) == settings
+        except ConfigError:
+            return False
+
+    rows: dict = {}
+    if cache.is_file():
         for line in cache.read_text(encoding="utf-8").splitlines():
             r = json.loads(line)
             if r.get("tag") == args.tag and r.get("split") == args.split \
-                    and r.get("settings") == settings.model_dump(mode="json"):
-                done.setdefault(r["speaker"], r)
+                    and same(r.get("settings")):
+                rows[r["speaker"]] = r
+    return rows
+
+
+def report(args, argv, settings, cache, speakers, chosen, done) -> None:
+    """Write ``--out`` (JSON) and its plot from every row of the cache for ``chosen``."""
+    for spk, r in cached_rows(cache, args, settings).items():   # the other shards' rows
+        done.setdefault(spk, r)
     rows = [done[s] for s in chosen if s in done]
     summ = summarize(rows)
     given = list(argv or sys.argv[1:])
@@ -214,13 +231,7 @@ def main(argv=None) -> int:
     cache = args.cache or args.out.with_name(args.out.stem + "_cache.jsonl")
     speakers = speakers_of(args.manifest, args.split)
     chosen = select(speakers, args.speakers)
-    done = {}
-    if args.resume and cache.is_file():
-        for line in cache.read_text(encoding="utf-8").splitlines():
-            r = json.loads(line)
-            if r.get("tag") == args.tag and r.get("split") == args.split \
-                    and r.get("settings") == settings.model_dump(mode="json"):
-                done[r["speaker"]] = r
+    done = cached_rows(cache, args, settings) if args.resume else {}
     opts = DecodeOptions(language="en", beam_size=5, word_timestamps=True, vad=True)
     base = None if args.report_only else load_model(args.model, compute_type="int8",
                                                      cpu_threads=args.threads)
