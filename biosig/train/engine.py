@@ -428,7 +428,7 @@ class ClassifierTask(Task):
         report.update(finish_stages(self.cfg, self.model, self.frontend, self.ds,
                                     self.ctx.out, device=self.device, report=report))
         if self.pretrain_info is not None:
-            report["pretrain"] = {k: v for k, v in self.pretrain_info.items() if k != "loaded"}
+            report["pretrain"] = self.pretrain_info
         return report
 
     def export_changed(self, report: dict) -> bool:

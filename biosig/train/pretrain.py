@@ -103,8 +103,8 @@ def pretrain_network(model, train_ds, frontend, cfg, *, out, device, show: bool 
     Returns
     -------
     dict
-        What ``pretrain.json`` holds: ``epochs``, ``loss`` per epoch, ``n_recordings``,
-        ``pretrain_s``, ``loaded`` (True when read back from an earlier attempt).
+        What ``pretrain.json`` holds (read back from ``pretrained.pt`` where an earlier
+        attempt wrote it): ``epochs``, ``loss`` per epoch, ``n_recordings``, ``pretrain_s``.
     """
     from biosig.train.engine import input_features  # cycle: engine runs this in setup
 
@@ -114,16 +114,17 @@ def pretrain_network(model, train_ds, frontend, cfg, *, out, device, show: bool 
     if path.is_file():
         ck = torch.load(path, map_location="cpu", weights_only=False)
         model.load_state_dict(ck["model"])
-        info = dict(ck.get("info", {}), loaded=True)
+        info = dict(ck.get("info", {}))
         log.info("%s: pre-trained weights loaded (%s)", out, PRETRAINED_FILE)
         return info
     if not hasattr(model, "embed"):
         raise ConfigError(f"pretrain.epochs is {pcfg.epochs} but model {cfg.model.name!r} has "
                           "no embedding (embed) to pre-train")
-    batch_size = pcfg.batch_size or cfg.train.batch_size
     if len(train_ds) < 2:
         raise ConfigError(f"pretrain.epochs is {pcfg.epochs} but the train split has "
                           f"{len(train_ds)} recording(s); contrastive pre-training needs two")
+    # at most the whole split; whole batches only (a last batch of one has no negatives)
+    batch_size = min(pcfg.batch_size or cfg.train.batch_size, len(train_ds))
     t0 = time.perf_counter()
     was_training = model.training
     model.train()
@@ -141,10 +142,6 @@ def pretrain_network(model, train_ds, frontend, cfg, *, out, device, show: bool 
     loader = torch.utils.data.DataLoader(
         _TwoCrops(train_ds), batch_size=batch_size, shuffle=True, drop_last=True,
         generator=g, collate_fn=_collate_pairs, num_workers=0)
-    if len(loader) == 0:                        # fewer recordings than a batch: one batch
-        loader = torch.utils.data.DataLoader(_TwoCrops(train_ds), batch_size=len(train_ds),
-                                             shuffle=True, generator=g,
-                                             collate_fn=_collate_pairs)
     losses = []
     for epoch in range(1, pcfg.epochs + 1):
         bar = Progress(len(loader), desc=f"pre-training {epoch}/{pcfg.epochs}", unit="batch",
@@ -176,7 +173,7 @@ def pretrain_network(model, train_ds, frontend, cfg, *, out, device, show: bool 
             "augment": views_cfg.augment.model_dump(),
             "epochs": pcfg.epochs, "loss": losses, "n_recordings": len(train_ds),
             "batch_size": batch_size, "temperature": pcfg.temperature,
-            "pretrain_s": time.perf_counter() - t0, "loaded": False}
+            "pretrain_s": time.perf_counter() - t0}
     if is_main:
         save_checkpoint({"model": model.state_dict(), "info": info}, path)
         write_text_atomic(out / "pretrain.json", json.dumps(info, indent=2) + "\n")

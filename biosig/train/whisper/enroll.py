@@ -44,7 +44,7 @@ from biosig.asr.speakers import speakers_dir as resolve_speakers_dir
 from biosig.config import ConfigModel, Int
 from biosig.errors import ConfigError, InputError
 from biosig.fileio import atomic_dir, write_text_atomic
-from biosig.manifests import write_manifest
+from biosig.manifests import Record, write_manifest
 from biosig.manifests.corpora.audio_folder import AUDIO_FOLDER_EXTENSIONS, prepare_audio_folder
 from biosig.train.config import validate_config
 from biosig.train.runs import git_hash
@@ -114,12 +114,14 @@ class EnrollSettings(ConfigModel):
 
 @dataclass(frozen=True)
 class EnrollmentClip:
-    """One recording of the enrollment folder and its transcript file."""
+    """One recording of the enrollment folder and its transcript file; ``record`` is its
+    manifest record (what training reads)."""
 
     id: str
     audio: Path
     text_file: Path
     duration_s: float
+    record: Record
 
 
 def enrollment_clips(folder, *, min_audio_s: float = 15.0, max_clip_s: float = 30.0
@@ -178,7 +180,7 @@ def enrollment_clips(folder, *, min_audio_s: float = 15.0, max_clip_s: float = 3
     if empty:
         raise InputError(root, f"{len(empty)} empty .txt file(s): {names(empty)}")
     clips = [EnrollmentClip(r.id, root / r.path, (root / r.path).with_suffix(".txt"),
-                            float(r.duration_s)) for r in prepare_audio_folder(root)]
+                            float(r.duration_s), r) for r in prepare_audio_folder(root)]
     bad = sorted(set(audio) - {c.audio for c in clips})     # the builder skips unreadable ones
     if bad:
         raise InputError(root, f"{len(bad)} recording(s) cannot be read: {names(bad)}")
@@ -288,7 +290,7 @@ def enroll_speaker(name: str, folder, *, model: str, speakers_dir=None,
     audio_s = sum(c.duration_s for c in clips)
     log.info("enrolling speaker %s: %d recordings, %.1f s of audio", name, len(clips), audio_s)
     root.mkdir(parents=True, exist_ok=True)
-    records = sorted(prepare_audio_folder(src), key=lambda r: r.id)
+    records = [c.record for c in clips]                 # sorted by id
     held = held_out_indices(len(records), s.holdout)
     if held and len(held) >= len(records):
         raise InputError(src, f"{len(records)} recording(s): holdout {s.holdout:g} leaves none "
