@@ -590,9 +590,11 @@ def _tried_png(recipe: str, entry: dict, folder: Path, earlier: list[Path] = ())
     import matplotlib.pyplot as plt
 
     def label(c):
-        w, cc = c.get("network_weight"), c.get("c")
+        w, cc, bag = c.get("network_weight"), c.get("c"), c.get("bag")
         return (f"{'+'.join(c['inputs'])} / {c['classifier']}"
                 + (f" C {cc:g}" if cc is not None else "")
+                + (f" x{bag}" if bag else "")
+                + "".join(f" {k} {v:g}" for k, v in (c.get("histgb") or {}).items())
                 + (f" (w {w:g})" if w is not None else "")
                 + (f" [{c['run']}]" if c.get("run") else ""))
 

@@ -19,6 +19,7 @@ from toy_corpus import FS, write_toy_corpus
 from biosig.errors import ConfigError
 from biosig.train.config import HybridCandidate, validate_config
 from biosig.train.engine import run
+from biosig.train.evaluation import apply_calibration
 from biosig.train.hybrid import (
     apply_decision,
     assemble_inputs,
@@ -398,6 +399,14 @@ def test_the_crossfit_check_keeps_a_real_rule_and_sets_aside_a_chance_one():
     ("hybrid.candidates", [{"inputs": ["probs"], "classifier": "svm"}],
      r"hybrid\.candidates\.0\.classifier"),
     ("hybrid.candidates", [{"inputs": ["logits"]}], r"hybrid\.candidates\.0\.inputs"),
+    ("hybrid.candidates", [{"inputs": ["features"], "bag": 1}], r"hybrid\.candidates\.0\.bag"),
+    ("hybrid.candidates", [{"inputs": ["features"], "histgb": {"max_leaf_nodes": 1}}],
+     r"hybrid\.candidates\.0\.histgb\.max_leaf_nodes"),
+    ("hybrid.candidates", [{"inputs": ["features"], "histgb": {"max_features": 1.5}}],
+     r"hybrid\.candidates\.0\.histgb\.max_features"),
+    ("hybrid.candidates", [{"inputs": ["features"], "classifier": "logistic",
+                            "histgb": {"max_iter": 10}}],
+     r"hybrid\.candidates\.0.*apply to histgb only"),
     ("hybrid.features", [{"preset": "ecg", "overides": {}}], r"hybrid\.features\.0\.overides"),
     ("eval.decision", "best", r"eval\.decision"),
     ("eval.decision_crossfit", 1, r"eval\.decision_crossfit is 1"),
@@ -492,9 +501,11 @@ def test_score_model_writes_circor_answers_with_the_rule(murmurs, tmp_path):
         assert label == [int(c == want) for c in range(3)]
         changed += want != int(np.argmax(mean))
     assert changed > 0                             # the rule, not the arg-max, decided
-    # --calibrate: the files carry calibrated means, the labels stay the rule's on the raw means
+    # --calibrate: the files carry the calibrated patient means (the calibration was fitted on
+    # patient probabilities), the labels stay the rule's on the raw means
     cal = tmp_path / "calibrated"
     score_model(rd, murmurs, cal, progress=False, drift=False, calibrate=True)
+    calibration = json.loads((rd / "calibration.json").read_text())
     with open(cal / "predictions.csv", newline="") as f:
         crow = {r["record"]: r for r in csv.DictReader(f)}
     cby: dict = {}
@@ -504,14 +515,17 @@ def test_score_model_writes_circor_answers_with_the_rule(murmurs, tmp_path):
             assert float(c[f"raw_p_{k}"]) == pytest.approx(float(r[f"p_{k}"]), abs=2e-6)
         cby.setdefault(r["record"].split("_")[0], []).append([float(c[f"p_{k}"])
                                                               for k in classes])
-    moved = 0
+    moved = differs = 0
     for f in files:
         lines = (cal / "answers" / f.name).read_text().splitlines()
         assert lines[2] == f.read_text().splitlines()[2]          # the same label
         p = np.array([float(v) for v in lines[3].split(",")])
-        np.testing.assert_allclose(p, np.mean(cby[f.stem], axis=0), atol=2e-6)
-        moved += not np.allclose(p, np.mean(by[f.stem], axis=0), atol=1e-3)
+        mean = np.mean(by[f.stem], axis=0)
+        np.testing.assert_allclose(p, apply_calibration(mean[None], calibration)[0], atol=1e-5)
+        moved += not np.allclose(p, mean, atol=1e-3)
+        differs = max(differs, float(np.abs(p - np.mean(cby[f.stem], axis=0)).max()))
     assert moved > 0                               # calibration changed the probabilities
+    assert differs > 1e-4                          # not the mean of calibrated recordings
 
 
 def test_aggregate_any_scores_patients_and_writes_the_answers(murmurs, tmp_path):
@@ -578,6 +592,73 @@ def test_refit_candidate_is_the_fit_on_both_splits():
     # the candidate's own c is used, not the stage's default
     assert m[-1].C == 0.01
     assert not np.allclose(m[-1].coef_, make_classifier("logistic").fit(feats, y)[-1].coef_)
+
+
+def test_forest_and_bagged_classifiers():
+    """``forest`` takes missing values as they are; ``bag`` N averages N copies, each fitted on
+    its own bootstrap resample, and differs from the single fit."""
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 150)
+    X = np.c_[y + 0.7 * rng.normal(size=150), rng.normal(size=(150, 3))]
+    X[::5, 1] = np.nan
+    forest = make_classifier("forest", seed=1).fit(X, y)
+    assert len(forest.estimators_) == 500 and np.mean(forest.predict(X) == y) > 0.9
+    bagged = make_classifier("histgb", bag=4, seed=1, max_iter=20).fit(X, y)
+    assert len(bagged.estimators_) == 4
+    samples = [set(s) for s in bagged.estimators_samples_]
+    assert all(a != b for i, a in enumerate(samples) for b in samples[i + 1:])
+    members = np.mean([m.predict_proba(X) for m in bagged.estimators_], axis=0)
+    assert np.allclose(bagged.predict_proba(X), members)
+    single = make_classifier("histgb", seed=1, max_iter=20).fit(X, y)
+    assert not np.allclose(bagged.predict_proba(X), single.predict_proba(X))
+    small = make_classifier("histgb", max_leaf_nodes=4, max_iter=5).fit(X, y)
+    assert all(p.nodes.size <= 2 * 4 for t in small._predictors for p in t)
+    cand = HybridCandidate(inputs=["features"], histgb={"max_leaf_nodes": 4,
+                                                         "l2_regularization": 2.0})
+    from biosig.train.hybrid import refit_candidate
+    fitted = refit_candidate(cand, [{"features": X}], [y], max_leaf_nodes=31, max_iter=5,
+                             learning_rate=0.2)
+    # the candidate's own settings, the stage's for the keys it leaves out
+    assert (fitted.max_leaf_nodes, fitted.l2_regularization) == (4, 2.0)
+    assert (fitted.max_iter, fitted.learning_rate, fitted.max_features) == (5, 0.2, 1.0)
+    with pytest.raises(ConfigError, match="bag is 1"):
+        make_classifier("logistic", bag=1)
+    with pytest.raises(ConfigError, match="'svm'"):
+        make_classifier("svm")
+
+
+def test_bagged_forest_stage_is_saved_and_applied(levels, tmp_path):
+    cfg = level_config(levels, tmp_path, **{"hybrid.candidates": [
+        {"inputs": ["features"], "classifier": "forest", "bag": 3}]})
+    res = run(validate_config(cfg), run_id="b", progress=False)
+    rd = Path(res.run_dir)
+    stage, desc = load_stage(rd)
+    assert desc["classifier"] == "forest" and desc["bag"] == 3
+    assert desc["candidates"][0]["bag"] == 3 and res.report["hybrid"]["bag"] == 3
+    assert res.report["hybrid"]["hybrid_valid"] == 1.0
+    _score_model_reproduces(rd, levels, tmp_path, abs_tol=2e-6)
+
+
+def test_stage_settings_of_an_older_run_still_match(levels, tmp_path):
+    """A run whose stored stage settings predate a setting (stored without it) is not stale
+    when the config asks for that setting's default; another value, or another candidate, is."""
+    import copy
+
+    from biosig.train.hybrid import same_stage_settings, stage_settings
+    cfg = validate_config(level_config(levels, tmp_path))
+    stored = copy.deepcopy(stage_settings(cfg))
+    for key in ("max_leaf_nodes", "max_features", "l2_regularization"):
+        del stored["hybrid"][key]
+    for c in stored["hybrid"]["candidates"]:
+        del c["bag"], c["histgb"]
+    assert stored != stage_settings(cfg) and same_stage_settings(stored, cfg)
+    assert same_stage_settings(None, cfg) is False
+    other = validate_config(level_config(levels, tmp_path, **{"hybrid.max_leaf_nodes": 15}))
+    assert not same_stage_settings(stored, other)
+    stored["hybrid"]["candidates"][0]["classifier"] = "forest"
+    assert not same_stage_settings(stored, cfg)
+    stored["hybrid"]["candidates"][0]["classifer"] = "histgb"     # not today's schema
+    assert not same_stage_settings(stored, cfg)
 
 
 def test_refit_stage_is_fitted_on_train_and_valid(levels, tmp_path):

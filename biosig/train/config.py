@@ -219,15 +219,38 @@ class HybridFeatureSet(ConfigModel):
     keep: list[str] | None = None                # keep only names with these prefixes
 
 
+class HistGBSettings(ConfigModel):
+    """A stage candidate's own HistGradientBoosting settings; a key left out is the hybrid's
+    (``hybrid.max_iter``, ``learning_rate``, ``max_leaf_nodes``, ``max_features``,
+    ``l2_regularization``)."""
+    max_iter: int | None = Field(default=None, ge=1)
+    learning_rate: float | None = Field(default=None, gt=0)
+    max_leaf_nodes: int | None = Field(default=None, ge=2)
+    max_features: float | None = Field(default=None, gt=0, le=1)   # share of features per split
+    l2_regularization: float | None = Field(default=None, ge=0)
+
+
 class HybridCandidate(ConfigModel):
     """One second-stage candidate: which input blocks, which classifier; with
     ``network_weight`` w, the classifier's probabilities averaged with the network's,
     ``w * p_network + (1 - w) * p_classifier`` (a stacked ensemble that needs no network
     outputs on the training split; ``inputs`` must not include ``probs`` then)."""
     inputs: list[Literal["probs", "embedding", "features", "encoder"]] = Field(min_length=1)
-    classifier: Literal["histgb", "logistic"] = "histgb"
+    classifier: Literal["histgb", "logistic", "forest"] = "histgb"
     network_weight: float | None = Field(default=None, gt=0, lt=1)
     c: float | None = Field(default=None, gt=0)   # logistic: this candidate's own hybrid.c
+    # histgb: this candidate's own boosting settings (each key overrides the hybrid's)
+    histgb: HistGBSettings | None = None
+    # N >= 2: N copies of the classifier, each fitted on a bootstrap resample of the training
+    # rows with its own seed, their probabilities averaged (bagging: several models in one)
+    bag: int | None = Field(default=None, ge=2)
+
+    @model_validator(mode="after")
+    def _histgb_settings_for_histgb(self):
+        if self.histgb is not None and self.classifier != "histgb":
+            raise ValueError(f"histgb settings are given but classifier is "
+                             f"{self.classifier!r}; they apply to histgb only")
+        return self
 
     @model_validator(mode="after")
     def _average_without_probs(self):
@@ -267,6 +290,9 @@ class HybridConfig(ConfigModel):
         min_length=1)
     max_iter: int = Field(default=300, ge=1)           # histgb
     learning_rate: float = Field(default=0.05, gt=0)   # histgb
+    max_leaf_nodes: int = Field(default=31, ge=2)      # histgb: leaves per tree
+    max_features: float = Field(default=1.0, gt=0, le=1)   # histgb: share of features per split
+    l2_regularization: float = Field(default=0.0, ge=0)    # histgb
     c: float = Field(default=1.0, gt=0)                # logistic: inverse regularisation
 
 

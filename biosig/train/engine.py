@@ -432,8 +432,8 @@ class ClassifierTask(Task):
         return report
 
     def export_changed(self, report: dict) -> bool:
-        from biosig.train.hybrid import stage_settings  # cycle: hybrid builds on this module
-        return report.get("stage_settings") != stage_settings(self.cfg)
+        from biosig.train.hybrid import same_stage_settings  # cycle: hybrid builds on this
+        return not same_stage_settings(report.get("stage_settings"), self.cfg)
 
 
 def train(cfg: TrainConfig, *, run_dir=None, resume: bool = False,

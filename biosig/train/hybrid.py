@@ -16,22 +16,22 @@ evaluation windows, probabilities and embeddings averaged over windows):
   any of the recipes' corpora).
 
 Each candidate of ``hybrid.candidates`` (which blocks, which classifier: scikit-learn's
-``HistGradientBoostingClassifier`` with balanced class weights, or a standardised balanced
-logistic regression) is fitted on the **training** split only, with the network's in-sample
-outputs there (out-of-fold network outputs would need one more network per fold); the
-candidate with the best validation score (``train.monitor``) is the hybrid, and it is the
-run's model when its validation score is at least the network's. The network's validation
-score is optimistic when its best epoch was chosen on that same split; with
+``HistGradientBoostingClassifier`` with balanced class weights, a standardised balanced
+logistic regression, or a random forest with balanced class weights; with ``bag: N``, N copies
+fitted on bootstrap resamples and averaged) is fitted on the **training** split only, with the
+network's in-sample outputs there (out-of-fold network outputs would need one more network per
+fold); the candidate with the best validation score (``train.monitor``) is the hybrid, and it
+is the run's model when its validation score is at least the network's. The network's
+validation score is optimistic when its best epoch was chosen on that same split; with
 ``train.select_frac`` the epoch is chosen on a ``select`` split carved from train instead (the
 classifier is then fitted on train and select together), so neither score was selected on
-valid. With ``hybrid.refit`` the
-chosen candidate is then fitted again on the training and validation splits together (as the
-classical baseline is); its validation outputs from the fit on train alone stay the ones the
-adoption, the decision rule and the calibration are fitted on (out of sample). A candidate with
-``network_weight`` w averages its classifier's probabilities with the network's
-(``w * p_network + (1 - w) * p_classifier``): a stacked ensemble of network and boosting that
-needs no network outputs on the training split, so the in-sample optimism of the network's
-training-split outputs cannot mislead it.
+valid. With ``hybrid.refit`` the chosen candidate is then fitted again on the training and
+validation splits together (as the classical baseline is); its validation outputs from the fit
+on train alone stay the ones the adoption, the decision rule and the calibration are fitted on
+(out of sample). A candidate with ``network_weight`` w averages its classifier's probabilities
+with the network's (``w * p_network + (1 - w) * p_classifier``): a stacked ensemble of network
+and boosting that needs no network outputs on the training split, so the in-sample optimism of
+the network's training-split outputs cannot mislead it.
 
 The decision rule (``eval.decision: tuned``): per-class multiplicative weights on the
 probabilities, ``argmax(p * w)``, chosen on the validation predictions to maximise the
@@ -55,7 +55,11 @@ from pathlib import Path
 
 import joblib
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble import (
+    BaggingClassifier,
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+)
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold
@@ -67,6 +71,7 @@ from biosig.features import extract_features
 from biosig.fileio import atomic_path, jsonable, write_text_atomic
 from biosig.progress import Progress
 from biosig.signal import as_signal
+from biosig.train.config import HybridConfig
 from biosig.train.data import fitted_targets, read_signal
 from biosig.train.engine import EvalOutput, scored_items, write_predictions
 from biosig.train.evaluation import (
@@ -80,7 +85,8 @@ from biosig.train.evaluation import (
 __all__ = ["HYBRID_FILE", "HYBRID_MODEL_FILE", "DECISION_FILE", "INPUT_BLOCKS",
            "feature_sets", "recording_features", "assemble_inputs", "make_classifier",
            "predict_proba", "stage_predict", "load_stages", "stage_probs", "RunStages",
-           "finish_stages", "pooled_stage_report", "stage_settings", "fit_candidates",
+           "finish_stages", "pooled_stage_report", "stage_settings", "same_stage_settings",
+           "fit_candidates",
            "HybridFit", "save_stage", "load_stage",
            "fit_decision", "apply_decision", "rule_weights", "save_decision", "load_decision",
            "decision_metric_name", "AdoptedPredictions", "AdoptedModel", "adopted_model"]
@@ -172,20 +178,45 @@ def assemble_inputs(blocks: dict, inputs) -> np.ndarray:
 
 # ------------------------------------------------------------------------- classifiers
 
+#: trees of the ``forest`` classifier
+FOREST_TREES = 500
+
+
 def make_classifier(kind: str, *, seed: int = 0, max_iter: int = 300,
-                    learning_rate: float = 0.05, c: float = 1.0):
+                    learning_rate: float = 0.05, max_leaf_nodes: int = 31,
+                    max_features: float = 1.0, l2_regularization: float = 0.0, c: float = 1.0,
+                    bag: int | None = None):
     """An unfitted second-stage classifier: ``histgb`` (HistGradientBoosting, balanced class
-    weights, missing values handled natively; the baseline's settings) or ``logistic``
+    weights, missing values handled natively; ``max_iter`` trees of at most ``max_leaf_nodes``
+    leaves at ``learning_rate``, each split among a ``max_features`` share of the features,
+    with ``l2_regularization``; the defaults are the baseline's settings), ``logistic``
     (median imputation, standardisation, balanced logistic regression with inverse
-    regularisation ``c``)."""
+    regularisation ``c``) or ``forest`` (a random forest of :data:`FOREST_TREES` trees,
+    class weights balanced in each bootstrap sample, missing values handled natively).
+
+    With ``bag`` N (>= 2), N copies of it, each fitted on its own bootstrap resample of the
+    training rows (seeds from ``seed``), with their probabilities averaged."""
     if kind == "histgb":
-        return HistGradientBoostingClassifier(class_weight="balanced", random_state=seed,
-                                              max_iter=max_iter, learning_rate=learning_rate)
-    if kind == "logistic":
-        return make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True),
-                             StandardScaler(),
-                             LogisticRegression(C=c, class_weight="balanced", max_iter=5000))
-    raise ConfigError(f"hybrid classifier is {kind!r}, expected histgb or logistic")
+        clf = HistGradientBoostingClassifier(class_weight="balanced", random_state=seed,
+                                             max_iter=max_iter, learning_rate=learning_rate,
+                                             max_leaf_nodes=max_leaf_nodes,
+                                             max_features=max_features,
+                                             l2_regularization=l2_regularization)
+    elif kind == "logistic":
+        clf = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True),
+                            StandardScaler(),
+                            LogisticRegression(C=c, class_weight="balanced", max_iter=5000))
+    elif kind == "forest":
+        clf = RandomForestClassifier(n_estimators=FOREST_TREES,
+                                     class_weight="balanced_subsample", random_state=seed)
+    else:
+        raise ConfigError(f"hybrid classifier is {kind!r}, expected histgb, logistic or "
+                          "forest")
+    if bag is None:
+        return clf
+    if bag < 2:
+        raise ConfigError(f"hybrid bag is {bag}; expected at least 2 (or none)")
+    return BaggingClassifier(clf, n_estimators=bag, random_state=seed)
 
 
 def predict_proba(model, X: np.ndarray, n_classes: int) -> np.ndarray:
@@ -219,6 +250,7 @@ class HybridFit:
     scores: list[float | None]
     skipped: dict[int, str] = field(default_factory=dict)
     network_weight: float | None = None
+    bag: int | None = None
 
 
 def fit_candidates(train_blocks: dict, y_train, valid_blocks: dict, candidates, *,
@@ -232,7 +264,8 @@ def fit_candidates(train_blocks: dict, y_train, valid_blocks: dict, candidates, 
         block that is None (no embedding) skips the candidates that need it.
     y_train : array of int [shape=(n_train,)]
     candidates : sequence
-        Each with ``inputs`` (block names) and ``classifier`` (``histgb`` or ``logistic``).
+        Each with ``inputs`` (block names), ``classifier`` (``histgb``, ``logistic`` or
+        ``forest``) and optionally ``network_weight``, ``c`` and ``bag``.
     n_classes : int
     score : callable
         ``score(valid_probs (n_valid, n_classes)) -> float``, higher is better (the
@@ -267,14 +300,19 @@ def fit_candidates(train_blocks: dict, y_train, valid_blocks: dict, candidates, 
                           f"not give ({'; '.join(skipped.values())})")
     i, model = best
     return HybridFit(i, model, list(candidates[i].inputs), candidates[i].classifier, scores,
-                     skipped, getattr(candidates[i], "network_weight", None))
+                     skipped, getattr(candidates[i], "network_weight", None),
+                     getattr(candidates[i], "bag", None))
 
 
 def _candidate_classifier(cand, *, seed: int = 0, **classifier_kw):
-    """:func:`make_classifier` for one candidate (its own ``c``, when it sets one)."""
-    if getattr(cand, "c", None) is not None:
-        classifier_kw = {**classifier_kw, "c": cand.c}
-    return make_classifier(cand.classifier, seed=seed, **classifier_kw)
+    """:func:`make_classifier` for one candidate (its own ``c`` and ``histgb`` settings, where
+    it sets them, and its ``bag``)."""
+    own = {"c": getattr(cand, "c", None)}
+    if getattr(cand, "histgb", None) is not None:
+        own.update(cand.histgb.model_dump())
+    classifier_kw = {**classifier_kw, **{k: v for k, v in own.items() if v is not None}}
+    return make_classifier(cand.classifier, seed=seed, bag=getattr(cand, "bag", None),
+                           **classifier_kw)
 
 
 def refit_candidate(cand, blocks: list[dict], targets: list, *, seed: int = 0,
@@ -596,6 +634,20 @@ def _split_blocks(run, cfg, examples, *, desc: str) -> tuple[dict, np.ndarray]:
     return blocks, np.array([e.target for e in examples], dtype=np.int64)
 
 
+def same_stage_settings(stored: dict | None, cfg) -> bool:
+    """Whether a finished run's ``stage_settings`` are what ``cfg`` asks for. A stored
+    ``hybrid`` block is read through today's schema first, so a setting added since (with its
+    default) does not make an older run's stage stale."""
+    want = stage_settings(cfg)
+    if stored is None or want is None or "hybrid" not in stored:
+        return stored == want
+    try:
+        filled = HybridConfig.model_validate(stored["hybrid"]).model_dump()
+    except ValueError:                        # not today's schema: stale
+        return False
+    return jsonable({**stored, "hybrid": filled}) == want
+
+
 def stage_settings(cfg) -> dict | None:
     """What a finished run's stages were made with (``report.json``'s ``stage_settings``): a
     resumed run whose config asks for other settings runs them again without training."""
@@ -673,7 +725,10 @@ def finish_stages(cfg, model, frontend, ds, out, *, device, report: dict) -> dic
 
         net_valid = float(score(va["probs"]))
         clf_kw = {"seed": cfg.seed, "max_iter": cfg.hybrid.max_iter,
-                  "learning_rate": cfg.hybrid.learning_rate, "c": cfg.hybrid.c}
+                  "learning_rate": cfg.hybrid.learning_rate,
+                  "max_leaf_nodes": cfg.hybrid.max_leaf_nodes,
+                  "max_features": cfg.hybrid.max_features,
+                  "l2_regularization": cfg.hybrid.l2_regularization, "c": cfg.hybrid.c}
         fit = fit_candidates(tr, ytr, va, cfg.hybrid.candidates, n_classes=len(classes),
                              score=score, **clf_kw)
         hv = stage_predict(fit.model, va, fit.inputs, len(classes),
@@ -690,9 +745,12 @@ def finish_stages(cfg, model, frontend, ds, out, *, device, report: dict) -> dic
         hybrid_valid = fit.scores[fit.index]
         adopted = "hybrid" if hybrid_valid >= net_valid else "network"
         desc = {"inputs": fit.inputs, "classifier": fit.classifier,
-                "network_weight": fit.network_weight,
+                "network_weight": fit.network_weight, "bag": fit.bag,
                 "candidates": [{"inputs": list(c.inputs), "classifier": c.classifier,
-                                "network_weight": c.network_weight, "c": c.c, "valid": s,
+                                "network_weight": c.network_weight, "c": c.c, "bag": c.bag,
+                                "histgb": (None if c.histgb is None else
+                                           c.histgb.model_dump(exclude_none=True)),
+                                "valid": s,
                                 **({"skipped": fit.skipped[i]} if i in fit.skipped
                                    else {})}
                                for i, (c, s) in enumerate(zip(cfg.hybrid.candidates,
@@ -711,7 +769,7 @@ def finish_stages(cfg, model, frontend, ds, out, *, device, report: dict) -> dic
                                    "model computes them)"}
         save_stage(out, fit, desc)
         entries["hybrid"] = {**{k: desc[k] for k in ("inputs", "classifier",
-                                                     "network_weight", "candidates",
+                                                     "network_weight", "bag", "candidates",
                                                      "selected_by", "hybrid_valid",
                                                      "network_valid", "adopted")},
                              "metrics": metrics_with_ci(htt, htp, cfg)}
@@ -766,9 +824,11 @@ def _tune_decision(cfg, out: Path, vt, vp, tt, tp, *, model_name: str) -> dict:
     return {**dec, "metrics": metrics_with_ci(tt, apply_decision(tp, dec["weights"]), cfg)}
 
 def _describe(c: dict) -> str:
-    """``features / histgb`` or ``features / histgb, averaged with the network (w 0.5)``."""
-    w = c.get("network_weight")
+    """``features / histgb``, ``features / histgb x5 bagged`` or ``features / histgb,
+    averaged with the network (w 0.5)``."""
+    w, bag = c.get("network_weight"), c.get("bag")
     return (f"{'+'.join(c['inputs'])} / {c['classifier']}"
+            + (f" x{bag} bagged" if bag else "")
             + (f", averaged with the network (w {w:g})" if w is not None else ""))
 
 
@@ -814,6 +874,7 @@ def pooled_stage_report(cfg, reports: list[dict], out) -> dict:
             "network": float(np.mean([r["hybrid"]["network_valid"] for r in reports])),
             "candidates": [{"inputs": c["inputs"], "classifier": c["classifier"],
                             "network_weight": c.get("network_weight"), "c": c.get("c"),
+                            "bag": c.get("bag"), "histgb": c.get("histgb"),
                             "valid_mean": (float(np.mean([f[i]["valid"] for f in cands]))
                                            if all(f[i]["valid"] is not None for f in cands)
                                            else None)}

@@ -407,7 +407,8 @@ def score_model(run_dir, source, out_dir, *, checkpoint: str = "best", device: s
         stages = load_stages(run_dir, run.cfg)
         _write_circor_answers(pred, answers, run.classes,
                               weights=stages.weights if stages is not None else None,
-                              any_class=aggregate_any_index(run.cfg))
+                              any_class=aggregate_any_index(run.cfg),
+                              calibration=calibration)
     drift_md = None
     if use_drift:
         drift_md, _ = write_drift_summary(pred, load_reference(ref_path), out)
@@ -422,7 +423,8 @@ def circor_patient(record: str) -> str:
 
 
 def _write_circor_answers(pred: Path, folder: Path, classes: list[str], *,
-                          weights=None, any_class: int | None = None) -> list[Path]:
+                          weights=None, any_class: int | None = None,
+                          calibration: dict | None = None) -> list[Path]:
     """PhysioNet 2022 answer files, one per patient, from the per-recording predictions.
 
     ``<patient>.csv`` holds four lines, as the challenge's ``save_challenge_outputs`` writes
@@ -432,10 +434,12 @@ def _write_circor_answers(pred: Path, folder: Path, classes: list[str], *,
     class's maximum, by :func:`biosig.train.evaluation.aggregate_by_group`, the function the
     recipe scores patients with (``eval.aggregate_by: subject``); the label is
     the arg-max of ``p * weights`` (the run's tuned decision rule, which was fitted on those
-    patient means; None: arg-max). Scored with ``--calibrate``, the file's probabilities are
-    the means of the calibrated ones and its label still the rule on the means of the
-    uncalibrated ones (``raw_p_<class>``), as the rule was tuned. Only the murmur task: this
-    recipe does not predict the challenge's outcome classes.
+    patient means; None: arg-max). Scored with ``--calibrate`` (``calibration``, the run's
+    ``calibration.json``), the file's probabilities are the patient's uncalibrated ones
+    (``raw_p_<class>``, aggregated as above) through the calibration, which was fitted on
+    patient probabilities aggregated the same way, and its label still the rule on the
+    uncalibrated ones, as the rule was tuned. Only the murmur task: this recipe does not
+    predict the challenge's outcome classes.
     """
     with open(pred, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
@@ -449,6 +453,8 @@ def _write_circor_answers(pred: Path, folder: Path, classes: list[str], *,
     pp, _, names = patient_means("p_")
     raw = "raw_p_" if rows and f"raw_p_{classes[0]}" in rows[0] else "p_"   # --calibrate
     rp = patient_means(raw)[0] if raw != "p_" else pp          # the same patient order
+    if calibration is not None:              # fitted on patient probabilities, not recordings
+        pp = apply_calibration(rp, calibration)
     decided = (rp if weights is None else apply_decision(rp, weights)).argmax(axis=1)
     written = []
     for patient, p, d in sorted(zip(names, pp, decided), key=lambda x: x[0]):

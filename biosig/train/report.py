@@ -493,8 +493,9 @@ def _stage_text(run: _Run) -> str:
         if m != "hybrid" or not (d / HYBRID_FILE).is_file():
             continue
         h = json.loads((d / HYBRID_FILE).read_text(encoding="utf-8"))
-        w = h.get("network_weight")
+        w, bag = h.get("network_weight"), h.get("bag")
         what.append(f"{'+'.join(h['inputs'])} into {h['classifier']}"
+                    + (f" ({bag} bagged copies)" if bag else "")
                     + (f", averaged with the network (weight {w:g})" if w is not None else ""))
     return "; ".join(dict.fromkeys(what))
 
