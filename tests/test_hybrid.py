@@ -633,10 +633,26 @@ def test_bagged_forest_stage_is_saved_and_applied(levels, tmp_path):
     res = run(validate_config(cfg), run_id="b", progress=False)
     rd = Path(res.run_dir)
     stage, desc = load_stage(rd)
-    assert desc["classifier"] == "forest" and desc["bag"] == 3
+    assert desc["classifier"] == "forest" and desc["bag"] == 3 and desc["histgb"] is None
     assert desc["candidates"][0]["bag"] == 3 and res.report["hybrid"]["bag"] == 3
     assert res.report["hybrid"]["hybrid_valid"] == 1.0
     _score_model_reproduces(rd, levels, tmp_path, abs_tol=2e-6)
+
+
+def test_chosen_histgb_settings_are_recorded(levels, tmp_path):
+    """A candidate's own HistGB settings reach the fitted model (the stage's for the keys it
+    leaves out) and are recorded with the stage and named where it is described."""
+    from biosig.train.hybrid import _describe
+    cfg = level_config(levels, tmp_path, **{"hybrid.candidates": [
+        {"inputs": ["features"], "histgb": {"max_leaf_nodes": 4, "learning_rate": 0.5}}]})
+    res = run(validate_config(cfg), run_id="s", progress=False)
+    stage, desc = load_stage(Path(res.run_dir))
+    want = {"learning_rate": 0.5, "max_leaf_nodes": 4}
+    assert desc["histgb"] == want and res.report["hybrid"]["histgb"] == want
+    assert desc["candidates"][0]["histgb"] == want
+    m = stage["model"]
+    assert (m.max_iter, m.max_leaf_nodes, m.learning_rate) == (50, 4, 0.5)   # max_iter: stage's
+    assert _describe(desc) == "features / histgb learning_rate 0.5 max_leaf_nodes 4"
 
 
 def test_stage_settings_of_an_older_run_still_match(levels, tmp_path):

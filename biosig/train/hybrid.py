@@ -265,7 +265,7 @@ def fit_candidates(train_blocks: dict, y_train, valid_blocks: dict, candidates, 
     y_train : array of int [shape=(n_train,)]
     candidates : sequence
         Each with ``inputs`` (block names), ``classifier`` (``histgb``, ``logistic`` or
-        ``forest``) and optionally ``network_weight``, ``c`` and ``bag``.
+        ``forest``) and optionally ``network_weight``, ``c``, ``histgb`` and ``bag``.
     n_classes : int
     score : callable
         ``score(valid_probs (n_valid, n_classes)) -> float``, higher is better (the
@@ -744,8 +744,11 @@ def finish_stages(cfg, model, frontend, ds, out, *, device, report: dict) -> dic
         _write_csv(out / f"hybrid_{split}_predictions.csv", cfg, htids, htp, htt)
         hybrid_valid = fit.scores[fit.index]
         adopted = "hybrid" if hybrid_valid >= net_valid else "network"
+        chosen = cfg.hybrid.candidates[fit.index]
         desc = {"inputs": fit.inputs, "classifier": fit.classifier,
                 "network_weight": fit.network_weight, "bag": fit.bag,
+                "histgb": (None if chosen.histgb is None else
+                           chosen.histgb.model_dump(exclude_none=True)),
                 "candidates": [{"inputs": list(c.inputs), "classifier": c.classifier,
                                 "network_weight": c.network_weight, "c": c.c, "bag": c.bag,
                                 "histgb": (None if c.histgb is None else
@@ -769,7 +772,8 @@ def finish_stages(cfg, model, frontend, ds, out, *, device, report: dict) -> dic
                                    "model computes them)"}
         save_stage(out, fit, desc)
         entries["hybrid"] = {**{k: desc[k] for k in ("inputs", "classifier",
-                                                     "network_weight", "bag", "candidates",
+                                                     "network_weight", "bag", "histgb",
+                                                     "candidates",
                                                      "selected_by", "hybrid_valid",
                                                      "network_valid", "adopted")},
                              "metrics": metrics_with_ci(htt, htp, cfg)}
@@ -824,10 +828,11 @@ def _tune_decision(cfg, out: Path, vt, vp, tt, tp, *, model_name: str) -> dict:
     return {**dec, "metrics": metrics_with_ci(tt, apply_decision(tp, dec["weights"]), cfg)}
 
 def _describe(c: dict) -> str:
-    """``features / histgb``, ``features / histgb x5 bagged`` or ``features / histgb,
-    averaged with the network (w 0.5)``."""
+    """``features / histgb``, ``features / histgb max_leaf_nodes 63``, ``features / histgb
+    x5 bagged`` or ``features / histgb, averaged with the network (w 0.5)``."""
     w, bag = c.get("network_weight"), c.get("bag")
     return (f"{'+'.join(c['inputs'])} / {c['classifier']}"
+            + "".join(f" {k} {v:g}" for k, v in (c.get("histgb") or {}).items())
             + (f" x{bag} bagged" if bag else "")
             + (f", averaged with the network (w {w:g})" if w is not None else ""))
 

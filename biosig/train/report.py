@@ -495,6 +495,7 @@ def _stage_text(run: _Run) -> str:
         h = json.loads((d / HYBRID_FILE).read_text(encoding="utf-8"))
         w, bag = h.get("network_weight"), h.get("bag")
         what.append(f"{'+'.join(h['inputs'])} into {h['classifier']}"
+                    + "".join(f", {k} {v:g}" for k, v in (h.get("histgb") or {}).items())
                     + (f" ({bag} bagged copies)" if bag else "")
                     + (f", averaged with the network (weight {w:g})" if w is not None else ""))
     return "; ".join(dict.fromkeys(what))
