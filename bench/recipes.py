@@ -589,12 +589,13 @@ def _tried_png(recipe: str, entry: dict, folder: Path, earlier: list[Path] = ())
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from biosig.train.hybrid import candidate_settings_text
+
     def label(c):
-        w, cc, bag = c.get("network_weight"), c.get("c"), c.get("bag")
+        w, cc = c.get("network_weight"), c.get("c")
         return (f"{'+'.join(c['inputs'])} / {c['classifier']}"
                 + (f" C {cc:g}" if cc is not None else "")
-                + (f" x{bag}" if bag else "")
-                + "".join(f" {k} {v:g}" for k, v in (c.get("histgb") or {}).items())
+                + candidate_settings_text(c)
                 + (f" (w {w:g})" if w is not None else "")
                 + (f" [{c['run']}]" if c.get("run") else ""))
 

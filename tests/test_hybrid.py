@@ -636,6 +636,10 @@ def test_bagged_forest_stage_is_saved_and_applied(levels, tmp_path):
     assert desc["classifier"] == "forest" and desc["bag"] == 3 and desc["histgb"] is None
     assert desc["candidates"][0]["bag"] == 3 and res.report["hybrid"]["bag"] == 3
     assert res.report["hybrid"]["hybrid_valid"] == 1.0
+    assert res.report["model"] == "hybrid"
+    from biosig.train.report import write_report
+    md = write_report(rd, progress=False).markdown.read_text()
+    assert "the hybrid stage (features into forest x3 bagged)" in md
     _score_model_reproduces(rd, levels, tmp_path, abs_tol=2e-6)
 
 

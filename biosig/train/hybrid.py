@@ -86,7 +86,7 @@ __all__ = ["HYBRID_FILE", "HYBRID_MODEL_FILE", "DECISION_FILE", "INPUT_BLOCKS",
            "feature_sets", "recording_features", "assemble_inputs", "make_classifier",
            "predict_proba", "stage_predict", "load_stages", "stage_probs", "RunStages",
            "finish_stages", "pooled_stage_report", "stage_settings", "same_stage_settings",
-           "fit_candidates",
+           "fit_candidates", "CANDIDATE_KEYS", "candidate_entry", "candidate_settings_text",
            "HybridFit", "save_stage", "load_stage",
            "fit_decision", "apply_decision", "rule_weights", "save_decision", "load_decision",
            "decision_metric_name", "AdoptedPredictions", "AdoptedModel", "adopted_model"]
@@ -100,6 +100,8 @@ HYBRID_FILE = "hybrid.json"
 DECISION_FILE = "decision.json"
 #: the input blocks a candidate can name
 INPUT_BLOCKS = ("probs", "embedding", "features", "encoder")
+#: the keys of a candidate as ``hybrid.json``, ``report.json`` and the pooled report list it
+CANDIDATE_KEYS = ("inputs", "classifier", "network_weight", "c", "bag", "histgb")
 
 
 # --------------------------------------------------------------------------- features
@@ -250,7 +252,6 @@ class HybridFit:
     scores: list[float | None]
     skipped: dict[int, str] = field(default_factory=dict)
     network_weight: float | None = None
-    bag: int | None = None
 
 
 def fit_candidates(train_blocks: dict, y_train, valid_blocks: dict, candidates, *,
@@ -300,8 +301,7 @@ def fit_candidates(train_blocks: dict, y_train, valid_blocks: dict, candidates, 
                           f"not give ({'; '.join(skipped.values())})")
     i, model = best
     return HybridFit(i, model, list(candidates[i].inputs), candidates[i].classifier, scores,
-                     skipped, getattr(candidates[i], "network_weight", None),
-                     getattr(candidates[i], "bag", None))
+                     skipped, getattr(candidates[i], "network_weight", None))
 
 
 def _candidate_classifier(cand, *, seed: int = 0, **classifier_kw):
@@ -744,16 +744,11 @@ def finish_stages(cfg, model, frontend, ds, out, *, device, report: dict) -> dic
         _write_csv(out / f"hybrid_{split}_predictions.csv", cfg, htids, htp, htt)
         hybrid_valid = fit.scores[fit.index]
         adopted = "hybrid" if hybrid_valid >= net_valid else "network"
-        chosen = cfg.hybrid.candidates[fit.index]
+        chosen = candidate_entry(cfg.hybrid.candidates[fit.index])
         desc = {"inputs": fit.inputs, "classifier": fit.classifier,
-                "network_weight": fit.network_weight, "bag": fit.bag,
-                "histgb": (None if chosen.histgb is None else
-                           chosen.histgb.model_dump(exclude_none=True)),
-                "candidates": [{"inputs": list(c.inputs), "classifier": c.classifier,
-                                "network_weight": c.network_weight, "c": c.c, "bag": c.bag,
-                                "histgb": (None if c.histgb is None else
-                                           c.histgb.model_dump(exclude_none=True)),
-                                "valid": s,
+                "network_weight": fit.network_weight, "bag": chosen["bag"],
+                "histgb": chosen["histgb"],
+                "candidates": [{**candidate_entry(c), "valid": s,
                                 **({"skipped": fit.skipped[i]} if i in fit.skipped
                                    else {})}
                                for i, (c, s) in enumerate(zip(cfg.hybrid.candidates,
@@ -830,11 +825,27 @@ def _tune_decision(cfg, out: Path, vt, vp, tt, tp, *, model_name: str) -> dict:
 def _describe(c: dict) -> str:
     """``features / histgb``, ``features / histgb max_leaf_nodes 63``, ``features / histgb
     x5 bagged`` or ``features / histgb, averaged with the network (w 0.5)``."""
-    w, bag = c.get("network_weight"), c.get("bag")
-    return (f"{'+'.join(c['inputs'])} / {c['classifier']}"
-            + "".join(f" {k} {v:g}" for k, v in (c.get("histgb") or {}).items())
-            + (f" x{bag} bagged" if bag else "")
+    w = c.get("network_weight")
+    return (f"{'+'.join(c['inputs'])} / {c['classifier']}{candidate_settings_text(c)}"
             + (f", averaged with the network (w {w:g})" if w is not None else ""))
+
+
+
+def candidate_entry(cand) -> dict:
+    """A :class:`~biosig.train.config.HybridCandidate` as the run's files list it
+    (:data:`CANDIDATE_KEYS`; ``histgb`` holds only the settings it sets)."""
+    return {"inputs": list(cand.inputs), "classifier": cand.classifier,
+            "network_weight": cand.network_weight, "c": cand.c, "bag": cand.bag,
+            "histgb": (None if cand.histgb is None
+                       else cand.histgb.model_dump(exclude_none=True))}
+
+
+def candidate_settings_text(c: dict) -> str:
+    """A listed candidate's own HistGB settings and bagging as text: ``" max_leaf_nodes 63
+    x10 bagged"`` ('' for neither); what the stage's descriptions, the report and the tried
+    plot append to the classifier's name."""
+    return ("".join(f" {k} {v:g}" for k, v in (c.get("histgb") or {}).items())
+            + (f" x{c['bag']} bagged" if c.get("bag") else ""))
 
 
 def _fold_predictions(cfg, r: dict, which: str, split: str):
@@ -877,9 +888,7 @@ def pooled_stage_report(cfg, reports: list[dict], out) -> dict:
         cands = [r["hybrid"]["candidates"] for r in reports]
         res["hybrid_valid"] = {
             "network": float(np.mean([r["hybrid"]["network_valid"] for r in reports])),
-            "candidates": [{"inputs": c["inputs"], "classifier": c["classifier"],
-                            "network_weight": c.get("network_weight"), "c": c.get("c"),
-                            "bag": c.get("bag"), "histgb": c.get("histgb"),
+            "candidates": [{**{k: c.get(k) for k in CANDIDATE_KEYS},
                             "valid_mean": (float(np.mean([f[i]["valid"] for f in cands]))
                                            if all(f[i]["valid"] is not None for f in cands)
                                            else None)}

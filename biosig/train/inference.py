@@ -450,11 +450,10 @@ def _write_circor_answers(pred: Path, folder: Path, classes: list[str], *,
                                   any_class=any_class)
 
     patients = [circor_patient(r["record"]) for r in rows]
-    pp, _, names = patient_means("p_")
-    raw = "raw_p_" if rows and f"raw_p_{classes[0]}" in rows[0] else "p_"   # --calibrate
-    rp = patient_means(raw)[0] if raw != "p_" else pp          # the same patient order
-    if calibration is not None:              # fitted on patient probabilities, not recordings
-        pp = apply_calibration(rp, calibration)
+    # --calibrate: the rule and the calibration both read the uncalibrated columns; the
+    # calibration was fitted on patient probabilities, so it is applied to them
+    rp, _, names = patient_means("p_" if calibration is None else "raw_p_")
+    pp = rp if calibration is None else apply_calibration(rp, calibration)
     decided = (rp if weights is None else apply_decision(rp, weights)).argmax(axis=1)
     written = []
     for patient, p, d in sorted(zip(names, pp, decided), key=lambda x: x[0]):

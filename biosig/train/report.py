@@ -60,7 +60,7 @@ from biosig.train.evaluation import (
     metric_functions,
     positive_class,
 )
-from biosig.train.hybrid import HYBRID_FILE, adopted_model
+from biosig.train.hybrid import HYBRID_FILE, adopted_model, candidate_settings_text
 from biosig.train.plots import (
     plot_confusion,
     plot_drift,
@@ -493,10 +493,9 @@ def _stage_text(run: _Run) -> str:
         if m != "hybrid" or not (d / HYBRID_FILE).is_file():
             continue
         h = json.loads((d / HYBRID_FILE).read_text(encoding="utf-8"))
-        w, bag = h.get("network_weight"), h.get("bag")
+        w = h.get("network_weight")
         what.append(f"{'+'.join(h['inputs'])} into {h['classifier']}"
-                    + "".join(f", {k} {v:g}" for k, v in (h.get("histgb") or {}).items())
-                    + (f" ({bag} bagged copies)" if bag else "")
+                    + candidate_settings_text(h)
                     + (f", averaged with the network (weight {w:g})" if w is not None else ""))
     return "; ".join(dict.fromkeys(what))
 
