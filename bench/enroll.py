@@ -2,7 +2,8 @@
 
 Run (a few minutes per speaker on 2 shared cores; resumable)::
 
-    HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 python bench/enroll.py --speakers 12 --resume
+    HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 python bench/enroll.py \
+        --manifest /data/corpora/speechocean762.jsonl --speakers 12 --resume
     # -> bench/results/enroll.json, bench/results/enroll.png, bench/results/enroll_cache.jsonl
 
 Data: speechocean762 (read English sentences by Mandarin speakers, adults and children; the
@@ -51,9 +52,6 @@ from biosig.fileio import atomic_path, write_text_atomic  # noqa: E402
 from biosig.train.config import parse_override  # noqa: E402
 from biosig.train.whisper.enroll import EnrollSettings, enroll_speaker  # noqa: E402
 
-CORPUS = Path("/work/corpora/speechocean762")
-MANIFEST = Path("/work/corpora/speechocean762.jsonl")
-
 
 def sentence_case(text: str) -> str:
     """``"WE CALL IT BEAR"`` -> ``"We call it bear."`` (``I`` and ``I'M`` stay capital)."""
@@ -87,8 +85,14 @@ def select(speakers: dict[str, list[dict]], n: int) -> list[str]:
     return order if n <= 0 else order[:n]
 
 
-def transcribe_all(model, utts, opts) -> list[str]:
-    return [transcribe_file(CORPUS / u["path"], model=model, options=opts).text for u in utts]
+def audio_path(u: dict, root: Path) -> Path:
+    """The file of a manifest line ``u`` under the corpus ``root``."""
+    p = Path(u["path"])
+    return p if p.is_absolute() else root / p
+
+
+def transcribe_all(model, utts, opts, root: Path) -> list[str]:
+    return [transcribe_file(audio_path(u, root), model=model, options=opts).text for u in utts]
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -207,7 +211,12 @@ def report(args, argv, settings, cache, speakers, chosen, done) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="packaged:whisper-base")
-    ap.add_argument("--manifest", type=Path, default=MANIFEST)
+    ap.add_argument("--manifest", type=Path, required=True,
+                    help="speechocean762 manifest (biosig manifest build speechocean762)")
+    ap.add_argument("--root", type=Path, default=None,
+                    help="corpus root the manifest's paths are relative to (default: the "
+                         "folder beside the manifest with its name, e.g. "
+                         "corpora/speechocean762 for corpora/speechocean762.jsonl)")
     ap.add_argument("--split", default="valid", help="valid: the dev speakers; train: tuning")
     ap.add_argument("--speakers", type=int, default=12, help="first N of the order (0: all)")
     ap.add_argument("--set", action="append", default=[], dest="overrides",
@@ -224,6 +233,12 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", type=Path, default=None,
                     help="default: <out stem>_cache.jsonl beside --out")
     args = ap.parse_args(argv)
+    if not args.manifest.is_file():
+        ap.error(f"--manifest: {args.manifest} not found (biosig manifest build "
+                 "speechocean762 writes it)")
+    root = args.root or args.manifest.with_suffix("")
+    if not root.is_dir():
+        ap.error(f"--root: {root} is not a folder (the corpus the manifest's paths are in)")
     import torch
     torch.set_num_threads(args.threads)
     settings = EnrollSettings.validate_mapping(dict(parse_override(t) for t in args.overrides),
@@ -244,14 +259,14 @@ def main(argv=None) -> int:
         enroll_u, test_u = utts[:half], utts[half:]
         t0 = time.perf_counter()
         refs = [u["text"] for u in test_u]
-        before = error_rates(refs, transcribe_all(base, test_u, opts))
+        before = error_rates(refs, transcribe_all(base, test_u, opts, root))
         with tempfile.TemporaryDirectory(prefix="enroll-bench-") as tmp:
             tmp = Path(tmp)
             folder = tmp / "recordings"
             folder.mkdir()
             for u in enroll_u:
                 stem = u["id"]
-                (folder / f"{stem}.wav").symlink_to(CORPUS / u["path"])
+                (folder / f"{stem}.wav").symlink_to(audio_path(u, root))
                 (folder / f"{stem}.txt").write_text(sentence_case(u["text"]) + "\n",
                                                     encoding="utf-8")
             t1 = time.perf_counter()
@@ -261,7 +276,7 @@ def main(argv=None) -> int:
             enroll_s = time.perf_counter() - t1
             tuned = load_model(str(prof.model_dir), compute_type="int8",
                                cpu_threads=args.threads)
-            after = error_rates(refs, transcribe_all(tuned, test_u, opts))
+            after = error_rates(refs, transcribe_all(tuned, test_u, opts, root))
             del tuned
         row = {"tag": args.tag, "split": args.split, "speaker": spk,
                "age_group": utts[0]["labels"].get("age_group"),

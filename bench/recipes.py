@@ -597,6 +597,8 @@ def _tried_png(recipe: str, entry: dict, folder: Path, earlier: list[Path] = ())
                 + (f" C {cc:g}" if cc is not None else "")
                 + candidate_settings_text(c)
                 + (f" (w {w:g})" if w is not None else "")
+                + (f" (CV {cv:.3f})" if (cv := c.get("cv_mean", c.get("cv"))) is not None
+                   else "")
                 + (f" [{c['run']}]" if c.get("run") else ""))
 
     names = ["network alone"] + [label(c) for c in cands]

@@ -752,3 +752,106 @@ def test_select_split_keeps_valid_out_of_sample(levels, tmp_path):
     from biosig.train.report import write_report
     md = Path(write_report(rd, progress=False).markdown).read_text()
     assert "| select |" in md and "`train.select_frac` 0.25" in md
+
+
+def test_cross_validated_scores_predict_each_fold_out_of_sample():
+    """Fold k's rows are predicted by the candidate fitted on every other row (the rows that
+    are never scored included), and the score sees the scored rows' predictions in order."""
+    from biosig.train.hybrid import best_candidate, cross_validated_scores
+    rng = np.random.default_rng(4)
+    n = 90
+    y = rng.integers(0, 2, n)
+    feats = np.c_[y + 0.8 * rng.normal(size=n), rng.normal(size=n)]
+    blocks = {"features": feats, "probs": np.full((n, 2), 0.5), "embedding": None}
+    folds = np.r_[np.full(30, -1), np.arange(60) % 3]       # 30 rows only fitted on
+    seen = []
+
+    def score(p):
+        seen.append(p)
+        return float(np.mean(p.argmax(1) == y[folds >= 0]))
+
+    C = HybridCandidate
+    cands = [C(inputs=["features"], classifier="logistic"),
+             C(inputs=["embedding"], classifier="logistic"),
+             C(inputs=["features"], classifier="logistic", network_weight=0.5)]
+    scores, skipped = cross_validated_scores(blocks, y, cands, folds=folds, n_classes=2,
+                                             score=score)
+    assert scores[1] is None and "embedding" in skipped[1]
+    want = np.zeros((n, 2))
+    for k in range(3):
+        held = folds == k
+        want[held] = make_classifier("logistic").fit(feats[~held], y[~held]).predict_proba(
+            feats[held])
+    assert seen[0].shape == (60, 2) and np.allclose(seen[0], want[folds >= 0])
+    # the network's probabilities are averaged in per row, as on validation
+    assert np.allclose(seen[1], 0.5 * 0.5 + 0.5 * want[folds >= 0])
+    # not the fit on every row: in-sample predictions differ
+    every = make_classifier("logistic").fit(feats, y).predict_proba(feats[folds >= 0])
+    assert not np.allclose(seen[0], every)
+    assert best_candidate([None, 0.5, np.nan, 0.7, 0.7]) == 3
+    assert best_candidate([None, np.nan]) == 1
+
+
+def _cv_config(levels, out, **over):
+    return level_config(levels, out, **{
+        "hybrid.candidates": [{"inputs": ["features"], "classifier": "logistic"},
+                              {"inputs": ["features"], "classifier": "histgb"}],
+        "hybrid.select_folds": 2, "hybrid.select_splits": ["train", "valid"], **over})
+
+
+def test_stage_chosen_by_cross_validation(levels, tmp_path, monkeypatch):
+    """hybrid.select_folds: every candidate's out-of-fold score is recorded, the choice
+    follows it (not the validation scores, which are still recorded, and still decide the
+    adoption over the network), and `score model` applies the chosen candidate."""
+    import biosig.train.hybrid as H
+    res = run(validate_config(_cv_config(levels, tmp_path)), run_id="cv", progress=False)
+    _, desc = load_stage(Path(res.run_dir))
+    cv = [c["cv"] for c in desc["candidates"]]
+    # the level is in the features: the regression finds it in every fold; a boosting of 50
+    # trees on 15 rows per fold cannot split (20 rows a leaf) and stays near chance
+    assert cv[0] == 1.0 and cv[1] < 0.7
+    assert desc["selected_by"].startswith("2-fold cross-validated accuracy over train+valid")
+    assert desc["classifier"] == ["logistic", "histgb"][H.best_candidate(cv)]
+    assert res.report["hybrid"]["candidates"][0]["cv"] == cv[0]
+    assert res.report["hybrid"]["hybrid_valid"] == \
+        desc["candidates"][H.best_candidate(cv)]["valid"]
+    # a choice against the validation scores: forced through the out-of-fold scores
+    real = H.cross_validated_scores
+    monkeypatch.setattr(H, "cross_validated_scores",
+                        lambda *a, **k: ([0.1, 0.9], real(*a, **k)[1]))
+    res = run(validate_config(_cv_config(levels, tmp_path / "forced", **{
+        "hybrid.candidates": [{"inputs": ["features"], "classifier": "logistic"},
+                              {"inputs": ["features"], "classifier": "logistic", "c": 0.001}]})),
+              run_id="forced", progress=False)
+    rd = Path(res.run_dir)
+    stage, desc = load_stage(rd)
+    # validation alone ties them, and a tie goes to the first
+    assert [c["valid"] for c in desc["candidates"]] == [1.0, 1.0]
+    assert [c["cv"] for c in desc["candidates"]] == [0.1, 0.9]
+    assert stage["model"][-1].C == 0.001 and res.report["model"] == "hybrid"
+    _score_model_reproduces(rd, levels, tmp_path, abs_tol=2e-6)
+
+
+def test_cross_validation_over_select_and_valid(levels, tmp_path):
+    """The default select_splits: the rows whose network outputs are out of sample, so
+    candidates that read them may be chosen this way; with train.select_frac both splits."""
+    cfg = level_config(levels, tmp_path, **{"hybrid.select_folds": 2,
+                                            "train.select_frac": 0.25, "train.epochs": 1})
+    res = run(validate_config(cfg), run_id="sv", progress=False)
+    n = res.report["splits"]
+    _, desc = load_stage(Path(res.run_dir))
+    assert desc["selected_by"].startswith("2-fold cross-validated accuracy over select+valid "
+                                          f"({n['select'] + n['valid']} rows")
+    assert desc["candidates"][0]["cv"] is not None
+
+
+@pytest.mark.parametrize("over, match", [
+    ({"hybrid.select_folds": 1}, r"hybrid.*select_folds is 1"),
+    ({"hybrid.select_folds": 3, "hybrid.select_splits": ["train"]},
+     r"hybrid.*select_splits includes train, but candidates \[0, 1\] read the network"),
+    ({"hybrid.select_splits": ["valid", "valid"]}, r"hybrid.*a split is repeated"),
+    ({"hybrid.select_splits": ["test"]}, r"hybrid\.select_splits\.0"),
+])
+def test_cross_validation_config_errors(levels, tmp_path, over, match):
+    with pytest.raises(ConfigError, match=match):
+        validate_config(level_config(levels, tmp_path, **over))

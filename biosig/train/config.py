@@ -294,6 +294,34 @@ class HybridConfig(ConfigModel):
     max_features: float = Field(default=1.0, gt=0, le=1)   # histgb: share of features per split
     l2_regularization: float = Field(default=0.0, ge=0)    # histgb
     c: float = Field(default=1.0, gt=0)                # logistic: inverse regularisation
+    # K >= 2: the candidate is chosen by K-fold cross-validation instead of by its validation
+    # score alone. The rows of the splits in select_splits are dealt to K patient-grouped
+    # folds (stratified by class); each fold's rows are predicted by the candidate fitted on
+    # every other row of the stage (train, select, valid), and the pooled out-of-fold
+    # predictions are scored as validation is (train.monitor, with eval.aggregate_by).
+    # Adoption over the network, the decision rule and calibration still use the chosen
+    # candidate's validation outputs from its fit on train
+    select_folds: int = Field(default=0, ge=0)
+    # the splits scored out of fold; train only where no candidate reads the network's
+    # outputs (they are in sample on train)
+    select_splits: list[Literal["train", "select", "valid"]] = Field(
+        default=["select", "valid"], min_length=1)
+
+    @model_validator(mode="after")
+    def _select_folds(self):
+        if self.select_folds == 1:
+            raise ValueError("select_folds is 1: 0 (choose on validation) or at least 2 folds")
+        if len(set(self.select_splits)) != len(self.select_splits):
+            raise ValueError(f"select_splits is {self.select_splits}: a split is repeated")
+        if self.select_folds and "train" in self.select_splits:
+            reads = [i for i, c in enumerate(self.candidates)
+                     if {"probs", "embedding"} & set(c.inputs) or c.network_weight is not None]
+            if reads:
+                raise ValueError(
+                    f"select_splits includes train, but candidates {reads} read the network's "
+                    "outputs, which are in sample on train; leave train out of select_splits "
+                    "or those candidates out")
+        return self
 
 
 class PretrainConfig(ConfigModel):

@@ -31,7 +31,10 @@ on train alone stay the ones the adoption, the decision rule and the calibration
 (out of sample). A candidate with ``network_weight`` w averages its classifier's probabilities
 with the network's (``w * p_network + (1 - w) * p_classifier``): a stacked ensemble of network
 and boosting that needs no network outputs on the training split, so the in-sample optimism of
-the network's training-split outputs cannot mislead it.
+the network's training-split outputs cannot mislead it. With ``hybrid.select_folds`` K the
+choice among candidates is made by K-fold cross-validation instead (:func:`cross_validated_scores`
+over the rows of ``hybrid.select_splits``, grouped by patient), which scores each candidate on
+more rows than the validation split alone holds.
 
 The decision rule (``eval.decision: tuned``): per-class multiplicative weights on the
 probabilities, ``argmax(p * w)``, chosen on the validation predictions to maximise the
@@ -69,6 +72,7 @@ from sklearn.preprocessing import StandardScaler
 from biosig.errors import BiosigError, ConfigError, InputError
 from biosig.features import extract_features
 from biosig.fileio import atomic_path, jsonable, write_text_atomic
+from biosig.manifests.splits import group_kfold, group_of
 from biosig.progress import Progress
 from biosig.signal import as_signal
 from biosig.train.config import HybridConfig
@@ -86,8 +90,8 @@ __all__ = ["HYBRID_FILE", "HYBRID_MODEL_FILE", "DECISION_FILE", "INPUT_BLOCKS",
            "feature_sets", "recording_features", "assemble_inputs", "make_classifier",
            "predict_proba", "stage_predict", "load_stages", "stage_probs", "RunStages",
            "finish_stages", "pooled_stage_report", "stage_settings", "same_stage_settings",
-           "fit_candidates", "CANDIDATE_KEYS", "candidate_entry", "candidate_settings_text",
-           "HybridFit", "save_stage", "load_stage",
+           "fit_candidates", "cross_validated_scores", "best_candidate", "CANDIDATE_KEYS",
+           "candidate_entry", "candidate_settings_text", "HybridFit", "save_stage", "load_stage",
            "fit_decision", "apply_decision", "rule_weights", "save_decision", "load_decision",
            "decision_metric_name", "AdoptedPredictions", "AdoptedModel", "adopted_model"]
 
@@ -243,7 +247,9 @@ def stage_predict(model, blocks: dict, inputs, n_classes: int, *,
 class HybridFit:
     """What :func:`fit_candidates` chose: ``index`` into the candidates, the fitted ``model``,
     its ``inputs`` and ``classifier``, the validation ``scores`` of every candidate (None for
-    a skipped one) and why candidates were skipped (``skipped``)."""
+    a skipped one), why candidates were skipped (``skipped``) and, where the choice was made
+    by cross-validation (``hybrid.select_folds``), each candidate's score out of fold
+    (``cv_scores``)."""
 
     index: int
     model: object
@@ -252,6 +258,7 @@ class HybridFit:
     scores: list[float | None]
     skipped: dict[int, str] = field(default_factory=dict)
     network_weight: float | None = None
+    cv_scores: list[float | None] | None = None   # hybrid.select_folds: what chose ``index``
 
 
 def fit_candidates(train_blocks: dict, y_train, valid_blocks: dict, candidates, *,
@@ -281,7 +288,7 @@ def fit_candidates(train_blocks: dict, y_train, valid_blocks: dict, candidates, 
         Ties go to the earlier candidate.
     """
     y = np.asarray(y_train, dtype=np.int64)
-    best, best_score, scores, skipped = None, -np.inf, [], {}
+    models, scores, skipped = {}, [], {}
     for i, cand in enumerate(candidates):
         missing = [b for b in cand.inputs if train_blocks.get(b) is None]
         if missing:
@@ -289,19 +296,79 @@ def fit_candidates(train_blocks: dict, y_train, valid_blocks: dict, candidates, 
             scores.append(None)
             continue
         w = getattr(cand, "network_weight", None)
-        model = _candidate_classifier(cand, seed=seed, **classifier_kw)
-        model.fit(assemble_inputs(train_blocks, cand.inputs), y)
-        s = float(score(stage_predict(model, valid_blocks, cand.inputs, n_classes,
-                                      network_weight=w)))
-        scores.append(s)
-        if best is None or (np.isfinite(s) and s > best_score):
-            best, best_score = (i, model), (s if np.isfinite(s) else -np.inf)
-    if best is None:
+        models[i] = _candidate_classifier(cand, seed=seed, **classifier_kw)
+        models[i].fit(assemble_inputs(train_blocks, cand.inputs), y)
+        scores.append(float(score(stage_predict(models[i], valid_blocks, cand.inputs,
+                                                n_classes, network_weight=w))))
+    if not models:
         raise ConfigError("hybrid.candidates: every candidate needs an input this model does "
                           f"not give ({'; '.join(skipped.values())})")
-    i, model = best
-    return HybridFit(i, model, list(candidates[i].inputs), candidates[i].classifier, scores,
-                     skipped, getattr(candidates[i], "network_weight", None))
+    i = best_candidate(scores)
+    return HybridFit(i, models[i], list(candidates[i].inputs), candidates[i].classifier,
+                     scores, skipped, getattr(candidates[i], "network_weight", None))
+
+
+def cross_validated_scores(blocks: dict, y, candidates, *, folds, n_classes, score,
+                           seed: int = 0, **classifier_kw
+                           ) -> tuple[list[float | None], dict[int, str]]:
+    """Each candidate's score out of fold (``hybrid.select_folds``).
+
+    Parameters
+    ----------
+    blocks : dict
+        Input blocks of every row of the stage (see :func:`assemble_inputs`).
+    y : array of int [shape=(n_rows,)]
+        The classes the candidates are fitted on.
+    candidates : sequence
+        As for :func:`fit_candidates`.
+    folds : array of int [shape=(n_rows,)]
+        Fold ``0 .. K - 1`` of each row that is scored, -1 for a row that is only fitted on.
+        Fold k's rows are predicted by the candidate fitted on every row outside fold k.
+    n_classes : int
+    score : callable
+        ``score(probs (n_scored, n_classes)) -> float`` of the scored rows' out-of-fold
+        probabilities, in row order; higher is better.
+    seed : int
+    **classifier_kw
+        Passed to :func:`make_classifier`.
+
+    Returns
+    -------
+    scores : list of float or None
+        None for a candidate skipped for a missing block.
+    skipped : dict
+        Why those were skipped.
+    """
+    y = np.asarray(y, dtype=np.int64)
+    folds = np.asarray(folds, dtype=np.int64)
+    scored = folds >= 0
+    scores, skipped = [], {}
+    for i, cand in enumerate(candidates):
+        missing = [b for b in cand.inputs if blocks.get(b) is None]
+        if missing:
+            skipped[i] = f"no {', '.join(missing)} for this model"
+            scores.append(None)
+            continue
+        X = assemble_inputs(blocks, cand.inputs)
+        w = getattr(cand, "network_weight", None)
+        oof = np.zeros((len(y), n_classes))
+        for k in np.unique(folds[scored]):
+            held = folds == k
+            model = _candidate_classifier(cand, seed=seed, **classifier_kw)
+            model.fit(X[~held], y[~held])
+            rows = {b: (None if v is None else np.asarray(v)[held]) for b, v in blocks.items()}
+            oof[held] = stage_predict(model, rows, cand.inputs, n_classes, network_weight=w)
+        scores.append(float(score(oof[scored])))
+    return scores, skipped
+
+
+def best_candidate(scores) -> int:
+    """Index of the highest score (None, a skipped candidate, and NaN left out); ties go to
+    the earlier candidate, and so does a choice among NaN scores only."""
+    finite = [(s, -i) for i, s in enumerate(scores) if s is not None and np.isfinite(s)]
+    if not finite:
+        return next(i for i, s in enumerate(scores) if s is not None)
+    return -max(finite)[1]
 
 
 def _candidate_classifier(cand, *, seed: int = 0, **classifier_kw):
@@ -707,7 +774,7 @@ def finish_stages(cfg, model, frontend, ds, out, *, device, report: dict) -> dic
         # the classifier is fitted on train and (train.select_frac) the split the network's
         # best epoch was chosen on; valid is kept for the choice among candidates
         train_ex = [e for s in ("train", "select") if s in ds for e in ds[s].examples]
-        tr, _ = _split_blocks(run, cfg, train_ex, desc="hybrid inputs (train)")
+        tr, ytr_scored = _split_blocks(run, cfg, train_ex, desc="hybrid inputs (train)")
         va, yva = _split_blocks(run, cfg, valid_ex, desc="hybrid inputs (valid)")
         # fitted on data.train_label where set; scored (yva, yte) on data.label
         ytr = np.array(fitted_targets(train_ex), dtype=np.int64)
@@ -731,6 +798,11 @@ def finish_stages(cfg, model, frontend, ds, out, *, device, report: dict) -> dic
                   "l2_regularization": cfg.hybrid.l2_regularization, "c": cfg.hybrid.c}
         fit = fit_candidates(tr, ytr, va, cfg.hybrid.candidates, n_classes=len(classes),
                              score=score, **clf_kw)
+        selected_by = f"valid {cfg.train.monitor}"
+        if cfg.hybrid.select_folds:
+            fit, selected_by = _choose_by_cv(
+                cfg, fit, ds, (tr, va), (ytr, yva_fit), (ytr_scored, yva), monitor,
+                clf_kw)
         hv = stage_predict(fit.model, va, fit.inputs, len(classes),
                            network_weight=fit.network_weight)
         if cfg.hybrid.refit:                  # the chosen candidate on train + valid
@@ -749,11 +821,12 @@ def finish_stages(cfg, model, frontend, ds, out, *, device, report: dict) -> dic
                 "network_weight": fit.network_weight, "bag": chosen["bag"],
                 "histgb": chosen["histgb"],
                 "candidates": [{**candidate_entry(c), "valid": s,
+                                **({"cv": fit.cv_scores[i]} if fit.cv_scores else {}),
                                 **({"skipped": fit.skipped[i]} if i in fit.skipped
                                    else {})}
                                for i, (c, s) in enumerate(zip(cfg.hybrid.candidates,
                                                               fit.scores))],
-                "selected_by": f"valid {cfg.train.monitor}", "hybrid_valid": hybrid_valid,
+                "selected_by": selected_by, "hybrid_valid": hybrid_valid,
                 "network_valid": net_valid, "adopted": adopted,
                 "feature_sets": [list(s) for s in feature_sets(cfg)],
                 "feature_names": tr_names,
@@ -787,6 +860,54 @@ def finish_stages(cfg, model, frontend, ds, out, *, device, report: dict) -> dic
     else:
         (out / DECISION_FILE).unlink(missing_ok=True)
     return entries
+
+
+def _choose_by_cv(cfg, fit: HybridFit, ds, blocks, fitted, scored_targets, monitor,
+                  clf_kw) -> tuple[HybridFit, str]:
+    """``hybrid.select_folds``: the candidate with the best out-of-fold score over the rows of
+    ``hybrid.select_splits``, fitted on train as :func:`fit_candidates` fits it; and the
+    description of the choice. ``blocks``, ``fitted`` and ``scored_targets`` are the pairs
+    (train + select rows, valid rows) of input blocks, fitted classes and scored classes."""
+    tr, va = blocks
+    n_train = len(ds["train"].examples)
+    split_of = (["train"] * n_train + ["select"] * (len(fitted[0]) - n_train)
+                + ["valid"] * len(fitted[1]))
+    examples = [e for s in ("train", "select", "valid") if s in ds for e in ds[s].examples]
+    rows = {b: (None if tr[b] is None or va[b] is None
+                else np.concatenate([np.asarray(tr[b]), np.asarray(va[b])])) for b in tr}
+    y_fit = np.concatenate(fitted)
+    y_scored = np.concatenate(scored_targets)
+    scored = np.array([s in cfg.hybrid.select_splits for s in split_of])
+    if not scored.any():
+        raise ConfigError(f"hybrid.select_splits is {cfg.hybrid.select_splits}: this run has "
+                          "no rows in them")
+    groups = [group_of(examples[i].record) for i in np.flatnonzero(scored)]
+    k = cfg.hybrid.select_folds
+    if k > len(set(groups)):
+        raise ConfigError(f"hybrid.select_folds is {k}: the rows of "
+                          f"{'+'.join(cfg.hybrid.select_splits)} hold {len(set(groups))} "
+                          "groups, fewer than the folds")
+    folds = np.full(len(y_fit), -1, dtype=np.int64)
+    folds[scored] = group_kfold(groups, n_folds=k, seed=cfg.seed, labels=y_fit[scored])
+    scored_examples = [examples[i] for i in np.flatnonzero(scored)]
+
+    def score(p):
+        sp, st, _ = _scored(cfg, p, y_scored[scored], scored_examples)
+        return monitor(st, sp)
+
+    cv, _ = cross_validated_scores(rows, y_fit, cfg.hybrid.candidates, folds=folds,
+                                   n_classes=len(cfg.data.classes), score=score, **clf_kw)
+    i = best_candidate(cv)
+    cand = cfg.hybrid.candidates[i]
+    model = fit.model if i == fit.index else _candidate_classifier(cand, **clf_kw).fit(
+        assemble_inputs(tr, cand.inputs), fitted[0])
+    n_groups = len(set(groups))
+    return (dataclasses.replace(fit, index=i, model=model, inputs=list(cand.inputs),
+                                classifier=cand.classifier, network_weight=cand.network_weight,
+                                cv_scores=cv),
+            f"{k}-fold cross-validated {cfg.train.monitor} over "
+            f"{'+'.join(s for s in cfg.hybrid.select_splits if s in split_of)} "
+            f"({int(scored.sum())} rows, {n_groups} groups)")
 
 
 def _feature_names(cfg, examples) -> list[str]:
@@ -889,9 +1010,10 @@ def pooled_stage_report(cfg, reports: list[dict], out) -> dict:
         res["hybrid_valid"] = {
             "network": float(np.mean([r["hybrid"]["network_valid"] for r in reports])),
             "candidates": [{**{k: c.get(k) for k in CANDIDATE_KEYS},
-                            "valid_mean": (float(np.mean([f[i]["valid"] for f in cands]))
-                                           if all(f[i]["valid"] is not None for f in cands)
-                                           else None)}
+                            **{f"{key}_mean": (float(np.mean([f[i][key] for f in cands]))
+                                               if all(f[i].get(key) is not None
+                                                      for f in cands) else None)
+                               for key in ("valid", "cv") if key in c}}
                            for i, c in enumerate(cands[0])],
             "chosen_per_fold": [_describe(r["hybrid"]) for r in reports],
             "hybrid": float(np.mean([r["hybrid"]["hybrid_valid"] for r in reports]))}
