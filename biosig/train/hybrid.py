@@ -309,7 +309,7 @@ def fit_candidates(train_blocks: dict, y_train, valid_blocks: dict, candidates, 
 
 
 def cross_validated_scores(blocks: dict, y, candidates, *, folds, n_classes, score,
-                           seed: int = 0, **classifier_kw
+                           seed: int = 0, desc: str | None = None, **classifier_kw
                            ) -> tuple[list[float | None], dict[int, str]]:
     """Each candidate's score out of fold (``hybrid.select_folds``).
 
@@ -329,6 +329,8 @@ def cross_validated_scores(blocks: dict, y, candidates, *, folds, n_classes, sco
         ``score(probs (n_scored, n_classes)) -> float`` of the scored rows' out-of-fold
         probabilities, in row order; higher is better.
     seed : int
+    desc : str, optional
+        Show progress (one step per fit) under this name.
     **classifier_kw
         Passed to :func:`make_classifier`.
 
@@ -342,23 +344,29 @@ def cross_validated_scores(blocks: dict, y, candidates, *, folds, n_classes, sco
     y = np.asarray(y, dtype=np.int64)
     folds = np.asarray(folds, dtype=np.int64)
     scored = folds >= 0
+    ks = np.unique(folds[scored])
+    bar = Progress(len(candidates) * len(ks), desc=desc or "", unit="fit",
+                   enabled=desc is not None)
     scores, skipped = [], {}
     for i, cand in enumerate(candidates):
         missing = [b for b in cand.inputs if blocks.get(b) is None]
         if missing:
             skipped[i] = f"no {', '.join(missing)} for this model"
             scores.append(None)
+            bar.update(len(ks))
             continue
         X = assemble_inputs(blocks, cand.inputs)
         w = getattr(cand, "network_weight", None)
         oof = np.zeros((len(y), n_classes))
-        for k in np.unique(folds[scored]):
+        for k in ks:
             held = folds == k
             model = _candidate_classifier(cand, seed=seed, **classifier_kw)
             model.fit(X[~held], y[~held])
             rows = {b: (None if v is None else np.asarray(v)[held]) for b, v in blocks.items()}
             oof[held] = stage_predict(model, rows, cand.inputs, n_classes, network_weight=w)
+            bar.update(1)
         scores.append(float(score(oof[scored])))
+    bar.close()
     return scores, skipped
 
 
@@ -896,7 +904,8 @@ def _choose_by_cv(cfg, fit: HybridFit, ds, blocks, fitted, scored_targets, monit
         return monitor(st, sp)
 
     cv, _ = cross_validated_scores(rows, y_fit, cfg.hybrid.candidates, folds=folds,
-                                   n_classes=len(cfg.data.classes), score=score, **clf_kw)
+                                   n_classes=len(cfg.data.classes), score=score,
+                                   desc=f"hybrid candidates ({k}-fold CV)", **clf_kw)
     i = best_candidate(cv)
     cand = cfg.hybrid.candidates[i]
     model = fit.model if i == fit.index else _candidate_classifier(cand, **clf_kw).fit(
