@@ -774,15 +774,15 @@ def test_cross_validated_scores_predict_each_fold_out_of_sample():
     cands = [C(inputs=["features"], classifier="logistic"),
              C(inputs=["embedding"], classifier="logistic"),
              C(inputs=["features"], classifier="logistic", network_weight=0.5)]
-    scores, skipped = cross_validated_scores(blocks, y, cands, folds=folds, n_classes=2,
-                                             score=score)
-    assert scores[1] is None and "embedding" in skipped[1]
+    res = cross_validated_scores(blocks, y, cands, folds=folds, n_classes=2, score=score)
+    assert res.scores[1] is None and res.probs[1] is None and "embedding" in res.skipped[1]
     want = np.zeros((n, 2))
     for k in range(3):
         held = folds == k
         want[held] = make_classifier("logistic").fit(feats[~held], y[~held]).predict_proba(
             feats[held])
     assert seen[0].shape == (60, 2) and np.allclose(seen[0], want[folds >= 0])
+    assert np.array_equal(res.probs[0], seen[0]) and res.scores[0] == score(seen[0])
     # the network's probabilities are averaged in per row, as on validation
     assert np.allclose(seen[1], 0.5 * 0.5 + 0.5 * want[folds >= 0])
     # not the fit on every row: in-sample predictions differ
@@ -815,10 +815,20 @@ def test_stage_chosen_by_cross_validation(levels, tmp_path, monkeypatch):
     assert res.report["hybrid"]["candidates"][0]["cv"] == cv[0]
     assert res.report["hybrid"]["hybrid_valid"] == \
         desc["candidates"][H.best_candidate(cv)]["valid"]
+    # adopted over the network on the scored rows whose network outputs are out of sample:
+    # valid here (train is scored too, but the network trained on it)
+    on = desc["adopted_on"]
+    assert on["on"] == f"out of fold, valid ({res.report['splits']['valid']} rows)"
+    assert on == res.report["hybrid"]["adopted_on"]
+    assert desc["adopted"] == ("hybrid" if on["hybrid"] >= on["network"] else "network")
+    assert on["network"] == desc["network_valid"]          # the same rows, the same outputs
     # a choice against the validation scores: forced through the out-of-fold scores
     real = H.cross_validated_scores
-    monkeypatch.setattr(H, "cross_validated_scores",
-                        lambda *a, **k: ([0.1, 0.9], real(*a, **k)[1]))
+
+    def forced(*a, **k):
+        r = real(*a, **k)
+        return H.CrossValidated([0.1, 0.9], r.probs, r.skipped)
+    monkeypatch.setattr(H, "cross_validated_scores", forced)
     res = run(validate_config(_cv_config(levels, tmp_path / "forced", **{
         "hybrid.candidates": [{"inputs": ["features"], "classifier": "logistic"},
                               {"inputs": ["features"], "classifier": "logistic", "c": 0.001}]})),
@@ -829,6 +839,10 @@ def test_stage_chosen_by_cross_validation(levels, tmp_path, monkeypatch):
     assert [c["valid"] for c in desc["candidates"]] == [1.0, 1.0]
     assert [c["cv"] for c in desc["candidates"]] == [0.1, 0.9]
     assert stage["model"][-1].C == 0.001 and res.report["model"] == "hybrid"
+    from biosig.train.report import write_report
+    md = write_report(rd, progress=False).markdown.read_text()
+    assert ("the hybrid stage (features into logistic, chosen by 2-fold cross-validated "
+            "accuracy over train+valid)") in md
     _score_model_reproduces(rd, levels, tmp_path, abs_tol=2e-6)
 
 
@@ -843,6 +857,14 @@ def test_cross_validation_over_select_and_valid(levels, tmp_path):
     assert desc["selected_by"].startswith("2-fold cross-validated accuracy over select+valid "
                                           f"({n['select'] + n['valid']} rows")
     assert desc["candidates"][0]["cv"] is not None
+    on = desc["adopted_on"]
+    assert on["on"] == f"out of fold, select+valid ({n['select'] + n['valid']} rows)"
+    assert desc["adopted"] == ("hybrid" if on["hybrid"] >= on["network"] else "network")
+    # without select_folds the adoption is on validation, as before
+    plain = run(validate_config(level_config(levels, tmp_path / "plain")), run_id="p",
+                progress=False).report["hybrid"]
+    assert plain["adopted_on"] == {"on": "valid", "hybrid": plain["hybrid_valid"],
+                                   "network": plain["network_valid"]}
 
 
 @pytest.mark.parametrize("over, match", [

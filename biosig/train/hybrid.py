@@ -90,8 +90,9 @@ __all__ = ["HYBRID_FILE", "HYBRID_MODEL_FILE", "DECISION_FILE", "INPUT_BLOCKS",
            "feature_sets", "recording_features", "assemble_inputs", "make_classifier",
            "predict_proba", "stage_predict", "load_stages", "stage_probs", "RunStages",
            "finish_stages", "pooled_stage_report", "stage_settings", "same_stage_settings",
-           "fit_candidates", "cross_validated_scores", "best_candidate", "CANDIDATE_KEYS",
-           "candidate_entry", "candidate_settings_text", "HybridFit", "save_stage", "load_stage",
+           "fit_candidates", "cross_validated_scores", "CrossValidated", "best_candidate",
+           "CANDIDATE_KEYS", "candidate_entry", "candidate_settings_text", "HybridFit",
+           "save_stage", "load_stage",
            "fit_decision", "apply_decision", "rule_weights", "save_decision", "load_decision",
            "decision_metric_name", "AdoptedPredictions", "AdoptedModel", "adopted_model"]
 
@@ -308,9 +309,20 @@ def fit_candidates(train_blocks: dict, y_train, valid_blocks: dict, candidates, 
                      scores, skipped, getattr(candidates[i], "network_weight", None))
 
 
+@dataclass
+class CrossValidated:
+    """What :func:`cross_validated_scores` found: each candidate's ``scores`` and its
+    out-of-fold ``probs`` of the scored rows, in row order (None for a skipped candidate),
+    and why candidates were ``skipped``."""
+
+    scores: list[float | None]
+    probs: list[np.ndarray | None]
+    skipped: dict[int, str] = field(default_factory=dict)
+
+
 def cross_validated_scores(blocks: dict, y, candidates, *, folds, n_classes, score,
                            seed: int = 0, desc: str | None = None, **classifier_kw
-                           ) -> tuple[list[float | None], dict[int, str]]:
+                           ) -> CrossValidated:
     """Each candidate's score out of fold (``hybrid.select_folds``).
 
     Parameters
@@ -336,10 +348,8 @@ def cross_validated_scores(blocks: dict, y, candidates, *, folds, n_classes, sco
 
     Returns
     -------
-    scores : list of float or None
-        None for a candidate skipped for a missing block.
-    skipped : dict
-        Why those were skipped.
+    CrossValidated
+        A candidate that needs a block that is None is skipped.
     """
     y = np.asarray(y, dtype=np.int64)
     folds = np.asarray(folds, dtype=np.int64)
@@ -347,12 +357,13 @@ def cross_validated_scores(blocks: dict, y, candidates, *, folds, n_classes, sco
     ks = np.unique(folds[scored])
     bar = Progress(len(candidates) * len(ks), desc=desc or "", unit="fit",
                    enabled=desc is not None)
-    scores, skipped = [], {}
+    res = CrossValidated([], [])
     for i, cand in enumerate(candidates):
         missing = [b for b in cand.inputs if blocks.get(b) is None]
         if missing:
-            skipped[i] = f"no {', '.join(missing)} for this model"
-            scores.append(None)
+            res.skipped[i] = f"no {', '.join(missing)} for this model"
+            res.scores.append(None)
+            res.probs.append(None)
             bar.update(len(ks))
             continue
         X = assemble_inputs(blocks, cand.inputs)
@@ -365,9 +376,10 @@ def cross_validated_scores(blocks: dict, y, candidates, *, folds, n_classes, sco
             rows = {b: (None if v is None else np.asarray(v)[held]) for b, v in blocks.items()}
             oof[held] = stage_predict(model, rows, cand.inputs, n_classes, network_weight=w)
             bar.update(1)
-        scores.append(float(score(oof[scored])))
+        res.probs.append(oof[scored])
+        res.scores.append(float(score(oof[scored])))
     bar.close()
-    return scores, skipped
+    return res
 
 
 def best_candidate(scores) -> int:
@@ -806,9 +818,9 @@ def finish_stages(cfg, model, frontend, ds, out, *, device, report: dict) -> dic
                   "l2_regularization": cfg.hybrid.l2_regularization, "c": cfg.hybrid.c}
         fit = fit_candidates(tr, ytr, va, cfg.hybrid.candidates, n_classes=len(classes),
                              score=score, **clf_kw)
-        selected_by = f"valid {cfg.train.monitor}"
+        selected_by, adoption = f"valid {cfg.train.monitor}", None
         if cfg.hybrid.select_folds:
-            fit, selected_by = _choose_by_cv(
+            fit, selected_by, adoption = _choose_by_cv(
                 cfg, fit, ds, (tr, va), (ytr, yva_fit), (ytr_scored, yva), monitor,
                 clf_kw)
         hv = stage_predict(fit.model, va, fit.inputs, len(classes),
@@ -823,7 +835,10 @@ def finish_stages(cfg, model, frontend, ds, out, *, device, report: dict) -> dic
         _write_csv(out / "hybrid_valid_predictions.csv", cfg, hvids, hvp, hvt)
         _write_csv(out / f"hybrid_{split}_predictions.csv", cfg, htids, htp, htt)
         hybrid_valid = fit.scores[fit.index]
-        adopted = "hybrid" if hybrid_valid >= net_valid else "network"
+        # the network and the chosen candidate compared on the rows the choice was scored on
+        # (hybrid.select_folds), else on validation
+        adoption = adoption or {"on": "valid", "hybrid": hybrid_valid, "network": net_valid}
+        adopted = "hybrid" if adoption["hybrid"] >= adoption["network"] else "network"
         chosen = candidate_entry(cfg.hybrid.candidates[fit.index])
         desc = {"inputs": fit.inputs, "classifier": fit.classifier,
                 "network_weight": fit.network_weight, "bag": chosen["bag"],
@@ -835,7 +850,7 @@ def finish_stages(cfg, model, frontend, ds, out, *, device, report: dict) -> dic
                                for i, (c, s) in enumerate(zip(cfg.hybrid.candidates,
                                                               fit.scores))],
                 "selected_by": selected_by, "hybrid_valid": hybrid_valid,
-                "network_valid": net_valid, "adopted": adopted,
+                "network_valid": net_valid, "adopted": adopted, "adopted_on": adoption,
                 "feature_sets": [list(s) for s in feature_sets(cfg)],
                 "feature_names": tr_names,
                 "encoder": encoder_spec(cfg) if "encoder" in fit.inputs else None,
@@ -851,7 +866,8 @@ def finish_stages(cfg, model, frontend, ds, out, *, device, report: dict) -> dic
                                                      "network_weight", "bag", "histgb",
                                                      "candidates",
                                                      "selected_by", "hybrid_valid",
-                                                     "network_valid", "adopted")},
+                                                     "network_valid", "adopted",
+                                                     "adopted_on")},
                              "metrics": metrics_with_ci(htt, htp, cfg)}
         entries["model"] = adopted
         if adopted == "hybrid":
@@ -871,15 +887,18 @@ def finish_stages(cfg, model, frontend, ds, out, *, device, report: dict) -> dic
 
 
 def _choose_by_cv(cfg, fit: HybridFit, ds, blocks, fitted, scored_targets, monitor,
-                  clf_kw) -> tuple[HybridFit, str]:
+                  clf_kw) -> tuple[HybridFit, str, dict | None]:
     """``hybrid.select_folds``: the candidate with the best out-of-fold score over the rows of
-    ``hybrid.select_splits``, fitted on train as :func:`fit_candidates` fits it; and the
-    description of the choice. ``blocks``, ``fitted`` and ``scored_targets`` are the pairs
-    (train + select rows, valid rows) of input blocks, fitted classes and scored classes."""
+    ``hybrid.select_splits``, fitted on train as :func:`fit_candidates` fits it; the
+    description of the choice; and what the adoption compares (None where every scored row is
+    a training row): the chosen candidate's out-of-fold score and the network's on the scored
+    rows whose network outputs are out of sample (select, valid). ``blocks``, ``fitted`` and
+    ``scored_targets`` are the pairs (train + select rows, valid rows) of input blocks,
+    fitted classes and scored classes."""
     tr, va = blocks
     n_train = len(ds["train"].examples)
-    split_of = (["train"] * n_train + ["select"] * (len(fitted[0]) - n_train)
-                + ["valid"] * len(fitted[1]))
+    split_of = np.array(["train"] * n_train + ["select"] * (len(fitted[0]) - n_train)
+                        + ["valid"] * len(fitted[1]))
     examples = [e for s in ("train", "select", "valid") if s in ds for e in ds[s].examples]
     rows = {b: (None if tr[b] is None or va[b] is None
                 else np.concatenate([np.asarray(tr[b]), np.asarray(va[b])])) for b in tr}
@@ -897,26 +916,39 @@ def _choose_by_cv(cfg, fit: HybridFit, ds, blocks, fitted, scored_targets, monit
                           "groups, fewer than the folds")
     folds = np.full(len(y_fit), -1, dtype=np.int64)
     folds[scored] = group_kfold(groups, n_folds=k, seed=cfg.seed, labels=y_fit[scored])
-    scored_examples = [examples[i] for i in np.flatnonzero(scored)]
 
-    def score(p):
-        sp, st, _ = _scored(cfg, p, y_scored[scored], scored_examples)
-        return monitor(st, sp)
+    def score_on(mask):
+        exs = [examples[j] for j in np.flatnonzero(mask)]
 
-    cv, _ = cross_validated_scores(rows, y_fit, cfg.hybrid.candidates, folds=folds,
-                                   n_classes=len(cfg.data.classes), score=score,
-                                   desc=f"hybrid candidates ({k}-fold CV)", **clf_kw)
+        def score(p):
+            sp, st, _ = _scored(cfg, p, y_scored[mask], exs)
+            return monitor(st, sp)
+        return score
+
+    res = cross_validated_scores(rows, y_fit, cfg.hybrid.candidates, folds=folds,
+                                 n_classes=len(cfg.data.classes), score=score_on(scored),
+                                 desc=f"hybrid candidates ({k}-fold CV)", **clf_kw)
+    cv = res.scores
     i = best_candidate(cv)
     cand = cfg.hybrid.candidates[i]
     model = fit.model if i == fit.index else _candidate_classifier(cand, **clf_kw).fit(
         assemble_inputs(tr, cand.inputs), fitted[0])
     n_groups = len(set(groups))
+    outside = scored & (split_of != "train")                # the network out of sample
+    adoption = None
+    if outside.any():
+        on = outside[scored]                                 # among the scored rows
+        adoption = {"on": "out of fold, " + "+".join(
+                        s for s in ("select", "valid") if s in split_of[outside])
+                    + f" ({int(outside.sum())} rows)",
+                    "hybrid": float(score_on(outside)(res.probs[i][on])),
+                    "network": float(score_on(outside)(np.asarray(rows["probs"])[outside]))}
     return (dataclasses.replace(fit, index=i, model=model, inputs=list(cand.inputs),
                                 classifier=cand.classifier, network_weight=cand.network_weight,
                                 cv_scores=cv),
             f"{k}-fold cross-validated {cfg.train.monitor} over "
             f"{'+'.join(s for s in cfg.hybrid.select_splits if s in split_of)} "
-            f"({int(scored.sum())} rows, {n_groups} groups)")
+            f"({int(scored.sum())} rows, {n_groups} groups)", adoption)
 
 
 def _feature_names(cfg, examples) -> list[str]:

@@ -494,9 +494,12 @@ def _stage_text(run: _Run) -> str:
             continue
         h = json.loads((d / HYBRID_FILE).read_text(encoding="utf-8"))
         w = h.get("network_weight")
+        how = h.get("selected_by", "")
         what.append(f"{'+'.join(h['inputs'])} into {h['classifier']}"
                     + candidate_settings_text(h)
-                    + (f", averaged with the network (weight {w:g})" if w is not None else ""))
+                    + (f", averaged with the network (weight {w:g})" if w is not None else "")
+                    + (f", chosen by {how.split(' (')[0]}" if "cross-validated" in how
+                       else ""))
     return "; ".join(dict.fromkeys(what))
 
 
@@ -549,9 +552,10 @@ def _model_section(run: _Run, doc: list, metric: str) -> None:
                          + aside))
     rows = [["network alone (arg-max)", m.network_metrics]]
     if m.stage_metrics is not None and (m.has_rule or m.name != "hybrid"):
-        rows.append(["hybrid stage (arg-max" + ("" if "hybrid" in m.models
-                                                else "; not adopted: no better on validation")
-                     + ")", m.stage_metrics])
+        rows.append(["hybrid stage (arg-max" + (
+            "" if "hybrid" in m.models
+            else "; not adopted: no better than the network where the run compared them")
+            + ")", m.stage_metrics])
     rows.append(["**the run's model**", m.metrics])
     others = [n for n in ("accuracy", "macro_f1", "roc_auc") if n != metric]
     doc.append(Paragraph(f"Test {metric} of the run's model beside the network alone:"))
