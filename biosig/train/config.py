@@ -299,8 +299,10 @@ class HybridConfig(ConfigModel):
     # folds (stratified by class); each fold's rows are predicted by the candidate fitted on
     # every other row of the stage (train, select, valid), and the pooled out-of-fold
     # predictions are scored as validation is (train.monitor, with eval.aggregate_by).
-    # Adoption over the network, the decision rule and calibration still use the chosen
-    # candidate's validation outputs from its fit on train
+    # The adoption over the network compares the chosen candidate's out-of-fold score and
+    # the network's on the scored rows of select and valid (the network's outputs are out of
+    # sample there); the decision rule and calibration still use the chosen candidate's
+    # validation outputs from its fit on train
     select_folds: int = Field(default=0, ge=0)
     # the splits scored out of fold; train only where no candidate reads the network's
     # outputs (they are in sample on train)

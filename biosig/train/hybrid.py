@@ -34,7 +34,8 @@ and boosting that needs no network outputs on the training split, so the in-samp
 the network's training-split outputs cannot mislead it. With ``hybrid.select_folds`` K the
 choice among candidates is made by K-fold cross-validation instead (:func:`cross_validated_scores`
 over the rows of ``hybrid.select_splits``, grouped by patient), which scores each candidate on
-more rows than the validation split alone holds.
+more rows than the validation split alone holds; the adoption over the network then compares
+the two on the scored rows whose network outputs are out of sample.
 
 The decision rule (``eval.decision: tuned``): per-class multiplicative weights on the
 probabilities, ``argmax(p * w)``, chosen on the validation predictions to maximise the
