@@ -767,8 +767,10 @@ def finish_stages(cfg, model, frontend, ds, out, *, device, report: dict) -> dic
     Returns
     -------
     dict
-        Entries for ``report.json``: ``hybrid`` (candidates with validation scores, the
-        chosen one, the network's validation score by the same path, test metrics with CIs),
+        Entries for ``report.json``: ``hybrid`` (candidates with validation scores and, with
+        ``hybrid.select_folds``, out-of-fold ones; the chosen one; the network's validation
+        score by the same path; ``adopted_on``: the two scores the adoption compared, and on
+        which rows; test metrics with CIs),
         ``model`` (``hybrid`` or ``network``: the run's model), ``decision`` and
         ``stage_settings``.
     """
