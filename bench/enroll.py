@@ -49,6 +49,7 @@ from biosig.asr.metrics import error_rates  # noqa: E402
 from biosig.config import describe_validation_error  # noqa: E402,F401
 from biosig.errors import ConfigError  # noqa: E402
 from biosig.fileio import atomic_path, write_text_atomic  # noqa: E402
+from biosig.manifests import resolve_path  # noqa: E402
 from biosig.train.config import parse_override  # noqa: E402
 from biosig.train.whisper.enroll import EnrollSettings, enroll_speaker  # noqa: E402
 
@@ -85,14 +86,9 @@ def select(speakers: dict[str, list[dict]], n: int) -> list[str]:
     return order if n <= 0 else order[:n]
 
 
-def audio_path(u: dict, root: Path) -> Path:
-    """The file of a manifest line ``u`` under the corpus ``root``."""
-    p = Path(u["path"])
-    return p if p.is_absolute() else root / p
-
-
 def transcribe_all(model, utts, opts, root: Path) -> list[str]:
-    return [transcribe_file(audio_path(u, root), model=model, options=opts).text for u in utts]
+    return [transcribe_file(resolve_path(u["path"], root=root), model=model, options=opts).text
+            for u in utts]
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -266,7 +262,7 @@ def main(argv=None) -> int:
             folder.mkdir()
             for u in enroll_u:
                 stem = u["id"]
-                (folder / f"{stem}.wav").symlink_to(audio_path(u, root))
+                (folder / f"{stem}.wav").symlink_to(resolve_path(u["path"], root=root))
                 (folder / f"{stem}.txt").write_text(sentence_case(u["text"]) + "\n",
                                                     encoding="utf-8")
             t1 = time.perf_counter()

@@ -790,6 +790,8 @@ def test_cross_validated_scores_predict_each_fold_out_of_sample():
     assert not np.allclose(seen[0], every)
     assert best_candidate([None, 0.5, np.nan, 0.7, 0.7]) == 3
     assert best_candidate([None, np.nan]) == 1
+    with pytest.raises(ConfigError, match="every candidate needs an input.*no embedding"):
+        best_candidate([None], {0: "no embedding for this model"})
 
 
 def _cv_config(levels, out, **over):
@@ -811,6 +813,9 @@ def test_stage_chosen_by_cross_validation(levels, tmp_path, monkeypatch):
     # trees on 15 rows per fold cannot split (20 rows a leaf) and stays near chance
     assert cv[0] == 1.0 and cv[1] < 0.7
     assert desc["selected_by"].startswith("2-fold cross-validated accuracy over train+valid")
+    assert desc["selection"] == {"folds": 2, "metric": "accuracy", "splits": ["train", "valid"],
+                                 "rows": res.report["splits"]["train"]
+                                 + res.report["splits"]["valid"], "groups": 15}
     assert desc["classifier"] == ["logistic", "histgb"][H.best_candidate(cv)]
     assert res.report["hybrid"]["candidates"][0]["cv"] == cv[0]
     assert res.report["hybrid"]["hybrid_valid"] == \

@@ -92,6 +92,7 @@ __all__ = ["HYBRID_FILE", "HYBRID_MODEL_FILE", "DECISION_FILE", "INPUT_BLOCKS",
            "predict_proba", "stage_predict", "load_stages", "stage_probs", "RunStages",
            "finish_stages", "pooled_stage_report", "stage_settings", "same_stage_settings",
            "fit_candidates", "cross_validated_scores", "CrossValidated", "best_candidate",
+           "selection_text",
            "CANDIDATE_KEYS", "candidate_entry", "candidate_settings_text", "HybridFit",
            "save_stage", "load_stage",
            "fit_decision", "apply_decision", "rule_weights", "save_decision", "load_decision",
@@ -249,9 +250,7 @@ def stage_predict(model, blocks: dict, inputs, n_classes: int, *,
 class HybridFit:
     """What :func:`fit_candidates` chose: ``index`` into the candidates, the fitted ``model``,
     its ``inputs`` and ``classifier``, the validation ``scores`` of every candidate (None for
-    a skipped one), why candidates were skipped (``skipped``) and, where the choice was made
-    by cross-validation (``hybrid.select_folds``), each candidate's score out of fold
-    (``cv_scores``)."""
+    a skipped one) and why candidates were skipped (``skipped``)."""
 
     index: int
     model: object
@@ -260,12 +259,13 @@ class HybridFit:
     scores: list[float | None]
     skipped: dict[int, str] = field(default_factory=dict)
     network_weight: float | None = None
-    cv_scores: list[float | None] | None = None   # hybrid.select_folds: what chose ``index``
 
 
 def fit_candidates(train_blocks: dict, y_train, valid_blocks: dict, candidates, *,
-                   n_classes: int, score, seed: int = 0, **classifier_kw) -> HybridFit:
-    """Fit every candidate on the training rows and keep the best on validation.
+                   n_classes: int, score, seed: int = 0, chosen: int | None = None,
+                   **classifier_kw) -> HybridFit:
+    """Fit every candidate on the training rows and keep the best on validation (or
+    ``chosen``).
 
     Parameters
     ----------
@@ -281,6 +281,9 @@ def fit_candidates(train_blocks: dict, y_train, valid_blocks: dict, candidates, 
         ``score(valid_probs (n_valid, n_classes)) -> float``, higher is better (the
         validation metric, with any per-patient aggregation inside it).
     seed : int
+    chosen : int, optional
+        The candidate to keep, chosen otherwise (``hybrid.select_folds``); every candidate is
+        still fitted and scored on validation.
     **classifier_kw
         Passed to :func:`make_classifier`.
 
@@ -292,9 +295,8 @@ def fit_candidates(train_blocks: dict, y_train, valid_blocks: dict, candidates, 
     y = np.asarray(y_train, dtype=np.int64)
     models, scores, skipped = {}, [], {}
     for i, cand in enumerate(candidates):
-        missing = [b for b in cand.inputs if train_blocks.get(b) is None]
-        if missing:
-            skipped[i] = f"no {', '.join(missing)} for this model"
+        if (why := _skip_reason(cand, train_blocks)) is not None:
+            skipped[i] = why
             scores.append(None)
             continue
         w = getattr(cand, "network_weight", None)
@@ -302,10 +304,7 @@ def fit_candidates(train_blocks: dict, y_train, valid_blocks: dict, candidates, 
         models[i].fit(assemble_inputs(train_blocks, cand.inputs), y)
         scores.append(float(score(stage_predict(models[i], valid_blocks, cand.inputs,
                                                 n_classes, network_weight=w))))
-    if not models:
-        raise ConfigError("hybrid.candidates: every candidate needs an input this model does "
-                          f"not give ({'; '.join(skipped.values())})")
-    i = best_candidate(scores)
+    i = best_candidate(scores, skipped) if chosen is None else chosen
     return HybridFit(i, models[i], list(candidates[i].inputs), candidates[i].classifier,
                      scores, skipped, getattr(candidates[i], "network_weight", None))
 
@@ -360,9 +359,8 @@ def cross_validated_scores(blocks: dict, y, candidates, *, folds, n_classes, sco
                    enabled=desc is not None)
     res = CrossValidated([], [])
     for i, cand in enumerate(candidates):
-        missing = [b for b in cand.inputs if blocks.get(b) is None]
-        if missing:
-            res.skipped[i] = f"no {', '.join(missing)} for this model"
+        if (why := _skip_reason(cand, blocks)) is not None:
+            res.skipped[i] = why
             res.scores.append(None)
             res.probs.append(None)
             bar.update(len(ks))
@@ -383,13 +381,23 @@ def cross_validated_scores(blocks: dict, y, candidates, *, folds, n_classes, sco
     return res
 
 
-def best_candidate(scores) -> int:
+def best_candidate(scores, skipped: dict[int, str] | None = None) -> int:
     """Index of the highest score (None, a skipped candidate, and NaN left out); ties go to
-    the earlier candidate, and so does a choice among NaN scores only."""
+    the earlier candidate, and so does a choice among NaN scores only. A ``ConfigError``
+    (with the reasons in ``skipped``) when every candidate was skipped."""
+    if all(s is None for s in scores):
+        raise ConfigError("hybrid.candidates: every candidate needs an input this model does "
+                          f"not give ({'; '.join((skipped or {}).values())})")
     finite = [(s, -i) for i, s in enumerate(scores) if s is not None and np.isfinite(s)]
     if not finite:
         return next(i for i, s in enumerate(scores) if s is not None)
     return -max(finite)[1]
+
+
+def _skip_reason(cand, blocks: dict) -> str | None:
+    """Why a candidate cannot be fitted on these blocks (one it needs is None), or None."""
+    missing = [b for b in cand.inputs if blocks.get(b) is None]
+    return f"no {', '.join(missing)} for this model" if missing else None
 
 
 def _candidate_classifier(cand, *, seed: int = 0, **classifier_kw):
@@ -808,24 +816,18 @@ def finish_stages(cfg, model, frontend, ds, out, *, device, report: dict) -> dic
         for blocks, exs in ((tr, train_ex), (va, valid_ex), (te, test_ex)):
             blocks["features"] = _reorder(cfg, exs, tr_names)
         monitor = fns[cfg.train.monitor]
-
-        def score(p):
-            sp, st, _ = _scored(cfg, p, yva, valid_ex)
-            return monitor(st, sp)
-
+        score = _scorer(cfg, monitor, yva, valid_ex)
         net_valid = float(score(va["probs"]))
         clf_kw = {"seed": cfg.seed, "max_iter": cfg.hybrid.max_iter,
                   "learning_rate": cfg.hybrid.learning_rate,
                   "max_leaf_nodes": cfg.hybrid.max_leaf_nodes,
                   "max_features": cfg.hybrid.max_features,
                   "l2_regularization": cfg.hybrid.l2_regularization, "c": cfg.hybrid.c}
+        cv = (_choose_by_cv(cfg, ds, (tr, va), (ytr, yva_fit), (ytr_scored, yva), monitor,
+                            clf_kw) if cfg.hybrid.select_folds else None)
         fit = fit_candidates(tr, ytr, va, cfg.hybrid.candidates, n_classes=len(classes),
-                             score=score, **clf_kw)
-        selected_by, adoption = f"valid {cfg.train.monitor}", None
-        if cfg.hybrid.select_folds:
-            fit, selected_by, adoption = _choose_by_cv(
-                cfg, fit, ds, (tr, va), (ytr, yva_fit), (ytr_scored, yva), monitor,
-                clf_kw)
+                             score=score, chosen=None if cv is None else cv.index,
+                             **clf_kw)
         hv = stage_predict(fit.model, va, fit.inputs, len(classes),
                            network_weight=fit.network_weight)
         if cfg.hybrid.refit:                  # the chosen candidate on train + valid
@@ -840,19 +842,23 @@ def finish_stages(cfg, model, frontend, ds, out, *, device, report: dict) -> dic
         hybrid_valid = fit.scores[fit.index]
         # the network and the chosen candidate compared on the rows the choice was scored on
         # (hybrid.select_folds), else on validation
-        adoption = adoption or {"on": "valid", "hybrid": hybrid_valid, "network": net_valid}
+        adoption = ((cv and cv.adoption)
+                    or {"on": "valid", "hybrid": hybrid_valid, "network": net_valid})
         adopted = "hybrid" if adoption["hybrid"] >= adoption["network"] else "network"
         chosen = candidate_entry(cfg.hybrid.candidates[fit.index])
         desc = {"inputs": fit.inputs, "classifier": fit.classifier,
                 "network_weight": fit.network_weight, "bag": chosen["bag"],
                 "histgb": chosen["histgb"],
                 "candidates": [{**candidate_entry(c), "valid": s,
-                                **({"cv": fit.cv_scores[i]} if fit.cv_scores else {}),
+                                **({"cv": cv.scores[i]} if cv is not None else {}),
                                 **({"skipped": fit.skipped[i]} if i in fit.skipped
                                    else {})}
                                for i, (c, s) in enumerate(zip(cfg.hybrid.candidates,
                                                               fit.scores))],
-                "selected_by": selected_by, "hybrid_valid": hybrid_valid,
+                "selected_by": (f"valid {cfg.train.monitor}" if cv is None
+                                else selection_text(cv.selection)),
+                "selection": None if cv is None else cv.selection,
+                "hybrid_valid": hybrid_valid,
                 "network_valid": net_valid, "adopted": adopted, "adopted_on": adoption,
                 "feature_sets": [list(s) for s in feature_sets(cfg)],
                 "feature_names": tr_names,
@@ -889,15 +895,43 @@ def finish_stages(cfg, model, frontend, ds, out, *, device, report: dict) -> dic
     return entries
 
 
-def _choose_by_cv(cfg, fit: HybridFit, ds, blocks, fitted, scored_targets, monitor,
-                  clf_kw) -> tuple[HybridFit, str, dict | None]:
+@dataclass
+class CVChoice:
+    """What ``hybrid.select_folds`` chose: the candidate's ``index``, every candidate's
+    out-of-fold ``scores``, the ``selection`` (folds, metric, splits, rows, groups) and what
+    the adoption compares (``adoption``; None where every scored row is a training row)."""
+
+    index: int
+    scores: list[float | None]
+    selection: dict
+    adoption: dict | None
+
+
+def selection_text(selection: dict, *, counts: bool = True) -> str:
+    """How ``hybrid.select_folds`` chose, as text: ``"5-fold cross-validated
+    weighted_accuracy over train+select+valid"``, and with ``counts`` ``" (1955 rows, 579
+    groups)"`` after it."""
+    text = (f"{selection['folds']}-fold cross-validated {selection['metric']} over "
+            f"{'+'.join(selection['splits'])}")
+    return text + (f" ({selection['rows']} rows, {selection['groups']} groups)" if counts
+                   else "")
+
+
+def _scorer(cfg, monitor, targets, examples):
+    """``score(probs) -> train.monitor`` of these examples' probabilities (per
+    ``eval.aggregate_by`` group where set), as validation is scored."""
+    def score(p):
+        sp, st, _ = _scored(cfg, p, targets, examples)
+        return monitor(st, sp)
+    return score
+
+
+def _choose_by_cv(cfg, ds, blocks, fitted, scored_targets, monitor, clf_kw) -> CVChoice:
     """``hybrid.select_folds``: the candidate with the best out-of-fold score over the rows of
-    ``hybrid.select_splits``, fitted on train as :func:`fit_candidates` fits it; the
-    description of the choice; and what the adoption compares (None where every scored row is
-    a training row): the chosen candidate's out-of-fold score and the network's on the scored
-    rows whose network outputs are out of sample (select, valid). ``blocks``, ``fitted`` and
-    ``scored_targets`` are the pairs (train + select rows, valid rows) of input blocks,
-    fitted classes and scored classes."""
+    ``hybrid.select_splits``, and what the adoption compares: its out-of-fold score and the
+    network's on the scored rows whose network outputs are out of sample (select, valid).
+    ``blocks``, ``fitted`` and ``scored_targets`` are the pairs (train + select rows, valid
+    rows) of input blocks, fitted classes and scored classes."""
     tr, va = blocks
     n_train = len(ds["train"].examples)
     split_of = np.array(["train"] * n_train + ["select"] * (len(fitted[0]) - n_train)
@@ -907,7 +941,7 @@ def _choose_by_cv(cfg, fit: HybridFit, ds, blocks, fitted, scored_targets, monit
                 else np.concatenate([np.asarray(tr[b]), np.asarray(va[b])])) for b in tr}
     y_fit = np.concatenate(fitted)
     y_scored = np.concatenate(scored_targets)
-    scored = np.array([s in cfg.hybrid.select_splits for s in split_of])
+    scored = np.isin(split_of, cfg.hybrid.select_splits)
     if not scored.any():
         raise ConfigError(f"hybrid.select_splits is {cfg.hybrid.select_splits}: this run has "
                           "no rows in them")
@@ -921,22 +955,13 @@ def _choose_by_cv(cfg, fit: HybridFit, ds, blocks, fitted, scored_targets, monit
     folds[scored] = group_kfold(groups, n_folds=k, seed=cfg.seed, labels=y_fit[scored])
 
     def score_on(mask):
-        exs = [examples[j] for j in np.flatnonzero(mask)]
-
-        def score(p):
-            sp, st, _ = _scored(cfg, p, y_scored[mask], exs)
-            return monitor(st, sp)
-        return score
+        return _scorer(cfg, monitor, y_scored[mask],
+                       [examples[j] for j in np.flatnonzero(mask)])
 
     res = cross_validated_scores(rows, y_fit, cfg.hybrid.candidates, folds=folds,
                                  n_classes=len(cfg.data.classes), score=score_on(scored),
                                  desc=f"hybrid candidates ({k}-fold CV)", **clf_kw)
-    cv = res.scores
-    i = best_candidate(cv)
-    cand = cfg.hybrid.candidates[i]
-    model = fit.model if i == fit.index else _candidate_classifier(cand, **clf_kw).fit(
-        assemble_inputs(tr, cand.inputs), fitted[0])
-    n_groups = len(set(groups))
+    i = best_candidate(res.scores, res.skipped)
     outside = scored & (split_of != "train")                # the network out of sample
     adoption = None
     if outside.any():
@@ -946,12 +971,10 @@ def _choose_by_cv(cfg, fit: HybridFit, ds, blocks, fitted, scored_targets, monit
                     + f" ({int(outside.sum())} rows)",
                     "hybrid": float(score_on(outside)(res.probs[i][on])),
                     "network": float(score_on(outside)(np.asarray(rows["probs"])[outside]))}
-    return (dataclasses.replace(fit, index=i, model=model, inputs=list(cand.inputs),
-                                classifier=cand.classifier, network_weight=cand.network_weight,
-                                cv_scores=cv),
-            f"{k}-fold cross-validated {cfg.train.monitor} over "
-            f"{'+'.join(s for s in cfg.hybrid.select_splits if s in split_of)} "
-            f"({int(scored.sum())} rows, {n_groups} groups)", adoption)
+    selection = {"folds": k, "metric": cfg.train.monitor,
+                 "splits": [s for s in cfg.hybrid.select_splits if s in split_of],
+                 "rows": int(scored.sum()), "groups": len(set(groups))}
+    return CVChoice(i, res.scores, selection, adoption)
 
 
 def _feature_names(cfg, examples) -> list[str]:

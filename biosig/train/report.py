@@ -60,7 +60,12 @@ from biosig.train.evaluation import (
     metric_functions,
     positive_class,
 )
-from biosig.train.hybrid import HYBRID_FILE, adopted_model, candidate_settings_text
+from biosig.train.hybrid import (
+    HYBRID_FILE,
+    adopted_model,
+    candidate_settings_text,
+    selection_text,
+)
 from biosig.train.plots import (
     plot_confusion,
     plot_drift,
@@ -494,12 +499,11 @@ def _stage_text(run: _Run) -> str:
             continue
         h = json.loads((d / HYBRID_FILE).read_text(encoding="utf-8"))
         w = h.get("network_weight")
-        how = h.get("selected_by", "")
+        sel = h.get("selection")
         what.append(f"{'+'.join(h['inputs'])} into {h['classifier']}"
                     + candidate_settings_text(h)
                     + (f", averaged with the network (weight {w:g})" if w is not None else "")
-                    + (f", chosen by {how.split(' (')[0]}" if "cross-validated" in how
-                       else ""))
+                    + (f", chosen by {selection_text(sel, counts=False)}" if sel else ""))
     return "; ".join(dict.fromkeys(what))
 
 
