@@ -41,6 +41,7 @@ import json
 import os
 import platform
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -597,18 +598,17 @@ def _tried_png(recipe: str, entry: dict, folder: Path, earlier: list[Path] = ())
                 + (f" C {cc:g}" if cc is not None else "")
                 + candidate_settings_text(c)
                 + (f" (w {w:g})" if w is not None else "")
-                + (f" (CV {cv:.3f})" if (cv := c.get("cv_mean", c.get("cv"))) is not None
-                   else "")
                 + (f" [{c['run']}]" if c.get("run") else ""))
 
     names = ["network alone"] + [label(c) for c in cands]
     scores = ([valid.get("network", valid.get("network_valid"))]
               + [c.get("valid_mean", c.get("valid")) for c in cands])
+    cvs = [None] + [c.get("cv_mean", c.get("cv")) for c in cands]
     keep, seen = [], set()
-    for n, v in zip(names, scores):
+    for n, v, cv in zip(names, scores, cvs):
         if v is not None and n not in seen:
             seen.add(n)
-            keep.append((n, v))
+            keep.append((textwrap.fill(n, 58), v, cv))
     metric = entry["target"]["metric"]
     tests = [(who, entry.get(key)) for who, key in
              (("network", "deep"), ("hybrid", "hybrid"), ("baseline", "baseline"))]
@@ -616,29 +616,45 @@ def _tried_png(recipe: str, entry: dict, folder: Path, earlier: list[Path] = ())
         tests.insert(2, ("run's model", entry["per_fold"]))
     if entry.get("decision"):
         tests.insert(len(tests) - 1, ("run's model + rule", entry["decision"]))
-    tests = [(w, m["metrics"].get(metric)) for w, m in tests
+    tests = [(w, m["metrics"].get(metric), None) for w, m in tests
              if m is not None and m["metrics"].get(metric) is not None]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 0.45 * max(len(keep), len(tests)) + 1.6),
+    lines = sum(n.count("\n") + 1 for n, _, _ in keep)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 0.3 * max(lines, len(keep) * 1.5,
+                                                              len(tests)) + 1.8),
                                  gridspec_kw={"width_ratios": [3, 1.4]})
 
-    def bars(ax, rows, color, xlabel):
+    def bars(ax, rows, color, xlabel, second=None):
         y = np.arange(len(rows))
-        ax.barh(y, [v for _, v in rows], color=color)
-        ax.set_yticks(y, [n for n, _ in rows], fontsize=8)
+        twin = second is not None and any(cv is not None for _, _, cv in rows)
+        h = 0.4 if twin else 0.8
+        off = -h / 2 if twin else 0.0
+        ax.barh(y + off, [v for _, v, _ in rows], height=h, color=color,
+                label=xlabel if twin else None)
+        if twin:
+            ax.barh(y + h / 2, [np.nan if cv is None else cv for _, _, cv in rows], height=h,
+                    color=second[0], label=second[1])
+            ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=2,
+                      frameon=False)
+        ax.set_yticks(y, [n for n, _, _ in rows], fontsize=7)
         ax.invert_yaxis()
-        ax.set_xlim(max(0.0, min(v for _, v in rows) - 0.05), 1.0)
-        ax.set_xlabel(xlabel)
-        for i, (_, v) in enumerate(rows):
-            ax.text(v, i, f" {v:.3f}", va="center", fontsize=8)
+        lo = min(min(v, v if cv is None else cv) for _, v, cv in rows)
+        ax.set_xlim(max(0.0, lo - 0.05), 1.0)
+        ax.set_xlabel(xlabel, fontsize=8)
+        for i, (_, v, cv) in enumerate(rows):
+            ax.text(v, i + off, f" {v:.3f}", va="center", fontsize=7)
+            if twin and cv is not None:
+                ax.text(cv, i + h / 2, f" {cv:.3f}", va="center", fontsize=7)
 
     bars(a1, keep, "#4c72b0", "validation score (the run's train.monitor"
-         + (", mean over folds)" if "chosen_per_fold" in valid else ")"))
+         + (", mean over folds)" if "chosen_per_fold" in valid else ")"),
+         second=("#55a868", "cross-validated over the stage's select_splits"
+                 + (" (mean over folds)" if "chosen_per_fold" in valid else "")))
     bars(a2, tests, "#dd8452", f"test {metric} (pooled)")
     fig.suptitle(f"{recipe}: what the stage tried (validation) and what it gave (test)",
                  fontsize=10)
     fig.tight_layout()
     path = folder / f"{recipe.replace(':', '_')}_tried.png"
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     entry["tried_png"] = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 

@@ -105,7 +105,8 @@ def test_features_eeg_and_ecg_beats_from_other_annotations(capsys, data_root, tm
     (["features", "{data}/" + BONN, "-m", "eeg", "-o", "{tmp}/x.npz", "--set", "n_mel=3"],
      "biosig: error: eeg: key 'n_mel': unknown key (expected one of preset, target_fs, "
      "band_hz, filter_order, powerline_hz, kind, frame_s, hop_s, n_fft, n_mels, n_mfcc, "
-     "fmin_hz, fmax_hz, top_db, normalize, welch_segment_s, bands_hz)"),
+     "fmin_hz, fmax_hz, top_db, normalize, welch_segment_s, bands_hz, time_features, "
+     "wavelet_levels)"),
     (["features", "{data}/" + BONN, "-m", "eeg", "-o", "{tmp}/x.npz", "--set", "powerline_hz"],
      "biosig: error: --set 'powerline_hz': expected KEY=VALUE, e.g. --set n_mels=128"),
     (["features", "{data}/" + BONN, "-m", "eeg", "-o", "{tmp}/x.npz", "--beats", "qrs"],

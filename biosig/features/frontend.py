@@ -449,6 +449,13 @@ class EEGConfig(FrontEnd):
     bands_hz : dict of str to (float, float)
         Bands ``0 <= lo < hi`` for ``band_power`` / ``relative_band_power``; bands starting at
         or above Nyquist are left out, upper edges are capped there.
+    time_features : bool
+        Add ``time_features`` (channel, statistic; off by default, so the band-power features
+        of the measured baselines stay as they were): Hjorth parameters, line length, zero
+        crossings, skewness, kurtosis, amplitude percentile, permutation entropy and the
+        statistics of a ``wavelet_levels``-level db4 wavelet decomposition
+        (:func:`biosig.features.temporal.time_features`), on the prepared signal.
+    wavelet_levels : int in [1, 10]
     """
 
     preset: Literal["eeg"] = "eeg"
@@ -463,6 +470,8 @@ class EEGConfig(FrontEnd):
     welch_segment_s: float = Field(default=2.0, gt=0)
     bands_hz: dict[str, BandHz] = Field(default_factory=lambda: dict(EEG_BANDS_HZ),
                                         min_length=1)
+    time_features: bool = False
+    wavelet_levels: int = Field(default=5, ge=1, le=10)
 
 
 class SpeechConfig(FrontEnd):

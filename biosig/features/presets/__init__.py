@@ -20,7 +20,8 @@ ecg       0.5-40 Hz band-passed ``signal``, beat-centred windows ``beats`` aroun
           (``r_peaks``, ``ecg_peaks`` detections or, when asked, the record's beat
           annotations), log-power ``spectrogram``
 eeg       notched and 0.5-45 Hz band-passed ``signal``, per-channel ``spectrogram``,
-          Welch ``psd``, ``band_power`` and ``relative_band_power`` (delta..gamma)
+          Welch ``psd``, ``band_power`` and ``relative_band_power`` (delta..gamma),
+          and, with ``time_features=True``, Hjorth, line length, entropy, wavelet sub-bands
 ========  ===============================================================================
 
 Frame ``t`` of a spectrogram-like array is centred on ``t / rate_hz[name]`` seconds.

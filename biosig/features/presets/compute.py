@@ -22,6 +22,7 @@ from biosig.features.presets.config import (
 )
 from biosig.features.presets.featureset import FeatureSet
 from biosig.features.spectral import band_powers, deltas, welch
+from biosig.features.temporal import time_features
 from biosig.signal import as_signal, seconds_to_samples
 
 __all__ = ["compute_features"]
@@ -197,9 +198,14 @@ def _eeg(x, fs, cfg: EEGConfig, device, **_):
             "psd_freqs_hz": ("freq",), "band_power": ("channel", "band"),
             "relative_band_power": ("channel", "band")}
     rate = {"signal": fs, **spec_rate}
+    labels = {"band": bp.names}
+    if cfg.time_features:
+        arrays["time_features"], labels["statistic"] = time_features(
+            x, fs=fs, levels=cfg.wavelet_levels)
+        axes["time_features"] = ("channel", "statistic")
     derived = {**derived, "welch_segment_length": segment,
                "bands_used_hz": {k: list(v) for k, v in bp.bands_hz.items()}}
-    return arrays, axes, rate, {"band": bp.names}, derived
+    return arrays, axes, rate, labels, derived
 
 
 _COMPUTE = {"pcg": _pcg, "lung": _lung, "cough": _cough, "speech": _speech, "ecg": _ecg,

@@ -21,7 +21,8 @@ def summarize(features: FeatureSet) -> dict[str, float]:
     - arrays with axes ``(channel, <coefficient>, frame)``: mean and standard deviation over
       channels and frames of each coefficient (``log_mel_mean_00``, ``mfcc_std_12`` ...);
     - arrays with axes ``(channel, band)``: one number per channel and band
-      (``relative_band_power_Fp1_alpha``);
+      (``relative_band_power_Fp1_alpha``), and likewise ``(channel, statistic)``
+      (``time_features_Fp1_hjorth_mobility``);
     - ECG beats: :func:`biosig.ecg.hrv.rr_statistics` (``n_beats``, ``heart_rate_bpm``,
       ``rr_std_s``, ``rr_cv``, ``rmssd_s``, ``pnn50`` ...) and the first lead's
       :func:`biosig.ecg.morphology.beat_morphology` (``beat_corr_mean``, ``beat_p_corr_mean``,
@@ -40,11 +41,11 @@ def summarize(features: FeatureSet) -> dict[str, float]:
             for i in range(arr.shape[1]):
                 out[f"{name}_mean_{i:0{width}d}"] = float(mean[i])
                 out[f"{name}_std_{i:0{width}d}"] = float(std[i])
-        elif ax == ("channel", "band"):
-            bands = features.labels.get("band", [str(i) for i in range(arr.shape[1])])
+        elif len(ax) == 2 and ax[0] == "channel" and ax[1] in ("band", "statistic"):
+            cols = features.labels.get(ax[1], [str(i) for i in range(arr.shape[1])])
             for c, ch in enumerate(features.channels):
-                for b, band in enumerate(bands):
-                    out[f"{name}_{ch}_{band}"] = float(arr[c, b])
+                for b, col in enumerate(cols):
+                    out[f"{name}_{ch}_{col}"] = float(arr[c, b])
     if "r_peaks" in features.arrays or "beat_samples" in features.arrays:
         peaks = features.arrays.get("r_peaks", features.arrays.get("beat_samples"))
         out.update(rr_statistics(np.unique(peaks), fs=features.fs))
