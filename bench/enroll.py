@@ -270,10 +270,13 @@ def main(argv=None) -> int:
                                   speakers_dir=tmp / "speakers", settings=settings,
                                   work_dir=tmp, progress=False)
             enroll_s = time.perf_counter() - t1
-            tuned = load_model(str(prof.model_dir), compute_type="int8",
-                               cpu_threads=args.threads)
-            after = error_rates(refs, transcribe_all(tuned, test_u, opts, root))
-            del tuned
+            if prof.uses_base:          # the gate kept the base model: the same decode
+                after = before
+            else:
+                tuned = load_model(str(prof.model_dir), compute_type="int8",
+                                   cpu_threads=args.threads)
+                after = error_rates(refs, transcribe_all(tuned, test_u, opts, root))
+                del tuned
         row = {"tag": args.tag, "split": args.split, "speaker": spk,
                "age_group": utts[0]["labels"].get("age_group"),
                "n_enroll": len(enroll_u), "n_test": len(test_u),
@@ -281,6 +284,8 @@ def main(argv=None) -> int:
                "n_test_words": before.n_ref_words,
                "wer_before": before.wer, "wer_after": after.wer,
                "best_epoch": prof.provenance.get("best_epoch"),
+               "kept": prof.provenance.get("kept"),
+               "gate": prof.provenance.get("gate"),
                "enroll_s": round(enroll_s, 1), "speaker_s": round(time.perf_counter() - t0, 1),
                "settings": settings.model_dump(mode="json")}
         with open(cache, "a", encoding="utf-8") as fh:

@@ -20,7 +20,12 @@ from biosig.asr.speakers import (
 )
 from biosig.cli import main
 from biosig.errors import ConfigError, InputError
-from biosig.train.whisper.enroll import EnrollSettings, enrollment_clips, held_out_indices
+from biosig.train.whisper.enroll import (
+    EnrollSettings,
+    enrollment_clips,
+    gate_fold_of,
+    held_out_indices,
+)
 
 CLIPS = ("1089-134686-0000", "1089-134686-0001", "1089-134691-0000", "1089-134691-0001")
 
@@ -180,6 +185,59 @@ def test_held_out_recordings_choose_the_epoch_and_the_adapter(enrolled, tmp_path
     assert same["wer_enrollment_clips"]["scored_on"] == "the training recordings"
     with pytest.raises(ConfigError, match="holdout"):
         EnrollSettings.validate_mapping({"holdout": 1.0}, source="--set")
+
+
+def test_cross_validated_gate_scores_every_recording_and_decides(enrolled, tmp_path):
+    """``--set gate_folds=2``: two adapters, each trained on two of the four recordings and
+    scored on the other two after every epoch; the pooled word errors decide the epoch count
+    (0: the base model, nothing more trained, no model of the speaker's own)."""
+    from biosig.asr.speakers import speaker_model
+    assert gate_fold_of(5, 2) == [0, 1, 0, 1, 0]
+    rc = main(["enroll", "dr-g", str(enrolled["recordings"]), "--model",
+               str(enrolled["model"]), "--speakers-dir", str(tmp_path), "--no-progress",
+               "--set", "max_steps=2", "--set", "epochs=1", "--set", "batch_size=2",
+               "--set", "min_audio_s=5", "--set", "gate_folds=2"])
+    assert rc == 0
+    prov = json.loads((tmp_path / "dr-g" / "speaker.json").read_text())
+    gate = prov["gate"]
+    assert gate["folds"] == 2 and set(gate["wer_by_epochs"]) == {"0", "1"}
+    words = sum(len(r.split()) for r in enrolled["refs"])
+    assert gate["n_ref_words"] == words                      # every recording judged once
+    best = min(gate["wer_by_epochs"].values())
+    assert gate["wer_by_epochs"][str(gate["epochs"])] == best
+    assert gate["epochs"] == 0 or gate["wer_by_epochs"]["0"] > best   # a tie keeps the base
+    assert prov["wer_enrollment_clips"]["scored_on"].endswith("2-fold cross-validated")
+    if gate["epochs"] == 0:
+        assert prov["kept"] == "base" and prov["model"] == {"format": "base"}
+        assert not (tmp_path / "dr-g" / "ct2").exists()
+        assert speaker_model("dr-g", model=str(enrolled["model"]), folder=tmp_path) \
+            == str(enrolled["model"])
+    else:
+        assert (tmp_path / "dr-g" / "ct2" / "model.bin").is_file()
+    text = (tmp_path / "dr-g" / "speaker.json").read_text().lower()
+    assert not any(r.lower() in text for r in enrolled["refs"])
+
+
+def test_a_speaker_kept_on_the_base_model_decodes_with_it(enrolled, tmp_path):
+    from biosig.asr.speakers import load_speaker, speaker_model
+    src = json.loads((enrolled["dir"] / "dr-a" / "speaker.json").read_text())
+    d = tmp_path / "dr-base"
+    d.mkdir()
+    (d / "speaker.json").write_text(json.dumps({**src, "name": "dr-base", "kept": "base",
+                                                "model": {"format": "base"}}))
+    assert load_speaker("dr-base", folder=tmp_path).uses_base
+    assert speaker_model("dr-base", model=str(enrolled["model"]), folder=tmp_path) \
+        == str(enrolled["model"])
+    (d / "speaker.json").write_text(json.dumps({**src, "name": "dr-base"}))   # ct2 missing
+    with pytest.raises(ConfigError, match="holds no model.bin"):
+        load_speaker("dr-base", folder=tmp_path)
+
+
+@pytest.mark.parametrize("bad,match", [({"gate_folds": 1}, "gate_folds is 1"),
+                                       ({"gate_folds": 2, "holdout": 0.3}, "use one of them")])
+def test_gate_settings_errors(bad, match):
+    with pytest.raises(ConfigError, match=match):
+        EnrollSettings.validate_mapping(bad, source="--set")
 
 
 def test_enrolling_again_needs_overwrite(enrolled, capsys):

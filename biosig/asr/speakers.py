@@ -10,6 +10,11 @@ writes one folder per speaker under the speakers folder (:func:`speakers_dir`)::
         ct2/              the speaker's model, CTranslate2 int8 (what the decoders load)
         adapter/          the LoRA adapter (peft format, a few MB) it was merged from
 
+A speaker for whom the enrollment's cross-validation (``gate_folds``) found no adapter better
+than the base model has no ``ct2/`` and ``adapter/``: ``speaker.json`` says ``"kept":
+"base"`` and ``"model": {"format": "base"}``, and ``--speaker`` decodes with ``--model``
+itself.
+
 ``--speaker NAME`` on ``biosig transcribe``, ``dictate`` and ``serve`` resolves that folder
 with :func:`speaker_model`, which refuses an adapter trained from another base model than
 ``--model``.
@@ -66,6 +71,11 @@ class SpeakerProfile:
     def adapter_dir(self) -> Path:
         """The LoRA adapter (``adapter/``)."""
         return self.folder / "adapter"
+
+    @property
+    def uses_base(self) -> bool:
+        """The enrollment kept the base model itself (no ``ct2/`` of the speaker's own)."""
+        return (self.provenance.get("model") or {}).get("format") == "base"
 
 
 def speakers_dir(folder=None) -> Path:
@@ -145,7 +155,7 @@ def load_speaker(name: str, *, folder=None) -> SpeakerProfile:
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{meta}: cannot read ({type(exc).__name__})") from None
     prof = SpeakerProfile(name, d, prov)
-    if not (prof.model_dir / "model.bin").is_file():
+    if not prof.uses_base and not (prof.model_dir / "model.bin").is_file():
         raise ConfigError(f"speaker {name!r}: {prof.model_dir} holds no model.bin (enroll "
                           "again with --overwrite)")
     return prof
@@ -167,7 +177,8 @@ def speaker_model(name: str, *, model: str, folder=None) -> str:
     Returns
     -------
     str
-        The speaker's CTranslate2 model folder, for :func:`biosig.asr.load_model`.
+        The speaker's CTranslate2 model folder, for :func:`biosig.asr.load_model`; ``model``
+        itself for a speaker whose enrollment kept the base model.
 
     Raises
     ------
@@ -181,7 +192,7 @@ def speaker_model(name: str, *, model: str, folder=None) -> str:
         raise ConfigError(f"speaker {name!r}: enrolled on base model {base.get('name')!r} "
                           f"({str(base.get('digest'))[:19]}), not on --model {model} "
                           f"({digest[:19]}); enroll again with that model")
-    return str(prof.model_dir)
+    return model if prof.uses_base else str(prof.model_dir)
 
 
 def list_speakers(folder=None) -> list[str]:

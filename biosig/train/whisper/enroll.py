@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 import biosig
 from biosig.asr.ct2 import transformers_folder
@@ -51,7 +51,7 @@ from biosig.train.runs import git_hash
 from biosig.train.whisper.task import train_whisper
 
 __all__ = ["EnrollSettings", "EnrollmentClip", "enrollment_clips", "enrollment_config",
-           "enroll_speaker", "held_out_indices"]
+           "enroll_speaker", "held_out_indices", "gate_fold_of"]
 
 log = logging.getLogger("biosig.train.whisper")
 
@@ -90,6 +90,15 @@ class EnrollSettings(ConfigModel):
         (epoch 0 is the base model, so a speaker whose held-out recordings the adapter does
         not help keeps the base weights). 0: both are chosen on the training recordings
         themselves, where the adapter nearly always wins.
+    gate_folds : int, 0 or >= 2
+        Decide by cross-validation over the recordings whether to keep an adapter, and for how
+        many epochs to train it: the recordings (sorted by id) are dealt to ``gate_folds``
+        folds; an adapter trained on the others is scored on each fold's recordings after
+        every epoch, and the word errors are pooled over folds (epoch 0 is the base model).
+        The best epoch count (the base model on a tie) decides: 0 keeps the base model
+        (nothing more is trained); otherwise the adapter is trained on every recording for that
+        many epochs. Every recording is judged, unlike ``holdout``, at ``gate_folds`` more
+        trainings. 0: off.
     seed : int
     """
 
@@ -109,7 +118,17 @@ class EnrollSettings(ConfigModel):
     min_audio_s: float = Field(default=15.0, ge=0)
     max_steps: Int | None = Field(default=None, ge=1)
     holdout: float = Field(default=0.0, ge=0, lt=1)
+    gate_folds: Int = Field(default=0, ge=0)
     seed: Int = 0
+
+    @model_validator(mode="after")
+    def _one_gate(self):
+        if self.gate_folds == 1:
+            raise ValueError("gate_folds is 1, expected 0 (off) or at least 2")
+        if self.gate_folds and self.holdout:
+            raise ValueError(f"gate_folds is {self.gate_folds} and holdout is "
+                             f"{self.holdout:g}; use one of them")
+        return self
 
 
 @dataclass(frozen=True)
@@ -205,6 +224,58 @@ def held_out_indices(n: int, share: float) -> set[int]:
     return {int(i) for i in np.linspace(1, n - 1, k).round()} if n > 1 else {0}
 
 
+def gate_fold_of(n: int, folds: int) -> list[int]:
+    """The fold of each of ``n`` recordings (sorted by id) under ``EnrollSettings.gate_folds``:
+    dealt in turn, recording ``i`` to fold ``i % folds``."""
+    return [i % folds for i in range(n)]
+
+
+def _pooled_errors(run_dir: Path) -> dict[int, tuple[float, int]]:
+    """Word errors and reference words on the validation recordings after each epoch of a
+    finished enrollment run (epoch 0: the base model), from its ``metrics.jsonl``."""
+    out = {}
+    for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            v = row.get("valid") or {}
+            if v.get("wer") is not None and v.get("n_ref_words"):
+                out[int(row["epoch"])] = (float(v["wer"]) * int(v["n_ref_words"]),
+                                          int(v["n_ref_words"]))
+    return out
+
+
+def _gate(records, s: EnrollSettings, *, src: Path, hf_base: str, tmp: Path, device: str,
+          language: str, progress: bool) -> dict:
+    """Cross-validated choice of the epoch count (0: keep the base model); see
+    ``EnrollSettings.gate_folds``."""
+    fold = gate_fold_of(len(records), s.gate_folds)
+    errors: dict[int, list[float]] = {}
+    for k in range(s.gate_folds):
+        d = tmp / f"gate-{k}"
+        d.mkdir()
+        write_manifest([r for r, f in zip(records, fold) if f != k], d / "train.jsonl",
+                       overwrite=True)
+        write_manifest([r for r, f in zip(records, fold) if f == k], d / "held_out.jsonl",
+                       overwrite=True)
+        cfg = enrollment_config(d / "train.jsonl", base_model=hf_base, settings=s, root=src,
+                                output_dir=d, device=device, language=language,
+                                valid_manifest=d / "held_out.jsonl")
+        run = train_whisper(cfg, run_dir=d / "run", progress=progress)
+        for epoch, (err, words) in _pooled_errors(run.run_dir).items():
+            errors.setdefault(epoch, [0.0, 0])
+            errors[epoch][0] += err
+            errors[epoch][1] += words
+        shutil.rmtree(d, ignore_errors=True)
+    complete = {e: v for e, v in errors.items() if v[1] and e <= s.epochs}
+    if 0 not in complete:
+        raise RuntimeError("enrollment gate: the base model was not scored on the held-out "
+                           "recordings")
+    wer = {e: err / words for e, (err, words) in sorted(complete.items())}
+    best = min(wer, key=lambda e: (round(wer[e], 9), e))       # the base model on a tie
+    return {"folds": s.gate_folds, "wer_by_epochs": {str(e): w for e, w in wer.items()},
+            "epochs": best, "n_ref_words": int(complete[0][1])}
+
+
 def enrollment_config(manifest, *, base_model: str, settings: EnrollSettings, root,
                       output_dir, device: str = "cpu", language: str = "en",
                       valid_manifest=None):
@@ -295,20 +366,42 @@ def enroll_speaker(name: str, folder, *, model: str, speakers_dir=None,
     if held and len(held) >= len(records):
         raise InputError(src, f"{len(records)} recording(s): holdout {s.holdout:g} leaves none "
                               "to train on")
+    if s.gate_folds and len(records) < s.gate_folds:
+        raise InputError(src, f"{len(records)} recording(s): gate_folds {s.gate_folds} needs "
+                              "at least one per fold")
     with tempfile.TemporaryDirectory(prefix="biosig-enroll-", dir=work_dir) as tmp:
         tmp = Path(tmp)
-        manifest = tmp / "enroll.jsonl"
-        write_manifest([r for i, r in enumerate(records) if i not in held], manifest,
-                       overwrite=True)
-        valid = None
-        if held:
-            valid = tmp / "held_out.jsonl"
-            write_manifest([records[i] for i in sorted(held)], valid, overwrite=True)
-        cfg = enrollment_config(manifest, base_model=hf_base, settings=s, root=src,
-                                output_dir=tmp, device=device, language=language,
-                                valid_manifest=valid)
-        run = train_whisper(cfg, run_dir=tmp / "run", progress=progress)
-        report = run.report
+        gate = None
+        if s.gate_folds:
+            gate = _gate(records, s, src=src, hf_base=hf_base, tmp=tmp, device=device,
+                         language=language, progress=progress)
+            log.info("speaker %s: cross-validated over %d folds, %d epoch(s) kept", name,
+                     s.gate_folds, gate["epochs"])
+        run, report = None, {"best_epoch": 0}
+        if gate is None or gate["epochs"] > 0:
+            manifest = tmp / "enroll.jsonl"
+            write_manifest([r for i, r in enumerate(records) if i not in held], manifest,
+                           overwrite=True)
+            valid = None
+            if held:
+                valid = tmp / "held_out.jsonl"
+                write_manifest([records[i] for i in sorted(held)], valid, overwrite=True)
+            final = s if gate is None else s.replace(epochs=gate["epochs"])
+            cfg = enrollment_config(manifest, base_model=hf_base, settings=final, root=src,
+                                    output_dir=tmp, device=device, language=language,
+                                    valid_manifest=valid)
+            run = train_whisper(cfg, run_dir=tmp / "run", progress=progress)
+            report = run.report
+        if gate is not None:
+            scored = {"base": gate["wer_by_epochs"]["0"],
+                      "speaker": gate["wer_by_epochs"][str(gate["epochs"])],
+                      "scored_on": f"each recording once, {s.gate_folds}-fold cross-validated"}
+        else:
+            scored = {"base": (report.get("valid_start") or {}).get("wer"),
+                      "speaker": (report.get("valid") or {}).get("wer"),
+                      "scored_on": ("the held-out recordings" if held else
+                                    "the training recordings")}
+        kept = "adapter" if (report.get("best_epoch") or 0) > 0 else "base"
         prov = {
             "name": name,
             "base_model": {"name": model, "digest": digest},
@@ -323,21 +416,21 @@ def enroll_speaker(name: str, folder, *, model: str, speakers_dir=None,
             "settings": s.model_dump(mode="json"),
             "language": language,
             "best_epoch": report.get("best_epoch"),
-            "kept": "adapter" if (report.get("best_epoch") or 0) > 0 else "base",
+            "kept": kept,
             "n_held_out": len(held),
-            "wer_enrollment_clips": {"base": (report.get("valid_start") or {}).get("wer"),
-                                     "speaker": (report.get("valid") or {}).get("wer"),
-                                     "scored_on": ("the held-out recordings" if held else
-                                                   "the training recordings")},
+            "gate": gate,
+            "wer_enrollment_clips": scored,
             "trainable_parameters": report.get("trainable_parameters"),
             "adapter_scale": s.interpolation,
-            "model": {"format": "ctranslate2", "quantization": "int8", "folder": "ct2"},
+            "model": ({"format": "base"} if run is None else
+                      {"format": "ctranslate2", "quantization": "int8", "folder": "ct2"}),
             "enroll_s": None,
         }
         with atomic_dir(dest, overwrite=True, what="speaker") as new:
-            shutil.copytree(run.run_dir / "ct2", new / "ct2")
-            if (run.run_dir / "best_adapter").is_dir():
-                shutil.copytree(run.run_dir / "best_adapter", new / "adapter")
+            if run is not None:
+                shutil.copytree(run.run_dir / "ct2", new / "ct2")
+                if (run.run_dir / "best_adapter").is_dir():
+                    shutil.copytree(run.run_dir / "best_adapter", new / "adapter")
             prov["enroll_s"] = round(time.perf_counter() - t0, 1)
             write_text_atomic(new / "speaker.json", json.dumps(prov, indent=1) + "\n")
     log.info("speaker %s enrolled in %s (%.0f s)", name, dest, prov["enroll_s"])
