@@ -165,17 +165,23 @@ def test_enrollment_writes_the_speaker_folder_with_provenance(enrolled):
     assert [p.name for p in enrolled["dir"].iterdir()] == ["dr-a"]
 
 
+def _enroll_quick(enrolled, name, speakers, *settings) -> int:
+    """``biosig enroll`` of the fixture's recordings with two optimizer steps, and ``settings``
+    (``key=value``) on top."""
+    extra = [a for kv in settings for a in ("--set", kv)]
+    return main(["enroll", name, str(enrolled["recordings"]), "--model",
+                 str(enrolled["model"]), "--speakers-dir", str(speakers), "--no-progress",
+                 "--set", "max_steps=2", "--set", "epochs=1", "--set", "batch_size=2",
+                 "--set", "min_audio_s=5", *extra])
+
+
 def test_held_out_recordings_choose_the_epoch_and_the_adapter(enrolled, tmp_path):
     """``--set holdout=0.25``: one of the four recordings stays out of training and decides
     (epoch 0 is the base model); the provenance says what was kept and on what it was
     scored."""
     assert held_out_indices(4, 0.25) == {1} and held_out_indices(10, 0.3) == {1, 5, 9}
     assert held_out_indices(10, 0.0) == set() and held_out_indices(3, 0.01) == {1}
-    rc = main(["enroll", "dr-b", str(enrolled["recordings"]), "--model",
-               str(enrolled["model"]), "--speakers-dir", str(tmp_path), "--no-progress",
-               "--set", "max_steps=2", "--set", "epochs=1", "--set", "batch_size=2",
-               "--set", "min_audio_s=5", "--set", "holdout=0.25"])
-    assert rc == 0
+    assert _enroll_quick(enrolled, "dr-b", tmp_path, "holdout=0.25") == 0
     prov = json.loads((tmp_path / "dr-b" / "speaker.json").read_text())
     assert prov["n_held_out"] == 1 and prov["n_recordings"] == len(CLIPS)
     assert prov["wer_enrollment_clips"]["scored_on"] == "the held-out recordings"
@@ -193,11 +199,7 @@ def test_cross_validated_gate_scores_every_recording_and_decides(enrolled, tmp_p
     (0: the base model, nothing more trained, no model of the speaker's own)."""
     from biosig.asr.speakers import speaker_model
     assert gate_fold_of(5, 2) == [0, 1, 0, 1, 0]
-    rc = main(["enroll", "dr-g", str(enrolled["recordings"]), "--model",
-               str(enrolled["model"]), "--speakers-dir", str(tmp_path), "--no-progress",
-               "--set", "max_steps=2", "--set", "epochs=1", "--set", "batch_size=2",
-               "--set", "min_audio_s=5", "--set", "gate_folds=2"])
-    assert rc == 0
+    assert _enroll_quick(enrolled, "dr-g", tmp_path, "gate_folds=2") == 0
     prov = json.loads((tmp_path / "dr-g" / "speaker.json").read_text())
     gate = prov["gate"]
     assert gate["folds"] == 2 and set(gate["wer_by_epochs"]) == {"0", "1"}
