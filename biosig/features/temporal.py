@@ -93,9 +93,10 @@ def permutation_entropy(x, *, order: int = 4, delay: int = 1) -> np.ndarray:
     return out.reshape(lead)
 
 
-def wavelet_band_statistics(x, *, fs: float, wavelet: str = "db4", levels: int = 5
+def wavelet_band_statistics(x, *, wavelet: str = "db4", levels: int = 5
                             ) -> tuple[np.ndarray, list[str]]:
-    """Statistics of each sub-band of a ``levels``-level discrete wavelet decomposition.
+    """Statistics of each sub-band of a ``levels``-level discrete wavelet decomposition (the
+    bands are fractions of the sampling rate, which the statistics do not need).
 
     For the approximation ``a<levels>`` and each detail ``d1`` ... ``d<levels>`` (``d1`` the
     highest band, ``fs/4`` to ``fs/2``): log10 of the mean absolute coefficient, log10 of
@@ -107,7 +108,6 @@ def wavelet_band_statistics(x, *, fs: float, wavelet: str = "db4", levels: int =
     names : list of str
         ``"dwt_d1_logmeanabs"``, ``"dwt_d1_logstd"``, ``"dwt_d1_energy"``, ... ``"dwt_a5_..."``.
     """
-    del fs                                   # the bands are fractions of fs; kept for the API
     x2, lead = _as_2d(x)
     levels = int(levels)
     if levels < 1:
@@ -156,6 +156,6 @@ def time_features(x, *, fs: float, wavelet: str = "db4", levels: int = 5
     names = ["hjorth_log_activity", "hjorth_mobility", "hjorth_complexity", "log_line_length",
              "zero_crossing_rate", "skewness", "kurtosis", "log_abs_p95",
              "permutation_entropy"]
-    wv, wnames = wavelet_band_statistics(x2, fs=fs, wavelet=wavelet, levels=levels)
+    wv, wnames = wavelet_band_statistics(x2, wavelet=wavelet, levels=levels)
     values = np.concatenate([np.stack(cols, axis=-1), wv], axis=-1)
     return values.reshape(*lead, values.shape[-1]), names + wnames

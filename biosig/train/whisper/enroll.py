@@ -230,50 +230,52 @@ def gate_fold_of(n: int, folds: int) -> list[int]:
     return [i % folds for i in range(n)]
 
 
-def _pooled_errors(run_dir: Path) -> dict[int, tuple[float, int]]:
-    """Word errors and reference words on the validation recordings after each epoch of a
-    finished enrollment run (epoch 0: the base model), from its ``metrics.jsonl``."""
+def _epoch_errors(history: list[dict]) -> dict[int, tuple[float, int]]:
+    """Word errors and reference words on the validation recordings after each epoch of an
+    enrollment run's history (epoch 0: the base model)."""
     out = {}
-    for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            v = row.get("valid") or {}
-            if v.get("wer") is not None and v.get("n_ref_words"):
-                out[int(row["epoch"])] = (float(v["wer"]) * int(v["n_ref_words"]),
-                                          int(v["n_ref_words"]))
+    for row in history:
+        v = row.get("valid") or {}
+        if v.get("wer") is not None and v.get("n_ref_words"):
+            out[int(row["epoch"])] = (float(v["wer"]) * int(v["n_ref_words"]),
+                                      int(v["n_ref_words"]))
     return out
 
 
-def _gate(records, s: EnrollSettings, *, src: Path, hf_base: str, tmp: Path, device: str,
-          language: str, progress: bool) -> dict:
+def _train_run(folder: Path, train: list, valid: list | None, settings: EnrollSettings, *,
+               src: Path, hf_base: str, device: str, language: str, progress: bool):
+    """One enrollment training in ``folder``: the ``train`` records train, the ``valid`` ones
+    (None: the same) choose the epoch."""
+    folder.mkdir(exist_ok=True)
+    write_manifest(train, folder / "enroll.jsonl", overwrite=True)
+    valid_path = None
+    if valid is not None:
+        valid_path = folder / "held_out.jsonl"
+        write_manifest(valid, valid_path, overwrite=True)
+    cfg = enrollment_config(folder / "enroll.jsonl", base_model=hf_base, settings=settings,
+                            root=src, output_dir=folder, device=device, language=language,
+                            valid_manifest=valid_path)
+    return train_whisper(cfg, run_dir=folder / "run", progress=progress)
+
+
+def _gate(records, s: EnrollSettings, *, tmp: Path, **run_kw) -> dict:
     """Cross-validated choice of the epoch count (0: keep the base model); see
-    ``EnrollSettings.gate_folds``."""
+    ``EnrollSettings.gate_folds``. Only epochs scored in every fold count."""
     fold = gate_fold_of(len(records), s.gate_folds)
-    errors: dict[int, list[float]] = {}
+    per_fold = []
     for k in range(s.gate_folds):
-        d = tmp / f"gate-{k}"
-        d.mkdir()
-        write_manifest([r for r, f in zip(records, fold) if f != k], d / "train.jsonl",
-                       overwrite=True)
-        write_manifest([r for r, f in zip(records, fold) if f == k], d / "held_out.jsonl",
-                       overwrite=True)
-        cfg = enrollment_config(d / "train.jsonl", base_model=hf_base, settings=s, root=src,
-                                output_dir=d, device=device, language=language,
-                                valid_manifest=d / "held_out.jsonl")
-        run = train_whisper(cfg, run_dir=d / "run", progress=progress)
-        for epoch, (err, words) in _pooled_errors(run.run_dir).items():
-            errors.setdefault(epoch, [0.0, 0])
-            errors[epoch][0] += err
-            errors[epoch][1] += words
-        shutil.rmtree(d, ignore_errors=True)
-    complete = {e: v for e, v in errors.items() if v[1] and e <= s.epochs}
-    if 0 not in complete:
+        run = _train_run(tmp / f"gate-{k}", [r for r, f in zip(records, fold) if f != k],
+                         [r for r, f in zip(records, fold) if f == k], s, **run_kw)
+        per_fold.append(_epoch_errors(run.history))
+        shutil.rmtree(tmp / f"gate-{k}", ignore_errors=True)
+    epochs = sorted(set.intersection(*(set(p) for p in per_fold)))
+    if 0 not in epochs:
         raise RuntimeError("enrollment gate: the base model was not scored on the held-out "
                            "recordings")
-    wer = {e: err / words for e, (err, words) in sorted(complete.items())}
+    wer = {e: sum(p[e][0] for p in per_fold) / sum(p[e][1] for p in per_fold) for e in epochs}
     best = min(wer, key=lambda e: (round(wer[e], 9), e))       # the base model on a tie
     return {"folds": s.gate_folds, "wer_by_epochs": {str(e): w for e, w in wer.items()},
-            "epochs": best, "n_ref_words": int(complete[0][1])}
+            "epochs": best, "n_ref_words": sum(p[0][1] for p in per_fold)}
 
 
 def enrollment_config(manifest, *, base_model: str, settings: EnrollSettings, root,
@@ -371,26 +373,19 @@ def enroll_speaker(name: str, folder, *, model: str, speakers_dir=None,
                               "at least one per fold")
     with tempfile.TemporaryDirectory(prefix="biosig-enroll-", dir=work_dir) as tmp:
         tmp = Path(tmp)
+        run_kw = {"src": src, "hf_base": hf_base, "device": device, "language": language,
+                  "progress": progress}
         gate = None
         if s.gate_folds:
-            gate = _gate(records, s, src=src, hf_base=hf_base, tmp=tmp, device=device,
-                         language=language, progress=progress)
+            gate = _gate(records, s, tmp=tmp, **run_kw)
             log.info("speaker %s: cross-validated over %d folds, %d epoch(s) kept", name,
                      s.gate_folds, gate["epochs"])
         run, report = None, {"best_epoch": 0}
         if gate is None or gate["epochs"] > 0:
-            manifest = tmp / "enroll.jsonl"
-            write_manifest([r for i, r in enumerate(records) if i not in held], manifest,
-                           overwrite=True)
-            valid = None
-            if held:
-                valid = tmp / "held_out.jsonl"
-                write_manifest([records[i] for i in sorted(held)], valid, overwrite=True)
             final = s if gate is None else s.replace(epochs=gate["epochs"])
-            cfg = enrollment_config(manifest, base_model=hf_base, settings=final, root=src,
-                                    output_dir=tmp, device=device, language=language,
-                                    valid_manifest=valid)
-            run = train_whisper(cfg, run_dir=tmp / "run", progress=progress)
+            run = _train_run(tmp, [r for i, r in enumerate(records) if i not in held],
+                             [records[i] for i in sorted(held)] if held else None, final,
+                             **run_kw)
             report = run.report
         if gate is not None:
             scored = {"base": gate["wer_by_epochs"]["0"],
