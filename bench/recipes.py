@@ -582,8 +582,14 @@ def _tried_png(recipe: str, entry: dict, folder: Path, earlier: list[Path] = ())
     cands = list(valid.get("candidates") or [])
     if h.get("run_dir"):
         cands = _stage_candidates(Path(h["run_dir"]))        # with each candidate's C
+    def same(a, b):                           # one candidate with the same scores
+        return all(a.get(k) == b.get(k) for k in ("inputs", "classifier", "c", "bag",
+                                                   "histgb", "network_weight", "valid",
+                                                   "valid_mean", "cv", "cv_mean"))
+
     for run_dir in earlier:                   # earlier runs of the same splits
-        cands += [dict(c, run=Path(run_dir).name) for c in _stage_candidates(Path(run_dir))]
+        cands += [dict(c, run=Path(run_dir).name) for c in _stage_candidates(Path(run_dir))
+                  if not any(same(c, d) for d in cands)]
     if not cands:
         return
     import matplotlib
