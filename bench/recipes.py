@@ -582,14 +582,8 @@ def _tried_png(recipe: str, entry: dict, folder: Path, earlier: list[Path] = ())
     cands = list(valid.get("candidates") or [])
     if h.get("run_dir"):
         cands = _stage_candidates(Path(h["run_dir"]))        # with each candidate's C
-    def same(a, b):                           # one candidate with the same scores
-        return all(a.get(k) == b.get(k) for k in ("inputs", "classifier", "c", "bag",
-                                                   "histgb", "network_weight", "valid",
-                                                   "valid_mean", "cv", "cv_mean"))
-
     for run_dir in earlier:                   # earlier runs of the same splits
-        cands += [dict(c, run=Path(run_dir).name) for c in _stage_candidates(Path(run_dir))
-                  if not any(same(c, d) for d in cands)]
+        cands += [dict(c, run=Path(run_dir).name) for c in _stage_candidates(Path(run_dir))]
     if not cands:
         return
     import matplotlib
@@ -610,10 +604,12 @@ def _tried_png(recipe: str, entry: dict, folder: Path, earlier: list[Path] = ())
     scores = ([valid.get("network", valid.get("network_valid"))]
               + [c.get("valid_mean", c.get("valid")) for c in cands])
     cvs = [None] + [c.get("cv_mean", c.get("cv")) for c in cands]
+    # an earlier run's candidate with the run's own settings and scores is shown once
+    plain = ["network alone"] + [label(dict(c, run=None)) for c in cands]
     keep, seen = [], set()
-    for n, v, cv in zip(names, scores, cvs):
-        if v is not None and n not in seen:
-            seen.add(n)
+    for n, p, v, cv in zip(names, plain, scores, cvs):
+        if v is not None and n not in seen and (p, v, cv) not in seen:
+            seen.update((n, (p, v, cv)))
             keep.append((textwrap.fill(n, 58), v, cv))
     metric = entry["target"]["metric"]
     tests = [(who, entry.get(key)) for who, key in

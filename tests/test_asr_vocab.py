@@ -16,6 +16,7 @@ from biosig.asr.vocab import (  # noqa: E402
     Vocabulary,
     correct_terms,
     decode_with_vocab,
+    prompted_decode_guard,
     read_vocab,
     sound_similarity,
     vocab_guard,
@@ -372,3 +373,28 @@ def test_streaming_with_vocab_on_real_speech(whisper_model, repeat_clip):
     run = simulate_stream(eng, load_audio(path), chunk_s=1.0)
     assert len(run.text.split()) <= len(ref.split()) + 2
     assert error_rates([ref], [run.text]).wer <= 0.25
+
+
+def test_prompted_decode_guard_known_answers():
+    """The guard of any prompted decode against the plain one (``decode_with_vocab``'s, and
+    ``bench/enroll_context.py``'s prompt of a speaker's texts): a degenerate hypothesis or one
+    with far more words than the plain decode gives way; a like-sized sane one stays."""
+    from types import SimpleNamespace
+
+    def result(text):
+        words = _w([" " + t for t in text.split()], step=0.3)
+        return SimpleNamespace(segments=[Segment(text, 0.0, 5.0, tuple(words))])
+
+    plain = result("he nodded his head and smiled")
+    assert prompted_decode_guard(plain, result("he nodded his head and smiled"), [],
+                                 audio_s=5.0) is None
+    assert prompted_decode_guard(
+        plain, result("he nodded his head and smiled he nodded his head and smiled"), [],
+        audio_s=5.0) == "phrase repeated"
+    assert prompted_decode_guard(
+        plain, result("he nodded his head slowly and then smiled at every single one of the "
+                      "people in the room"), [], audio_s=5.0) == \
+        "far more words than the plain decode"
+    # a vocabulary term said twice back to back is the vocabulary check's (vocab_guard)
+    assert prompted_decode_guard(result("on warfarin daily"), result("on warfarin, warfarin"),
+                                 ["warfarin"], audio_s=5.0) == "a vocabulary term repeated"

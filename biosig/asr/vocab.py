@@ -68,7 +68,8 @@ from biosig.errors import ConfigError, InputError
 from biosig.extras import require
 
 __all__ = ["Vocabulary", "read_vocab", "vocab_prompt", "sound_similarity", "correct_terms",
-           "Correction", "decode_with_vocab", "vocab_guard", "MAX_PROMPT_TERMS"]
+           "Correction", "decode_with_vocab", "vocab_guard", "prompted_decode_guard",
+           "MAX_PROMPT_TERMS"]
 
 log = logging.getLogger(__name__)
 
@@ -360,6 +361,19 @@ def vocab_guard(words, terms, *, audio_s: float,
     return why
 
 
+def prompted_decode_guard(plain, prompted, terms, *, audio_s: float) -> str | None:
+    """Why a decode with a prompt (``prompted``: a ``DecodeResult`` or a ``Transcript``,
+    anything with ``segments``) must give way to the plain decode of the same audio, or
+    ``None``: :func:`vocab_guard` on its words, or far
+    more words than the plain decode (more than 1.5 times plus 3)."""
+    why = vocab_guard([w for s in prompted.segments for w in s.words], terms, audio_s=audio_s)
+    n_plain = sum(len(s.text.split()) for s in plain.segments)
+    n_prompted = sum(len(s.text.split()) for s in prompted.segments)
+    if why is None and n_prompted > 1.5 * n_plain + 3:
+        why = "far more words than the plain decode"
+    return why
+
+
 def _terms_in(terms, segments) -> int:
     """How many of ``terms`` a decode's text holds (the dictation normaliser's word match)."""
     return term_recall(list(terms), " ".join(s.text for s in segments))[0]
@@ -408,12 +422,7 @@ def decode_with_vocab(model, audio, options, vocab: Vocabulary, *,
     biased = model.decode(audio, options.replace(initial_prompt=prompted(cands),
                                                  temperature_fallback=False))
     spent += biased.decode_time_s
-    b_words = [w for s in biased.segments for w in s.words]
-    n_plain = sum(len(s.text.split()) for s in plain.segments)
-    n_biased = sum(len(s.text.split()) for s in biased.segments)
-    why = vocab_guard(b_words, cands, audio_s=len(audio) / ASR_FS)
-    if why is None and n_biased > 1.5 * n_plain + 3:
-        why = "far more words than the plain decode"
+    why = prompted_decode_guard(plain, biased, cands, audio_s=len(audio) / ASR_FS)
     if why is None and not narrow and (_terms_in(cands, biased.segments)
                                        <= _terms_in(cands, plain.segments)):
         why = "no more prompted terms than the plain decode"
