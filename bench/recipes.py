@@ -28,6 +28,7 @@ The corpora are the development portions laid out by ``../shared/tools/get_corpu
 RESERVED portions are never extracted, so they cannot enter here). Usage::
 
     python bench/recipes.py --corpora /data/corpora [--runs runs] [--only bonn,cough]
+    python bench/recipes.py --corpora - --replot        # the tried plots again, from the JSON
 
 ``--corpora`` holds ``cinc2017/``, ``circor2022/``, ``covid19_cough/`` and ``bonn/``; their
 manifests are built into ``--work`` (default ``runs/bench_recipes``) when missing, together
@@ -386,7 +387,12 @@ def main(argv=None) -> int:
                     help="RECIPE=RUN_DIR: an earlier run on the same splits whose stage "
                          "candidates the what-was-tried plot also shows, marked [RUN]")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "recipes.json")
+    ap.add_argument("--replot", action="store_true",
+                    help="only draw the what-was-tried plots again from --out's stored rows "
+                         "(no corpora, runs or baselines needed)")
     a = ap.parse_args(argv)
+    if a.replot:
+        return _replot(a.out, only=set(a.only.split(",")) if a.only else None)
     work = a.work or (a.runs / "bench_recipes")
     work.mkdir(parents=True, exist_ok=True)
     chosen = dict(r.split("=", 1) for r in a.run)
@@ -444,6 +450,23 @@ def main(argv=None) -> int:
     md = a.out.with_suffix(".md")
     write_text_atomic(md, _markdown(out))
     print(f"written: {a.out}, {md}")
+    return 0
+
+
+def _replot(out_path: Path, *, only: set | None = None) -> int:
+    """Draw each recipe's what-was-tried plot again from the rows stored in ``out_path``."""
+    from biosig.fileio import write_json_atomic
+    out = json.loads(out_path.read_text())
+    for recipe, entry in out.get("recipes", {}).items():
+        if only and recipe not in only and entry.get("corpus") not in only:
+            continue
+        if not entry.get("tried"):
+            print(f"{recipe}: no stored rows (measured before they were kept; rerun it)",
+                  file=sys.stderr)
+            continue
+        _draw_tried(recipe, entry, out_path.parent / "recipes")
+        print(f"{recipe}: {entry['tried_png']}")
+    write_json_atomic(out_path, out)
     return 0
 
 
@@ -576,7 +599,8 @@ def _tried_png(recipe: str, entry: dict, folder: Path, earlier: list[Path] = ())
     """``<recipe>_tried.png``: the validation score of everything the run's stage tried (the
     network alone and each hybrid candidate; mean over folds for K-fold runs) beside the test
     figures of the network, the hybrid, the run's model and the baseline (issue 28: what was
-    tried against validation score)."""
+    tried against validation score). The plot's rows are kept in ``entry["tried"]``, from which
+    ``--replot`` draws it again without the corpora or the run folders."""
     h = entry.get("hybrid") or {}
     valid = h.get("valid") or {}
     cands = list(valid.get("candidates") or [])
@@ -586,10 +610,6 @@ def _tried_png(recipe: str, entry: dict, folder: Path, earlier: list[Path] = ())
         cands += [dict(c, run=Path(run_dir).name) for c in _stage_candidates(Path(run_dir))]
     if not cands:
         return
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from biosig.train.hybrid import candidate_settings_text
 
     def label(c):
@@ -606,11 +626,11 @@ def _tried_png(recipe: str, entry: dict, folder: Path, earlier: list[Path] = ())
     cvs = [None] + [c.get("cv_mean", c.get("cv")) for c in cands]
     # an earlier run's candidate with the run's own settings and scores is shown once
     plain = ["network alone"] + [label(dict(c, run=None)) for c in cands]
-    keep, seen = [], set()
+    rows, seen = [], set()
     for n, p, v, cv in zip(names, plain, scores, cvs):
         if v is not None and n not in seen and (p, v, cv) not in seen:
             seen.update((n, (p, v, cv)))
-            keep.append((textwrap.fill(n, 58), v, cv))
+            rows.append({"label": n, "valid": v, "cv": cv})
     metric = entry["target"]["metric"]
     tests = [(who, entry.get(key)) for who, key in
              (("network", "deep"), ("hybrid", "hybrid"), ("baseline", "baseline"))]
@@ -618,8 +638,23 @@ def _tried_png(recipe: str, entry: dict, folder: Path, earlier: list[Path] = ())
         tests.insert(2, ("run's model", entry["per_fold"]))
     if entry.get("decision"):
         tests.insert(len(tests) - 1, ("run's model + rule", entry["decision"]))
-    tests = [(w, m["metrics"].get(metric), None) for w, m in tests
-             if m is not None and m["metrics"].get(metric) is not None]
+    entry["tried"] = {"per_fold": "chosen_per_fold" in valid, "rows": rows,
+                      "test": [{"label": w, "value": m["metrics"].get(metric)} for w, m in tests
+                               if m is not None and m["metrics"].get(metric) is not None]}
+    _draw_tried(recipe, entry, folder)
+
+
+def _draw_tried(recipe: str, entry: dict, folder: Path) -> None:
+    """Draw ``<recipe>_tried.png`` from ``entry["tried"]`` (see :func:`_tried_png`)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tried = entry["tried"]
+    keep = [(textwrap.fill(r["label"], 58), r["valid"], r["cv"]) for r in tried["rows"]]
+    tests = [(t["label"], t["value"], None) for t in tried["test"]]
+    metric = entry["target"]["metric"]
+    per_fold = tried["per_fold"]
     lines = sum(n.count("\n") + 1 for n, _, _ in keep)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 0.3 * max(lines, len(keep) * 1.5,
                                                               len(tests)) + 1.8),
@@ -648,9 +683,9 @@ def _tried_png(recipe: str, entry: dict, folder: Path, earlier: list[Path] = ())
                 ax.text(cv, i + h / 2, f" {cv:.3f}", va="center", fontsize=7)
 
     bars(a1, keep, "#4c72b0", "validation score (the run's train.monitor"
-         + (", mean over folds)" if "chosen_per_fold" in valid else ")"),
+         + (", mean over folds)" if per_fold else ")"),
          second=("#55a868", "cross-validated over the stage's select_splits"
-                 + (" (mean over folds)" if "chosen_per_fold" in valid else "")))
+                 + (" (mean over folds)" if per_fold else "")))
     bars(a2, tests, "#dd8452", f"test {metric} (pooled)")
     fig.suptitle(f"{recipe}: what the stage tried (validation) and what it gave (test)",
                  fontsize=10)

@@ -17,7 +17,8 @@ import lazy_loader as _lazy
 # batch scoring wfdb and biosig.batch; the EC57 evaluation needs neither. The modules are
 # attributes too (biosig.ecg.peaks), except hrv: biosig.ecg.hrv is the function.
 __getattr__, __dir__, _ = _lazy.attach(__name__, submodules=[
-    "clean", "evaluation", "morphology", "peaks", "rate", "scoring", "simulate"], submod_attrs={
+    "clean", "evaluation", "morphology", "peaks", "rate", "rhythm", "scoring", "simulate"],
+    submod_attrs={
     "clean": ["ecg_clean"],
     "evaluation": ["BEAT_LABELS", "BeatCounts", "QrsEvaluation", "RecordScore", "compare_beats",
         "evaluate_qrs", "match_beats"],
@@ -26,6 +27,7 @@ __getattr__, __dir__, _ = _lazy.attach(__name__, submodules=[
     "morphology": ["MORPHOLOGY_KEYS", "beat_morphology"],
     "peaks": ["QrsPeaks", "ecg_peaks"],
     "rate": ["ecg_rate"],
+    "rhythm": ["RR_PATTERN_KEYS", "beat_shape", "beat_shape_keys", "rr_patterns"],
     "scoring": ["SCORE_COLUMNS", "score_qrs", "score_record", "write_qrs_annotations"],
     "simulate": ["SimulatedEcg", "ecg_simulate", "write_wfdb_record"],
 })
@@ -36,5 +38,5 @@ __all__ = [
     "RecordScore", "QrsEvaluation", "match_beats", "compare_beats", "evaluate_qrs", "score_qrs",
     "score_record", "write_qrs_annotations", "SCORE_COLUMNS", "ecg_simulate", "SimulatedEcg",
     "write_wfdb_record", "rr_statistics", "coefficient_of_sample_entropy", "beat_morphology",
-    "MORPHOLOGY_KEYS",
+    "MORPHOLOGY_KEYS", "rr_patterns", "RR_PATTERN_KEYS", "beat_shape", "beat_shape_keys",
 ]

@@ -10,7 +10,7 @@ from biosig import dsp
 from biosig.signal import signal_data
 from biosig.validate import check_channel, check_signal
 
-__all__ = ["MIN_FS", "ecg_data", "as_lead", "filtfilt_lead", "as_peaks"]
+__all__ = ["MIN_FS", "ecg_data", "as_lead", "filtfilt_lead", "as_peaks", "corr_rows"]
 
 #: Lowest sampling rate the ECG functions accept (the QRS band reaches 15 Hz, and the
 #: five-point derivative needs a few samples per complex).
@@ -76,3 +76,11 @@ def as_peaks(peaks) -> np.ndarray:
         raise ValueError(f"peaks are not strictly increasing (peaks[{bad + 1}] = {p[bad + 1]} "
                          f"after {p[bad]}), expected increasing sample indices")
     return p
+
+
+def corr_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each row of ``a`` with the vector ``b`` (0 for a flat row)."""
+    a = a - a.mean(axis=-1, keepdims=True)
+    b = b - b.mean()
+    den = np.sqrt((a ** 2).sum(axis=-1) * (b ** 2).sum())
+    return np.divide(a @ b, den, out=np.zeros(a.shape[0]), where=den > 0)

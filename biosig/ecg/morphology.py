@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from biosig.ecg._common import corr_rows
 from biosig.errors import InputError
 from biosig.validate import check_fs
 
@@ -28,14 +29,6 @@ _QRS_S = (-0.05, 0.05)
 _T_S = (0.15, 0.40)
 _AF_BAND_HZ = (4.0, 9.0)     # fibrillatory waves
 _ALL_BAND_HZ = (1.0, 40.0)
-
-
-def _corr_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson correlation of each row of ``a`` with the vector ``b`` (0 for a flat row)."""
-    a = a - a.mean(axis=-1, keepdims=True)
-    b = b - b.mean()
-    den = np.sqrt((a ** 2).sum(axis=-1) * (b ** 2).sum())
-    return np.divide(a @ b, den, out=np.zeros(a.shape[0]), where=den > 0)
 
 
 def beat_morphology(beats, *, fs: float, offset_s: float) -> dict[str, float]:
@@ -94,7 +87,7 @@ def beat_morphology(beats, *, fs: float, offset_s: float) -> dict[str, float]:
     qrs_amp = float(np.ptp(tmpl[qrs]))
     if qrs_amp <= 0:
         return nan
-    corr = _corr_rows(b, tmpl)
+    corr = corr_rows(b, tmpl)
     resid = b - tmpl
     # the median beat above half its QRS amplitude: the contiguous stretch around R
     dev = np.abs(tmpl - np.median(tmpl))
@@ -112,7 +105,7 @@ def beat_morphology(beats, *, fs: float, offset_s: float) -> dict[str, float]:
     has_t = t.stop - t.start >= 3
     return {
         "beat_corr_mean": float(corr.mean()), "beat_corr_std": float(corr.std()),
-        "beat_p_corr_mean": float(_corr_rows(b[:, p], tmpl[p]).mean()),
+        "beat_p_corr_mean": float(corr_rows(b[:, p], tmpl[p]).mean()),
         "beat_p_rel_amp": float(np.ptp(tmpl[p]) / qrs_amp),
         "beat_t_rel_amp": float(np.ptp(tmpl[t]) / qrs_amp) if has_t else float("nan"),
         "beat_qrs_width_s": float((hi - lo + 1) / fs),

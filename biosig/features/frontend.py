@@ -413,6 +413,11 @@ class ECGConfig(FrontEnd):
         :func:`biosig.ecg.ecg_peaks` on the first channel; ``"annotations"`` uses the record's
         beat annotations (e.g. a WFDB ``.atr``: reference labels, so never for features a model
         is evaluated on). The source is recorded as ``beat_source`` in the feature config.
+    rhythm_features : bool
+        Summaries (:func:`biosig.features.summarize`) add the rhythm patterns of
+        :func:`biosig.ecg.rr_patterns` (premature beats, pauses, bigeminy) and
+        :func:`biosig.ecg.beat_shape` (ectopic-looking beats, the median beat at 20 points).
+        Off by default, so the features of the measured baselines stay as they were.
     """
 
     preset: Literal["ecg"] = "ecg"
@@ -425,6 +430,7 @@ class ECGConfig(FrontEnd):
     fmin_hz: float = Field(default=0.5, ge=0)
     fmax_hz: float | None = Field(default=50.0, gt=0)
     beats: Literal["detect", "annotations"] = "detect"
+    rhythm_features: bool = False
 
     @field_validator("beat_window_s")
     @classmethod

@@ -18,7 +18,8 @@ cough     ``log_mel``, ``mfcc``, ``mfcc_delta``, ``mfcc_delta2``
 speech    Whisper's 80-bin ``log_mel`` at 16 kHz
 ecg       0.5-40 Hz band-passed ``signal``, beat-centred windows ``beats`` around R peaks
           (``r_peaks``, ``ecg_peaks`` detections or, when asked, the record's beat
-          annotations), log-power ``spectrogram``
+          annotations), log-power ``spectrogram``; its summary row adds, with
+          ``rhythm_features=True``, premature beats, pauses, bigeminy and the median beat
 eeg       notched and 0.5-45 Hz band-passed ``signal``, per-channel ``spectrogram``,
           Welch ``psd``, ``band_power`` and ``relative_band_power`` (delta..gamma),
           and, with ``time_features=True``, Hjorth, line length, entropy, wavelet sub-bands

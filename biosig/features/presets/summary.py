@@ -8,6 +8,7 @@ import numpy as np
 
 from biosig.ecg.hrv import rr_statistics
 from biosig.ecg.morphology import beat_morphology
+from biosig.ecg.rhythm import beat_shape, rr_patterns
 from biosig.features.presets.compute import compute_features
 from biosig.features.presets.featureset import FeatureSet
 from biosig.signal import as_signal
@@ -26,7 +27,9 @@ def summarize(features: FeatureSet) -> dict[str, float]:
     - ECG beats: :func:`biosig.ecg.hrv.rr_statistics` (``n_beats``, ``heart_rate_bpm``,
       ``rr_std_s``, ``rr_cv``, ``rmssd_s``, ``pnn50`` ...) and the first lead's
       :func:`biosig.ecg.morphology.beat_morphology` (``beat_corr_mean``, ``beat_p_corr_mean``,
-      ``beat_residual_af_power`` ...);
+      ``beat_residual_af_power`` ...), and with the preset's ``rhythm_features``
+      :func:`biosig.ecg.rhythm.rr_patterns` and :func:`biosig.ecg.rhythm.beat_shape`
+      (``rr_premature_pause_frac``, ``rr_ac1``, ``beat_template_00`` ...);
     - heart cycles (PCG, ``heart_cycles``): ``hc_n_cycles`` and the median and 75th
       percentile over cycles of each phase feature (``hc_systole_100_200hz_db_median`` ...);
     - lung cycles: ``n_cycles``.
@@ -53,6 +56,10 @@ def summarize(features: FeatureSet) -> dict[str, float]:
         out.update(beat_morphology(features["beats"][:, 0, :], fs=features.fs,
                                    offset_s=features.config["beat_offset_samples"]
                                    / features.fs))
+    if "beats" in features.arrays and features.config.get("rhythm_features"):
+        out.update(rr_patterns(features["r_peaks"], fs=features.fs))
+        out.update(beat_shape(features["beats"][:, 0, :], features["beat_samples"],
+                              features["r_peaks"]))
     if "heart_cycle_features" in features.arrays:
         hc = features["heart_cycle_features"]
         out["hc_n_cycles"] = float(hc.shape[0])
