@@ -1,4 +1,4 @@
-"""Soak: 30 minutes of audio through `biosig serve` (Whisper base, real speech every minute,
+"""Soak: 45 minutes of audio through `biosig serve` (Whisper base, real speech every minute,
 silence between, sent 30x faster than real time): every utterance is transcribed to the end,
 and the server's memory stays flat once its allocators are warm (the last 10 minutes).
 
@@ -21,7 +21,11 @@ pytest.importorskip("uvicorn", reason="needs the [serve] extra")
 pytest.importorskip("websockets", reason="needs the [serve] extra")
 
 CLIPS = ["1089-134686-0000", "1089-134686-0001", "1089-134691-0000", "1089-134691-0001"]
-MINUTES = 30
+# 45, not 30: on a loaded machine the allocators' caches still grew by steps to minute 24 of
+# 30 (session 27's CI: +8.8 MiB there, so the last 10 minutes stood +12.0 on the earlier peak
+# and grew +9.1), while alone at 60 minutes they level off by minute 44 (+0.7 MiB over the
+# last 10); the longer warm-up, not looser limits, keeps a cache step out of the leak rule
+MINUTES = 45
 SPEED = 30.0          # times real time
 
 
@@ -52,10 +56,10 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log, timeout_s: float = 120.
 
 @pytest.mark.slow
 @pytest.mark.soak
-@pytest.mark.timeout(1800)     # 1-2 min alone; a loaded machine falls far behind
+@pytest.mark.timeout(1800)     # 2-3 min alone; a loaded machine falls far behind
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"),
                     reason="reads the memory from /proc (Linux)")
-def test_thirty_minutes_of_dictation_with_flat_memory(whisper_model_dir, librispeech_clip,
+def test_forty_five_minutes_of_dictation_with_flat_memory(whisper_model_dir, librispeech_clip,
                                                       tmp_path):
     from biosig.asr import ASR_FS, error_rates, load_audio
     from biosig.asr.client import stream_to_server

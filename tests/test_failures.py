@@ -184,6 +184,8 @@ FS_ONLY = {
         np.array([10, 300]), fs=fs),
     "biosig.ecg.rr_statistics": lambda fs: _fn("biosig.ecg.rr_statistics")(
         np.array([10, 300, 600]), fs=fs),
+    "biosig.ecg.rr_patterns": lambda fs: _fn("biosig.ecg.rr_patterns")(
+        np.array([10, 300, 600, 900, 1200, 1500]), fs=fs),
     "biosig.ecg.beat_morphology": lambda fs: _fn("biosig.ecg.beat_morphology")(
         np.zeros((4, 210)), fs=fs, offset_s=0.25),
     "biosig.ecg.write_qrs_annotations": lambda fs: _fn("biosig.ecg.write_qrs_annotations")(
