@@ -20,6 +20,21 @@ def repo_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def bench_script(repo_root):
+    """``bench_script("recipes")``: the module of ``bench/recipes.py``, loaded by its path (the
+    bench scripts are not a package, and ``recipes`` is also the repository's folder)."""
+    import importlib.util
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(f"bench_{name}",
+                                                      repo_root / "bench" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load
+
+
+@pytest.fixture(scope="session")
 def data_root() -> Path:
     """The real recordings (``$BIOSIG_DATA_ROOT`` or ``../shared/data``); skips when absent."""
     from biosig.datasets import data_root as find

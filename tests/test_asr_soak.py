@@ -60,7 +60,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log, timeout_s: float = 120.
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"),
                     reason="reads the memory from /proc (Linux)")
 def test_forty_five_minutes_of_dictation_with_flat_memory(whisper_model_dir, librispeech_clip,
-                                                      tmp_path):
+                                                          tmp_path):
     from biosig.asr import ASR_FS, error_rates, load_audio
     from biosig.asr.client import stream_to_server
     from biosig.asr.serve import free_port

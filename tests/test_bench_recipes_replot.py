@@ -1,22 +1,12 @@
 """bench/recipes.py's ``--replot``: the what-was-tried plot drawn again from the rows kept in
 ``recipes.json``, with no corpus, run folder or baseline at hand."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 
-def _bench_recipes():
-    """bench/recipes.py by its path (the name ``recipes`` is also the repository's folder)."""
-    path = Path(__file__).resolve().parents[1] / "bench" / "recipes.py"
-    spec = importlib.util.spec_from_file_location("bench_recipes", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_replot_draws_the_stored_rows_and_names_an_entry_without_them(tmp_path, capsys):
-    recipes = _bench_recipes()
+def test_replot_draws_the_stored_rows_and_names_an_entry_without_them(tmp_path, capsys,
+                                                                     bench_script):
+    recipes = bench_script("recipes")
     entry = {"corpus": "cinc2017", "target": {"metric": "cinc2017_f1", "value": 0.83},
              "tried": {"per_fold": False,
                        "rows": [{"label": "network alone", "valid": 0.79, "cv": None},

@@ -197,8 +197,7 @@ def beat_shape(beats, beat_samples, peaks, *, n_points: int = 20) -> dict[str, f
     all_p = np.unique(as_peaks(peaks))
     if all_p.size >= 5:
         short, _ = _short_long(np.diff(all_p).astype(np.float64))
-        premature_ends = set(all_p[1:][short].tolist())
-        is_prem = np.array([int(s) in premature_ends for s in samples], dtype=bool)
+        is_prem = np.isin(samples, all_p[1:][short])
         if is_prem.any():
             out["beat_premature_low_corr_frac"] = float((corr[is_prem] < _LOW_CORR[0]).mean())
             out["beat_premature_corr_mean"] = float(corr[is_prem].mean())
